@@ -1,0 +1,2 @@
+from photoguard.cli import main
+main()

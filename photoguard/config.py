@@ -1,0 +1,165 @@
+"""Settings from ``photoguard.toml`` in the home, with defaults and where each value came from."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+SETTINGS_FILE = "photoguard.toml"
+CHANNEL_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+class ConfigError(Exception):
+    """A setting is unknown or has a bad value; the message names the key and the file."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    channels: tuple[str, ...] = ("facebook", "instagram", "twitter")
+    # A face is a child only if its distance to the child's nearest template is at most
+    # match_threshold AND the next child is at least match_margin farther. Stricter than
+    # face_recognition's 0.6: its authors warn that children get mixed up at 0.6.
+    match_threshold: float = 0.45
+    match_margin: float = 0.08
+    # Faces narrower than this (pixels, in the oriented photo) are never identified.
+    min_face_px: int = 80
+    # CenterFace score threshold: low on purpose, over-obscuring is the safe error.
+    detect_threshold: float = 0.3
+    obscure_method: str = "pixelate"  # "pixelate" (with noise) or "fill"
+    obscure_grow: float = 1.3
+    archive_retention_days: int = 30
+    workers: int = 0  # 0 = number of cores
+    # key -> "default" or the settings file that set it
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or (os.cpu_count() or 1)
+
+
+# toml path ("section.key" or "key") -> Settings attribute
+_KEYS: dict[str, str] = {
+    "channels": "channels",
+    "match.threshold": "match_threshold",
+    "match.margin": "match_margin",
+    "match.min_face_px": "min_face_px",
+    "detect.threshold": "detect_threshold",
+    "obscure.method": "obscure_method",
+    "obscure.grow": "obscure_grow",
+    "archive.retention_days": "archive_retention_days",
+    "workers": "workers",
+}
+_ATTR_TO_KEY = {v: k for k, v in _KEYS.items()}
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _check(key: str, value: Any, where: Path) -> Any:
+    def bad(what: str) -> ConfigError:
+        return ConfigError(f"{where}: '{key}' {what} (got {value!r}). Fix or remove that line.")
+
+    if key == "channels":
+        if not isinstance(value, list) or not value or not all(isinstance(c, str) for c in value):
+            raise bad("must be a non-empty list of channel names like [\"facebook\", \"instagram\"]")
+        names = [c.strip().lower() for c in value]
+        for name in names:
+            if not name or not set(name) <= CHANNEL_NAME_CHARS:
+                raise bad("channel names may use only letters, digits, '-' and '_'")
+        if len(set(names)) != len(names):
+            raise bad("lists a channel twice")
+        return tuple(names)
+    if key in ("match.threshold", "match.margin", "detect.threshold"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise bad("must be a number between 0 and 1")
+        return float(value)
+    if key == "obscure.grow":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 3:
+            raise bad("must be a number between 1 and 3")
+        return float(value)
+    if key == "obscure.method":
+        if value not in ("pixelate", "fill"):
+            raise bad("must be \"pixelate\" or \"fill\"")
+        return value
+    if key in ("match.min_face_px", "archive.retention_days", "workers"):
+        low = 1 if key == "match.min_face_px" else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise bad(f"must be a whole number of at least {low}")
+        return value
+    raise AssertionError(key)
+
+
+def load_settings(home: Path) -> Settings:
+    """Read ``home/photoguard.toml`` (if present) over the defaults."""
+    path = Path(home) / SETTINGS_FILE
+    sources = {key: "default" for key in _KEYS}
+    if not path.exists():
+        return Settings(sources=sources)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}). Fix the file or delete it to use defaults.")
+    values: dict[str, Any] = {}
+    for key, value in _flatten(data).items():
+        if key not in _KEYS:
+            known = ", ".join(sorted(_KEYS))
+            raise ConfigError(f"{path}: unknown setting '{key}'. Known settings: {known}.")
+        values[_KEYS[key]] = _check(key, value, path)
+        sources[key] = str(path)
+    return Settings(**values, sources=sources)
+
+
+def effective_settings(settings: Settings) -> list[tuple[str, Any, str]]:
+    """(toml key, value, source) for every setting, for ``photoguard config``."""
+    rows = []
+    for f in fields(Settings):
+        if f.name == "sources":
+            continue
+        key = _ATTR_TO_KEY[f.name]
+        value = getattr(settings, f.name)
+        rows.append((key, list(value) if isinstance(value, tuple) else value, settings.sources.get(key, "default")))
+    return rows
+
+
+def write_setting(home: Path, key: str, value: float | int | str) -> Path:
+    """Set one ``section.key`` in photoguard.toml, keeping the other lines (used by calibrate --apply)."""
+    if key not in _KEYS:
+        raise ConfigError(f"unknown setting '{key}'")
+    path = Path(home) / SETTINGS_FILE
+    _check(key, value, path)
+    section, _, name = key.rpartition(".")
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    rendered = f"{name} = {value!r}" if not isinstance(value, str) else f'{name} = "{value}"'
+    current = ""
+    insert_at = None
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            current = stripped[1:-1].strip()
+            if current == section:
+                insert_at = i + 1
+            continue
+        if current == section and stripped.split("=")[0].strip() == name:
+            lines[i] = rendered
+            break
+    else:
+        if insert_at is not None:
+            lines.insert(insert_at, rendered)
+        elif section:
+            lines += ["", f"[{section}]", rendered]
+        else:
+            lines.insert(0, rendered)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    load_settings(home)  # the file must still be valid
+    return path

@@ -1,0 +1,136 @@
+"""The SQLite database under ``.photoguard/``: roster, templates, consent history, journal and audit.
+
+One schema for every stage so that the watcher, ``enrol`` and the report all read the same file.
+The file is owner-only (0600) and deleted rows are overwritten (secure_delete), because it holds
+biometric templates.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS children (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    face_matching INTEGER NOT NULL DEFAULT 0,
+    channels TEXT NOT NULL DEFAULT '{}',      -- JSON {channel: 0/1}
+    expires TEXT,                             -- YYYY-MM-DD or NULL
+    problem TEXT,                             -- why the CSV row was not usable (then: no consent)
+    csv_line INTEGER,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS consent_history (
+    id INTEGER PRIMARY KEY,
+    child_id TEXT NOT NULL,
+    changed_at TEXT NOT NULL,
+    field TEXT NOT NULL,                      -- 'added', 'removed', 'face_matching', 'expires', 'channel:<name>', 'name', 'problem'
+    old TEXT,
+    new TEXT
+);
+CREATE INDEX IF NOT EXISTS consent_history_child ON consent_history(child_id, changed_at);
+CREATE TABLE IF NOT EXISTS reference_photos (
+    child_id TEXT NOT NULL,
+    path TEXT NOT NULL,                       -- relative to enrol/
+    sha256 TEXT NOT NULL,
+    status TEXT NOT NULL,                     -- 'accepted' or 'rejected'
+    reason TEXT,
+    checked_at TEXT NOT NULL,
+    PRIMARY KEY (child_id, path)
+);
+CREATE TABLE IF NOT EXISTS templates (
+    id INTEGER PRIMARY KEY,
+    child_id TEXT NOT NULL,
+    photo_sha256 TEXT NOT NULL,
+    encoding BLOB NOT NULL,                   -- 128 float64, little-endian
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS templates_child ON templates(child_id);
+
+-- The journal: one row per distinct photo content. received -> processing -> done.
+CREATE TABLE IF NOT EXISTS photos (
+    sha256 TEXT PRIMARY KEY,
+    source TEXT NOT NULL,                     -- original file name as dropped
+    state TEXT NOT NULL,                      -- 'received', 'processing', 'done'
+    outcome TEXT,                             -- 'cleared', 'review', 'failed'
+    reason TEXT,
+    archive_path TEXT,                        -- relative to the home
+    received_at TEXT NOT NULL,
+    finished_at TEXT,
+    seconds REAL,
+    width INTEGER,
+    height INTEGER
+);
+CREATE TABLE IF NOT EXISTS faces (
+    photo_sha256 TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    box TEXT NOT NULL,                        -- JSON [left, top, right, bottom] in oriented pixels
+    score REAL,
+    child_id TEXT,                            -- NULL = unknown
+    distance REAL,
+    reason TEXT,                              -- why identified / unknown
+    PRIMARY KEY (photo_sha256, idx)
+);
+CREATE TABLE IF NOT EXISTS face_actions (
+    photo_sha256 TEXT NOT NULL,
+    face_idx INTEGER NOT NULL,
+    channel TEXT NOT NULL,
+    action TEXT NOT NULL,                     -- 'shown' or 'obscured'
+    reason TEXT NOT NULL,
+    consent TEXT,                             -- JSON snapshot of the consent used
+    PRIMARY KEY (photo_sha256, face_idx, channel)
+);
+CREATE TABLE IF NOT EXISTS outputs (
+    photo_sha256 TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    path TEXT NOT NULL,                       -- relative to the home
+    created_at TEXT NOT NULL,
+    removed_at TEXT,
+    PRIMARY KEY (photo_sha256, channel)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,                       -- 'processed', 'duplicate', 'released', 'rejected', 'rerendered', 'removed', 'purged', 'templates_erased', ...
+    photo_sha256 TEXT,
+    child_id TEXT,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS events_at ON events(at);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the database, owner-only, with deleted bytes overwritten."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = not path.exists()
+    if fresh:
+        # Create with 0600 from the start so there is no moment where others can read it.
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        os.close(fd)
+    os.chmod(path, 0o600)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA secure_delete = ON")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.executescript(SCHEMA)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.chmod(side, 0o600)
+    return conn
+
+
+def scrub(conn: sqlite3.Connection) -> None:
+    """After deleting biometric rows: push them out of the WAL and rebuild the file without them."""
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("VACUUM")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
