@@ -1,13 +1,34 @@
-"""Who is this face? 128-d encodings and a strict, pure matching rule.  (CONTRACT STUB — helper B implements)"""
+"""Who is this face? 128-d encodings and a strict, pure matching rule.
+
+Fail closed: a face is a child only when it is close to that child's templates, clearly closer
+than to any other child, large enough to judge, the only face in the photo claiming that child,
+and that child is not one of a pair of look-alikes. Anything else is unknown, with a reason.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from functools import cache
+from types import ModuleType
 
+import cv2
 import numpy as np
 
 from .detect import FaceBox
+
+# Reasons (short, shown in reports).
+MATCHED = "matched"
+NO_ENCODING = "face could not be measured"
+NO_CHILDREN = "no enrolled child to compare with"
+NOT_CLOSE = "no enrolled child close enough"
+TOO_SMALL = "too small to identify"
+
+# Faces are measured at most this wide; the landmark model gains nothing from more pixels.
+ENCODE_MAX_FACE_PX = 240
+# Below this the landmark model has nothing to work with.
+ENCODE_MIN_FACE_PX = 8
 
 
 @dataclass(frozen=True)
@@ -22,11 +43,63 @@ class Identity:
     distance: float | None     # to the nearest template of the nearest child
     runner_up: float | None    # nearest template of the next child
     reason: str                # "matched", "too small to identify", "no enrolled child close enough", ...
+    nearest: str | None = None  # the nearest child, even when not identified (for reports and evaluation)
+
+
+@cache
+def face_recognition() -> ModuleType:
+    """Import face_recognition without face_recognition_models' pkg_resources warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import face_recognition as fr
+    return fr
 
 
 def encode_faces(rgb: np.ndarray, boxes: Sequence[FaceBox]) -> list[np.ndarray | None]:
-    """One encoding per box (None where landmarks could not be found)."""
-    raise NotImplementedError
+    """One encoding per box (None where landmarks could not be found).
+
+    Each face is cut out of the full-resolution photo with a margin, and very large faces are
+    scaled down first so a 1000 px close-up costs the same as a 200 px face.
+    """
+    fr = face_recognition()
+    h, w = rgb.shape[:2]
+    out: list[np.ndarray | None] = []
+    for box in boxes:
+        bw, bh = box.right - box.left, box.bottom - box.top
+        if min(bw, bh) < ENCODE_MIN_FACE_PX:
+            out.append(None)
+            continue
+        pad = int(max(bw, bh) * 0.5)
+        x0, y0 = max(0, box.left - pad), max(0, box.top - pad)
+        x1, y1 = min(w, box.right + pad), min(h, box.bottom + pad)
+        crop = rgb[y0:y1, x0:x1]
+        scale = min(1.0, ENCODE_MAX_FACE_PX / max(bw, bh))
+        if scale < 1.0:
+            crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+                              interpolation=cv2.INTER_AREA)
+        crop = np.ascontiguousarray(crop)
+        top, left = (box.top - y0) * scale, (box.left - x0) * scale
+        bottom, right = (box.bottom - y0) * scale, (box.right - x0) * scale
+        loc = (int(round(top)), int(round(right)), int(round(bottom)), int(round(left)))
+        try:
+            enc = fr.face_encodings(crop, known_face_locations=[loc])
+        except RuntimeError:
+            enc = []
+        out.append(np.asarray(enc[0], dtype=np.float64) if enc else None)
+    return out
+
+
+def _pair_reason(a: str, b: str) -> str:
+    first, second = sorted((a, b))
+    return f"too close to call between {first} and {second}"
+
+
+def _by_child(templates: Sequence[Template]) -> tuple[list[str], list[np.ndarray]]:
+    groups: dict[str, list[np.ndarray]] = {}
+    for t in templates:
+        groups.setdefault(t.child_id, []).append(np.asarray(t.encoding, dtype=np.float64))
+    children = sorted(groups)
+    return children, [np.stack(groups[c]) for c in children]
 
 
 def match_faces(
@@ -37,6 +110,73 @@ def match_faces(
     threshold: float,
     margin: float,
     min_face_px: int,
+    confusable: Collection[frozenset[str]] = (),
 ) -> list[Identity]:
-    """Pure rule: threshold, margin to the next child, minimum width, one face per child per photo."""
-    raise NotImplementedError
+    """Pure rule: threshold, margin to the next child, minimum width, one face per child per photo.
+
+    ``confusable`` holds pairs of children too alike to tell apart (see ``confusable_pairs``): a
+    face whose nearest child is in such a pair is never identified.
+    """
+    if len(encodings) != len(widths):
+        raise ValueError("one width per encoding is needed")
+    children, stacks = _by_child(templates)
+    look_alikes: dict[str, list[str]] = {}
+    for pair in confusable:
+        members = sorted(pair)
+        for c in members:
+            look_alikes.setdefault(c, []).extend(o for o in members if o != c)
+
+    result: list[Identity] = []
+    for enc, width in zip(encodings, widths):
+        if enc is None:
+            result.append(Identity(None, None, None, NO_ENCODING))
+            continue
+        if not children:
+            result.append(Identity(None, None, None, NO_CHILDREN))
+            continue
+        enc = np.asarray(enc, dtype=np.float64)
+        dists = np.array([np.linalg.norm(s - enc, axis=1).min() for s in stacks])
+        order = np.argsort(dists, kind="stable")
+        nearest, d1 = children[order[0]], float(dists[order[0]])
+        runner = children[order[1]] if len(order) > 1 else None
+        d2 = float(dists[order[1]]) if len(order) > 1 else None
+        if width < min_face_px:
+            reason = TOO_SMALL
+        elif d1 > threshold:
+            reason = NOT_CLOSE
+        elif d2 is not None and d2 - d1 < margin:
+            reason = _pair_reason(nearest, runner)
+        elif nearest in look_alikes:
+            reason = _pair_reason(nearest, look_alikes[nearest][0])
+        else:
+            reason = MATCHED
+        result.append(Identity(nearest if reason == MATCHED else None, d1, d2, reason, nearest))
+
+    # One face per child per photo: the closest keeps the match.
+    best: dict[str, int] = {}
+    for i, ident in enumerate(result):
+        if ident.child_id is None:
+            continue
+        j = best.get(ident.child_id)
+        if j is None or ident.distance < result[j].distance:
+            best[ident.child_id] = i
+    for i, ident in enumerate(result):
+        if ident.child_id is not None and best[ident.child_id] != i:
+            result[i] = Identity(None, ident.distance, ident.runner_up,
+                                 f"another face in this photo is closer to {ident.child_id}", ident.nearest)
+    return result
+
+
+def confusable_pairs(templates: Sequence[Template], threshold: float, margin: float) -> set[frozenset[str]]:
+    """Pairs of children whose closest templates are nearer than ``threshold + margin``.
+
+    A face between two such children could be either, so neither is identified from it.
+    """
+    children, stacks = _by_child(templates)
+    pairs: set[frozenset[str]] = set()
+    for i in range(len(children)):
+        for j in range(i + 1, len(children)):
+            d = np.linalg.norm(stacks[i][:, None, :] - stacks[j][None, :, :], axis=2).min()
+            if d < threshold + margin:
+                pairs.add(frozenset((children[i], children[j])))
+    return pairs
