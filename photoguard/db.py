@@ -63,7 +63,10 @@ CREATE TABLE IF NOT EXISTS photos (
     finished_at TEXT,
     seconds REAL,
     width INTEGER,
-    height INTEGER
+    height INTEGER,
+    source_path TEXT,                         -- where it was taken from (to resume after a crash)
+    plan TEXT,                                -- JSON: staged files and where they were published
+    seed TEXT                                 -- obscuring noise seed, so a re-render matches other channels
 );
 CREATE TABLE IF NOT EXISTS faces (
     photo_sha256 TEXT NOT NULL,
