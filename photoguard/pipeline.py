@@ -1,0 +1,716 @@
+"""Process photos: detect, identify, decide per channel, obscure, verify, write, route and audit.
+
+Every photo dropped in ends in exactly one place:
+- cleared: one stripped JPEG per channel in ``outbox/<channel>/``, original moved to ``archive/``;
+- review: ``review/<stem>.jpg`` (the obscured candidate) + ``<stem>.json`` with the reason, original archived;
+- failed: the file moved to ``failed/`` with ``<name>.txt`` saying why.
+
+Crash safety comes from the journal (table ``photos``, keyed by content hash) and from staging: outputs are
+written to ``.photoguard/staging/<sha>/`` first and linked into the outbox only when all are durable;
+linking is idempotent, so a run killed at any point is finished by the next one.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import secrets
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import db
+from .consent import ChildConsent, ConsentDecision, may_show
+from .detect import FaceBox, FaceDetector
+from .home import Home
+from .identify import Identity, Template, encode_faces, match_faces
+from .images import ImageError, load_image, save_stripped_jpeg, sha256_file
+from .obscure import obscure_face
+
+# Names of files that are still being written or are not photos staff meant to share.
+IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", ".download", ".swp")
+IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
+
+SHOWN, OBSCURED = "shown", "obscured"
+
+
+class DiskFull(OSError):
+    """The home's disk is full: processing stops, nothing is lost, photos wait in the inbox."""
+
+
+def is_candidate(path: Path) -> bool:
+    """Whether a file in the inbox is something to process (not a partial copy or system file)."""
+    name = path.name
+    lower = name.lower()
+    if name.startswith(".") or name.startswith("~$") or lower in IGNORED_NAMES:
+        return False
+    return not lower.endswith(IGNORED_SUFFIXES)
+
+
+def now_iso() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+@dataclass
+class FaceResult:
+    box: tuple[int, int, int, int]
+    score: float
+    child: str | None
+    distance: float | None
+    reason: str
+    actions: dict[str, str] = field(default_factory=dict)          # channel -> shown/obscured
+    action_reasons: dict[str, str] = field(default_factory=dict)   # channel -> why
+
+
+@dataclass
+class PhotoResult:
+    source: str
+    status: str                      # cleared / review / failed / duplicate
+    sha256: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)   # channel -> path (review: "review" -> path)
+    faces: list[FaceResult] = field(default_factory=list)
+    reason: str | None = None
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["faces"] = [
+            {"box": list(f.box), "child": f.child, "distance": f.distance, "actions": f.actions,
+             "reason": f.reason, "action_reasons": f.action_reasons}
+            for f in self.faces
+        ]
+        return data
+
+
+@dataclass
+class Decision:
+    """What to do with one photo's faces on every channel (pure; no pixels)."""
+    identities: list[Identity]
+    actions: dict[str, list[tuple[str, str, ChildConsent | None]]]  # channel -> per face (action, reason, consent)
+
+
+def decide(identities: Sequence[Identity], consents: dict[str, ChildConsent], channels: Sequence[str], today: date) -> Decision:
+    """Per channel, per face: shown only for an identified child whose consent allows it today."""
+    actions: dict[str, list[tuple[str, str, ChildConsent | None]]] = {}
+    for channel in channels:
+        per_face = []
+        for identity in identities:
+            if identity.child_id is None:
+                per_face.append((OBSCURED, identity.reason, None))
+                continue
+            consent = consents.get(identity.child_id)
+            verdict: ConsentDecision = may_show(consent, channel, today)
+            per_face.append((SHOWN if verdict.allowed else OBSCURED, verdict.reason, consent))
+        actions[channel] = per_face
+    return Decision(list(identities), actions)
+
+
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    """Same face: IoU ≥ 0.3 or the centre of one inside the other."""
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    if area > 0 and inter / area >= 0.3:
+        return True
+    for p, q in ((a, b), (b, a)):
+        cx, cy = (p[0] + p[2]) / 2, (p[1] + p[3]) / 2
+        if q[0] <= cx <= q[2] and q[1] <= cy <= q[3]:
+            return True
+    return False
+
+
+def _box(face: FaceBox) -> tuple[int, int, int, int]:
+    return (int(face.left), int(face.top), int(face.right), int(face.bottom))
+
+
+def _consent_json(consent: ChildConsent | None) -> str | None:
+    if consent is None:
+        return None
+    return json.dumps({
+        "child": consent.child_id, "face_matching": consent.face_matching, "channels": consent.channels,
+        "expires": consent.expires.isoformat() if consent.expires else None, "problem": consent.problem,
+    }, sort_keys=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unique_name(folder: Path, name: str) -> Path:
+    stem, suffix = os.path.splitext(name)
+    candidate = folder / name
+    n = 0
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = folder / f"{stem}-{n}{suffix}"
+    return candidate
+
+
+def place_durably(src: Path, dest: Path) -> None:
+    """Move ``src`` to the exact path ``dest`` (chosen and recorded beforehand); safe to repeat after a crash.
+
+    Link-then-unlink: at every moment the file exists under at least one of the two names.
+    """
+    if not src.exists():
+        return  # already moved by an earlier, interrupted run
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        if not os.path.samefile(src, dest):
+            raise FileExistsError(errno.EEXIST, f"{dest} already exists and is another file", str(dest))
+    else:
+        try:
+            os.link(src, dest)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
+                raise
+            # Another file system (or no hard links): copy to a temporary name, fsync, then claim the name.
+            tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
+            shutil.copyfile(src, tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.link(tmp, dest)
+            os.unlink(tmp)
+        _fsync_dir(dest.parent)
+    os.unlink(src)
+    _fsync_dir(src.parent)
+
+
+def move_durably(src: Path, folder: Path) -> Path:
+    """Move a file into ``folder`` under a name not yet taken (``name-1.ext`` ...); never overwrites."""
+    folder.mkdir(parents=True, exist_ok=True)
+    while True:
+        dest = _unique_name(folder, src.name)
+        try:
+            os.link(src, dest)
+        except FileExistsError:
+            continue
+        except OSError:
+            place_durably(src, dest)
+            return dest
+        _fsync_dir(folder)
+        os.unlink(src)
+        _fsync_dir(src.parent)
+        return dest
+
+
+def publish(staged: Path, folder: Path, stem: str) -> Path:
+    """Link a staged JPEG into ``folder`` as ``stem.jpg`` (or ``stem-N.jpg``); never overwrites."""
+    folder.mkdir(parents=True, exist_ok=True)
+    while True:
+        dest = _unique_name(folder, f"{stem}.jpg")
+        try:
+            os.link(staged, dest)
+        except FileExistsError:
+            continue
+        _fsync_dir(folder)
+        return dest
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def collect(paths: Iterable[Path]) -> list[Path]:
+    """Files to process from files and folders (recursively), skipping partial copies and system files."""
+    found: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                found.extend(Path(root) / f for f in sorted(files) if is_candidate(Path(root) / f))
+        elif path.is_file() and is_candidate(path):
+            found.append(path)
+    return found
+
+
+class Processor:
+    """Everything needed to process photos for one home; loads the models once."""
+
+    def __init__(self, home: Home, conn: sqlite3.Connection | None = None, detector: FaceDetector | None = None) -> None:
+        self.home = home
+        self.settings = home.settings
+        self.conn = conn or db.connect(home.database)
+        self.detector = detector or FaceDetector(threshold=self.settings.detect_threshold)
+        self.staging = home.state / "staging"
+        self.staging.mkdir(mode=0o700, exist_ok=True)
+        self.templates: list[Template] = []
+        self.consents: dict[str, ChildConsent] = {}
+        self.confusable: list[frozenset[str]] = []
+        self.reload_roster()
+
+    # --- roster -------------------------------------------------------------------------------------
+
+    def reload_roster(self) -> None:
+        """Re-read templates and consents from the database (after ``enrol`` or a roster change)."""
+        from .identify import confusable_pairs
+        from .roster import load_consents, load_templates
+
+        self.templates = load_templates(self.conn)
+        self.consents = load_consents(self.conn)
+        self.confusable = list(confusable_pairs(
+            self.templates, threshold=self.settings.match_threshold, margin=self.settings.match_margin))
+
+    # --- one photo ----------------------------------------------------------------------------------
+
+    def identify(self, rgb: np.ndarray, faces: Sequence[FaceBox]) -> list[Identity]:
+        encodings = encode_faces(rgb, faces) if self.templates else [None] * len(faces)
+        return match_faces(
+            encodings, [f.width for f in faces], self.templates,
+            threshold=self.settings.match_threshold, margin=self.settings.match_margin,
+            min_face_px=self.settings.min_face_px, confusable=self.confusable,
+        )
+
+    def render(self, rgb: np.ndarray, faces: Sequence[FaceBox], shown: Sequence[bool], seed: int) -> np.ndarray:
+        """A copy of the photo with every face not shown obscured.
+
+        The noise for face i comes from (seed, i), so the same face looks the same in every channel's
+        copy: averaging the channels' copies gives nothing back.
+        """
+        out = rgb.copy()
+        for i, (face, keep) in enumerate(zip(faces, shown)):
+            if not keep:
+                obscure_face(out, face, method=self.settings.obscure_method, grow=self.settings.obscure_grow,
+                             rng=np.random.default_rng([seed, i]))
+        return out
+
+    def verify(self, rendered: np.ndarray, faces: Sequence[FaceBox], shown: Sequence[bool]) -> str | None:
+        """Second look at an output. Returns why it is not safe, or None.
+
+        A face found that is neither one we show nor one we obscured was missed the first time; an
+        obscured face that can still be recognised as an enrolled child was not obscured enough.
+        """
+        known = [_box(f) for f in faces]
+        for found in self.detector.detect(rendered):
+            if not any(_overlaps(_box(found), k) for k in known):
+                return (f"a face at {list(_box(found))} was found only on the second look; "
+                        "check that it is obscured before releasing")
+        hidden = [f for f, keep in zip(faces, shown) if not keep and f.width >= self.settings.min_face_px]
+        if hidden and self.templates:
+            for face, encoding in zip(hidden, encode_faces(rendered, hidden)):
+                if encoding is None:
+                    continue
+                distances = np.linalg.norm(np.stack([t.encoding for t in self.templates]) - encoding, axis=1)
+                best = int(np.argmin(distances))
+                if distances[best] <= self.settings.match_threshold:
+                    return (f"the obscured face at {list(_box(face))} still looks like "
+                            f"{self.templates[best].child_id}; obscure it by hand")
+        return None
+
+    def process(self, path: Path, today: date | None = None, sha: str | None = None) -> PhotoResult:
+        """Process one file end to end. Raises DiskFull (photo left in place) when the disk is full."""
+        started = time.monotonic()
+        today = today or date.today()
+        path = Path(path)
+        try:
+            sha = sha or sha256_file(path)
+        except FileNotFoundError:
+            return PhotoResult(path.name, "failed", reason="the file disappeared before it could be read")
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise DiskFull(errno.ENOSPC, str(exc)) from exc
+            return PhotoResult(path.name, "failed", reason=f"could not read the file: {exc.strerror}")
+
+        row = self.conn.execute("SELECT * FROM photos WHERE sha256 = ?", (sha,)).fetchone()
+        if row is not None and row["state"] == "done":
+            return self._duplicate(path, sha, row, started)
+        if row is not None and row["state"] == "publishing":
+            return self._finish_publishing(path, sha, started)
+        self.conn.execute(
+            "INSERT INTO photos (sha256, source, source_path, state, received_at) VALUES (?, ?, ?, 'processing', ?) "
+            "ON CONFLICT(sha256) DO UPDATE SET state = 'processing', source = excluded.source, "
+            "source_path = excluded.source_path",
+            (sha, path.name, str(path), now_iso()),
+        )
+        try:
+            result = self._process_new(path, sha, today, started)
+        except (ImageError, ValueError, ArithmeticError, cv2.error, RuntimeError) as exc:
+            # A photo that breaks a stage is not shared; it goes to failed/ with the error for a person.
+            self._clear_staging(sha)
+            return self._fail(path, sha, f"PhotoGuard could not process it ({type(exc).__name__}: {exc})", started)
+        except OSError as exc:
+            self._clear_staging(sha)
+            self.conn.execute("UPDATE photos SET state = 'received' WHERE sha256 = ?", (sha,))
+            if exc.errno == errno.ENOSPC:
+                raise DiskFull(errno.ENOSPC, f"no space left on the disk of {self.home.root}; "
+                               f"{path.name} stays in the inbox — free some space and run again") from exc
+            raise
+        return result
+
+    def _process_new(self, path: Path, sha: str, today: date, started: float) -> PhotoResult:
+        try:
+            image = load_image(path)
+        except ImageError as exc:
+            return self._fail(path, sha, str(exc), started)
+        except MemoryError:
+            return self._fail(path, sha, "image too large to process on this machine", started)
+        rgb = image.rgb
+        height, width = rgb.shape[:2]
+        channels = self.settings.channels
+        faces = self.detector.detect(rgb)
+        identities = self.identify(rgb, faces)
+        decision = decide(identities, self.consents, channels, today)
+        seed = secrets.randbits(63)
+
+        results = [FaceResult(_box(f), float(f.score), ident.child_id, ident.distance, ident.reason)
+                   for f, ident in zip(faces, identities)]
+        for channel, per_face in decision.actions.items():
+            for face_result, (action, reason, _) in zip(results, per_face):
+                face_result.actions[channel] = action
+                face_result.action_reasons[channel] = reason
+
+        # Channels with the same faces shown share one rendering (and one verification).
+        renders: dict[tuple[bool, ...], np.ndarray] = {}
+        problem = None
+        for channel in channels:
+            shown = tuple(a == SHOWN for a, _, _ in decision.actions[channel])
+            if shown not in renders:
+                renders[shown] = self.render(rgb, faces, shown, seed)
+                problem = problem or self.verify(renders[shown], faces, shown)
+
+        stem = Path(path.name).stem or "photo"
+        staging = self.staging / sha
+        staging.mkdir(mode=0o700, exist_ok=True)
+        if problem is None:
+            plan = {}
+            for channel in channels:
+                shown = tuple(a == SHOWN for a, _, _ in decision.actions[channel])
+                plan[channel] = str(save_stripped_jpeg(renders[shown], staging, channel))
+            status, reason = "cleared", None
+        else:
+            # The candidate for review shows only faces shown on every channel, so releasing it
+            # anywhere is safe.
+            common = tuple(all(decision.actions[c][i][0] == SHOWN for c in channels) for i in range(len(faces)))
+            candidate = renders.get(common)
+            if candidate is None:
+                candidate = self.render(rgb, faces, common, seed)
+            plan = {"review": str(save_stripped_jpeg(candidate, staging, "review"))}
+            status, reason = "review", problem
+
+        with self.conn:  # one transaction: audit + plan
+            self.conn.execute("DELETE FROM faces WHERE photo_sha256 = ?", (sha,))
+            self.conn.execute("DELETE FROM face_actions WHERE photo_sha256 = ?", (sha,))
+            for i, (face, ident) in enumerate(zip(faces, identities)):
+                self.conn.execute(
+                    "INSERT INTO faces (photo_sha256, idx, box, score, child_id, distance, reason) VALUES (?,?,?,?,?,?,?)",
+                    (sha, i, json.dumps(list(_box(face))), float(face.score), ident.child_id, ident.distance, ident.reason))
+                for channel in channels:
+                    action, why, consent = decision.actions[channel][i]
+                    self.conn.execute(
+                        "INSERT INTO face_actions (photo_sha256, face_idx, channel, action, reason, consent) VALUES (?,?,?,?,?,?)",
+                        (sha, i, channel, action, why, _consent_json(consent)))
+            self.conn.execute(
+                "UPDATE photos SET state = 'publishing', outcome = ?, reason = ?, width = ?, height = ?, plan = ?, "
+                "source = ?, source_path = ?, seed = ? WHERE sha256 = ?",
+                (status, reason, width, height, json.dumps({"stem": stem, "files": plan}), path.name, str(path),
+                 str(seed), sha))
+        return self._finish_publishing(path, sha, started, results)
+
+    def _finish_publishing(self, path: Path, sha: str, started: float, faces: list[FaceResult] | None = None) -> PhotoResult:
+        """Link the staged files into place, archive the original, mark done. Safe to repeat after a crash."""
+        row = self.conn.execute("SELECT * FROM photos WHERE sha256 = ?", (sha,)).fetchone()
+        plan = json.loads(row["plan"])
+        stem, files = plan["stem"], plan["files"]
+        published: dict[str, str] = plan.get("published", {})
+        for channel, staged in files.items():
+            if channel in published:
+                continue
+            folder = self.home.review if channel == "review" else self.home.outbox_for(channel)
+            staged_path = Path(staged)
+            # A crash after linking but before recording: find our own file by inode, not by name.
+            dest = _find_link(folder, staged_path)
+            if dest is None:
+                dest = publish(staged_path, folder, stem)
+            published[channel] = str(dest.relative_to(self.home.root))
+            plan["published"] = published
+            self.conn.execute("UPDATE photos SET plan = ? WHERE sha256 = ?", (json.dumps(plan), sha))
+        if "review" in files:
+            review_jpg = self.home.root / published["review"]
+            note = {"source": row["source"], "sha256": sha, "reason": row["reason"], "created": now_iso(),
+                    "faces": [dict(r) for r in self.conn.execute(
+                        "SELECT idx, box, child_id, distance, reason FROM faces WHERE photo_sha256 = ? ORDER BY idx", (sha,))]}
+            _write_text_atomic(review_jpg.with_suffix(".json"), json.dumps(note, indent=2))
+
+        archive_rel = row["archive_path"]
+        if archive_rel is None:
+            # Choose and record the archive name first, so a run killed mid-move finds it again.
+            day_folder = self.home.archive / date.today().isoformat()
+            day_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            archive_rel = str(_unique_name(day_folder, row["source"]).relative_to(self.home.root))
+            self.conn.execute("UPDATE photos SET archive_path = ? WHERE sha256 = ?", (archive_rel, sha))
+        archived = self.home.root / archive_rel
+        place_durably(path, archived)
+        if archived.exists():
+            os.chmod(archived, 0o600)
+        else:
+            archive_rel = None  # the original vanished before it could be archived (someone moved it)
+        finished = now_iso()
+        seconds = time.monotonic() - started
+        with self.conn:
+            self.conn.execute(
+                "UPDATE photos SET state = 'done', archive_path = ?, finished_at = ?, seconds = ? WHERE sha256 = ?",
+                (archive_rel, finished, seconds, sha))
+            for channel, rel in published.items():
+                if channel != "review":
+                    self.conn.execute(
+                        "INSERT OR REPLACE INTO outputs (photo_sha256, channel, path, created_at) VALUES (?,?,?,?)",
+                        (sha, channel, rel, finished))
+            self._event("processed", sha, detail=f"{row['outcome']}: {row['reason'] or 'ok'}")
+        self._clear_staging(sha)
+        if faces is None:
+            faces = self._faces_from_audit(sha)
+        outputs = {c: str(self.home.root / rel) for c, rel in published.items()}
+        return PhotoResult(row["source"], row["outcome"], sha, outputs, faces, row["reason"], seconds)
+
+    def _faces_from_audit(self, sha: str) -> list[FaceResult]:
+        faces = []
+        for f in self.conn.execute("SELECT * FROM faces WHERE photo_sha256 = ? ORDER BY idx", (sha,)):
+            result = FaceResult(tuple(json.loads(f["box"])), f["score"], f["child_id"], f["distance"], f["reason"])
+            for a in self.conn.execute("SELECT * FROM face_actions WHERE photo_sha256 = ? AND face_idx = ?", (sha, f["idx"])):
+                result.actions[a["channel"]] = a["action"]
+                result.action_reasons[a["channel"]] = a["reason"]
+            faces.append(result)
+        return faces
+
+    def _fail(self, path: Path, sha: str, reason: str, started: float) -> PhotoResult:
+        dest = _unique_name(self.home.failed, path.name)
+        # The reason is written first: a run killed in between leaves a note, never a photo without one.
+        _write_text_atomic(dest.with_name(dest.name + ".txt"),
+                           f"{path.name} could not be processed: {reason}\n"
+                           f"It was not shared. Fix or re-export the photo and drop it into the inbox again.\n")
+        place_durably(path, dest)
+        seconds = time.monotonic() - started
+        with self.conn:
+            self._event("processed", sha, detail=f"failed: {path.name}: {reason}")
+            # Failed photos are not remembered by content: a fixed or re-copied file may be dropped again.
+            self.conn.execute("DELETE FROM photos WHERE sha256 = ?", (sha,))
+        return PhotoResult(path.name, "failed", sha, {"failed": str(dest)}, [], reason, seconds)
+
+    def _duplicate(self, path: Path, sha: str, row: sqlite3.Row, started: float) -> PhotoResult:
+        archived = row["archive_path"]
+        if archived and (self.home.root / archived).exists() and os.path.samefile(path, self.home.root / archived):
+            return PhotoResult(path.name, "duplicate", sha, reason="already archived")
+        folder = self.home.archive / "duplicates"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        moved = move_durably(path, folder)
+        note = (f"{path.name} has the same content as {row['source']}, processed {row['finished_at']} "
+                f"({row['outcome']}); this copy was not processed again.\n")
+        _write_text_atomic(moved.with_name(moved.name + ".txt"), note)
+        with self.conn:
+            self._event("duplicate", sha, detail=f"{path.name} = {row['source']}")
+        return PhotoResult(path.name, "duplicate", sha, {"archive": str(moved)}, [],
+                           f"same photo as {row['source']} (already processed)", time.monotonic() - started)
+
+    def _clear_staging(self, sha: str) -> None:
+        shutil.rmtree(self.staging / sha, ignore_errors=True)
+
+    def _event(self, kind: str, sha: str | None = None, child: str | None = None, detail: str | None = None) -> None:
+        self.conn.execute("INSERT INTO events (at, kind, photo_sha256, child_id, detail) VALUES (?,?,?,?,?)",
+                          (now_iso(), kind, sha, child, detail))
+
+
+def _find_link(folder: Path, staged: Path) -> Path | None:
+    """A name in ``folder`` that is the same file (hard link) as ``staged``."""
+    try:
+        target = staged.stat()
+    except FileNotFoundError:
+        return None
+    for entry in os.scandir(folder):
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if st.st_ino == target.st_ino and st.st_dev == target.st_dev:
+            return Path(entry.path)
+    return None
+
+
+def resume_interrupted(processor: Processor) -> list[PhotoResult]:
+    """Finish photos a killed run left half done; re-queue ones that had not reached publishing."""
+    results = []
+    rows = processor.conn.execute("SELECT sha256, source_path, state FROM photos WHERE state != 'done'").fetchall()
+    for row in rows:
+        sha = row["sha256"]
+        path = Path(row["source_path"]) if row["source_path"] else None
+        if row["state"] == "publishing":
+            results.append(processor._finish_publishing(path or Path("/nonexistent"), sha, time.monotonic()))
+        else:
+            # Nothing was published; the photo is still where it was dropped and will be taken again.
+            processor._clear_staging(sha)
+            processor.conn.execute("DELETE FROM photos WHERE sha256 = ? AND state != 'done'", (sha,))
+    return results
+
+
+# --- batches ----------------------------------------------------------------------------------------
+
+_worker: Processor | None = None  # one per worker process, so each loads the models once
+
+
+def _init_worker(root: str) -> None:
+    global _worker
+    from .home import open_home
+
+    _worker = Processor(open_home(root))
+
+
+def _work(item: tuple[str, str, str]) -> PhotoResult:
+    path, sha, today = item
+    assert _worker is not None
+    return _worker.process(Path(path), date.fromisoformat(today), sha=sha)
+
+
+def run_batch(processor: Processor, paths: Sequence[Path], *, workers: int = 1, today: date | None = None,
+              on_result: Callable[[PhotoResult], None] | None = None) -> list[PhotoResult]:
+    """Process files (the caller holds the home's lock). Each distinct content is processed once;
+    later copies of the same bytes are archived as duplicates after the first is done."""
+    today = today or date.today()
+    results: list[PhotoResult] = []
+
+    def done(result: PhotoResult) -> None:
+        results.append(result)
+        if on_result:
+            on_result(result)
+
+    for result in resume_interrupted(processor):
+        done(result)
+    first: dict[str, Path] = {}
+    later: list[tuple[Path, str]] = []
+    for path in paths:
+        try:
+            sha = sha256_file(path)
+        except FileNotFoundError:
+            continue  # taken away while we were listing
+        except OSError as exc:
+            done(PhotoResult(path.name, "failed", reason=f"could not read the file: {exc.strerror}"))
+            continue
+        if sha in first:
+            later.append((path, sha))
+        else:
+            first[sha] = path
+    if workers <= 1 or len(first) <= 1:
+        for sha, path in first.items():
+            done(processor.process(path, today, sha=sha))
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+        import multiprocessing
+
+        # forkserver/spawn: never fork a process that holds an open SQLite connection and model state.
+        ctx = multiprocessing.get_context("forkserver")
+        items = [(str(p), sha, today.isoformat()) for sha, p in first.items()]
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(str(processor.home.root),)) as pool:
+            for result in pool.map(_work, items):
+                done(result)
+    for path, sha in later:
+        done(processor.process(path, today, sha=sha))
+    return results
+
+
+# --- consent changes after photos were cleared ------------------------------------------------------
+
+@dataclass
+class Recheck:
+    source: str
+    channel: str
+    path: str
+    action: str          # 'rerendered', 'removed', 'collected'
+    reason: str
+
+
+def recheck_outbox(processor: Processor, today: date | None = None, children: Iterable[str] | None = None) -> list[Recheck]:
+    """Re-render every uncollected outbox image that shows a child whose consent no longer allows it.
+
+    Run after every roster sync and at the start of every run (consents expire overnight). The image is
+    rebuilt from the archived original with the stored faces; if the original is gone it is removed.
+    """
+    today = today or date.today()
+    conn = processor.conn
+    query = (
+        "SELECT o.photo_sha256 AS sha, o.channel, o.path, f.child_id, f.idx FROM outputs o "
+        "JOIN face_actions a ON a.photo_sha256 = o.photo_sha256 AND a.channel = o.channel AND a.action = 'shown' "
+        "JOIN faces f ON f.photo_sha256 = a.photo_sha256 AND f.idx = a.face_idx "
+        "WHERE o.removed_at IS NULL"
+    )
+    wanted = set(children) if children is not None else None
+    stale: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    for row in conn.execute(query).fetchall():
+        if wanted is not None and row["child_id"] not in wanted:
+            continue
+        verdict = may_show(processor.consents.get(row["child_id"]), row["channel"], today)
+        if not verdict.allowed:
+            stale.setdefault((row["sha"], row["channel"]), []).append((row["idx"], verdict.reason))
+    changes: list[Recheck] = []
+    for (sha, channel), withdrawn in sorted(stale.items()):
+        changes.append(_rerender(processor, sha, channel, dict(withdrawn)))
+    return changes
+
+
+def _rerender(processor: Processor, sha: str, channel: str, withdrawn: dict[int, str]) -> Recheck:
+    conn, home = processor.conn, processor.home
+    photo = conn.execute("SELECT * FROM photos WHERE sha256 = ?", (sha,)).fetchone()
+    out = conn.execute("SELECT * FROM outputs WHERE photo_sha256 = ? AND channel = ?", (sha, channel)).fetchone()
+    out_path = home.root / out["path"]
+    why = "; ".join(sorted(set(withdrawn.values())))
+
+    def record(action: str, reason: str) -> Recheck:
+        with conn:
+            for idx, face_reason in withdrawn.items():
+                conn.execute("UPDATE face_actions SET action = 'obscured', reason = ? "
+                             "WHERE photo_sha256 = ? AND face_idx = ? AND channel = ?", (face_reason, sha, idx, channel))
+            if action != "rerendered":
+                conn.execute("UPDATE outputs SET removed_at = ? WHERE photo_sha256 = ? AND channel = ?",
+                             (now_iso(), sha, channel))
+            processor._event(action, sha, detail=f"{channel}: {out['path']}: {reason}")
+        return Recheck(photo["source"], channel, out["path"], action, reason)
+
+    if not out_path.exists():
+        return record("collected", f"already collected from the outbox before the change ({why})")
+    original = home.root / photo["archive_path"] if photo["archive_path"] else None
+    if original is None or not original.exists():
+        out_path.unlink()
+        _fsync_dir(out_path.parent)
+        return record("removed", f"removed: {why}; the original is no longer archived")
+    faces = [FaceBox(*json.loads(f["box"]), score=f["score"] or 0.0)
+             for f in conn.execute("SELECT box, score FROM faces WHERE photo_sha256 = ? ORDER BY idx", (sha,))]
+    actions = {a["face_idx"]: a["action"] for a in conn.execute(
+        "SELECT face_idx, action FROM face_actions WHERE photo_sha256 = ? AND channel = ?", (sha, channel))}
+    shown = [actions.get(i) == SHOWN and i not in withdrawn for i in range(len(faces))]
+    try:
+        rgb = load_image(original).rgb
+        seed = int(photo["seed"]) if photo["seed"] else secrets.randbits(63)
+        rendered = processor.render(rgb, faces, shown, seed)
+        problem = processor.verify(rendered, faces, shown)
+    except (ImageError, ValueError, cv2.error) as exc:
+        problem = f"the original could not be re-read ({exc})"
+    if problem is not None:
+        out_path.unlink()
+        _fsync_dir(out_path.parent)
+        return record("removed", f"removed: {why}; re-rendering was not safe: {problem}")
+    staging = processor.staging / f"recheck-{sha}"
+    staging.mkdir(mode=0o700, exist_ok=True)
+    try:
+        staged = save_stripped_jpeg(rendered, staging, channel)
+        os.replace(staged, out_path)  # the one place we overwrite: the same photo, now with the child obscured
+        _fsync_dir(out_path.parent)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return record("rerendered", f"re-rendered with the face obscured: {why}")
