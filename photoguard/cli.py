@@ -68,20 +68,6 @@ def _print_result(result, index: int, total: int, as_json: bool) -> None:
     click.echo(f"[{index}/{total}] {result.source}: {result.status} — {detail} ({result.seconds:.1f}s)")
 
 
-def prepare_processor(home: Home, echo=click.echo):
-    """Load the engine, bring the roster up to date and re-check the outbox against today's consents."""
-    from .pipeline import Processor, recheck_outbox
-    from .roster import sync_roster
-
-    processor = Processor(home)
-    if home.roster_csv.exists():
-        sync_roster(home, processor.conn)
-        processor.reload_roster()
-    for change in recheck_outbox(processor):
-        echo(f"outbox {change.channel}/{Path(change.path).name}: {change.action} — {change.reason}")
-    return processor
-
-
 @main.command()
 @home_option
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
@@ -93,13 +79,13 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
     Example: photoguard process --home /srv/photoguard
     """
     from .lock import HomeBusy, hold_lock
-    from .pipeline import DiskFull, collect, run_batch
+    from .pipeline import DiskFull, collect, open_processor, run_batch
 
     home = get_home(home_dir)
     note = lambda msg: click.echo(msg, err=as_json)  # noqa: E731
     try:
         with hold_lock(home, "photoguard process"):
-            processor = prepare_processor(home, note)
+            processor = open_processor(home, note)
             files = collect([Path(p) for p in paths] or [home.inbox])
             if not files:
                 note(f"nothing to process in {home.inbox}")

@@ -265,6 +265,7 @@ class Processor:
         from .identify import confusable_pairs
         from .roster import load_consents, load_templates
 
+        self.roster_version = roster_version(self.conn)
         self.templates = load_templates(self.conn)
         self.consents = load_consents(self.conn)
         self.confusable = list(confusable_pairs(
@@ -321,6 +322,8 @@ class Processor:
         started = time.monotonic()
         today = today or date.today()
         path = Path(path)
+        if roster_version(self.conn) != self.roster_version:
+            self.reload_roster()  # another process synced the roster: decide with today's consents
         try:
             sha = sha or sha256_file(path)
         except FileNotFoundError:
@@ -526,6 +529,27 @@ class Processor:
     def _event(self, kind: str, sha: str | None = None, child: str | None = None, detail: str | None = None) -> None:
         self.conn.execute("INSERT INTO events (at, kind, photo_sha256, child_id, detail) VALUES (?,?,?,?,?)",
                           (now_iso(), kind, sha, child, detail))
+
+
+def roster_version(conn: sqlite3.Connection) -> tuple:
+    """Changes whenever a consent or a template changes (any process's sync), so workers reload in time."""
+    return tuple(conn.execute(
+        "SELECT (SELECT COALESCE(MAX(id), 0) FROM consent_history), (SELECT COUNT(*) FROM templates), "
+        "(SELECT COALESCE(MAX(id), 0) FROM templates), (SELECT COUNT(*) FROM children)").fetchone())
+
+
+def open_processor(home: Home, echo: Callable[[str], None] = print) -> Processor:
+    """Load the engine, bring the roster up to date from children.csv and re-check the outbox
+    against today's consents (a consent may have expired overnight)."""
+    from .roster import sync_roster
+
+    processor = Processor(home)
+    if home.roster_csv.exists():
+        sync_roster(home, processor.conn)
+        processor.reload_roster()
+    for change in recheck_outbox(processor):
+        echo(f"outbox {change.channel}/{Path(change.path).name}: {change.action} — {change.reason}")
+    return processor
 
 
 def _find_link(folder: Path, staged: Path) -> Path | None:
