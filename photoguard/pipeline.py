@@ -188,9 +188,29 @@ def place_durably(src: Path, dest: Path) -> None:
     _fsync_dir(src.parent)
 
 
+def _linked_copy(folder: Path, src: Path) -> Path | None:
+    """``src`` already linked into ``folder`` under its name or a suffixed one (a run killed mid-move)."""
+    stem, suffix = os.path.splitext(src.name)
+    for candidate in folder.glob(f"{glob_escape(stem)}*{glob_escape(suffix)}"):
+        try:
+            if os.path.samefile(src, candidate):
+                return candidate
+        except OSError:
+            continue
+    return None
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
+
+
 def move_durably(src: Path, folder: Path) -> Path:
     """Move a file into ``folder`` under a name not yet taken (``name-1.ext`` ...); never overwrites."""
     folder.mkdir(parents=True, exist_ok=True)
+    done = _linked_copy(folder, src)
+    if done is not None:
+        os.unlink(src)
+        return done
     while True:
         dest = _unique_name(folder, src.name)
         try:
@@ -495,7 +515,7 @@ class Processor:
         return faces
 
     def _fail(self, path: Path, sha: str, reason: str, started: float) -> PhotoResult:
-        dest = _unique_name(self.home.failed, path.name)
+        dest = _linked_copy(self.home.failed, path) or _unique_name(self.home.failed, path.name)
         # The reason is written first: a run killed in between leaves a note, never a photo without one.
         _write_text_atomic(dest.with_name(dest.name + ".txt"),
                            f"{path.name} could not be processed: {reason}\n"
