@@ -48,6 +48,164 @@ def config(home_dir: str | None) -> None:
 
 # --- roster commands (enrol, children) ---
 
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    return ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [headers, *rows]]
+
+
+def _consent_status(consent, today) -> str:
+    from .roster import template_eligibility
+
+    why = template_eligibility(consent, today)
+    return "ok" if why is None else ("PROBLEM" if consent.problem else why.replace("consent expired", "EXPIRED"))
+
+
+def _open_roster_db(home: Home):
+    from . import db
+
+    return db.connect(home.database)
+
+
+@main.command()
+@home_option
+def enrol(home_dir: str | None) -> None:
+    """Read enrol/children.csv and enrol/<id>/ photos: store consents, build templates, erase withdrawn ones."""
+    from datetime import date
+
+    from .roster import RosterError, sync_roster
+
+    home = get_home(home_dir)
+    conn = _open_roster_db(home)
+
+    def progress(i: int, total: int, rel: str) -> None:
+        click.echo(f"checking reference photo {i}/{total}: {rel}", err=True)
+
+    try:
+        result = sync_roster(home, conn, progress=progress)
+    except RosterError as exc:
+        raise click.ClickException(f"{exc}\nNothing was changed.")
+    today = date.today()
+    for p in result.problems:
+        click.secho(f"problem: {p}", fg="red", err=True)
+    for w in result.warnings:
+        click.secho(f"warning: {w}", fg="yellow", err=True)
+    channels = list(home.settings.channels)
+    rows = []
+    for s in result.children:
+        c = s.consent
+        photos = f"{len(s.accepted)} ok, {len(s.rejected)} rejected" if s.not_matched is None else f"{s.photo_files} not used"
+        rows.append([c.child_id, c.name, "yes" if c.face_matching else "no",
+                     *("yes" if c.channels.get(ch) else "no" for ch in channels),
+                     c.expires.isoformat() if c.expires else "-", _consent_status(c, today), photos, str(s.templates)])
+    for line in _table(["child", "name", "matching", *channels, "expires", "status", "photos", "templates"], rows):
+        click.echo(line)
+    for s in result.children:
+        for p in s.rejected:
+            click.echo(f"  rejected {p.path}: {p.reason}")
+        if s.not_matched is not None and s.photo_files:
+            click.echo(f"  {s.child_id}: photos not used, no templates kept ({s.not_matched})")
+        if s.warning:
+            click.secho(f"  warning {s.child_id}: {s.warning}", fg="yellow")
+    click.echo(f"{len(result.children)} children, {result.photos_checked} photos checked, "
+               f"{result.photos_unchanged} unchanged, {result.templates_erased} templates erased, "
+               f"{len(result.changes)} consent changes recorded ({result.seconds:.1f} s)")
+    if result.reduced:
+        click.echo(f"consent reduced for: {', '.join(sorted(result.reduced))}")
+        live = conn.execute(
+            "SELECT 1 FROM outputs o JOIN face_actions a ON a.photo_sha256 = o.photo_sha256 AND a.channel = o.channel "
+            "AND a.action = 'shown' JOIN faces f ON f.photo_sha256 = a.photo_sha256 AND f.idx = a.face_idx "
+            f"WHERE o.removed_at IS NULL AND f.child_id IN ({','.join('?' * len(result.reduced))}) LIMIT 1",
+            sorted(result.reduced)).fetchone()
+        if live:
+            from .pipeline import Processor, recheck_outbox
+
+            for change in recheck_outbox(Processor(home, conn), children=result.reduced):
+                click.echo(f"outbox {change.channel}/{Path(change.path).name}: {change.action} — {change.reason}")
+
+
+@main.group(invoke_without_command=True)
+@home_option
+@click.option("--expiring", "within", type=int, default=None, metavar="DAYS",
+              help="Only consents that end within DAYS days (expired ones included).")
+@click.pass_context
+def children(ctx: click.Context, home_dir: str | None, within: int | None) -> None:
+    """The roster as last enrolled: consent per channel and templates. `children show ID` for one child."""
+    ctx.obj = home_dir
+    if ctx.invoked_subcommand is not None:
+        return
+    from datetime import date
+
+    from .roster import expiring, list_children
+
+    home = get_home(home_dir)
+    conn = _open_roster_db(home)
+    today = date.today()
+    channels = list(home.settings.channels)
+    if within is not None:
+        found = expiring(conn, within, today)
+        if not found:
+            click.echo(f"no consent ends within {within} days")
+        for consent, days in found:
+            when = (f"EXPIRED {-days} day{'s' if days != -1 else ''} ago" if days < 0
+                    else "last valid day is today" if days == 0 else f"ends in {days} day{'s' if days != 1 else ''}")
+            click.echo(f"{consent.child_id}  {consent.name}  expires {consent.expires.isoformat()}  {when}")
+        return
+    rows = [[r.consent.child_id, r.consent.name, "yes" if r.consent.face_matching else "no",
+             *("yes" if r.consent.channels.get(ch) else "no" for ch in channels),
+             r.consent.expires.isoformat() if r.consent.expires else "-", _consent_status(r.consent, today),
+             str(r.templates)] for r in list_children(conn)]
+    if not rows:
+        click.echo("no children enrolled: fill in enrol/children.csv and run `photoguard enrol`")
+        return
+    for line in _table(["child", "name", "matching", *channels, "expires", "status", "templates"], rows):
+        click.echo(line)
+
+
+@children.command("show")
+@home_option
+@click.argument("child_id")
+@click.pass_context
+def children_show(ctx: click.Context, home_dir: str | None, child_id: str) -> None:
+    """One child: consent, reference photos and the history of consent changes."""
+    from datetime import date
+
+    from .consent import may_show
+    from .roster import child_history, load_consents
+
+    home = get_home(home_dir or ctx.obj)
+    conn = _open_roster_db(home)
+    consent = load_consents(conn).get(child_id)
+    history = child_history(conn, child_id)
+    if consent is None and not history:
+        raise click.ClickException(f"no child '{child_id}' on the roster. `photoguard children` lists them.")
+    today = date.today()
+    if consent is None:
+        click.echo(f"{child_id}: not on the roster any more (no consent, no templates)")
+    else:
+        click.echo(f"{consent.child_id}  {consent.name}")
+        click.echo(f"  face matching: {'yes' if consent.face_matching else 'no'}")
+        click.echo(f"  expires: {consent.expires.isoformat() if consent.expires else 'never'}")
+        if consent.problem:
+            click.echo(f"  PROBLEM: {consent.problem}")
+        for ch in home.settings.channels:
+            verdict = may_show(consent, ch, today)
+            click.echo(f"  {ch}: {'shown' if verdict.allowed else 'obscured'} ({verdict.reason})")
+        for r in conn.execute("SELECT path, status, reason FROM reference_photos WHERE child_id = ? ORDER BY path",
+                              (child_id,)):
+            click.echo(f"  photo {r['path']}: {r['status']}{': ' + r['reason'] if r['reason'] else ''}")
+        n = conn.execute("SELECT COUNT(*) FROM templates WHERE child_id = ?", (child_id,)).fetchone()[0]
+        click.echo(f"  templates: {n}")
+    click.echo("history:")
+    for h in history:
+        if h.field == "added":
+            click.echo(f"  {h.changed_at}  added: {h.new}")
+        elif h.field == "removed":
+            click.echo(f"  {h.changed_at}  removed (was: {h.old})")
+        else:
+            click.echo(f"  {h.changed_at}  {h.field}: {h.old} -> {h.new}")
+
+
 # --- engine commands (calibrate, evaluate) ---
 
 # --- processing commands (process, review, audit, purge) ---

@@ -17,6 +17,7 @@ import io
 import json
 import re
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -40,11 +41,13 @@ PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".heif"}
 IGNORED_FILES = {"thumbs.db", "desktop.ini"}
 MIN_GOOD_PHOTOS = 3
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-# Variance of the Laplacian of the face, grey, resized to SHARPNESS_WIDTH px wide. Measured on
-# the facekit faces (astronaut, hopper; 80-400 px faces, JPEG q60-95, brightness 0.6-1.4):
-# sharp faces score >= ~90, a Gaussian blur of sigma 1.5 (of the 128 px face) already < ~40.
+# Sharpness = variance of the Laplacian of the face (grey, SHARPNESS_WIDTH px wide, fixed contrast).
+# Measured on the facekit faces (astronaut, hopper; faces 90-450 px, JPEG q60, brightness 0.6-1.4):
+# sharp 148-1060; Gaussian blur sigma 1.0 (in 128 px-face units) 37-230, sigma 1.5 16-56, sigma 2.5
+# 6-22. Blur of sigma 1.5 already moves the encoding 0.19-0.25 (match threshold 0.45), 2.5 by ~0.3-0.37.
+# 35 rejects sigma >= 1.5 on the smooth face and >= 2.5 on the textured one, 4x below the sharpest.
 SHARPNESS_WIDTH = 128
-MIN_SHARPNESS = 60.0
+MIN_SHARPNESS = 35.0
 
 
 class RosterError(Exception):
@@ -257,3 +260,447 @@ def parse_roster(path: Path, channels: tuple[str, ...]) -> RosterParse:
         result.lines[row.child_id] = line
     result.problems.sort(key=lambda p: (p.line or 0))
     return result
+
+
+# ---------------------------------------------------------------- database
+
+
+def _now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _encoding_bytes(encoding: np.ndarray) -> bytes:
+    return np.asarray(encoding, dtype="<f8").reshape(128).tobytes()
+
+
+def load_consents(conn: sqlite3.Connection) -> dict[str, ChildConsent]:
+    """Every child on the roster as last synced (rows with a problem included: they mean no consent)."""
+    out: dict[str, ChildConsent] = {}
+    for row in conn.execute("SELECT * FROM children ORDER BY id"):
+        problem = row["problem"]
+        try:
+            channels = {str(k): v is True or v == 1 for k, v in json.loads(row["channels"]).items()}
+        except (ValueError, AttributeError):
+            channels, problem = {}, problem or "stored channel consents unreadable: run photoguard enrol"
+        expires = None
+        if row["expires"]:
+            try:
+                expires = date.fromisoformat(row["expires"])
+            except ValueError:
+                problem = problem or "stored expiry date unreadable: run photoguard enrol"
+        out[row["id"]] = ChildConsent(
+            child_id=row["id"], name=row["name"], face_matching=row["face_matching"] == 1,
+            channels=channels, expires=expires, problem=problem)
+    return out
+
+
+def load_templates(conn: sqlite3.Connection) -> list[Template]:
+    """Every stored template of a child on the roster (only children allowed to be matched have any)."""
+    from .identify import Template
+
+    rows = conn.execute(
+        "SELECT t.child_id, t.encoding FROM templates t JOIN children c ON c.id = t.child_id "
+        "WHERE length(t.encoding) = 1024 ORDER BY t.child_id, t.id").fetchall()
+    return [Template(r["child_id"], np.frombuffer(r["encoding"], dtype="<f8").astype(np.float64)) for r in rows]
+
+
+# ---------------------------------------------------------------- sync
+
+
+def template_eligibility(child: ChildConsent | None, on: date) -> str | None:
+    """None if templates may be kept for this child, else why not (no biometric data without consent)."""
+    if child is None:
+        return "not on the roster"
+    if child.problem:
+        return "roster row has a problem"
+    if child.face_matching is not True:
+        return "no consent to face matching"
+    if not child.any_channel():
+        return "no consent for any channel"
+    if child.expired(on):
+        return f"consent expired {child.expires.isoformat()}"
+    return None
+
+
+@dataclass(frozen=True)
+class ConsentChange:
+    child_id: str
+    field: str          # 'added', 'removed', 'name', 'face_matching', 'channel:<name>', 'expires', 'problem'
+    old: str | None
+    new: str | None
+
+
+@dataclass(frozen=True)
+class PhotoCheck:
+    path: str           # relative to enrol/, e.g. "amy/beach.jpg"
+    status: str         # 'accepted' or 'rejected'
+    reason: str | None
+
+
+@dataclass
+class ChildSummary:
+    consent: ChildConsent
+    line: int | None
+    not_matched: str | None                 # why no templates are kept (None = templates allowed)
+    photos: list[PhotoCheck] = field(default_factory=list)
+    photo_files: int = 0                    # files in enrol/<id>/ (also when not used)
+    templates: int = 0
+    warning: str | None = None
+
+    @property
+    def child_id(self) -> str:
+        return self.consent.child_id
+
+    @property
+    def accepted(self) -> list[PhotoCheck]:
+        return [p for p in self.photos if p.status == "accepted"]
+
+    @property
+    def rejected(self) -> list[PhotoCheck]:
+        return [p for p in self.photos if p.status == "rejected"]
+
+
+@dataclass
+class SyncResult:
+    csv: Path
+    children: list[ChildSummary]
+    problems: list[RosterProblem]            # bad rows: no consent for them until fixed
+    warnings: list[RosterProblem]            # ignored/missing columns, folders without a roster line
+    changes: list[ConsentChange]             # recorded in consent_history
+    reduced: set[str]                        # children who may be shown on fewer channels than before
+    photos_checked: int = 0                  # photos loaded, detected and encoded in this sync
+    photos_unchanged: int = 0                # photos skipped because their content was already checked
+    templates_erased: int = 0
+    seconds: float = 0.0
+
+
+ProgressFn = Callable[[int, int, str], None]   # (index from 1, total, "amy/photo.jpg")
+
+
+def _yn(value: bool | None) -> str:
+    return "yes" if value else "no"
+
+
+def _summary(c: ChildConsent, channels: tuple[str, ...]) -> str:
+    parts = [f"face_matching={_yn(c.face_matching)}"]
+    parts += [f"{ch}={_yn(c.channels.get(ch))}" for ch in channels]
+    parts.append(f"expires={c.expires.isoformat() if c.expires else 'never'}")
+    if c.problem:
+        parts.append(f"problem={c.problem}")
+    return " ".join(parts)
+
+
+def _diff(old: dict[str, ChildConsent], new: dict[str, ChildConsent], channels: tuple[str, ...]) -> list[ConsentChange]:
+    out: list[ConsentChange] = []
+    for cid in sorted(old.keys() - new.keys()):
+        out.append(ConsentChange(cid, "removed", _summary(old[cid], channels), None))
+    for cid in sorted(new.keys() - old.keys()):
+        out.append(ConsentChange(cid, "added", None, _summary(new[cid], channels)))
+    for cid in sorted(old.keys() & new.keys()):
+        a, b = old[cid], new[cid]
+        if a.name != b.name:
+            out.append(ConsentChange(cid, "name", a.name, b.name))
+        if a.face_matching != b.face_matching:
+            out.append(ConsentChange(cid, "face_matching", _yn(a.face_matching), _yn(b.face_matching)))
+        for ch in list(channels) + sorted(set(a.channels) - set(channels)):
+            before, after = _yn(a.channels.get(ch)), _yn(b.channels.get(ch))
+            if before != after:
+                out.append(ConsentChange(cid, f"channel:{ch}", before, after))
+        if a.expires != b.expires:
+            out.append(ConsentChange(cid, "expires", a.expires.isoformat() if a.expires else "never",
+                                     b.expires.isoformat() if b.expires else "never"))
+        if a.problem != b.problem:
+            out.append(ConsentChange(cid, "problem", a.problem or "none", b.problem or "none"))
+    return out
+
+
+def _was_reduced(old: ChildConsent, new: ChildConsent | None, channels: set[str], then: date, today: date) -> bool:
+    return any(may_show(old, ch, then).allowed and not may_show(new, ch, today).allowed for ch in channels)
+
+
+def _last_sync_day(conn: sqlite3.Connection) -> date | None:
+    row = conn.execute("SELECT detail FROM events WHERE kind = 'roster_synced' ORDER BY id DESC LIMIT 1").fetchone()
+    if row is None:
+        return None
+    try:
+        return date.fromisoformat(row["detail"])
+    except (TypeError, ValueError):
+        return None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _photo_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.name.lower() not in IGNORED_FILES)
+
+
+def _load_rgb(path: Path) -> np.ndarray:
+    """The photo as oriented RGB; raises ImageError with a reason a person understands."""
+    from .images import ImageError, load_image
+
+    try:
+        return load_image(path).rgb
+    except NotImplementedError:  # images.py not written yet: read it here, oriented
+        from PIL import Image, ImageOps, UnidentifiedImageError
+
+        try:
+            import pillow_heif
+
+            pillow_heif.register_heif_opener()
+            with Image.open(path) as im:
+                return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise ImageError(f"cannot read the photo ({exc})") from exc
+
+
+def sharpness(rgb: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """Variance of the Laplacian of the face, grey, resized to SHARPNESS_WIDTH px and normalised to a
+    fixed contrast, so a dark or a large photo scores like a bright or small one."""
+    import cv2
+
+    left, top, right, bottom = box
+    crop = rgb[max(0, top):bottom, max(0, left):right]
+    if crop.size == 0:
+        return 0.0
+    grey = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY)
+    scale = SHARPNESS_WIDTH / grey.shape[1]
+    size = (SHARPNESS_WIDTH, max(1, round(grey.shape[0] * scale)))
+    grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC).astype(np.float64)
+    grey = (grey - grey.mean()) / max(grey.std(), 1.0) * 50.0
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+def check_photo(path: Path, detector: FaceDetector, min_face_px: int) -> tuple[np.ndarray | None, str | None]:
+    """(encoding, None) for a usable reference photo, else (None, why not and what to do)."""
+    from .images import ImageError
+    from .identify import encode_faces
+
+    if path.suffix.lower() not in PHOTO_SUFFIXES:
+        return None, "not a JPEG, PNG or HEIC photo: remove it from the folder"
+    try:
+        rgb = _load_rgb(path)
+    except ImageError as exc:
+        return None, f"{exc}: replace it with a JPEG, PNG or HEIC photo"
+    faces = detector.detect(rgb)
+    if not faces:
+        return None, "no face found: use a photo where the child's face is clearly visible"
+    if len(faces) > 1:
+        return None, f"{len(faces)} faces found: use a photo of this child alone"
+    face = faces[0]
+    if face.width < min_face_px:
+        return None, f"face only {face.width} px wide, needs at least {min_face_px} px: use a closer photo"
+    sharp = sharpness(rgb, face.box)
+    if sharp < MIN_SHARPNESS:
+        return None, f"too blurry (sharpness {sharp:.0f}, needs {MIN_SHARPNESS:.0f}): use a sharper photo"
+    encoding = encode_faces(rgb, [face])[0]
+    if encoding is None:
+        return None, "face could not be measured (turned away or covered?): use a photo facing the camera"
+    return encoding, None
+
+
+def sync_roster(
+    home: Home,
+    conn: sqlite3.Connection,
+    *,
+    today: date | None = None,
+    progress: ProgressFn | None = None,
+    detector: FaceDetector | None = None,
+) -> SyncResult:
+    """Bring the database in line with children.csv and enrol/<id>/ photos.
+
+    Order matters for failing closed: consents and the erasing of templates are committed first,
+    before any (slow) encoding; erased templates are then scrubbed from the file. Raises RosterError
+    (changing nothing) when the CSV as a whole is unusable.
+    """
+    started = time.monotonic()
+    today = today or date.today()
+    settings = home.settings
+    channels = tuple(settings.channels)
+    parsed = parse_roster(home.roster_csv, channels)
+    new = {row.child_id: row for row in parsed.rows}
+    old = load_consents(conn)
+    then = _last_sync_day(conn) or today
+    changes = _diff(old, new, channels)
+    every_channel = set(channels).union(*(c.channels for c in old.values()))
+    reduced = {cid for cid, c in old.items() if _was_reduced(c, new.get(cid), every_channel, then, today)}
+    not_matched = {cid: template_eligibility(c, today) for cid, c in new.items()}
+    allowed = {cid for cid, why in not_matched.items() if why is None}
+    now = _now()
+    erased = 0
+
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for cid in old.keys() - new.keys():
+            conn.execute("DELETE FROM children WHERE id = ?", (cid,))
+        for cid, c in new.items():
+            conn.execute(
+                "INSERT INTO children (id, name, face_matching, channels, expires, problem, csv_line, updated_at) "
+                "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET name=excluded.name, "
+                "face_matching=excluded.face_matching, channels=excluded.channels, expires=excluded.expires, "
+                "problem=excluded.problem, csv_line=excluded.csv_line, "
+                "updated_at=CASE WHEN children.name IS excluded.name AND children.face_matching IS excluded.face_matching "
+                "AND children.channels IS excluded.channels AND children.expires IS excluded.expires "
+                "AND children.problem IS excluded.problem THEN children.updated_at ELSE excluded.updated_at END",
+                (cid, c.name, int(c.face_matching), json.dumps({ch: bool(c.channels.get(ch)) for ch in channels}),
+                 c.expires.isoformat() if c.expires else None, c.problem, parsed.lines.get(cid), now))
+        for ch in changes:
+            conn.execute("INSERT INTO consent_history (child_id, changed_at, field, old, new) VALUES (?,?,?,?,?)",
+                         (ch.child_id, now, ch.field, ch.old, ch.new))
+        # No biometric data without consent: erase now, before anything slow happens.
+        holders = {r[0] for r in conn.execute(
+            "SELECT child_id FROM templates UNION SELECT child_id FROM reference_photos")}
+        for cid in sorted(holders - allowed):
+            n = conn.execute("DELETE FROM templates WHERE child_id = ?", (cid,)).rowcount
+            conn.execute("DELETE FROM reference_photos WHERE child_id = ?", (cid,))
+            if n:
+                erased += n
+                conn.execute("INSERT INTO events (at, kind, child_id, detail) VALUES (?,?,?,?)",
+                             (now, "templates_erased", cid, f"{n} templates: {not_matched.get(cid) or 'not on the roster'}"))
+        conn.execute("INSERT INTO events (at, kind, detail) VALUES (?,?,?)", (now, "roster_synced", today.isoformat()))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+    # Photos: what is in each allowed child's folder now, and what needs checking.
+    files: dict[str, list[tuple[Path, str, str]]] = {}   # child -> (file, rel path, sha256)
+    todo: list[tuple[str, Path, str, str]] = []
+    unchanged = 0
+    for cid in sorted(allowed):
+        listing = [(p, f"{cid}/{p.name}", _sha256(p)) for p in _photo_files(home.enrol / cid)]
+        files[cid] = listing
+        current = {rel: sha for _, rel, sha in listing}
+        shas = set(current.values())
+        known = {r["path"]: r for r in conn.execute("SELECT * FROM reference_photos WHERE child_id = ?", (cid,))}
+        have = {r[0] for r in conn.execute("SELECT DISTINCT photo_sha256 FROM templates WHERE child_id = ?", (cid,))}
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for rel, row in known.items():
+                if current.get(rel) != row["sha256"]:
+                    conn.execute("DELETE FROM reference_photos WHERE child_id = ? AND path = ?", (cid, rel))
+            for sha in have - shas:   # the photo was removed or replaced
+                erased += conn.execute("DELETE FROM templates WHERE child_id = ? AND photo_sha256 = ?", (cid, sha)).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        have &= shas
+        for path, rel, sha in listing:
+            row = known.get(rel)
+            if row is not None and row["sha256"] == sha and (row["status"] == "rejected" or sha in have):
+                unchanged += 1
+            else:
+                todo.append((cid, path, rel, sha))
+
+    checked = 0
+    for i, (cid, path, rel, sha) in enumerate(todo, 1):
+        if progress is not None:
+            progress(i, len(todo), rel)
+        exists = conn.execute("SELECT 1 FROM templates WHERE child_id = ? AND photo_sha256 = ?", (cid, sha)).fetchone()
+        encoding, reason = None, None
+        if not exists:   # the same picture twice in one folder is encoded once
+            if detector is None:
+                from .detect import FaceDetector
+
+                detector = FaceDetector(threshold=settings.detect_threshold)
+            encoding, reason = check_photo(path, detector, settings.min_face_px)
+            checked += 1
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT OR REPLACE INTO reference_photos (child_id, path, sha256, status, reason, checked_at) "
+                "VALUES (?,?,?,?,?,?)", (cid, rel, sha, "rejected" if reason else "accepted", reason, _now()))
+            if encoding is not None:
+                conn.execute("INSERT INTO templates (child_id, photo_sha256, encoding, created_at) VALUES (?,?,?,?)",
+                             (cid, sha, _encoding_bytes(encoding), _now()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    if erased:
+        db.scrub(conn)
+
+    warnings = list(parsed.warnings)
+    roster_keys = {cid.lower() for cid in new}
+    if home.enrol.is_dir():
+        for folder in sorted(home.enrol.iterdir()):
+            if folder.is_dir() and not folder.name.startswith(".") and folder.name.lower() not in roster_keys:
+                warnings.append(RosterProblem(
+                    folder, None, f"no line for '{folder.name}' in {home.roster_csv.name}: its photos are not used"))
+
+    summaries: list[ChildSummary] = []
+    for c in sorted(new.values(), key=lambda c: (parsed.lines.get(c.child_id, 0), c.child_id)):
+        cid = c.child_id
+        s = ChildSummary(consent=c, line=parsed.lines.get(cid), not_matched=not_matched[cid])
+        s.photo_files = len(files[cid]) if cid in files else len(_photo_files(home.enrol / cid))
+        if cid in allowed:
+            s.photos = [PhotoCheck(r["path"], r["status"], r["reason"]) for r in conn.execute(
+                "SELECT path, status, reason FROM reference_photos WHERE child_id = ? ORDER BY path", (cid,))]
+            s.templates = conn.execute("SELECT COUNT(*) FROM templates WHERE child_id = ?", (cid,)).fetchone()[0]
+            if s.templates < MIN_GOOD_PHOTOS:
+                s.warning = (f"only {s.templates} good reference photo{'s' if s.templates != 1 else ''}: "
+                             f"add at least {MIN_GOOD_PHOTOS} to enrol/{cid}/ so the child is recognised reliably")
+        summaries.append(s)
+
+    return SyncResult(
+        csv=parsed.path, children=summaries, problems=parsed.problems, warnings=warnings, changes=changes,
+        reduced=reduced, photos_checked=checked, photos_unchanged=unchanged, templates_erased=erased,
+        seconds=time.monotonic() - started)
+
+
+# ---------------------------------------------------------------- listing
+
+
+@dataclass(frozen=True)
+class ChildRow:
+    consent: ChildConsent
+    line: int | None
+    templates: int
+    photos_accepted: int
+    photos_rejected: int
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    changed_at: str
+    field: str
+    old: str | None
+    new: str | None
+
+
+def list_children(conn: sqlite3.Connection) -> list[ChildRow]:
+    """The roster as last synced, in CSV order, with template and photo counts."""
+    consents = load_consents(conn)
+    rows = conn.execute(
+        "SELECT c.id, c.csv_line, c.updated_at, "
+        "(SELECT COUNT(*) FROM templates t WHERE t.child_id = c.id) AS templates, "
+        "(SELECT COUNT(*) FROM reference_photos p WHERE p.child_id = c.id AND p.status = 'accepted') AS ok, "
+        "(SELECT COUNT(*) FROM reference_photos p WHERE p.child_id = c.id AND p.status = 'rejected') AS bad "
+        "FROM children c ORDER BY c.csv_line, c.id").fetchall()
+    return [ChildRow(consents[r["id"]], r["csv_line"], r["templates"], r["ok"], r["bad"], r["updated_at"]) for r in rows]
+
+
+def child_history(conn: sqlite3.Connection, child_id: str) -> list[HistoryEntry]:
+    """Every recorded change of this child's consent, oldest first (kept after the child leaves)."""
+    return [HistoryEntry(r["changed_at"], r["field"], r["old"], r["new"]) for r in conn.execute(
+        "SELECT changed_at, field, old, new FROM consent_history WHERE child_id = ? ORDER BY id", (child_id,))]
+
+
+def expiring(conn: sqlite3.Connection, within_days: int, today: date | None = None) -> list[tuple[ChildConsent, int]]:
+    """Children whose consent ends within ``within_days`` days (already expired ones too), with the days
+    left (0 = last valid day is today, negative = expired that many days ago); soonest first."""
+    today = today or date.today()
+    out = [(c, (c.expires - today).days) for c in load_consents(conn).values()
+           if c.expires is not None and (c.expires - today).days <= within_days]
+    return sorted(out, key=lambda item: (item[1], item[0].child_id))
