@@ -363,3 +363,34 @@ def purge(home_dir: str | None, days: int | None) -> None:
 # --- watcher commands (watch, status) ---
 
 # --- manager commands (report, demo) ---
+
+
+@main.command()
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Report on photos processed from this day on (YYYY-MM-DD). Default: today only.")
+@click.option("--open", "open_report", is_flag=True, help="Open the report in the web browser when it is written.")
+@home_option
+def report(since, open_report: bool, home_dir: str | None) -> None:
+    """Write an HTML report of the day's photos: what was cleared, held for review or failed, and why.
+
+    The report shows children unobscured, so it is kept private in .photoguard/reports/.
+    Example: photoguard report --since 2026-11-01 --open
+    """
+    from datetime import date
+
+    from . import db
+    from .report import gather_report, write_report
+
+    home = get_home(home_dir)
+    conn = db.connect(home.database)
+    try:
+        data = gather_report(home, conn, since.date() if since else date.today())
+        path = write_report(home, data)
+    finally:
+        conn.close()
+    click.echo(f"{data.count('cleared', 'released')} cleared, {data.count('review')} waiting for review, "
+               f"{len(data.failed)} failed", err=True)
+    click.echo(str(path))
+    click.echo("This report shows children's faces unobscured: keep it private.", err=True)
+    if open_report:
+        click.launch(str(path))

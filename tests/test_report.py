@@ -192,3 +192,15 @@ def test_report_renders_in_a_headless_browser(report, tmp_path):
         pixels = np.asarray(im.convert("L"), dtype=float)
     assert pixels.shape == (900, 1200)
     assert pixels.std() > 20  # not a blank page
+
+
+def test_report_command(tmp_path):
+    from click.testing import CliRunner
+
+    from photoguard.cli import main
+
+    result = CliRunner().invoke(main, ["report", "--home", str(tmp_path), "--since", "2020-01-01"])
+    assert result.exit_code == 0, result.output
+    path = tmp_path / ".photoguard" / "reports" / "report-2020-01-01.html"
+    assert str(path) in result.output
+    assert "No photos processed since" in path.read_text(encoding="utf-8")

@@ -99,3 +99,18 @@ def test_reference_photos_have_exactly_one_identifiable_face(child):
             faces = detector.detect(np.asarray(im.convert("RGB")))
         assert len(faces) == 1, ref
         assert faces[0].width >= 80, ref
+
+
+def test_build_demo_home_copies_samples_and_roster(tmp_path):
+    import stat
+
+    from photoguard.demo import DemoError, build_demo_home
+
+    home = build_demo_home(tmp_path / "demo", REPO)
+    assert sorted(p.name for p in home.inbox.iterdir()) == sorted(PHOTOS)
+    assert home.roster_csv.read_bytes() == (ENROL / "children.csv").read_bytes()
+    refs = sorted(home.enrol.rglob("*.jpg"))
+    assert len(refs) == 6
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in [*refs, home.roster_csv])
+    with pytest.raises(DemoError, match="not empty"):
+        build_demo_home(tmp_path / "demo", REPO)
