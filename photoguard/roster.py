@@ -40,6 +40,8 @@ NO = {"no", "n", "false", "0", ""}
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".heif"}
 IGNORED_FILES = {"thumbs.db", "desktop.ini"}
 MIN_GOOD_PHOTOS = 3
+# In a reference photo, another face at least this fraction of the largest face's width is a rival.
+RIVAL_FACE_RATIO = 0.4
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Sharpness = variance of the Laplacian of the face (grey, SHARPNESS_WIDTH px wide, fixed contrast).
 # Measured on the facekit faces (astronaut, hopper; faces 90-450 px, JPEG q60, brightness 0.6-1.4):
@@ -493,9 +495,12 @@ def check_photo(path: Path, detector: FaceDetector, min_face_px: int) -> tuple[n
     faces = detector.detect(rgb)
     if not faces:
         return None, "no face found: use a photo where the child's face is clearly visible"
-    if len(faces) > 1:
-        return None, f"{len(faces)} faces found: use a photo of this child alone"
-    face = faces[0]
+    face = max(faces, key=lambda f: f.width)
+    # The detector's threshold is low on purpose (recall first), so a badge or a pattern can give
+    # a small extra box. Only a face big enough to be mistaken for the child's counts as a second face.
+    rivals = [f for f in faces if f is not face and f.width >= face.width * RIVAL_FACE_RATIO]
+    if rivals:
+        return None, f"{len(rivals) + 1} faces found: use a photo of this child alone"
     if face.width < min_face_px:
         return None, f"face only {face.width} px wide, needs at least {min_face_px} px: use a closer photo"
     sharp = sharpness(rgb, face.box)
