@@ -362,6 +362,68 @@ def purge(home_dir: str | None, days: int | None) -> None:
 
 # --- watcher commands (watch, status) ---
 
+
+@main.command()
+@home_option
+@click.option("--settle", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Seconds a file must stay unchanged (size and time) before it is taken.")
+@click.option("--poll", is_flag=True, help="Poll the folders instead of relying on notifications (network shares).")
+@click.option("--rescan", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Seconds between full scans of inbox/ and enrol/ (catches anything notifications missed).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: the 'workers' setting, 0 = cores).")
+@click.option("--decode-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="A file unchanged this long that still does not decode is processed anyway (it goes to failed/).")
+def watch(home_dir: str | None, settle: float, poll: bool, rescan: float, workers: int | None,
+          decode_timeout: float) -> None:
+    """Process photos as they arrive in inbox/ until stopped (Ctrl-C or SIGTERM).
+
+    Changes to enrol/ (children.csv, reference photos) take effect before the next photo.
+    Log: stderr and .photoguard/logs/watch.log.
+
+    Example: photoguard watch --home /srv/photoguard
+    """
+    from .lock import HomeBusy
+    from .pipeline import DiskFull
+    from .watch import WatchOptions
+    from .watch import watch as run_watch
+
+    home = get_home(home_dir)
+    options = WatchOptions(settle=settle, poll=poll, rescan=rescan, workers=workers, decode_timeout=decode_timeout)
+    try:
+        code = run_watch(home, options)
+    except (HomeBusy, DiskFull) as exc:
+        raise click.ClickException(str(exc))
+    raise SystemExit(code)
+
+
+@main.command()
+@home_option
+@click.option("--recent", type=click.IntRange(min=0), default=10, show_default=True, help="How many recent photos to list.")
+def status(home_dir: str | None, recent: int) -> None:
+    """Is a watcher running, what is waiting, what happened today (safe while the watcher runs)."""
+    from .watch import watch_status
+
+    home = get_home(home_dir)
+    st = watch_status(home, recent)
+    if st.watcher_pid is None:
+        click.echo("watcher: not running")
+    elif st.watcher is not None:
+        w = st.watcher
+        click.echo(f"watcher: running (pid {st.watcher_pid}, since {w.get('started')}, {w.get('workers')} worker(s)) "
+                   f"— {w.get('state')}; {w.get('in_flight', 0)} in hand, {w.get('waiting', 0)} settling/queued")
+    else:
+        click.echo(f"watcher: another PhotoGuard process holds the home (pid {st.watcher_pid})")
+    click.echo(f"inbox: {st.inbox_waiting} file(s) waiting")
+    if st.unfinished:
+        click.echo(f"journal: {len(st.unfinished)} photo(s) not finished (resumed at the next start): "
+                   + ", ".join(f"{name} ({state})" for name, state in st.unfinished[:10]))
+    click.echo("today: " + ", ".join(f"{n} {k}" for k, n in st.today.items()))
+    if st.recent:
+        click.echo("last photos:")
+        for item in st.recent:
+            click.echo(f"  {item.at}  {item.status:<9} {item.name}" + (f" — {item.detail}" if item.detail else ""))
+
 # --- manager commands (report, demo) ---
 
 

@@ -1,0 +1,708 @@
+"""``photoguard watch``: process photos as they arrive in inbox/, for days on end, without losing one.
+
+How a dropped file travels:
+1. seen (an inotify/polling event, the scan at start, or the periodic rescan) -> ``pending``;
+2. taken once its size and mtime have not changed for ``settle`` seconds AND it decodes (a cheap
+   check here; the worker decodes it fully). A file that never decodes is still handed over after
+   ``decode_timeout`` seconds unchanged, so the pipeline routes it to failed/ with a reason;
+3. hashed here and dispatched to a worker process (at most 2 per worker at once, so the backlog
+   waits as paths, not as pixels). Two files with the same bytes are never in flight together: the
+   second waits and the pipeline archives it as a duplicate.
+
+The journal (table ``photos``) and the pipeline's staging make a crash at any moment safe; this
+module adds: resume at start, one watcher per home (``hold_lock``), no worker of a dead watcher still
+running when the next one starts (``workers.lock``), and roster changes that pause dispatching so a
+withdrawn consent is never outrun by a photo already queued.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import json
+import logging
+import logging.handlers
+import multiprocessing
+import os
+import queue
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
+from concurrent.futures import wait as wait_futures
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from .home import Home
+from .pipeline import DiskFull, PhotoResult, is_candidate, now_iso
+
+LOG_NAME = "photoguard.watch"
+LOG_FILE = "watch.log"
+STATUS_FILE = "watch.json"
+WORKERS_LOCK = "workers.lock"
+# Worker processes are replaced after this many photos: a long day must not let memory creep.
+TASKS_PER_WORKER = 200
+# A file that made a worker crash (or raised an unexpected error) this many times goes to failed/.
+MAX_ATTEMPTS = 3
+DISK_FULL_RETRY = 30.0
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    settle: float = 2.0            # seconds a file must stay unchanged before it is taken
+    decode_timeout: float = 60.0   # unchanged this long but still not decodable: hand over anyway (-> failed/)
+    rescan: float = 60.0           # full scan of inbox/ and enrol/ every so often (missed events)
+    poll: bool = False             # PollingObserver (network shares: inotify does not see remote writes)
+    poll_interval: float = 1.0
+    workers: int | None = None     # default: the 'workers' setting (0 = number of cores)
+    roster_debounce: float = 2.0   # wait this long after the last change in enrol/ before syncing
+    tick: float = 0.2
+
+
+# --- logging ----------------------------------------------------------------------------------------
+
+
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log whose files are created owner-only (the log names photos)."""
+
+    def _open(self):  # type: ignore[override]
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)
+        return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+
+def setup_logging(home: Home, stream=None, max_bytes: int = 5_000_000, backups: int = 5) -> logging.Logger:
+    """One line per event on stderr and in ``.photoguard/logs/watch.log`` (rotated, 0600)."""
+    log = logging.getLogger(LOG_NAME)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    for handler in list(log.handlers):
+        log.removeHandler(handler)
+        handler.close()
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
+    home.logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    file_handler = _PrivateRotatingFileHandler(home.logs / LOG_FILE, maxBytes=max_bytes, backupCount=backups,
+                                               encoding="utf-8")
+    console = logging.StreamHandler(stream or sys.stderr)
+    for handler in (file_handler, console):
+        handler.setFormatter(fmt)
+        log.addHandler(handler)
+    return log
+
+
+def describe(result: PhotoResult) -> str:
+    """The log line for one photo: status, faces shown/obscured, seconds."""
+    n = len(result.faces)
+    shown = sum(1 for f in result.faces if "shown" in f.actions.values())
+    faces = f"{n} face(s): {shown} shown, {n - shown} obscured"
+    if result.status == "cleared":
+        detail = faces
+    elif result.status == "review":
+        detail = f"{faces}; held for review: {result.reason}"
+    else:
+        detail = result.reason or ""
+    return f"{result.status:<9} {result.source} — {detail} ({result.seconds:.1f}s)"
+
+
+# --- worker processes -------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """A worker never outlives its watcher (a SIGKILLed watcher must not leave a photo half-done by an
+    orphan while the next watcher resumes it). Linux: PR_SET_PDEATHSIG; elsewhere a thread checks."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def check() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=check, name="parent-check", daemon=True).start()
+
+
+_workers_lock_fd: int | None = None
+
+
+def _init_watch_worker(root: str, lock_path: str) -> None:
+    global _workers_lock_fd
+    from . import pipeline
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the watcher, which lets this photo finish
+    _die_with_parent()
+    # Held until the process ends: the next watcher waits for it before resuming interrupted photos.
+    _workers_lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(_workers_lock_fd, fcntl.LOCK_SH)
+    pipeline._init_worker(root)
+
+
+def wait_for_old_workers(home: Home, log: logging.Logger) -> int:
+    """Block until no worker of an earlier watcher is alive; returns the fd holding the exclusive lock."""
+    fd = os.open(home.state / WORKERS_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    said = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if not said:
+                log.info("waiting for the workers of a previous run to stop")
+                said = True
+            time.sleep(0.1)
+
+
+# --- complete files only ----------------------------------------------------------------------------
+
+_heif_registered = False
+
+
+def decodes(path: Path) -> bool:
+    """Cheap check that the file is a whole image: JPEGs are decoded at 1/8 scale (which still reads
+    every byte of the compressed data, so a truncated copy fails), other formats fully."""
+    global _heif_registered
+    from PIL import Image
+
+    if not _heif_registered:
+        try:
+            import pillow_heif
+
+            pillow_heif.register_heif_opener()
+        except ImportError:
+            pass
+        _heif_registered = True
+    try:
+        with Image.open(path) as im:
+            if im.format == "JPEG":
+                im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
+            im.load()
+        return True
+    except Image.DecompressionBombError:
+        return True  # complete, just huge: the pipeline says so in failed/
+    except Exception:
+        return False
+
+
+@dataclass
+class _Waiting:
+    key: tuple[int, int, int]       # (size, mtime_ns, inode) when last seen
+    since: float                    # monotonic time the key last changed
+    checked: tuple[int, int, int] | None = None   # key for which `decodable` was computed
+    checked_at: float = 0.0
+    decodable: bool = False
+    sha: str | None = None          # computed for `checked`
+    attempts: int = 0
+
+
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not os.path.isfile(path):
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+# --- the watcher ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    path: Path
+    sha: str
+    attempts: int
+
+
+@dataclass
+class WatchCounts:
+    processed: dict[str, int] = field(default_factory=dict)
+
+
+class Watcher:
+    """Watch one home until stopped. Build it, then call ``run()`` (blocks; returns the exit code)."""
+
+    def __init__(self, home: Home, options: WatchOptions | None = None, log: logging.Logger | None = None) -> None:
+        self.home = home
+        self.options = options or WatchOptions()
+        self.log = log or logging.getLogger(LOG_NAME)
+        self.workers = self.options.workers or home.settings.worker_count
+        self.events: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        self.pending: dict[Path, _Waiting] = {}
+        self.inflight: dict[Future, _Job] = {}
+        self.stopping = False
+        self.signals = 0
+        self.pool: ProcessPoolExecutor | None = None
+        self.processor = None
+        self.roster_signature: tuple | None = None
+        self.roster_changed_at: float | None = None   # set: dispatching paused until the roster is synced
+        self.roster_broken: str | None = None         # children.csv unusable: paused until it changes
+        self.disk_full_until = 0.0
+        self.day = date.today()
+        self.counts: dict[str, int] = {}
+        self._status_written: dict | None = None
+        self.started_at = now_iso()
+
+    # --- signals ---
+
+    def _on_signal(self, signum: int, frame) -> None:
+        self.signals += 1
+        if self.signals == 1:
+            self.stopping = True
+            n = len(self.inflight)
+            self.log.info(f"{signal.Signals(signum).name}: stopping — letting {n} photo(s) in hand finish; "
+                          "send the signal again to stop at once (nothing is lost either way)")
+        else:
+            self.log.warning("second signal: stopping at once; interrupted photos are resumed on the next start")
+            logging.shutdown()
+            os._exit(128 + signum)
+
+    # --- events ---
+
+    def _observe(self):
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers import Observer
+        from watchdog.observers.polling import PollingObserver
+
+        events = self.events
+        interesting = {"created", "modified", "moved", "closed", "deleted"}
+
+        class Handler(FileSystemEventHandler):
+            def __init__(self, kind: str) -> None:
+                self.kind = kind
+
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                if event.event_type not in interesting:
+                    return
+                path = event.dest_path if event.event_type == "moved" else event.src_path
+                if isinstance(path, bytes):
+                    path = os.fsdecode(path)
+                tag = "dir" if event.is_directory else "file"
+                events.put((f"{self.kind}-{tag}", path or ""))
+
+        if self.options.poll:
+            observer = PollingObserver(timeout=self.options.poll_interval)
+        else:
+            observer = Observer()
+        observer.schedule(Handler("inbox"), str(self.home.inbox), recursive=True)
+        observer.schedule(Handler("enrol"), str(self.home.enrol), recursive=True)
+        observer.daemon = True
+        observer.start()
+        return observer
+
+    def _hidden(self, path: Path) -> bool:
+        try:
+            rel = path.relative_to(self.home.inbox)
+        except ValueError:
+            return True
+        return any(part.startswith(".") for part in rel.parts[:-1]) or not is_candidate(path)
+
+    def _see(self, path: Path, now: float) -> None:
+        if path in self.pending or self._hidden(path) or any(j.path == path for j in self.inflight.values()):
+            return
+        key = _stat_key(path)
+        if key is not None:
+            self.pending[path] = _Waiting(key, now)
+
+    def _scan_inbox(self, folder: Path | None = None) -> None:
+        from .pipeline import collect
+
+        now = time.monotonic()
+        for path in collect([folder or self.home.inbox]):
+            self._see(path, now)
+
+    def _drain_events(self) -> None:
+        now = time.monotonic()
+        enrol_touched = False
+        while True:
+            try:
+                kind, raw = self.events.get_nowait()
+            except queue.Empty:
+                break
+            path = Path(raw)
+            if kind == "inbox-file":
+                self._see(path, now)
+            elif kind == "inbox-dir":
+                if path.is_dir():  # a folder moved in whole brings no event per file
+                    self._scan_inbox(path)
+            else:
+                enrol_touched = True
+        if enrol_touched:
+            self._check_roster_files()
+
+    # --- roster ---
+
+    def _enrol_signature(self) -> tuple:
+        items = []
+        for root, dirs, files in os.walk(self.home.enrol):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if name.startswith(".") or name.startswith("~$"):
+                    continue  # editors' lock and temp files
+                p = os.path.join(root, name)
+                try:
+                    st = os.stat(p)
+                except FileNotFoundError:
+                    continue
+                items.append((p, st.st_size, st.st_mtime_ns, st.st_ino))
+        return tuple(items)
+
+    def _check_roster_files(self) -> None:
+        signature = self._enrol_signature()
+        if signature != self.roster_signature:
+            if self.roster_changed_at is None:
+                self.log.info("enrol/ changed: pausing until the roster is synced "
+                              f"({len(self.inflight)} photo(s) in hand finish first)")
+            self.roster_changed_at = time.monotonic()  # debounce: restart the wait on every change
+            self.roster_signature = signature
+
+    def _sync_roster(self, reason: str) -> None:
+        """With nothing in flight: sync the roster, reload it and re-check the outbox (this process)."""
+        from .pipeline import recheck_outbox
+        from .roster import RosterError, sync_roster
+
+        assert not self.inflight
+        processor = self.processor
+        started = time.monotonic()
+        try:
+            if not self.home.roster_csv.exists():
+                raise RosterError(f"{self.home.roster_csv} is missing. Put the roster back (or a roster with a "
+                                  "header line only, to share no child); photos wait in the inbox until then")
+            report = sync_roster(self.home, processor.conn)
+        except RosterError as exc:
+            self.roster_broken = str(exc)
+            self.log.error(f"roster not usable — processing paused, photos wait in the inbox: {exc}")
+            return
+        self.roster_broken = None
+        for attr in ("problems", "warnings"):
+            for problem in getattr(report, attr, None) or []:
+                self.log.warning(f"roster: {problem}")
+        processor.reload_roster()
+        changes = recheck_outbox(processor)
+        for change in changes:
+            self.log.info(f"outbox {change.channel}/{Path(change.path).name}: {change.action} — {change.reason}")
+        self.log.info(f"roster synced ({reason}) in {time.monotonic() - started:.1f}s; "
+                      f"{len(processor.consents)} child(ren), {len(processor.templates)} template(s); resuming")
+
+    def _roster_gate(self, now: float) -> bool:
+        """True when dispatching may go on; runs a due roster sync or day change re-check when idle."""
+        if date.today() != self.day and self.roster_changed_at is None:
+            self.log.info("a new day: re-checking the outbox against today's consents")
+            self.day = date.today()
+            self.roster_changed_at = now - self.options.roster_debounce
+        if self.roster_changed_at is None:
+            return self.roster_broken is None
+        if now - self.roster_changed_at < self.options.roster_debounce or self.inflight:
+            return False
+        self.roster_changed_at = None
+        self._sync_roster("enrol/ changed")
+        return self.roster_broken is None
+
+    # --- dispatch ---
+
+    def _ensure_pool(self) -> ProcessPoolExecutor:
+        if self.pool is None:
+            # forkserver: never fork a process that holds SQLite connections, models and observer threads.
+            ctx = multiprocessing.get_context("forkserver")
+            self.pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=ctx, initializer=_init_watch_worker,
+                initargs=(str(self.home.root), str(self.home.state / WORKERS_LOCK)),
+                max_tasks_per_child=TASKS_PER_WORKER)
+        return self.pool
+
+    def _ready(self, path: Path, w: _Waiting, now: float) -> bool:
+        """Settled and decodable (or undecodable for too long): update ``w`` and say whether to take it."""
+        key = _stat_key(path)
+        if key is None:
+            del self.pending[path]
+            return False
+        if key != w.key:
+            w.key, w.since = key, now
+            return False
+        if now - w.since < self.options.settle:
+            return False
+        if w.checked != key or (not w.decodable and now - w.checked_at >= max(self.options.settle, 1.0)):
+            w.decodable = decodes(path)
+            w.checked, w.checked_at, w.sha = key, now, None
+            if not w.decodable:
+                self.log.debug(f"{path.name}: not a whole image yet")
+        return w.decodable or now - w.since >= self.options.decode_timeout
+
+    def _dispatch(self, now: float) -> None:
+        from .images import sha256_file
+
+        capacity = 2 * self.workers - len(self.inflight)
+        if capacity <= 0 or not self.pending:
+            return
+        busy = {job.sha for job in self.inflight.values()}
+        today = date.today().isoformat()
+        for path, w in list(self.pending.items()):
+            if capacity <= 0:
+                break
+            if not self._ready(path, w, now):
+                continue
+            if w.sha is None:
+                try:
+                    w.sha = sha256_file(path)
+                except FileNotFoundError:
+                    del self.pending[path]
+                    continue
+                except OSError as exc:
+                    self.log.warning(f"{path.name}: cannot be read yet ({exc.strerror}); trying again")
+                    w.key, w.since = (-1, -1, -1), now
+                    continue
+            if w.sha in busy:
+                continue  # the same bytes are being processed; afterwards this copy is archived as a duplicate
+            future = self._ensure_pool().submit(_work_item, (str(path), w.sha, today))
+            self.inflight[future] = _Job(path, w.sha, w.attempts + 1)
+            busy.add(w.sha)
+            del self.pending[path]
+            capacity -= 1
+
+    # --- results ---
+
+    def _collect(self, timeout: float) -> None:
+        if not self.inflight:
+            time.sleep(timeout)
+            return
+        done, _ = wait_futures(list(self.inflight), timeout=timeout, return_when=FIRST_COMPLETED)
+        broken = False
+        for future in done:
+            job = self.inflight.pop(future)
+            try:
+                result = future.result()
+            except DiskFull as exc:
+                self.disk_full_until = time.monotonic() + DISK_FULL_RETRY
+                self.log.error(f"{exc} — pausing {DISK_FULL_RETRY:.0f}s; photos wait in the inbox")
+                self._retry(job, count=False)
+            except BrokenProcessPool:
+                broken = True
+                self._retry(job, why="a worker process died while processing it")
+            except Exception as exc:  # noqa: BLE001 — a bug or a broken database must not stop the watcher
+                self.log.error(f"{job.path.name}: unexpected error ({type(exc).__name__}: {exc})")
+                self._retry(job, why=f"unexpected error {type(exc).__name__}: {exc}")
+            else:
+                self._done(result)
+        if broken:
+            self._restart_pool()
+
+    def _done(self, result: PhotoResult) -> None:
+        self.counts[result.status] = self.counts.get(result.status, 0) + 1
+        level = logging.WARNING if result.status == "failed" else logging.INFO
+        self.log.log(level, describe(result))
+
+    def _retry(self, job: _Job, why: str = "", count: bool = True) -> None:
+        if _stat_key(job.path) is None:
+            return  # moved: the pipeline finished it (or someone took it away)
+        attempts = job.attempts if count else job.attempts - 1
+        if attempts >= MAX_ATTEMPTS:
+            self._give_up(job, why)
+            return
+        now = time.monotonic()
+        w = _Waiting(_stat_key(job.path), now - self.options.settle, attempts=attempts)  # type: ignore[arg-type]
+        self.pending[job.path] = w
+
+    def _give_up(self, job: _Job, why: str) -> None:
+        """A file that breaks the worker every time goes to failed/ with the reason, not round in circles."""
+        from .pipeline import resume_interrupted
+
+        processor = self.processor
+        try:
+            if not self.inflight:
+                resume_interrupted(processor)
+            result = processor._fail(job.path, job.sha, f"{why} ({MAX_ATTEMPTS} attempts); "
+                                     "PhotoGuard could not process it", time.monotonic())
+        except Exception as exc:  # noqa: BLE001
+            self.log.error(f"{job.path.name}: could not be moved to failed/ ({exc}); leaving it in the inbox")
+            return
+        self._done(result)
+
+    def _restart_pool(self) -> None:
+        """A worker died (killed, out of memory): the pool is unusable. Start a new one once every old worker
+        is gone, after finishing what the dead one left half done."""
+        from .pipeline import resume_interrupted
+
+        self.log.warning("a worker process died; starting new workers")
+        for future, job in list(self.inflight.items()):
+            self.inflight.pop(future)
+            self._retry(job, why="a worker process died while processing it")
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+        fd = wait_for_old_workers(self.home, self.log)
+        try:
+            for result in resume_interrupted(self.processor):
+                self._done(result)
+        finally:
+            os.close(fd)
+
+    # --- status file (read by `photoguard status`) ---
+
+    def _write_status(self, state: str) -> None:
+        status = {
+            "pid": os.getpid(), "started": self.started_at, "state": state, "workers": self.workers,
+            "waiting": len(self.pending), "in_flight": len(self.inflight), "since_start": dict(self.counts),
+        }
+        if status == self._status_written:
+            return
+        path = self.home.state / STATUS_FILE
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "w", encoding="utf-8") as fh:
+            json.dump(status, fh)
+        os.replace(tmp, path)
+        self._status_written = status
+
+    def _state(self) -> str:
+        if self.stopping:
+            return "stopping"
+        if self.roster_broken:
+            return f"paused: {self.roster_broken}"
+        if self.roster_changed_at is not None:
+            return "paused: syncing the roster"
+        if time.monotonic() < self.disk_full_until:
+            return "paused: the disk is full"
+        return "watching"
+
+    # --- main loop ---
+
+    def start(self) -> None:
+        """Everything before the loop: engine, roster sync, outbox re-check, resume, first scan."""
+        from .pipeline import open_processor, resume_interrupted
+
+        fd = wait_for_old_workers(self.home, self.log)
+        try:
+            self.roster_signature = self._enrol_signature()
+            self.processor = open_processor(self.home, self.log.info)
+            for result in resume_interrupted(self.processor):
+                self._done(result)
+        finally:
+            os.close(fd)
+        self.observer = self._observe()
+        self._scan_inbox()
+        self.last_rescan = time.monotonic()
+        mode = "polling" if self.options.poll else "notifications"
+        self.log.info(f"watching {self.home.inbox} ({mode}, {self.workers} worker(s), settle {self.options.settle:g}s); "
+                      f"{len(self.pending)} file(s) already waiting")
+
+    def run(self, install_signals: bool = True) -> int:
+        if install_signals:
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        self.start()
+        try:
+            while not (self.stopping and not self.inflight):
+                now = time.monotonic()
+                self._drain_events()
+                if now - self.last_rescan >= self.options.rescan:
+                    self._scan_inbox()
+                    self._check_roster_files()
+                    self.last_rescan = now
+                if not self.stopping and self._roster_gate(now) and now >= self.disk_full_until:
+                    self._dispatch(now)
+                self._write_status(self._state())
+                self._collect(self.options.tick)
+        finally:
+            self.observer.stop()
+            if self.pool is not None:
+                self.pool.shutdown(wait=True, cancel_futures=True)
+            self._write_status("stopped")
+        done = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items())) or "no photos"
+        self.log.info(f"stopped cleanly ({done} since start)")
+        return 0
+
+
+def _work_item(item: tuple[str, str, str]) -> PhotoResult:
+    from .pipeline import _work
+
+    return _work(item)
+
+
+def watch(home: Home, options: WatchOptions | None = None, log: logging.Logger | None = None) -> int:
+    """Hold the home's lock and watch until SIGINT/SIGTERM. Raises lock.HomeBusy if another process works on it."""
+    from .lock import hold_lock
+
+    with hold_lock(home, "photoguard watch"):
+        return Watcher(home, options, log or setup_logging(home)).run()
+
+
+# --- status -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Recent:
+    at: str
+    status: str
+    name: str
+    detail: str
+
+
+@dataclass
+class WatchStatus:
+    watcher_pid: int | None
+    watcher: dict | None                 # the running watcher's own view (state, waiting, in flight)
+    inbox_waiting: int                   # files in inbox/ not yet processed
+    unfinished: list[tuple[str, str]]    # (source, state) of journal rows not done
+    today: dict[str, int]                # cleared / review / failed / duplicate
+    recent: list[Recent]
+
+
+def watch_status(home: Home, recent: int = 10, today: date | None = None) -> WatchStatus:
+    """What ``photoguard status`` shows; safe while the watcher runs (SQLite WAL, read only)."""
+    from . import db
+    from .lock import lock_holder
+    from .pipeline import collect
+
+    pid = lock_holder(home)
+    watcher = None
+    status_path = home.state / STATUS_FILE
+    if pid is not None and status_path.exists():
+        try:
+            watcher = json.loads(status_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            watcher = None
+        if watcher is not None and watcher.get("pid") != pid:
+            watcher = None  # left by an earlier run; the lock is held by `process`
+    conn = db.connect(home.database)
+    try:
+        unfinished = [(r["source"], r["state"]) for r in conn.execute(
+            "SELECT source, state FROM photos WHERE state != 'done' ORDER BY received_at")]
+        day = (today or date.today()).isoformat()
+        counts = {"cleared": 0, "review": 0, "failed": 0, "duplicate": 0}
+        rows = conn.execute("SELECT kind, detail FROM events WHERE kind IN ('processed', 'duplicate') AND at >= ?",
+                            (day,)).fetchall()
+        for r in rows:
+            status = "duplicate" if r["kind"] == "duplicate" else (r["detail"] or "").split(":", 1)[0]
+            counts[status] = counts.get(status, 0) + 1
+        items = []
+        for r in conn.execute(
+                "SELECT e.at, e.kind, e.detail, p.source FROM events e LEFT JOIN photos p ON p.sha256 = e.photo_sha256 "
+                "WHERE e.kind IN ('processed', 'duplicate') ORDER BY e.id DESC LIMIT ?", (recent,)):
+            items.append(_recent(r))
+    finally:
+        conn.close()
+    return WatchStatus(pid, watcher, len(collect([home.inbox])), unfinished, counts, items)
+
+
+def _recent(row) -> Recent:
+    detail = row["detail"] or ""
+    if row["kind"] == "duplicate":
+        name, _, first = detail.partition(" = ")
+        return Recent(row["at"], "duplicate", name, f"same photo as {first}")
+    status, _, rest = detail.partition(": ")
+    if status == "failed":
+        name, _, reason = rest.partition(": ")
+        return Recent(row["at"], status, name, reason)
+    return Recent(row["at"], status, row["source"] or "?", "" if rest == "ok" else rest)
