@@ -12,6 +12,7 @@ and never near the outbox. Every string from the database is escaped: file names
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
 import json
@@ -48,6 +49,7 @@ EVENT_WORDS = {
     "purged": "Original deleted (end of archive period)",
     "templates_erased": "Face templates erased",
 }
+HIDDEN_EVENTS = {"processed", "roster_synced"}   # processed: shown as photos; roster_synced: bookkeeping
 
 
 @dataclass
@@ -182,10 +184,10 @@ def gather_report(home: Home, conn: sqlite3.Connection, since: date, until: date
     events: list[ReportEvent] = []
     for e in conn.execute(f"SELECT * FROM events WHERE {ewhere} ORDER BY id", eargs):
         detail = e["detail"] or ""
-        if e["kind"] == "processed":
-            if detail.startswith("failed: "):
-                name, _, reason = detail[len("failed: "):].partition(": ")
-                failed.append(ReportFailure(name, reason or "(no reason recorded)", e["at"]))
+        if e["kind"] == "processed" and detail.startswith("failed: "):
+            name, _, reason = detail[len("failed: "):].partition(": ")
+            failed.append(ReportFailure(name, reason or "(no reason recorded)", e["at"]))
+        if e["kind"] in HIDDEN_EVENTS:
             continue
         events.append(ReportEvent(e["at"], e["kind"], detail))
     rwhere, rargs = _in_range("received_at", since, until)
@@ -294,9 +296,10 @@ th{background:#f9fafb}
 .badge.cleared,.badge.released{background:#dcfce7;color:#166534}.badge.review{background:#ffedd5;color:#9a3412}
 .badge.rejected{background:#e5e7eb;color:#374151}
 .images{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
-figure{margin:0}
+figure{margin:0;max-width:320px}
 figure img{display:block;border-radius:6px;border:1px solid #d1d5db}
-figcaption{font-size:13px;color:#374151;margin-top:4px}
+figcaption{font-size:13px;color:#374151;margin-top:4px;overflow-wrap:anywhere}
+figcaption small{display:block;color:#6b7280}
 .original figcaption{color:#92400e}
 .gone{width:200px;height:130px;display:flex;align-items:center;justify-content:center;text-align:center;background:#f3f4f6;
 border:1px dashed #9ca3af;border-radius:6px;color:#6b7280;font-size:13px;padding:6px;box-sizing:border-box}
@@ -350,20 +353,29 @@ def _photo_card(home: Home, photo: ReportPhoto, channels: tuple[str, ...], with_
         uri = plain_thumbnail(review) if review and review.exists() else None
         figures.append(_figure(uri, "Held for review: every face not cleared for all channels is obscured",
                                "no longer in the review folder", alt=f"review copy of {photo.source}"))
+    # Channels that got the very same picture share one image (most photos: all of them).
+    same: dict[bytes, list[ReportOutput]] = {}
     for channel in channels:
         out = photo.outputs.get(channel)
         if out is None:
             if photo.outcome in ("cleared", "released"):
-                figures.append(_figure(None, e(channel), "not sent to this channel"))
+                figures.append(_figure(None, f"<b>{e(channel)}</b>", "not sent to this channel"))
             continue
         path = root / out.path
         if out.removed_at:
-            figures.append(_figure(None, e(channel), f"removed from the outbox {_when(out.removed_at, True)}"))
-        elif not path.exists():
-            figures.append(_figure(None, e(channel), "no longer in the outbox (collected)"))
-        else:
-            figures.append(_figure(plain_thumbnail(path), f"{e(channel)} <small>({e(out.path)})</small>",
-                                   "cannot be read", alt=f"{channel} copy of {photo.source}"))
+            figures.append(_figure(None, f"<b>{e(channel)}</b>", f"removed from the outbox {_when(out.removed_at, True)}"))
+            continue
+        try:
+            content = hashlib.sha256(path.read_bytes()).digest()
+        except OSError:
+            figures.append(_figure(None, f"<b>{e(channel)}</b>", "no longer in the outbox (collected)"))
+            continue
+        same.setdefault(content, []).append(out)
+    for outs in same.values():
+        names = " &middot; ".join(f"<b>{e(o.channel)}</b>" for o in outs)
+        files = "".join(f"<small>{e(o.path)}</small>" for o in outs)
+        figures.append(_figure(plain_thumbnail(root / outs[0].path), f"Shared on {names}{files}", "cannot be read",
+                               alt=f"{', '.join(o.channel for o in outs)} copy of {photo.source}"))
     reason = f'<div class="reason"><b>Why:</b> {e(photo.reason)}</div>' if photo.reason else ""
     kind = "review" if photo.outcome == "review" else "cleared"
     return (
@@ -440,7 +452,8 @@ def render_report(home: Home, data: ReportData) -> str:
                      "and the copy that went to each channel.</p>")
         parts += [_photo_card(home, p, data.channels, with_day) for p in done]
     if data.events:
-        items = "".join(f"<li>{e(_when(ev.at, with_day))} &middot; {e(EVENT_WORDS.get(ev.kind, ev.kind))}"
+        items = "".join(f"<li>{e(_when(ev.at, with_day))} &middot; "
+                        f"{e(EVENT_WORDS.get(ev.kind, ev.kind.replace('_', ' ').capitalize()))}"
                         f"{': ' + e(ev.detail) if ev.detail else ''}</li>" for ev in data.events)
         parts.append(f'<h2>Also</h2><ul class="events">{items}</ul>')
     parts.append("</main></body></html>")

@@ -57,9 +57,11 @@ def report(tmp_path_factory):
     day = home.archive / date.today().isoformat()
     day.mkdir()
     (day / "painting.jpg").write_bytes(jpeg_bytes(rgb, 6))
-    for channel in CHANNELS:
-        Image.fromarray(rgb).save(home.outbox_for(channel) / "painting.jpg", quality=70)
-    (home.outbox_for("twitter") / "painting.jpg").unlink()
+    Image.fromarray(rgb).save(home.outbox_for("facebook") / "painting.jpg", quality=70)
+    hidden = rgb.copy()
+    for left, top, right, bottom in boxes[1:]:
+        hidden[top:bottom, left:right] = 0
+    Image.fromarray(hidden).save(home.outbox_for("instagram") / "painting.jpg", quality=70)
     _add_photo(conn, "a" * 64, "painting.jpg", "cleared", archive=f"archive/{date.today()}/painting.jpg",
                faces=[
                    (boxes[0], "ada", "matched", [("shown", f"consent for {c}") for c in CHANNELS]),
@@ -204,3 +206,16 @@ def test_report_command(tmp_path):
     path = tmp_path / ".photoguard" / "reports" / "report-2020-01-01.html"
     assert str(path) in result.output
     assert "No photos processed since" in path.read_text(encoding="utf-8")
+
+
+def test_channels_that_got_the_same_picture_share_one_image(tmp_path):
+    home = open_home(tmp_path)
+    conn = db.connect(home.database)
+    rgb, _ = scene(300, 200, [], seed=9)
+    for channel in CHANNELS:
+        Image.fromarray(rgb).save(home.outbox_for(channel) / "wall.jpg", quality=70)
+    _add_photo(conn, "c" * 64, "wall.jpg", "cleared", outputs=[(c, f"outbox/{c}/wall.jpg", None) for c in CHANNELS])
+    page = build_report(home, conn, date.today()).read_text(encoding="utf-8")
+    assert "Shared on <b>facebook</b> &middot; <b>instagram</b> &middot; <b>twitter</b>" in page
+    assert page.count("data:image/jpeg") == 1  # the original is gone from the archive: one image only
+    assert "original no longer archived" in page
