@@ -438,6 +438,17 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def child_folder(enrol: Path, child_id: str) -> Path:
+    """enrol/<id>/, also when the folder's name differs in case (Amy vs amy, as typed in Excel)."""
+    exact = enrol / child_id
+    if exact.is_dir() or not enrol.is_dir():
+        return exact
+    for entry in enrol.iterdir():
+        if entry.is_dir() and entry.name.lower() == child_id.lower():
+            return entry
+    return exact
+
+
 def _photo_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
@@ -461,7 +472,7 @@ def _load_rgb(path: Path) -> np.ndarray:
             with Image.open(path) as im:
                 return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
         except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise ImageError(f"cannot read the photo ({exc})") from exc
+            raise ImageError(f"cannot read the photo ({exc}): replace it with a JPEG, PNG or HEIC photo") from exc
 
 
 def sharpness(rgb: np.ndarray, box: tuple[int, int, int, int]) -> float:
@@ -491,7 +502,9 @@ def check_photo(path: Path, detector: FaceDetector, min_face_px: int) -> tuple[n
     try:
         rgb = _load_rgb(path)
     except ImageError as exc:
-        return None, f"{exc}: replace it with a JPEG, PNG or HEIC photo"
+        return None, str(exc)
+    except Exception as exc:  # one odd file must not stop the enrolment of every other child
+        return None, f"cannot read the photo ({type(exc).__name__}: {exc}): replace it with a JPEG, PNG or HEIC photo"
     faces = detector.detect(rgb)
     if not faces:
         return None, "no face found: use a photo where the child's face is clearly visible"
@@ -581,7 +594,7 @@ def sync_roster(
     todo: list[tuple[str, Path, str, str]] = []
     unchanged = 0
     for cid in sorted(allowed):
-        listing = [(p, f"{cid}/{p.name}", _sha256(p)) for p in _photo_files(home.enrol / cid)]
+        listing = [(p, p.relative_to(home.enrol).as_posix(), _sha256(p)) for p in _photo_files(child_folder(home.enrol, cid))]
         files[cid] = listing
         current = {rel: sha for _, rel, sha in listing}
         shas = set(current.values())
@@ -647,7 +660,7 @@ def sync_roster(
     for c in sorted(new.values(), key=lambda c: (parsed.lines.get(c.child_id, 0), c.child_id)):
         cid = c.child_id
         s = ChildSummary(consent=c, line=parsed.lines.get(cid), not_matched=not_matched[cid])
-        s.photo_files = len(files[cid]) if cid in files else len(_photo_files(home.enrol / cid))
+        s.photo_files = len(files[cid]) if cid in files else len(_photo_files(child_folder(home.enrol, cid)))
         if cid in allowed:
             s.photos = [PhotoCheck(r["path"], r["status"], r["reason"]) for r in conn.execute(
                 "SELECT path, status, reason FROM reference_photos WHERE child_id = ? ORDER BY path", (cid,))]

@@ -253,6 +253,16 @@ def test_folder_without_roster_line_is_reported_and_not_used(home, detector):
     assert conn.execute("SELECT COUNT(*) FROM reference_photos WHERE child_id = 'zed'").fetchone()[0] == 0
 
 
+def test_folder_found_whatever_the_case_of_the_id(home, detector):
+    h, conn = home
+    h.roster_csv.write_text(HEADER + AMY + "Bob,Bob,yes,yes,yes,yes,\n")
+    result = sync(h, conn, detector)
+    assert result.reduced == {"bob"}          # 'bob' left the roster; 'Bob' is a new line
+    bob = next(s for s in result.children if s.child_id == "Bob")
+    assert bob.templates == 2 and sorted(p.path for p in bob.accepted) == ["bob/phone.heic", "bob/portrait.jpg"]
+    assert not any("no line for" in w.message for w in result.warnings)
+
+
 def test_bad_csv_changes_nothing(home, detector):
     from photoguard.roster import RosterError
 
