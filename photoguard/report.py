@@ -234,14 +234,24 @@ def annotated_thumbnail(path: Path, faces: list[ReportFace], max_px: int = THUMB
         return None
     draw = ImageDraw.Draw(img)
     font = _font(13)
-    for number, face in enumerate(faces, 1):
-        left, top, right, bottom = (round(v * scale) for v in face.box)
+    boxes = [tuple(round(v * scale) for v in face.box) for face in faces]
+    for face, (left, top, right, bottom) in zip(faces, boxes):
         draw.rectangle((left, top, max(left + 1, right), max(top + 1, bottom)), outline=face.colour, width=3)
+    placed: list[tuple[int, int, int, int]] = []
+    for number, (face, (left, top, right, bottom)) in enumerate(zip(faces, boxes), 1):
         text = f"{number} {face.label}"
         tl, tt, tr, tb = draw.textbbox((0, 0), text, font=font)
         tw, th = tr - tl + 6, tb - tt + 4
         x = min(max(0, left), max(0, img.width - tw))
-        y = top - th if top - th >= 0 else min(bottom, img.height - th)
+        # Above the box, else below it; step down past labels already placed (overlapping faces).
+        y = top - th if top - th >= 0 else bottom
+        for _ in range(len(placed) + 1):
+            y = min(max(0, y), max(0, img.height - th))
+            clash = [p for p in placed if x < p[2] and p[0] < x + tw and y < p[3] and p[1] < y + th]
+            if not clash:
+                break
+            y = max(p[3] for p in clash) + 1
+        placed.append((x, y, x + tw, y + th))
         draw.rectangle((x, y, x + tw, y + th), fill=face.colour)
         draw.text((x + 3 - tl, y + 2 - tt), text, fill=(255, 255, 255), font=font)
     return _data_uri(img)
