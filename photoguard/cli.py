@@ -110,6 +110,9 @@ def enrol(home_dir: str | None) -> None:
     click.echo(f"{len(result.children)} children, {result.photos_checked} photos checked, "
                f"{result.photos_unchanged} unchanged, {result.templates_erased} templates erased, "
                f"{len(result.changes)} consent changes recorded ({result.seconds:.1f} s)")
+    if result.scrub_pending:
+        click.secho("warning: another PhotoGuard process is reading the database, so erased templates may stay in "
+                    "its journal file until it finishes. Run `photoguard enrol` again later.", fg="yellow", err=True)
     if result.reduced:
         click.echo(f"consent reduced for: {', '.join(sorted(result.reduced))}")
         live = conn.execute(

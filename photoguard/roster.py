@@ -275,25 +275,25 @@ def _encoding_bytes(encoding: np.ndarray) -> bytes:
     return np.asarray(encoding, dtype="<f8").reshape(128).tobytes()
 
 
+def _consent_from_row(row: sqlite3.Row) -> ChildConsent:
+    problem = row["problem"]
+    try:
+        channels = {str(k): v is True or v == 1 for k, v in json.loads(row["channels"]).items()}
+    except (ValueError, AttributeError):
+        channels, problem = {}, problem or "stored channel consents unreadable: run photoguard enrol"
+    expires = None
+    if row["expires"]:
+        try:
+            expires = date.fromisoformat(row["expires"])
+        except ValueError:
+            problem = problem or "stored expiry date unreadable: run photoguard enrol"
+    return ChildConsent(child_id=row["id"], name=row["name"], face_matching=row["face_matching"] == 1,
+                        channels=channels, expires=expires, problem=problem)
+
+
 def load_consents(conn: sqlite3.Connection) -> dict[str, ChildConsent]:
     """Every child on the roster as last synced (rows with a problem included: they mean no consent)."""
-    out: dict[str, ChildConsent] = {}
-    for row in conn.execute("SELECT * FROM children ORDER BY id"):
-        problem = row["problem"]
-        try:
-            channels = {str(k): v is True or v == 1 for k, v in json.loads(row["channels"]).items()}
-        except (ValueError, AttributeError):
-            channels, problem = {}, problem or "stored channel consents unreadable: run photoguard enrol"
-        expires = None
-        if row["expires"]:
-            try:
-                expires = date.fromisoformat(row["expires"])
-            except ValueError:
-                problem = problem or "stored expiry date unreadable: run photoguard enrol"
-        out[row["id"]] = ChildConsent(
-            child_id=row["id"], name=row["name"], face_matching=row["face_matching"] == 1,
-            channels=channels, expires=expires, problem=problem)
-    return out
+    return {row["id"]: _consent_from_row(row) for row in conn.execute("SELECT * FROM children ORDER BY id")}
 
 
 def load_templates(conn: sqlite3.Connection) -> list[Template]:
@@ -373,6 +373,7 @@ class SyncResult:
     photos_checked: int = 0                  # photos loaded, detected and encoded in this sync
     photos_unchanged: int = 0                # photos skipped because their content was already checked
     templates_erased: int = 0
+    scrub_pending: bool = False              # the WAL could not be emptied (another process is reading)
     seconds: float = 0.0
 
 
@@ -420,14 +421,19 @@ def _was_reduced(old: ChildConsent, new: ChildConsent | None, channels: set[str]
     return any(may_show(old, ch, then).allowed and not may_show(new, ch, today).allowed for ch in channels)
 
 
-def _last_sync_day(conn: sqlite3.Connection) -> date | None:
+def _last_sync(conn: sqlite3.Connection) -> tuple[date | None, str | None]:
+    """The day the roster was last synced for, and the photo-check rules used then."""
     row = conn.execute("SELECT detail FROM events WHERE kind = 'roster_synced' ORDER BY id DESC LIMIT 1").fetchone()
-    if row is None:
-        return None
     try:
-        return date.fromisoformat(row["detail"])
-    except (TypeError, ValueError):
-        return None
+        detail = json.loads(row["detail"])
+        return date.fromisoformat(detail["today"]), detail.get("checks")
+    except (TypeError, ValueError, KeyError):
+        return None, None
+
+
+def _check_rules(settings) -> str:
+    """Changes when the rules for a good reference photo change: rejected photos are then checked again."""
+    return f"min_face_px={settings.min_face_px};sharpness={MIN_SHARPNESS};rival={RIVAL_FACE_RATIO};threshold={settings.detect_threshold}"
 
 
 def _sha256(path: Path) -> str:
@@ -456,25 +462,6 @@ def _photo_files(folder: Path) -> list[Path]:
                   if p.is_file() and not p.name.startswith(".") and p.name.lower() not in IGNORED_FILES)
 
 
-def _load_rgb(path: Path) -> np.ndarray:
-    """The photo as oriented RGB; raises ImageError with a reason a person understands."""
-    from .images import ImageError, load_image
-
-    try:
-        return load_image(path).rgb
-    except NotImplementedError:  # images.py not written yet: read it here, oriented
-        from PIL import Image, ImageOps, UnidentifiedImageError
-
-        try:
-            import pillow_heif
-
-            pillow_heif.register_heif_opener()
-            with Image.open(path) as im:
-                return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise ImageError(f"cannot read the photo ({exc}): replace it with a JPEG, PNG or HEIC photo") from exc
-
-
 def sharpness(rgb: np.ndarray, box: tuple[int, int, int, int]) -> float:
     """Variance of the Laplacian of the face, grey, resized to SHARPNESS_WIDTH px and normalised to a
     fixed contrast, so a dark or a large photo scores like a bright or small one."""
@@ -494,13 +481,13 @@ def sharpness(rgb: np.ndarray, box: tuple[int, int, int, int]) -> float:
 
 def check_photo(path: Path, detector: FaceDetector, min_face_px: int) -> tuple[np.ndarray | None, str | None]:
     """(encoding, None) for a usable reference photo, else (None, why not and what to do)."""
-    from .images import ImageError
     from .identify import encode_faces
+    from .images import ImageError, load_image
 
     if path.suffix.lower() not in PHOTO_SUFFIXES:
         return None, "not a JPEG, PNG or HEIC photo: remove it from the folder"
     try:
-        rgb = _load_rgb(path)
+        rgb = load_image(path).rgb
     except ImageError as exc:
         return None, str(exc)
     except Exception as exc:  # one odd file must not stop the enrolment of every other child
@@ -546,7 +533,9 @@ def sync_roster(
     parsed = parse_roster(home.roster_csv, channels)
     new = {row.child_id: row for row in parsed.rows}
     old = load_consents(conn)
-    then = _last_sync_day(conn) or today
+    last_day, last_rules = _last_sync(conn)
+    then = last_day or today
+    rules = _check_rules(settings)
     changes = _diff(old, new, channels)
     every_channel = set(channels).union(*(c.channels for c in old.values()))
     reduced = {cid for cid, c in old.items() if _was_reduced(c, new.get(cid), every_channel, then, today)}
@@ -583,7 +572,7 @@ def sync_roster(
                 erased += n
                 conn.execute("INSERT INTO events (at, kind, child_id, detail) VALUES (?,?,?,?)",
                              (now, "templates_erased", cid, f"{n} templates: {not_matched.get(cid) or 'not on the roster'}"))
-        conn.execute("INSERT INTO events (at, kind, detail) VALUES (?,?,?)", (now, "roster_synced", today.isoformat()))
+        conn.execute("INSERT INTO events (at, kind, detail) VALUES (?,?,?)", (now, "roster_synced", json.dumps({"today": today.isoformat(), "checks": rules})))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -614,7 +603,8 @@ def sync_roster(
         have &= shas
         for path, rel, sha in listing:
             row = known.get(rel)
-            if row is not None and row["sha256"] == sha and (row["status"] == "rejected" or sha in have):
+            if row is not None and row["sha256"] == sha and (
+                    (row["status"] == "rejected" and rules == last_rules) or (row["status"] == "accepted" and sha in have)):
                 unchanged += 1
             else:
                 todo.append((cid, path, rel, sha))
@@ -634,6 +624,11 @@ def sync_roster(
             checked += 1
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Another sync may have withdrawn this child's consent while we were encoding.
+            row = conn.execute("SELECT * FROM children WHERE id = ?", (cid,)).fetchone()
+            if row is None or template_eligibility(_consent_from_row(row), today) is not None:
+                conn.execute("COMMIT")
+                continue
             conn.execute(
                 "INSERT OR REPLACE INTO reference_photos (child_id, path, sha256, status, reason, checked_at) "
                 "VALUES (?,?,?,?,?,?)", (cid, rel, sha, "rejected" if reason else "accepted", reason, _now()))
@@ -647,6 +642,12 @@ def sync_roster(
 
     if erased:
         db.scrub(conn)
+    else:
+        # Cheap; also finishes the job if a previous sync was killed or blocked before scrubbing.
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    # A process still reading an old snapshot keeps the WAL (and erased bytes in it) alive.
+    wal = home.database.with_name(home.database.name + "-wal")
+    scrub_pending = wal.exists() and wal.stat().st_size > 0
 
     warnings = list(parsed.warnings)
     roster_keys = {cid.lower() for cid in new}
@@ -673,7 +674,7 @@ def sync_roster(
     return SyncResult(
         csv=parsed.path, children=summaries, problems=parsed.problems, warnings=warnings, changes=changes,
         reduced=reduced, photos_checked=checked, photos_unchanged=unchanged, templates_erased=erased,
-        seconds=time.monotonic() - started)
+        scrub_pending=scrub_pending, seconds=time.monotonic() - started)
 
 
 # ---------------------------------------------------------------- listing

@@ -263,6 +263,15 @@ def test_folder_found_whatever_the_case_of_the_id(home, detector):
     assert not any("no line for" in w.message for w in result.warnings)
 
 
+def test_rejected_photos_checked_again_when_the_rules_change(home, detector):
+    h, conn = home
+    (h.root / "photoguard.toml").write_text("[match]\nmin_face_px = 40\n")
+    h = open_home(h.root)
+    result = sync(h, conn, detector)
+    assert result.photos_checked == 4 and result.photos_unchanged == 5
+    assert sync(h, conn, detector).photos_checked == 0
+
+
 def test_bad_csv_changes_nothing(home, detector):
     from photoguard.roster import RosterError
 
@@ -328,3 +337,19 @@ def test_cli_children_list_show_and_expiring(home, detector):
 
     res = runner.invoke(main, ["children", "--home", str(h.root), "show", "nobody"])
     assert res.exit_code == 1 and "no child 'nobody'" in res.output
+
+
+def test_cli_enrol_rerenders_outbox_when_consent_is_withdrawn(home):
+    h, conn = home
+    rgb, _ = scene(700, 320, [("astronaut", 60, 60, 150), ("hopper", 400, 60, 150)])
+    jpeg(h.inbox / "party.jpg", rgb)
+    runner = CliRunner()
+    res = runner.invoke(main, ["process", "--home", str(h.root)])
+    assert res.exit_code == 0, res.output
+    assert (h.outbox_for("facebook") / "party.jpg").exists()
+    h.roster_csv.write_text(HEADER + "amy,Amy,yes,no,no,yes,2030-12-31\n" + BOB)
+    res = runner.invoke(main, ["enrol", "--home", str(h.root)])
+    assert res.exit_code == 0, res.output
+    assert "consent reduced for: amy" in res.stdout
+    assert "outbox facebook/party.jpg: rerendered" in res.stdout and "no consent for facebook" in res.stdout
+    assert "twitter/party.jpg" not in res.stdout
