@@ -2,7 +2,6 @@
 
 import os
 import shutil
-import sqlite3
 from datetime import date
 from pathlib import Path
 
@@ -286,7 +285,7 @@ def test_bad_csv_changes_nothing(home, detector):
 
 
 def test_cli_enrol_prints_table_rejections_and_warnings(home):
-    h, conn = home
+    h, _ = home
     jpeg(h.enrol / "bob" / "third.jpg", face_patch("hopper", 140, context=0.7).rgb)
     h.roster_csv.write_text(HEADER + AMY + BOB + "../evil,X,yes,yes,yes,yes,\n")
     res = CliRunner().invoke(main, ["enrol", "--home", str(h.root)])
@@ -340,7 +339,7 @@ def test_cli_children_list_show_and_expiring(home, detector):
 
 
 def test_cli_enrol_rerenders_outbox_when_consent_is_withdrawn(home):
-    h, conn = home
+    h, _ = home
     rgb, _ = scene(700, 320, [("astronaut", 60, 60, 150), ("hopper", 400, 60, 150)])
     jpeg(h.inbox / "party.jpg", rgb)
     runner = CliRunner()
