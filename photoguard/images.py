@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, ImageFile
 
 # Limits. A phone photo is 12-50 MP; 100 MP leaves room for big cameras while refusing
 # decompression bombs (Pillow itself refuses above 2 x Image.MAX_IMAGE_PIXELS).
@@ -147,6 +147,10 @@ def _decode(data: bytes) -> LoadedImage:
     if not data:
         raise ImageError("empty file (0 bytes) — the copy failed; " + _COPY_AGAIN)
     _register_heif()
+    # face_recognition sets this to True when imported, which makes Pillow fill a truncated photo
+    # with grey instead of failing. Photos must be complete: put Pillow's default back.
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
     with warnings.catch_warnings():
         # Pillow's notices (corrupt EXIF, its bomb warning, which MAX_PIXELS replaces) are not
         # failures; real problems raise. Its hard bomb limit (2 x MAX_IMAGE_PIXELS) still applies.
@@ -184,8 +188,10 @@ def _decode_quietly(data: bytes) -> LoadedImage:
             # libjpeg decodes corrupt scan data into garbage without an error; the marker walk
             # catches most of it. (Pillow already reported real truncation above.)
             problem = jpeg_problem(data)
+            if problem is not None and problem.startswith("truncated"):
+                raise ImageError(f"truncated JPEG — the copy may be incomplete; {_COPY_AGAIN}")
             if problem is not None:
-                raise ImageError(f"damaged JPEG — the picture data is corrupt ({problem.removeprefix('truncated: ')}); {_COPY_AGAIN}")
+                raise ImageError(f"damaged JPEG — the picture data is corrupt ({problem}); {_COPY_AGAIN}")
         orientation = _orientation(im)
         try:
             rgb_im, converted = _to_rgb(im)
@@ -405,7 +411,9 @@ def walk_jpeg(data: bytes) -> JpegWalk:
         if length < 2:
             return done(f"bad segment length at byte {start}", start)
         if pos + length > n:
-            return done("truncated: the data ends inside a marker segment", n)
+            # Between scans this is far more often a corrupt byte pair that looks like a marker.
+            return done(f"a marker segment at byte {start} runs past the end of the file" if in_scans
+                        else "truncated: the data ends inside a marker segment", n)
         segs.append(JpegSegment(_marker_name(m), m, start, bytes(data[pos + 2:pos + length])))
         pos += length
         if m != 0xDA:

@@ -196,6 +196,8 @@ def make_bad_inputs(folder: Path) -> dict[str, str | None]:
     add("empty.jpg", b"", "empty file")
     add("truncated.jpg", jpeg[: len(jpeg) * 6 // 10], "truncated JPEG")
     add("missing_end_marker.jpg", jpeg[:-2], "truncated JPEG")
+    png = _encode(img, "PNG")
+    add("truncated.png", png[: len(png) * 6 // 10], "truncated PNG")
     corrupt = bytearray(jpeg)
     mid = len(corrupt) // 2
     corrupt[mid:mid + 1500] = rng.integers(0, 256, 1500, dtype=np.uint8).tobytes()

@@ -9,6 +9,9 @@ from photoguard.images import ImageError, load_image
 
 @pytest.fixture(scope="module")
 def bad_inputs(tmp_path_factory):
+    from photoguard.identify import face_recognition
+
+    face_recognition()   # as in the pipeline: its import loosens Pillow (LOAD_TRUNCATED_IMAGES)
     folder = tmp_path_factory.mktemp("bad")
     return folder, make_bad_inputs(folder)
 

@@ -123,10 +123,18 @@ def test_non_srgb_icc_profile_is_converted():
     assert not plain.icc_converted and plain.rgb[32, 32, 0] > 150
 
 
-def test_truncated_jpeg_is_detected_and_pillow_left_strict(photo):
+def test_truncated_photos_are_detected_even_after_face_recognition_is_imported(photo):
+    from photoguard.identify import face_recognition
+
+    face_recognition()   # sets Pillow's LOAD_TRUNCATED_IMAGES = True as a side effect of import
     data = jpeg_bytes(photo)
+    png = encode(Image.fromarray(photo), "PNG")
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
     with pytest.raises(ImageError, match="truncated JPEG"):
         load_image_bytes(data[: len(data) - 40])
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    with pytest.raises(ImageError, match="truncated PNG"):
+        load_image_bytes(png[: len(png) // 2])
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
 
 
