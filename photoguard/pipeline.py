@@ -128,6 +128,12 @@ def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> boo
     return False
 
 
+def _grown(box: tuple[int, int, int, int], grow: float) -> tuple[float, float, float, float]:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    hw, hh = (box[2] - box[0]) * grow / 2, (box[3] - box[1]) * grow / 2
+    return (cx - hw, cy - hh, cx + hw, cy + hh)
+
+
 def _box(face: FaceBox) -> tuple[int, int, int, int]:
     return (int(face.left), int(face.top), int(face.right), int(face.bottom))
 
@@ -321,8 +327,16 @@ class Processor:
         obscured face that can still be recognised as an enrolled child was not obscured enough.
         """
         known = [_box(f) for f in faces]
+        # Pixelation can itself look like a small face to a detector; a find inside an obscured area
+        # is that, not a missed face.
+        grow = self.settings.obscure_grow
+        hidden_areas = [_grown(_box(f), grow) for f, keep in zip(faces, shown) if not keep]
         for found in self.detector.detect(rendered):
-            if not any(_overlaps(_box(found), k) for k in known):
+            box = _box(found)
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            if any(a[0] <= cx <= a[2] and a[1] <= cy <= a[3] for a in hidden_areas):
+                continue
+            if not any(_overlaps(box, k) for k in known):
                 return (f"a face at {list(_box(found))} was found only on the second look; "
                         "check that it is obscured before releasing")
         hidden = [f for f, keep in zip(faces, shown) if not keep and f.width >= self.settings.min_face_px]
@@ -354,7 +368,7 @@ class Processor:
             return PhotoResult(path.name, "failed", reason=f"could not read the file: {exc.strerror}")
 
         row = self.conn.execute("SELECT * FROM photos WHERE sha256 = ?", (sha,)).fetchone()
-        if row is not None and row["state"] == "done":
+        if row is not None and row["state"] == "done" and row["outcome"] != "failed":
             return self._duplicate(path, sha, row, started)
         if row is not None and row["state"] == "publishing":
             return self._finish_publishing(path, sha, started)
@@ -383,7 +397,7 @@ class Processor:
         try:
             image = load_image(path)
         except ImageError as exc:
-            return self._fail(path, sha, str(exc), started)
+            return self._fail(path, sha, exc.reason, started)
         except MemoryError:
             return self._fail(path, sha, "image too large to process on this machine", started)
         rgb = image.rgb
@@ -524,8 +538,12 @@ class Processor:
         seconds = time.monotonic() - started
         with self.conn:
             self._event("processed", sha, detail=f"failed: {path.name}: {reason}")
-            # Failed photos are not remembered by content: a fixed or re-copied file may be dropped again.
-            self.conn.execute("DELETE FROM photos WHERE sha256 = ?", (sha,))
+            # Kept for the report and audit, but not as "done" content: the same bytes dropped again
+            # are tried again (a failure may have been passing).
+            self.conn.execute(
+                "UPDATE photos SET state = 'done', outcome = 'failed', reason = ?, finished_at = ?, seconds = ?, "
+                "archive_path = NULL, plan = ? WHERE sha256 = ?",
+                (reason, now_iso(), seconds, json.dumps({"failed": str(dest.relative_to(self.home.root))}), sha))
         return PhotoResult(path.name, "failed", sha, {"failed": str(dest)}, [], reason, seconds)
 
     def _duplicate(self, path: Path, sha: str, row: sqlite3.Row, started: float) -> PhotoResult:
@@ -565,7 +583,9 @@ def open_processor(home: Home, echo: Callable[[str], None] = print) -> Processor
 
     processor = Processor(home)
     if home.roster_csv.exists():
-        sync_roster(home, processor.conn)
+        # A roster that cannot be read raises RosterError: nothing is processed until it is fixed,
+        # since the consents on file might include ones the manager has just withdrawn.
+        sync_roster(home, processor.conn, detector=processor.detector)
         processor.reload_roster()
     for change in recheck_outbox(processor):
         echo(f"outbox {change.channel}/{Path(change.path).name}: {change.action} — {change.reason}")
@@ -601,6 +621,10 @@ def resume_interrupted(processor: Processor) -> list[PhotoResult]:
             # Nothing was published; the photo is still where it was dropped and will be taken again.
             processor._clear_staging(sha)
             processor.conn.execute("DELETE FROM photos WHERE sha256 = ? AND state != 'done'", (sha,))
+    # A run killed between marking a photo done and removing its staging folder leaves the folder behind.
+    for folder in processor.staging.iterdir():
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
     return results
 
 

@@ -60,8 +60,8 @@ def test_killed_runs_lose_and_duplicate_nothing(tmp_path):
     assert list(home.review.iterdir()) == []
     assert [p for p in home.inbox.rglob("*") if p.is_file()] == []
     conn = connect(home.database)
-    states = conn.execute("SELECT state, COUNT(*) FROM photos GROUP BY state").fetchall()
-    assert [tuple(r) for r in states] == [("done", 16)]
+    states = conn.execute("SELECT state, outcome, COUNT(*) FROM photos GROUP BY state, outcome").fetchall()
+    assert [tuple(r) for r in states] == [("done", "cleared", 16), ("done", "failed", 1)]
     assert conn.execute("SELECT COUNT(*) FROM outputs").fetchone()[0] == 16 * len(CHANNELS)
     # Every outbox file is a complete JPEG.
     for path in home.outbox.rglob("*.jpg"):

@@ -133,7 +133,7 @@ def test_consented_child_shown_others_obscured_per_channel(home, processor):
     assert archived.read_bytes() == jpeg_bytes(rgb, quality=95)
     assert archived.stat().st_mode & 0o077 == 0
     # Audit: per face the child and distance, per channel the action and the consent used.
-    actions = conn.execute("SELECT channel, action, reason, consent FROM face_actions fa JOIN faces f "
+    actions = conn.execute("SELECT channel, action, fa.reason, consent FROM face_actions fa JOIN faces f "
                            "ON f.photo_sha256 = fa.photo_sha256 AND f.idx = fa.face_idx WHERE f.child_id = 'grace'").fetchall()
     assert {(a["channel"], a["action"]) for a in actions} == {("facebook", "shown"), ("instagram", "obscured"), ("twitter", "obscured")}
     assert json.loads(actions[0]["consent"])["child"] == "grace"
@@ -318,7 +318,7 @@ def test_face_found_only_on_second_look_goes_to_review(home):
     result = processor.process(drop(home, "missed.jpg", jpeg_bytes(rgb)))
     assert result.status == "review"
     assert "second look" in result.reason
-    assert not any(home.outbox_for(c).iterdir() for c in home.settings.channels)
+    assert not any(list(home.outbox_for(c).iterdir()) for c in home.settings.channels)
     items = list_review(home)
     assert [i.name for i in items] == ["missed"]
     assert json.loads(items[0].note.read_text())["reason"] == result.reason
@@ -366,7 +366,7 @@ def test_expired_consent_caught_next_day(home, processor):
     assert ada and ada[0].actions["twitter"] == "shown"  # the expiry day itself is still valid
     changes = recheck_outbox(processor, today=date(2026, 12, 1))
     assert {c.channel for c in changes} == {"facebook", "instagram", "twitter"}
-    assert all(c.action == "rerendered" for c in changes)
+    assert all(c.action == "rerendered" for c in changes), changes
     a = boxes["ada"]
     tw = Path(result.outputs["twitter"])
     assert diff(region(tw, a), rgb[a[1]:a[3], a[0]:a[2]]) > 15
