@@ -241,6 +241,7 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
     """
     from .lock import HomeBusy, hold_lock
     from .pipeline import DiskFull, collect, open_processor, run_batch
+    from .roster import RosterError
 
     home = get_home(home_dir)
     note = lambda msg: click.echo(msg, err=as_json)  # noqa: E731
@@ -259,7 +260,7 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
 
             results = run_batch(processor, files, workers=workers if workers is not None else home.settings.worker_count,
                                 on_result=show)
-    except HomeBusy as exc:
+    except (HomeBusy, RosterError) as exc:
         raise click.ClickException(str(exc))
     except DiskFull as exc:
         raise click.ClickException(str(exc))
