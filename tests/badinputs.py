@@ -253,15 +253,17 @@ def make_bad_inputs(folder: Path) -> dict[str, str | None]:
     add("scan.bmp", _encode(img, "BMP"), None)
     add("photo.webp", _encode(img, "WEBP", quality=80), None)
     add("IMG_0001.HEIC", heic, None)
-    add("really_a_jpeg.png", jpeg, None)
+    # (every file differs in content: the pipeline rightly treats identical bytes as one photo)
+    add("really_a_jpeg.png", jpeg_bytes(rgb, quality=85), None)
     add("really_a_png.jpg", _encode(img, "PNG"), None)
-    add("Day out ☀ 1.JPG", jpeg, None)
+    add("Day out ☀ 1.JPG", jpeg_bytes(rgb, quality=88), None)
     add("orientation9.jpg", _with_orientation(jpeg, 9), None)
     add("bad_exif.jpg", insert_segments(jpeg, [(0xE1, b"Exif\x00\x00II*\x00\xff\xff\xff\x7f" + b"\xee" * 40)]), None)
     add("wide_gamut.jpg", _encode(img, "JPEG", icc_profile=swapped_red_green_profile()), None)
     add("progressive.jpg", _encode(img, "JPEG", progressive=True, restart_marker_blocks=2), None)
     add("with_trailer.jpg", jpeg + b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64, None)  # like a motion photo
 
+    assert len({data for data, _ in files.values()}) == len(files), "two bad inputs have the same bytes"
     for name, (data, _) in files.items():
         (folder / name).write_bytes(data)
     return {name: expected for name, (_, expected) in files.items()}
