@@ -460,3 +460,49 @@ def report(since, open_report: bool, home_dir: str | None) -> None:
     click.echo("This report shows children's faces unobscured: keep it private.", err=True)
     if open_report:
         click.launch(str(path))
+
+
+@main.command()
+@click.option("--home", "home_dir", type=click.Path(file_okay=False), default="photoguard-demo", show_default=True,
+              help="A new, empty folder for the demo home.")
+@click.option("--workers", type=int, default=None, help="Worker processes (default: number of cores).")
+def demo(home_dir: str, workers: int | None) -> None:
+    """Try PhotoGuard in a minute: a demo home from the bundled samples and roster, processed, with a report.
+
+    Example: uv run photoguard demo
+    """
+    from datetime import date
+
+    from .demo import DemoError, build_demo_home
+    from .lock import hold_lock
+    from .pipeline import collect, open_processor, run_batch
+    from .report import build_report
+
+    repo_root = Path(__file__).resolve().parent.parent
+    try:
+        home = build_demo_home(Path(home_dir), repo_root)
+    except (DemoError, ConfigError, HomeError) as exc:
+        raise click.ClickException(str(exc))
+    click.echo(f"demo home: {home.root}")
+    click.echo("enrolling the demo roster (ada: every channel, grace: facebook only, sam: no consent) ...")
+    with hold_lock(home, "photoguard demo"):
+        processor = open_processor(home, click.echo)
+        files = collect([home.inbox])
+        click.echo(f"processing {len(files)} sample photos ...")
+        results = run_batch(processor, files, workers=workers or home.settings.worker_count)
+    channels = home.settings.channels
+    width = max(len(r.source) for r in results) if results else 10
+    click.echo("")
+    click.echo(f"{'photo':<{width}}  {'result':<8}  " + "  ".join(f"{c:<22}" for c in channels))
+    for r in sorted(results, key=lambda r: r.source):
+        cells = []
+        for c in channels:
+            shown = [f.child or "?" for f in r.faces if f.actions.get(c) == "shown"]
+            hidden = sum(1 for f in r.faces if f.actions.get(c) == "obscured")
+            cells.append(f"shown {','.join(shown) or '-'}; {hidden} obscured" if r.status == "cleared" else "")
+        click.echo(f"{r.source:<{width}}  {r.status:<8}  " + "  ".join(f"{cell:<22}" for cell in cells)
+                   + (f"  {r.reason}" if r.status != "cleared" else ""))
+    report_path = build_report(home, processor.conn, date.today())
+    click.echo("")
+    click.echo(f"outbox:  {home.outbox}/<channel>/")
+    click.echo(f"report:  {report_path}   (shows children unobscured: private)")
