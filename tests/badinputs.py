@@ -252,6 +252,8 @@ def make_bad_inputs(folder: Path) -> dict[str, str | None]:
     add("gray_alpha.png", _encode(img.convert("LA"), "PNG"), None)
     add("scan.bmp", _encode(img, "BMP"), None)
     add("photo.webp", _encode(img, "WEBP", quality=80), None)
+    add("photo.avif", _encode(img, "AVIF", quality=80), None)
+    add("camera_with_preview.jpg", _encode(img, "MPO", save_all=True, append_images=frames[1:]), None)  # MPO
     add("IMG_0001.HEIC", heic, None)
     # (every file differs in content: the pipeline rightly treats identical bytes as one photo)
     add("really_a_jpeg.png", jpeg_bytes(rgb, quality=85), None)

@@ -70,6 +70,13 @@ def test_other_formats(photo, fmt, kw):
     assert_upright(loaded.rgb, photo, tol=6)
 
 
+def test_multi_picture_jpeg_gives_the_main_picture(photo):
+    data = encode(Image.fromarray(photo), "MPO", quality=95, save_all=True, append_images=[Image.fromarray(255 - photo)])
+    loaded = load_image_bytes(data)
+    assert loaded.format == "MPO"
+    assert_upright(loaded.rgb, photo, tol=6)
+
+
 def test_16_bit_grey_is_scaled_not_clipped():
     ramp = np.tile(np.linspace(0, 65535, 256).astype(np.uint16), (40, 1))
     for fmt in ("PNG", "TIFF"):
