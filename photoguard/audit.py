@@ -69,4 +69,9 @@ def purge_archive(home: Home, conn: sqlite3.Connection, retention_days: int | No
             conn.execute("INSERT INTO events (at, kind, photo_sha256, detail) VALUES (?,?,?,?)",
                          (now_iso(), "purged", row["sha256"], f"{row['source']}: archived {row['finished_at'][:10]}"))
         purged.append(Purged(row["source"], path))
+    # Reports show children unobscured: they go with the originals they were made from.
+    for report in sorted(home.reports.glob("report-*.html")):
+        if date.fromtimestamp(report.stat().st_mtime) < cutoff:
+            report.unlink()
+            purged.append(Purged(report.name, report))
     return purged
