@@ -55,8 +55,9 @@ def face_recognition() -> ModuleType:
     return fr
 
 
-def encode_faces(rgb: np.ndarray, boxes: Sequence[FaceBox]) -> list[np.ndarray | None]:
-    """One encoding per box (None where landmarks could not be found).
+def encode_faces(rgb: np.ndarray, boxes: Sequence[FaceBox], min_width: int = 0) -> list[np.ndarray | None]:
+    """One encoding per box (None where landmarks could not be found, or narrower than ``min_width``:
+    pass the matching rule's ``min_face_px`` to skip faces that will never be identified anyway).
 
     Each face is cut out of the full-resolution photo with a margin, and very large faces are
     scaled down first so a 1000 px close-up costs the same as a 200 px face.
@@ -66,7 +67,7 @@ def encode_faces(rgb: np.ndarray, boxes: Sequence[FaceBox]) -> list[np.ndarray |
     out: list[np.ndarray | None] = []
     for box in boxes:
         bw, bh = box.right - box.left, box.bottom - box.top
-        if min(bw, bh) < ENCODE_MIN_FACE_PX:
+        if min(bw, bh) < max(ENCODE_MIN_FACE_PX, 1) or bw < min_width:
             out.append(None)
             continue
         pad = int(max(bw, bh) * 0.5)
@@ -129,7 +130,7 @@ def match_faces(
     result: list[Identity] = []
     for enc, width in zip(encodings, widths):
         if enc is None:
-            result.append(Identity(None, None, None, NO_ENCODING))
+            result.append(Identity(None, None, None, TOO_SMALL if width < min_face_px else NO_ENCODING))
             continue
         if not children:
             result.append(Identity(None, None, None, NO_CHILDREN))

@@ -1,0 +1,225 @@
+"""Face engine benchmark: recall by face size on 12 MP scenes, and detect+identify speed.
+
+    uv run python benchmarks/bench_engine.py [--quick] [--json] [--shared ../shared/faces]
+
+Scenes are 4000x3000 (or 3000x4000) backgrounds with public-domain face crops (tests/facekit.py)
+pasted at known places, saved as JPEG with each of the 8 EXIF orientations and loaded back, so
+the detector sees exactly what the pipeline sees. A face counts as found when a box has IoU >= 0.3
+with it or contains its centre. With --shared, the labelled photos in ../shared/faces are checked too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import facekit  # noqa: E402
+
+from photoguard.detect import FaceDetector  # noqa: E402
+from photoguard.evaluate import covers, load_rgb, read_imglab, evaluate_detection  # noqa: E402
+from photoguard.identify import Template, encode_faces, match_faces  # noqa: E402
+
+BUCKETS = [(24, 32), (32, 64), (64, 128), (128, 420)]
+NAMES = ("astronaut", "hopper")
+
+
+def varied_patch(rng: np.random.Generator, width: int, context: float = 1.0) -> facekit.Patch:
+    name = NAMES[rng.integers(2)]
+    patch = facekit.face_patch(name, width, context)
+    rgb = patch.rgb.astype(np.float32)
+    face = patch.face
+    if rng.random() < 0.5:
+        rgb = rgb[:, ::-1]
+        w = rgb.shape[1]
+        face = (w - face[2], face[1], w - face[0], face[3])
+    gain, gamma = rng.uniform(0.6, 1.3), rng.uniform(0.7, 1.4)
+    rgb = np.clip(255 * (rgb / 255) ** gamma * gain, 0, 255).astype(np.uint8)
+    return facekit.Patch(np.ascontiguousarray(rgb), face)
+
+
+def paste(canvas: np.ndarray, patch: facekit.Patch, x: int, y: int) -> tuple[int, int, int, int]:
+    """Paste so the face's top-left lands at (x, y); returns the true face box."""
+    fl, ft, fr, fb = patch.face
+    px, py = x - fl, y - ft
+    h, w = patch.rgb.shape[:2]
+    H, W = canvas.shape[:2]
+    sx0, sy0 = max(0, -px), max(0, -py)
+    dx0, dy0, dx1, dy1 = max(0, px), max(0, py), min(W, px + w), min(H, py + h)
+    canvas[dy0:dy1, dx0:dx1] = patch.rgb[sy0:sy0 + dy1 - dy0, sx0:sx0 + dx1 - dx0]
+    return (x, y, x + fr - fl, y + fb - ft)
+
+
+def grid_scene(seed: int, low: int, high: int, portrait: bool) -> tuple[np.ndarray, list]:
+    rng = np.random.default_rng(seed)
+    W, H = (3000, 4000) if portrait else (4000, 3000)
+    canvas = facekit.background(W, H, seed).copy()
+    cell = int(high * 3.2) + 40
+    boxes = []
+    for gy in range(H // cell):
+        for gx in range(W // cell):
+            fw = int(rng.integers(low, high))
+            patch = varied_patch(rng, fw)
+            slack = cell - patch.rgb.shape[1]
+            x = gx * cell + patch.face[0] + int(rng.integers(0, max(1, slack)))
+            y = gy * cell + patch.face[1] + int(rng.integers(0, max(1, cell - patch.rgb.shape[0])))
+            boxes.append(paste(canvas, patch, x, y))
+    return canvas, boxes
+
+
+def closeup_scene(seed: int, width: int) -> tuple[np.ndarray, list]:
+    rng = np.random.default_rng(seed)
+    canvas = facekit.background(4000, 3000, seed).copy()
+    patch = varied_patch(rng, width, context=0.3)
+    x = int(rng.integers(0, max(1, 4000 - patch.rgb.shape[1]))) + patch.face[0]
+    y = max(0, (3000 - patch.rgb.shape[0]) // 2) + patch.face[1]
+    return canvas, [paste(canvas, patch, x, y)]
+
+
+def roundtrip(rgb: np.ndarray, orientation: int, folder: Path, name: str) -> Path:
+    path = folder / f"{name}.jpg"
+    path.write_bytes(facekit.jpeg_bytes(rgb, orientation, quality=90))
+    return path
+
+
+def recall_part(detector: FaceDetector, scenes_per_bucket: int, folder: Path, log) -> dict:
+    out = {}
+    orientation = 0
+    for low, high in BUCKETS:
+        found = total = false = 0
+        missed = []
+        for s in range(scenes_per_bucket):
+            orientation = orientation % 8 + 1
+            rgb, truth = grid_scene(1000 * low + s, low, high, portrait=s % 2 == 1)
+            path = roundtrip(rgb, orientation, folder, f"b{low}_{s}")
+            loaded = load_rgb(path)
+            assert loaded.shape == rgb.shape, (loaded.shape, rgb.shape, orientation)
+            boxes = [b.box for b in detector.detect(loaded)]
+            for t in truth:
+                hit = any(covers(b, t) for b in boxes)
+                found += hit
+                if not hit:
+                    missed.append((s, orientation, t))
+            false += sum(1 for b in boxes if not any(covers(b, t) for t in truth))
+            total += len(truth)
+        out[f"{low}-{high}"] = {"found": found, "faces": total, "recall": found / total, "false_boxes": false,
+                                "missed": missed[:10]}
+        log(f"recall {low}-{high}px: {found}/{total} ({found / total:.1%}), {false} false boxes")
+    found = total = 0
+    for s, width in enumerate((1000, 1200, 1500, 1800, 2200, 2600)):
+        orientation = s % 8 + 1
+        rgb, truth = closeup_scene(7 + s, width)
+        loaded = load_rgb(roundtrip(rgb, orientation, folder, f"close{s}"))
+        boxes = [b.box for b in detector.detect(loaded)]
+        found += any(covers(b, truth[0]) for b in boxes)
+        total += 1
+    out[">1000"] = {"found": found, "faces": total, "recall": found / total}
+    log(f"recall >1000px close-ups: {found}/{total}")
+    return out
+
+
+def speed_part(detector: FaceDetector, runs: int, folder: Path, log) -> dict:
+    templates = []
+    for name in NAMES:
+        rgb = facekit.face_image(name)
+        faces = detector.detect(rgb)
+        best = max(faces, key=lambda f: f.width)
+        templates.append(Template(name, encode_faces(rgb, [best])[0]))
+    rng = np.random.default_rng(5)
+    canvas = facekit.background(4000, 3000, 11).copy()
+    for (x, y), fw in zip([(300, 400), (1300, 500), (2300, 600), (3000, 1700), (800, 1800)], (48, 90, 160, 260, 400)):
+        paste(canvas, varied_patch(rng, fw), x, y)
+    decode, engine, counts = [], [], []
+    for i in range(runs):
+        path = roundtrip(canvas, 1 + i % 8, folder, f"speed{i}")
+        t0 = time.perf_counter()
+        rgb = load_rgb(path)
+        t1 = time.perf_counter()
+        boxes = detector.detect(rgb)
+        encs = encode_faces(rgb, boxes)
+        match_faces(encs, [b.width for b in boxes], templates, threshold=0.45, margin=0.08, min_face_px=80)
+        t2 = time.perf_counter()
+        decode.append(t1 - t0)
+        engine.append(t2 - t1)
+        counts.append(len(boxes))
+    med_d, med_e = statistics.median(decode), statistics.median(engine)
+    log(f"12 MP, 5 faces: decode {med_d:.3f} s, detect+identify {med_e:.3f} s median of {runs} "
+        f"(ratio {med_e / med_d:.1f}x decode), faces found {counts}")
+    return {"decode_s": med_d, "engine_s": med_e, "ratio": med_e / med_d, "faces_found": counts,
+            "engine_all_s": engine}
+
+
+def shared_part(detector: FaceDetector, shared: Path, log) -> dict:
+    det = shared / "detection"
+    labelled = read_imglab(det / "training.xml") + read_imglab(det / "testing.xml")
+    extra = [det / "no_faces_dogs.jpg"] if (det / "no_faces_dogs.jpg").exists() else []
+    rep = evaluate_detection(detector, labelled, extra)
+    log(f"detection set: {rep.found}/{rep.faces} faces, {rep.false_boxes} false boxes, "
+        f"boxes on photos without faces: {sum(len(r.false_boxes) for r in rep.extra)}")
+    groups = {"two_people.jpg": 2, "kit_with_rose.jpg": 2, "obama_and_biden.jpg": 3, "six_people.jpg": 6}
+    out = {"detection": {"found": rep.found, "faces": rep.faces, "false_boxes": rep.false_boxes,
+                         "extra_boxes": [len(r.false_boxes) for r in rep.extra]}, "groups": {}}
+    for name, n in groups.items():
+        path = shared / "groups" / name
+        if path.exists():
+            boxes = detector.detect(load_rgb(path))
+            out["groups"][name] = {"expected": n, "boxes": len(boxes),
+                                   "boxes_list": [(b.box, round(b.score, 2), b.source) for b in boxes]}
+            log(f"group {name}: {len(boxes)} boxes for {n} faces")
+    child = shared / "groups" / "obama_and_biden.jpg"
+    if child.exists():
+        rgb = load_rgb(child)
+        h, w = rgb.shape[:2]
+        right = [b for b in detector.detect(rgb) if b.left > w * 0.75]
+        out["groups"]["child_at_right_edge_found"] = bool(right)
+        log(f"obama_and_biden child at the right edge found: {bool(right)} {[b.box for b in right]}")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer scenes and runs")
+    ap.add_argument("--json", action="store_true", help="print JSON only")
+    ap.add_argument("--shared", type=Path, default=None, help="../shared/faces, for the labelled photo checks")
+    ap.add_argument("--skip-recall", action="store_true")
+    ap.add_argument("--skip-speed", action="store_true")
+    args = ap.parse_args()
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    detector = FaceDetector()
+    result = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if not args.skip_speed:
+            result["speed"] = speed_part(detector, 5 if args.quick else 11, folder, log)
+        if not args.skip_recall:
+            result["recall"] = recall_part(detector, 4 if args.quick else 8, folder, log)
+    if args.shared:
+        result["shared"] = shared_part(detector, args.shared, log)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        log("")
+        if "recall" in result:
+            log(f"{'face width':>12} {'found':>7} {'faces':>7} {'recall':>8}")
+            for k, v in result["recall"].items():
+                log(f"{k:>12} {v['found']:>7} {v['faces']:>7} {v['recall']:>8.1%}")
+        if "speed" in result:
+            s = result["speed"]
+            log(f"detect+identify 12 MP / 5 faces: median {s['engine_s']:.3f} s; decode {s['decode_s']:.3f} s; "
+                f"ratio {s['ratio']:.1f}")
+
+
+if __name__ == "__main__":
+    main()

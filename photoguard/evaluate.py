@@ -1,0 +1,326 @@
+"""Measure the face engine on labelled photos: detection recall and identification leaks.
+
+Recall is measured, not assumed. ``evaluate_detection`` reads dlib imglab XML boxes;
+``evaluate_identity`` enrols some photos of each person in a folder and checks who the others
+come out as. A *wrong keep* (a face shown as someone it is not) is a leak and must be zero.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .detect import FaceBox, FaceDetector
+from .identify import Template, encode_faces, match_faces
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp", ".tif", ".tiff", ".bmp"}
+
+# Face-width buckets (pixels, left edge inclusive) used in every report.
+SIZE_BUCKETS: tuple[tuple[int, int], ...] = ((0, 24), (24, 32), (32, 64), (64, 128), (128, 420), (420, 1000), (1000, 10**6))
+
+
+class EvaluationError(Exception):
+    """The labelled data cannot be read; the message names the file."""
+
+
+def bucket_name(width: int) -> str:
+    for low, high in SIZE_BUCKETS:
+        if low <= width < high:
+            return f"{low}-{high}" if high < 10**6 else f"{low}+"
+    return "?"
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """An oriented RGB array, via photoguard.images when available, else Pillow + exif_transpose."""
+    try:
+        from .images import load_image
+
+        return load_image(Path(path)).rgb
+    except NotImplementedError:
+        pass
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+
+
+def iou(a: Box, b: Box) -> float:
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def covers(found: Box, truth: Box, min_iou: float = 0.3) -> bool:
+    """A found box counts for a true face if IoU >= min_iou or the face's centre is inside it."""
+    cx, cy = (truth[0] + truth[2]) / 2, (truth[1] + truth[3]) / 2
+    return iou(found, truth) >= min_iou or (found[0] <= cx < found[2] and found[1] <= cy < found[3])
+
+
+@dataclass
+class ImageResult:
+    path: str
+    truth: int
+    found: int
+    missed: list[Box]
+    false_boxes: list[Box]
+    widths_found: list[tuple[int, bool]]  # (true face width, found?)
+
+
+@dataclass
+class DetectionReport:
+    images: list[ImageResult] = field(default_factory=list)
+    extra: list[ImageResult] = field(default_factory=list)   # photos with no faces at all
+
+    @property
+    def faces(self) -> int:
+        return sum(r.truth for r in self.images)
+
+    @property
+    def found(self) -> int:
+        return sum(r.found for r in self.images)
+
+    @property
+    def recall(self) -> float:
+        return self.found / self.faces if self.faces else 1.0
+
+    @property
+    def boxes(self) -> int:
+        return sum(r.found + len(r.false_boxes) for r in self.images)
+
+    @property
+    def false_boxes(self) -> int:
+        return sum(len(r.false_boxes) for r in self.images)
+
+    @property
+    def precision(self) -> float:
+        return 1 - self.false_boxes / self.boxes if self.boxes else 1.0
+
+    def by_size(self) -> dict[str, tuple[int, int]]:
+        """bucket -> (found, faces)."""
+        out: dict[str, list[int]] = {}
+        for low, high in SIZE_BUCKETS:
+            out[bucket_name(low)] = [0, 0]
+        for r in self.images:
+            for width, hit in r.widths_found:
+                cell = out[bucket_name(width)]
+                cell[0] += hit
+                cell[1] += 1
+        return {k: (v[0], v[1]) for k, v in out.items() if v[1]}
+
+    def to_dict(self) -> dict:
+        return {
+            "faces": self.faces, "found": self.found, "recall": self.recall,
+            "boxes": self.boxes, "false_boxes": self.false_boxes, "precision": self.precision,
+            "false_boxes_per_image": self.false_boxes / len(self.images) if self.images else 0.0,
+            "by_size": {k: {"found": f, "faces": n} for k, (f, n) in self.by_size().items()},
+            "images": [asdict(r) for r in self.images],
+            "extra": [asdict(r) for r in self.extra],
+        }
+
+
+def score_image(path: str, truth: Sequence[Box], found: Sequence[Box]) -> ImageResult:
+    hits = [any(covers(f, t) for f in found) for t in truth]
+    false = [f for f in found if not any(covers(f, t) for t in truth)]
+    return ImageResult(
+        path=path, truth=len(truth), found=sum(hits),
+        missed=[tuple(t) for t, h in zip(truth, hits) if not h],
+        false_boxes=[tuple(f) for f in false],
+        widths_found=[(t[2] - t[0], h) for t, h in zip(truth, hits)],
+    )
+
+
+def read_imglab(xml_path: Path) -> list[tuple[Path, list[Box]]]:
+    """(photo path, face boxes) from a dlib imglab XML file; paths are relative to the XML file."""
+    xml_path = Path(xml_path)
+    try:
+        root = ET.parse(xml_path).getroot()
+    except (OSError, ET.ParseError) as exc:
+        raise EvaluationError(f"{xml_path}: cannot read the box file ({exc}).")
+    out = []
+    for image in root.iter("image"):
+        name = image.get("file")
+        if not name:
+            raise EvaluationError(f"{xml_path}: an <image> has no file='' attribute.")
+        boxes = []
+        for box in image.iter("box"):
+            if box.get("ignore") == "1":
+                continue
+            try:
+                left, top = int(box.get("left")), int(box.get("top"))
+                width, height = int(box.get("width")), int(box.get("height"))
+            except (TypeError, ValueError):
+                raise EvaluationError(f"{xml_path}: a box of {name} lacks top/left/width/height numbers.")
+            boxes.append((left, top, left + width, top + height))
+        out.append(((xml_path.parent / name), boxes))
+    return out
+
+
+def evaluate_detection(
+    detector: FaceDetector,
+    labelled: Sequence[tuple[Path, Sequence[Box]]],
+    extra: Sequence[Path] = (),
+    progress: Callable[[str], None] | None = None,
+) -> DetectionReport:
+    """Run the detector on labelled photos (and on ``extra`` photos known to have no faces)."""
+    report = DetectionReport()
+    for path, truth in labelled:
+        if progress:
+            progress(str(path))
+        found = [f.box for f in detector.detect(load_rgb(path))]
+        report.images.append(score_image(str(path), truth, found))
+    for path in extra:
+        if progress:
+            progress(str(path))
+        found = [f.box for f in detector.detect(load_rgb(path))]
+        report.extra.append(score_image(str(path), [], found))
+    return report
+
+
+# --- identity -------------------------------------------------------------------------------
+
+
+@dataclass
+class FaceOutcome:
+    person: str            # the true person
+    photo: str
+    enrolled: bool         # was this person enrolled?
+    width: int
+    shown_as: str | None   # the identity the engine gave (None = unknown, obscured)
+    reason: str
+    distance: float | None
+
+    @property
+    def kind(self) -> str:
+        if self.shown_as is None:
+            return "unknown"
+        return "correct" if self.shown_as == self.person else "wrong"
+
+
+@dataclass
+class IdentityReport:
+    enrolled: dict[str, list[str]]       # person -> enrolment photos
+    held_out: list[str]
+    faces: list[FaceOutcome] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (photo, why)
+    min_face_px: int = 80
+
+    def counts(self, faces: Sequence[FaceOutcome] | None = None) -> dict[str, int]:
+        faces = self.faces if faces is None else faces
+        out = {"faces": len(faces), "correct": 0, "wrong": 0, "unknown": 0}
+        for f in faces:
+            out[f.kind] += 1
+        return out
+
+    @property
+    def wrong_keeps(self) -> int:
+        return self.counts()["wrong"]
+
+    def identifiable(self) -> list[FaceOutcome]:
+        """Faces of enrolled people at least min_face_px wide: the ones that should be kept."""
+        return [f for f in self.faces if f.enrolled and f.width >= self.min_face_px]
+
+    def to_dict(self) -> dict:
+        ident = self.counts(self.identifiable())
+        return {
+            "enrolled": self.enrolled, "held_out": self.held_out,
+            "all": self.counts(),
+            "enrolled_faces_min_width": ident,
+            "correct_rate_min_width": ident["correct"] / ident["faces"] if ident["faces"] else None,
+            "held_out_faces": self.counts([f for f in self.faces if not f.enrolled]),
+            "faces": [asdict(f) | {"kind": f.kind} for f in self.faces],
+            "skipped": self.skipped,
+        }
+
+
+def _largest(boxes: Sequence[FaceBox]) -> FaceBox | None:
+    return max(boxes, key=lambda b: b.width * b.height, default=None)
+
+
+def person_photos(folder: Path) -> dict[str, list[Path]]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EvaluationError(f"{folder} is not a folder of <person>/ photo folders.")
+    people = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        photos = sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if photos:
+            people[sub.name] = photos
+    if not people:
+        raise EvaluationError(f"{folder} has no <person>/ folders with photos.")
+    return people
+
+
+def evaluate_identity(
+    detector: FaceDetector,
+    folder: Path,
+    *,
+    k: int = 1,
+    holdout: Sequence[str] = (),
+    threshold: float,
+    margin: float,
+    min_face_px: int,
+    use_confusable: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> IdentityReport:
+    """Enrol the first ``k`` photos of each person (except ``holdout``), identify every other face.
+
+    Enrolment photos use their largest face. Test photos use every detected face: each is
+    counted as the person of the folder if it is the largest face, else as an unknown stranger.
+    """
+    people = person_photos(folder)
+    missing = set(holdout) - set(people)
+    if missing:
+        raise EvaluationError(f"--holdout names people not in {folder}: {', '.join(sorted(missing))}.")
+    templates: list[Template] = []
+    enrolled: dict[str, list[str]] = {}
+    tests: list[tuple[str, Path, bool]] = []
+    report = IdentityReport(enrolled, sorted(holdout), min_face_px=min_face_px)
+    for person, photos in people.items():
+        if person in holdout:
+            tests += [(person, p, False) for p in photos]
+            continue
+        if len(photos) <= k:
+            # Nothing left to test for this person; still enrol them so others can be confused with them.
+            pass
+        for p in photos[:k]:
+            if progress:
+                progress(f"enrol {p}")
+            rgb = load_rgb(p)
+            face = _largest(detector.detect(rgb))
+            enc = encode_faces(rgb, [face])[0] if face else None
+            if enc is None:
+                report.skipped.append((str(p), "no face to enrol"))
+                continue
+            templates.append(Template(person, enc))
+            enrolled.setdefault(person, []).append(p.name)
+        tests += [(person, p, True) for p in photos[k:]]
+    from .identify import confusable_pairs
+
+    pairs = confusable_pairs(templates, threshold, margin) if use_confusable else set()
+    for person, path, is_enrolled in tests:
+        if progress:
+            progress(f"test {path}")
+        rgb = load_rgb(path)
+        boxes = detector.detect(rgb)
+        if not boxes:
+            report.skipped.append((str(path), "no face found"))
+            continue
+        encs = encode_faces(rgb, boxes)
+        ids = match_faces(encs, [b.width for b in boxes], templates, threshold=threshold, margin=margin,
+                          min_face_px=min_face_px, confusable=pairs)
+        main = _largest(boxes)
+        for box, ident in zip(boxes, ids):
+            who = person if box is main else "(stranger)"
+            report.faces.append(FaceOutcome(
+                person=who, photo=str(path), enrolled=is_enrolled and box is main, width=box.width,
+                shown_as=ident.child_id, reason=ident.reason, distance=ident.distance,
+            ))
+    return report
