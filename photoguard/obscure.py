@@ -27,31 +27,35 @@ FILL_RGB = (128, 128, 128)
 _SHAPE_POWER = 4
 
 
+def _edges(box: FaceBox) -> tuple[int, int, int, int]:
+    """Whole-pixel edges that contain the box, at least one pixel wide and high."""
+    left, top = math.floor(box.left), math.floor(box.top)
+    return left, top, max(math.ceil(box.right), left + 1), max(math.ceil(box.bottom), top + 1)
+
+
 def _geometry(box: FaceBox, grow: float) -> tuple[float, float, float, float]:
-    w = max(box.right - box.left, 1)
-    h = max(box.bottom - box.top, 1)
-    cx = (box.left + box.right) / 2
-    cy = (box.top + box.bottom) / 2
-    return cx, cy, grow * w / 2, grow * h / 2
+    left, top, right, bottom = _edges(box)
+    return (left + right) / 2, (top + bottom) / 2, grow * (right - left) / 2, grow * (bottom - top) / 2
 
 
 def _region(shape: tuple[int, ...], box: FaceBox, grow: float) -> tuple[int, int, int, int, np.ndarray] | None:
     """(x0, y0, x1, y1, mask) of the obscured region clipped to the image, or None if it is off-image."""
-    if grow < 1:
+    if not grow >= 1:
         raise ValueError(f"grow must be at least 1 (got {grow})")
     height, width = shape[:2]
+    left, top, right, bottom = _edges(box)
     cx, cy, a, b = _geometry(box, grow)
-    x0 = max(0, min(math.floor(cx - a), box.left))
-    y0 = max(0, min(math.floor(cy - b), box.top))
-    x1 = min(width, max(math.ceil(cx + a), box.right))
-    y1 = min(height, max(math.ceil(cy + b), box.bottom))
+    x0 = max(0, min(math.floor(cx - a), left))
+    y0 = max(0, min(math.floor(cy - b), top))
+    x1 = min(width, max(math.ceil(cx + a), right))
+    y1 = min(height, max(math.ceil(cy + b), bottom))
     if x0 >= x1 or y0 >= y1:
         return None
     xs = (np.arange(x0, x1) + 0.5 - cx) / a
     ys = (np.arange(y0, y1) + 0.5 - cy) / b
     mask = (np.abs(ys)[:, None] ** _SHAPE_POWER + np.abs(xs)[None, :] ** _SHAPE_POWER) <= 1.0
-    bl, bt = max(box.left, x0), max(box.top, y0)
-    br, bb = min(box.right, x1), min(box.bottom, y1)
+    bl, bt = max(left, x0), max(top, y0)
+    br, bb = min(right, x1), min(bottom, y1)
     if bl < br and bt < bb:
         mask[bt - y0:bb - y0, bl - x0:br - x0] = True
     return x0, y0, x1, y1, mask
@@ -69,7 +73,8 @@ def obscure_mask(shape: tuple[int, ...], box: FaceBox, grow: float = 1.3) -> np.
 
 def cell_size(box: FaceBox) -> int:
     """Pixelation cell size for a face: about 1/8 of its longer side, at least MIN_CELL."""
-    return max(MIN_CELL, math.ceil(max(box.right - box.left, box.bottom - box.top) / CELLS_ACROSS_FACE))
+    left, top, right, bottom = _edges(box)
+    return max(MIN_CELL, math.ceil(max(right - left, bottom - top) / CELLS_ACROSS_FACE))
 
 
 def obscure_face(rgb: np.ndarray, box: FaceBox, *, method: str = "pixelate", grow: float = 1.3,
