@@ -1,0 +1,157 @@
+"""`photoguard process` against `deface` on the same 12 MP photos with ~5 faces each.
+
+    uv run python benchmarks/bench_process.py [--photos 20] [--json]
+
+Both run as real commands on copies of the same files, one after the other in this run. Reports wall
+time per photo, photos per second, PhotoGuard's own per-photo median, and the peak memory of each
+command's whole process tree (sampled from /proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from facekit import jpeg_bytes, scene  # noqa: E402
+
+ROSTER = "id,name,face_matching,facebook,instagram,twitter,expires\nada,Ada,yes,yes,yes,yes,\ngrace,Grace,yes,yes,no,no,\n"
+
+
+def make_photos(folder: Path, count: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        faces = [("astronaut" if j % 2 else "hopper", 300 + j * 700, 900 + (j * 337 + i * 91) % 1200, w)
+                 for j, w in enumerate((420, 260, 160, 96, 48))]
+        rgb, _ = scene(4000, 3000, faces, seed=i)
+        path = folder / f"photo{i:03d}.jpg"
+        path.write_bytes(jpeg_bytes(rgb, orientation=(1, 6, 8, 3)[i % 4], quality=90))
+        paths.append(path)
+    return paths
+
+
+def _tree_rss(root: int) -> int:
+    """Resident memory (bytes) of a process and all its descendants."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            ppid, pages = int(fields[1]), int(fields[21])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+        rss[int(entry)] = pages * os.sysconf("SC_PAGE_SIZE")
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def run(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
+    """Wall seconds, peak tree RSS, stdout."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss(proc.pid))
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    out, _ = proc.communicate()
+    done.set()
+    thread.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed with exit code {proc.returncode}")
+    return time.perf_counter() - started, peak, out
+
+
+def setup_home(root: Path, photos: list[Path]) -> None:
+    from facekit import face_patch
+    from PIL import Image
+
+    (root / "enrol").mkdir(parents=True)
+    (root / "enrol" / "children.csv").write_text(ROSTER)
+    for child, face in (("ada", "astronaut"), ("grace", "hopper")):
+        (root / "enrol" / child).mkdir()
+        for k, width in enumerate((150, 180, 210)):
+            Image.fromarray(face_patch(face, width, 0.6 + 0.2 * k).rgb).save(root / "enrol" / child / f"{k}.jpg", quality=92)
+    (root / "inbox").mkdir()
+    for p in photos:
+        shutil.copy(p, root / "inbox" / p.name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=int, default=20)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        photos = make_photos(tmp_path / "photos", args.photos)
+        n = len(photos)
+        results = {}
+        for workers in (1, 2):
+            home = tmp_path / f"home{workers}"
+            setup_home(home, photos)
+            # Enrol first so the timed run measures processing, not template building.
+            subprocess.run([sys.executable, "-m", "photoguard", "enrol", "--home", str(home)], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wall, peak, out = run([sys.executable, "-m", "photoguard", "process", "--home", str(home), "--json",
+                                   "--workers", str(workers)])
+            lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+            per_photo = [r["seconds"] for r in lines]
+            results[f"photoguard_{workers}w"] = {
+                "wall_s": wall, "s_per_photo": wall / n, "photos_per_s": n / wall,
+                "median_photo_s": statistics.median(per_photo), "peak_mb": peak / 2**20,
+                "statuses": {s: sum(1 for r in lines if r["status"] == s) for s in {r["status"] for r in lines}},
+            }
+        deface_in = tmp_path / "deface"
+        deface_in.mkdir()
+        for p in photos:
+            shutil.copy(p, deface_in / p.name)
+        deface = shutil.which("deface") or str(Path(sys.executable).with_name("deface"))
+        wall, peak, _ = run([deface, *[str(deface_in / p.name) for p in photos], "--replacewith", "mosaic"])
+        results["deface"] = {"wall_s": wall, "s_per_photo": wall / n, "photos_per_s": n / wall, "peak_mb": peak / 2**20}
+
+    ratio = results["photoguard_1w"]["s_per_photo"] / results["deface"]["s_per_photo"]
+    ratio2 = results["photoguard_2w"]["s_per_photo"] / results["deface"]["s_per_photo"]
+    summary = {"photos": n, "size": "4000x3000, 5 faces 48-420 px, mixed EXIF orientation", "results": results,
+               "ratio_1w_to_deface": ratio, "ratio_2w_to_deface": ratio2}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    print(f"{n} photos, {summary['size']}")
+    print(f"{'command':<16} {'wall s':>8} {'s/photo':>8} {'photos/s':>9} {'median':>8} {'peak MB':>8}")
+    for name, r in results.items():
+        median = f"{r['median_photo_s']:.2f}" if "median_photo_s" in r else "-"
+        print(f"{name:<16} {r['wall_s']:>8.1f} {r['s_per_photo']:>8.2f} {r['photos_per_s']:>9.2f} {median:>8} {r['peak_mb']:>8.0f}")
+    print(f"time per photo vs deface: 1 worker {ratio:.2f}x, 2 workers {ratio2:.2f}x")
+    for name in ("photoguard_1w", "photoguard_2w"):
+        print(f"{name} outcomes: {results[name]['statuses']}")
+
+
+if __name__ == "__main__":
+    main()
