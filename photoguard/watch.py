@@ -17,7 +17,6 @@ withdrawn consent is never outrun by a photo already queued.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import json
@@ -113,36 +112,44 @@ def describe(result: PhotoResult) -> str:
 # --- worker processes -------------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """A worker never outlives its watcher (a SIGKILLed watcher must not leave a photo half-done by an
-    orphan while the next watcher resumes it). Linux: PR_SET_PDEATHSIG; elsewhere a thread checks."""
-    parent = os.getppid()
+def _exit_with(watcher_pid: int) -> None:
+    """A worker never outlives its watcher: a SIGKILLed watcher must not leave an orphan finishing a photo
+    while the next watcher resumes it. (PR_SET_PDEATHSIG does not help: a worker's parent is the
+    forkserver, which lives as long as any worker does.)"""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:
+        pidfd = os.pidfd_open(watcher_pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    try:
+        os.kill(watcher_pid, 0)
+    except ProcessLookupError:
         os._exit(1)
 
-    def check() -> None:
+    def wait() -> None:
+        if pidfd is not None:
+            import select
+
+            select.select([pidfd], [], [])  # readable once the process has exited
+            os._exit(1)
         while True:
             time.sleep(0.5)
-            if os.getppid() != parent:
+            try:
+                os.kill(watcher_pid, 0)
+            except ProcessLookupError:
                 os._exit(1)
 
-    threading.Thread(target=check, name="parent-check", daemon=True).start()
+    threading.Thread(target=wait, name="watcher-alive", daemon=True).start()
 
 
 _workers_lock_fd: int | None = None
 
 
-def _init_watch_worker(root: str, lock_path: str) -> None:
+def _init_watch_worker(root: str, lock_path: str, watcher_pid: int) -> None:
     global _workers_lock_fd
     from . import pipeline
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the watcher, which lets this photo finish
-    _die_with_parent()
+    _exit_with(watcher_pid)
     # Held until the process ends: the next watcher waits for it before resuming interrupted photos.
     _workers_lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(_workers_lock_fd, fcntl.LOCK_SH)
@@ -418,8 +425,12 @@ class Watcher:
             ctx = multiprocessing.get_context("forkserver")
             self.pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=ctx, initializer=_init_watch_worker,
-                initargs=(str(self.home.root), str(self.home.state / WORKERS_LOCK)),
+                initargs=(str(self.home.root), str(self.home.state / WORKERS_LOCK), os.getpid()),
                 max_tasks_per_child=TASKS_PER_WORKER)
+            # The pool starts a process per submission while none is idle: one no-op each starts them all
+            # now, so the models are loaded before the first photo rather than after it.
+            for _ in range(self.workers):
+                self.pool.submit(_warm_up)
         return self.pool
 
     def _ready(self, path: Path, w: _Waiting, now: float) -> bool:
@@ -592,6 +603,7 @@ class Watcher:
             os.close(fd)
         self.observer = self._observe()
         self._scan_inbox()
+        self._ensure_pool()
         self.last_rescan = time.monotonic()
         mode = "polling" if self.options.poll else "notifications"
         self.log.info(f"watching {self.home.inbox} ({mode}, {self.workers} worker(s), settle {self.options.settle:g}s); "
@@ -622,6 +634,10 @@ class Watcher:
         done = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items())) or "no photos"
         self.log.info(f"stopped cleanly ({done} since start)")
         return 0
+
+
+def _warm_up() -> None:
+    return None
 
 
 def _work_item(item: tuple[str, str, str]) -> PhotoResult:

@@ -1,0 +1,315 @@
+"""The watcher as staff meet it: a real ``photoguard watch`` subprocess on a real home folder."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from facekit import background, face_patch, jpeg_bytes, scene
+from photoguard import db
+from photoguard.cli import main
+from photoguard.home import open_home
+from photoguard.roster import sync_roster
+from photoguard.watch import decodes
+
+CSV_HEADER = "id,name,face_matching,facebook,instagram,twitter,expires\n"
+
+
+def tiny_jpeg(seed: int) -> bytes:
+    """A 64×48 faceless photo, different bytes for every seed."""
+    return jpeg_bytes(background(64, 48, seed=seed), quality=90)
+
+
+def wait_until(check, timeout: float = 60.0, what: str = "condition", proc: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"watcher exited ({proc.returncode}) while waiting for {what}")
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Watch:
+    """A watcher subprocess; its stderr goes to a file so the test can read it after it exits."""
+
+    def __init__(self, root: Path, *args: str) -> None:
+        self.root = root
+        self.log = root.parent / f"watch-{time.monotonic_ns()}.err"
+        self.err = open(self.log, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "photoguard", "watch", "--home", str(root), "--settle", "0.5",
+             "--workers", "2", "--rescan", "3", *args],
+            stdout=subprocess.DEVNULL, stderr=self.err)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_watching(self) -> "Watch":
+        wait_until(lambda: "watching " in self.output(), 90, "the watcher to start", self.proc)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        self.err.close()
+        return code
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+        self.err.close()
+
+
+def files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def no_worker_left(home) -> bool:
+    """True when no worker process of any watcher holds the workers' lock."""
+    fd = os.open(home.state / "workers.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def assert_each_in_one_place(home, stems: set[str]) -> None:
+    """Every photo: one output per channel + one archived original; nothing partial, nothing twice."""
+    assert not files(home.inbox)
+    assert not files(home.failed) and not files(home.review)
+    for channel in home.settings.channels:
+        out = files(home.outbox_for(channel))
+        assert all(not p.name.startswith(".") and p.suffix == ".jpg" for p in out), out
+        assert sorted(p.stem for p in out) == sorted(stems), channel
+        for p in out:
+            with Image.open(p) as im:
+                im.load()  # whole, decodable files only
+    archived = [p for p in files(home.archive) if "duplicates" not in p.parts]
+    assert sorted(p.stem for p in archived) == sorted(stems)
+    conn = db.connect(home.database)
+    rows = conn.execute("SELECT state, COUNT(*) FROM photos GROUP BY state").fetchall()
+    conn.close()
+    assert [tuple(r) for r in rows] == [("done", len(stems))]
+    assert not list((home.state / "staging").iterdir())
+
+
+# --- cheap unit checks --------------------------------------------------------------------------
+
+
+def test_decodes_only_whole_images(tmp_path):
+    rgb = np.random.default_rng(1).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    data = jpeg_bytes(rgb)
+    path = tmp_path / "a.jpg"
+    for cut in (0, 100, len(data) // 2, len(data) - 50):
+        path.write_bytes(data[:cut])
+        assert not decodes(path), cut
+    path.write_bytes(data)
+    assert decodes(path)
+    path.write_bytes(data + b"motion photo trailer")  # phones append videos after the JPEG
+    assert decodes(path)
+
+
+# --- the watcher process ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def home(tmp_path):
+    return open_home(tmp_path / "home")
+
+
+def test_slow_copy_is_taken_only_when_complete_and_junk_goes_to_failed(home):
+    rgb = np.random.default_rng(2).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    data = jpeg_bytes(rgb)
+    w = Watch(home.root, "--decode-timeout", "3").wait_watching()
+    try:
+        target = home.inbox / "tablet" / "slow.jpg"   # sync tools create subfolders
+        target.parent.mkdir()
+        with open(target, "wb") as fh:
+            for i, part in enumerate(np.array_split(np.frombuffer(data, np.uint8), 4)):
+                fh.write(part.tobytes())
+                fh.flush()
+                if i < 3:
+                    time.sleep(1.5)  # longer than --settle, but the file does not decode yet
+                    assert target.exists(), f"taken after chunk {i + 1} of 4"
+                    assert not files(home.outbox)
+        out = wait_until(lambda: files(home.outbox_for("facebook")), 60, "slow.jpg in the outbox", w.proc)
+        assert [p.name for p in out] == ["slow.jpg"]
+
+        # A file that never decodes is not left in the inbox forever: after --decode-timeout it fails.
+        (home.inbox / "notes.jpg").write_bytes(b"this is not a photo at all" * 100)
+        (home.inbox / "copying.jpg.part").write_bytes(data[:1000])   # ignored name: never touched
+        wait_until(lambda: (home.failed / "notes.jpg.txt").exists(), 60, "notes.jpg in failed/", w.proc)
+        assert (home.failed / "notes.jpg").exists()
+        time.sleep(1)
+        assert (home.inbox / "copying.jpg.part").exists()
+    finally:
+        assert w.stop() == 0
+    log = (home.logs / "watch.log").read_text()
+    assert "cleared   slow.jpg" in log and "failed    notes.jpg" in log
+    assert os.stat(home.logs / "watch.log").st_mode & 0o777 == 0o600
+
+
+def test_burst_of_200_each_processed_once_and_status_while_running(home):
+    w = Watch(home.root).wait_watching()
+    try:
+        stems = set()
+        for i in range(200):
+            name = f"IMG_{i:04d}"
+            (home.inbox / f"{name}.jpg").write_bytes(tiny_jpeg(i))
+            stems.add(name)
+        # The same bytes dropped twice more (a second tablet synced the same photo).
+        (home.inbox / "copy-of-IMG_0007.jpg").write_bytes(tiny_jpeg(7))
+        (home.inbox / "again-IMG_0007.jpg").write_bytes(tiny_jpeg(7))
+
+        res = CliRunner().invoke(main, ["status", "--home", str(home.root)])
+        assert res.exit_code == 0, res.output
+        assert f"watcher: running (pid {w.proc.pid}" in res.output
+
+        wait_until(lambda: not files(home.inbox), 240, "the inbox to empty", w.proc)
+    finally:
+        assert w.stop() == 0
+    assert_each_in_one_place(home, stems)
+    dups = [p for p in files(home.archive / "duplicates") if p.suffix == ".jpg"]
+    assert sorted(p.name for p in dups) == ["again-IMG_0007.jpg", "copy-of-IMG_0007.jpg"]
+
+    res = CliRunner().invoke(main, ["status", "--home", str(home.root)])
+    assert "watcher: not running" in res.output
+    assert "inbox: 0 file(s) waiting" in res.output
+    assert "today: 200 cleared, 0 review, 0 failed, 2 duplicate" in res.output
+    assert "last photos:" in res.output
+
+
+def test_sigkill_at_random_moments_loses_and_duplicates_nothing(home):
+    rng = random.Random(7)
+    stems = set()
+    for i in range(80):
+        name = f"kill_{i:03d}"
+        (home.inbox / f"{name}.jpg").write_bytes(tiny_jpeg(1000 + i))
+        stems.add(name)
+    for round_ in range(4):
+        w = Watch(home.root).wait_watching()
+        # Kill once some photos of this round are done (or at once), at a random moment.
+        before = len(files(home.archive))
+        wait_until(lambda: len(files(home.archive)) > before or not files(home.inbox), 60, "progress", w.proc)
+        time.sleep(rng.uniform(0, 0.6))
+        w.kill()
+        # No worker of the dead watcher keeps going behind the next one's back.
+        wait_until(lambda: no_worker_left(home), 10, "the dead watcher's workers to stop")
+        # Nothing partial is ever visible in the outbox.
+        for channel in home.settings.channels:
+            assert all(not p.name.startswith(".") for p in files(home.outbox_for(channel)))
+    w = Watch(home.root).wait_watching()
+    try:
+        wait_until(lambda: not files(home.inbox), 120, "the inbox to empty", w.proc)
+        conn = db.connect(home.database)
+        wait_until(lambda: conn.execute("SELECT COUNT(*) FROM photos WHERE state != 'done'").fetchone()[0] == 0,
+                   30, "the journal to finish")
+        conn.close()
+    finally:
+        assert w.stop() == 0
+    assert_each_in_one_place(home, stems)
+
+
+def test_second_watcher_refuses_and_sigterm_finishes_photos_in_hand(home):
+    w = Watch(home.root).wait_watching()
+    second = subprocess.run([sys.executable, "-m", "photoguard", "watch", "--home", str(home.root)],
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode != 0
+    assert f"pid {w.proc.pid}" in second.stderr
+
+    for i in range(30):
+        (home.inbox / f"t{i:02d}.jpg").write_bytes(tiny_jpeg(5000 + i))
+    wait_until(lambda: files(home.outbox_for("facebook")), 60, "a first photo", w.proc)
+    assert w.stop(signal.SIGTERM) == 0
+    assert "stopped cleanly" in w.output()
+    assert no_worker_left(home)
+    # Stopped mid-burst: each photo is done or still waiting in the inbox, none half-done.
+    conn = db.connect(home.database)
+    assert conn.execute("SELECT COUNT(*) FROM photos WHERE state != 'done'").fetchone()[0] == 0
+    done = {r[0] for r in conn.execute("SELECT source FROM photos")}
+    conn.close()
+    waiting = {p.name for p in files(home.inbox)}
+    assert done | waiting == {f"t{i:02d}.jpg" for i in range(30)} and not done & waiting
+    assert sorted(p.name for p in files(home.outbox_for("facebook"))) == sorted(done)
+
+
+# --- consent withdrawn while the watcher runs ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def enrolled_root(tmp_path_factory) -> Path:
+    """A home where Ada (the astronaut) is enrolled with consent for every channel."""
+    root = tmp_path_factory.mktemp("enrolled") / "home"
+    home = open_home(root)
+    folder = home.enrol / "ada"
+    folder.mkdir()
+    for i, (width, context, gain) in enumerate([(150, 0.8, 1.0), (190, 0.6, 1.1), (170, 1.0, 0.9)]):
+        rgb = face_patch("astronaut", width, context).rgb.astype(np.float32) * gain
+        Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(folder / f"ref{i}.jpg", quality=92)
+    home.roster_csv.write_text(CSV_HEADER + "ada,Ada,yes,yes,yes,yes,\n", encoding="utf-8")
+    conn = db.connect(home.database)
+    sync_roster(home, conn)
+    assert conn.execute("SELECT COUNT(*) FROM templates").fetchone()[0] >= 3
+    conn.close()
+    return root
+
+
+def face_actions(home, source: str) -> dict[str, str]:
+    conn = db.connect(home.database)
+    rows = conn.execute("SELECT a.channel, a.action FROM face_actions a JOIN photos p ON p.sha256 = a.photo_sha256 "
+                        "WHERE p.source = ?", (source,)).fetchall()
+    conn.close()
+    return {r["channel"]: r["action"] for r in rows}
+
+
+def test_consent_withdrawn_while_running_is_never_outrun(enrolled_root, tmp_path):
+    root = tmp_path / "home"
+    shutil.copytree(enrolled_root, root)
+    home = open_home(root)
+    photo = lambda seed: scene(480, 360, [("astronaut", 150, 90, 160)], seed=seed)  # noqa: E731
+    w = Watch(root).wait_watching()
+    try:
+        rgb1, (box,) = photo(1)
+        (home.inbox / "before.jpg").write_bytes(jpeg_bytes(rgb1))
+        out1 = home.outbox_for("facebook") / "before.jpg"
+        wait_until(out1.exists, 90, "before.jpg in the outbox", w.proc)
+        assert face_actions(home, "before.jpg") == {"facebook": "shown", "instagram": "shown", "twitter": "shown"}
+
+        # Ada's parents withdraw Facebook consent; a photo of her is dropped straight after.
+        home.roster_csv.write_text(CSV_HEADER + "ada,Ada,yes,no,yes,yes,\n", encoding="utf-8")
+        rgb2, (box2,) = photo(2)
+        (home.inbox / "after.jpg").write_bytes(jpeg_bytes(rgb2))
+        out2 = home.outbox_for("facebook") / "after.jpg"
+        wait_until(out2.exists, 90, "after.jpg in the outbox", w.proc)
+        assert face_actions(home, "after.jpg") == {"facebook": "obscured", "instagram": "shown", "twitter": "shown"}
+        with Image.open(out2) as im:
+            face = np.asarray(im.convert("RGB"))[box2[1]:box2[3], box2[0]:box2[2]].astype(int)
+        original = rgb2[box2[1]:box2[3], box2[0]:box2[2]].astype(int)
+        assert np.abs(face - original).mean() > 20
+        # The photo cleared before the change was re-rendered in the outbox.
+        wait_until(lambda: face_actions(home, "before.jpg")["facebook"] == "obscured", 30, "the re-check", w.proc)
+    finally:
+        assert w.stop() == 0
+    log = w.output()
+    assert "enrol/ changed: pausing" in log and "roster synced" in log
+    assert "outbox facebook/before.jpg: rerendered" in log
