@@ -41,6 +41,11 @@ IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 
 SHOWN, OBSCURED = "shown", "obscured"
 
+# The second look at an output only counts confident new faces: the first look (at the low detection
+# threshold) is what finds faces; near-threshold specks that appear only once nearby faces are
+# pixelated are artefacts of the obscuring, and would send most group photos to review.
+SECOND_LOOK_SCORE = 0.5
+
 
 class DiskFull(OSError):
     """The home's disk is full: processing stops, nothing is lost, photos wait in the inbox."""
@@ -332,6 +337,8 @@ class Processor:
         grow = self.settings.obscure_grow
         hidden_areas = [_grown(_box(f), grow) for f, keep in zip(faces, shown) if not keep]
         for found in self.detector.detect(rendered):
+            if found.score < max(self.settings.detect_threshold, SECOND_LOOK_SCORE):
+                continue
             box = _box(found)
             cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
             if any(a[0] <= cx <= a[2] and a[1] <= cy <= a[3] for a in hidden_areas):
