@@ -155,6 +155,14 @@ def test_slow_copy_is_taken_only_when_complete_and_junk_goes_to_failed(home):
         out = wait_until(lambda: files(home.outbox_for("facebook")), 60, "slow.jpg in the outbox", w.proc)
         assert [p.name for p in out] == ["slow.jpg"]
 
+        # A whole folder moved in brings one event, not one per file.
+        batch = home.root / "batch"
+        batch.mkdir()
+        for i in range(2):
+            (batch / f"moved{i}.jpg").write_bytes(tiny_jpeg(300 + i))
+        batch.rename(home.inbox / "batch")
+        wait_until(lambda: len(files(home.outbox_for("facebook"))) == 3, 60, "the moved folder's photos", w.proc)
+
         # A file that never decodes is not left in the inbox forever: after --decode-timeout it fails.
         (home.inbox / "notes.jpg").write_bytes(b"this is not a photo at all" * 100)
         (home.inbox / "copying.jpg.part").write_bytes(data[:1000])   # ignored name: never touched
@@ -204,10 +212,24 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(home):
     stems = set()
     for i in range(80):
         name = f"kill_{i:03d}"
-        (home.inbox / f"{name}.jpg").write_bytes(tiny_jpeg(1000 + i))
+        if i < 4:  # the first ones take a while, so the second signal below finds them in hand
+            data = jpeg_bytes(np.random.default_rng(i).integers(0, 255, (1200, 1600, 3), dtype=np.uint8))
+        else:
+            data = tiny_jpeg(1000 + i)
+        (home.inbox / f"{name}.jpg").write_bytes(data)
         stems.add(name)
     for round_ in range(4):
         w = Watch(home.root).wait_watching()
+        if round_ == 0:
+            # Two signals: the second stops at once, without waiting for the photos in hand.
+            status = home.state / "watch.json"
+            wait_until(lambda: status.exists() and json.loads(status.read_text())["in_flight"] > 0, 30, "a photo in hand")
+            w.proc.send_signal(signal.SIGTERM)
+            wait_until(lambda: "SIGTERM: stopping" in w.output(), 10, "the first signal", w.proc)
+            w.proc.send_signal(signal.SIGTERM)
+            assert w.stop(timeout=10) == 128 + signal.SIGTERM
+            wait_until(lambda: no_worker_left(home), 10, "the workers to stop")
+            continue
         # Kill once some photos of this round are done (or at once), at a random moment.
         before = len(files(home.archive))
         wait_until(lambda: len(files(home.archive)) > before or not files(home.inbox), 60, "progress", w.proc)
@@ -313,3 +335,15 @@ def test_consent_withdrawn_while_running_is_never_outrun(enrolled_root, tmp_path
     log = w.output()
     assert "enrol/ changed: pausing" in log and "roster synced" in log
     assert "outbox facebook/before.jpg: rerendered" in log
+
+
+def test_polling_for_network_shares(home):
+    w = Watch(home.root, "--poll").wait_watching()
+    try:
+        (home.inbox / "share").mkdir()
+        for i in range(3):
+            (home.inbox / "share" / f"nas{i}.jpg").write_bytes(tiny_jpeg(700 + i))
+        wait_until(lambda: len(files(home.outbox_for("twitter"))) == 3, 60, "three photos via polling", w.proc)
+    finally:
+        assert w.stop() == 0
+    assert_each_in_one_place(home, {f"nas{i}" for i in range(3)})
