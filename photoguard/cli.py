@@ -211,6 +211,134 @@ def children_show(ctx: click.Context, home_dir: str | None, child_id: str) -> No
 
 # --- engine commands (calibrate, evaluate) ---
 
+
+@main.command()
+@home_option
+@click.option("--apply", "apply_", is_flag=True, help="Write the suggested match.threshold to photoguard.toml.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def calibrate(home_dir: str | None, apply_: bool, as_json: bool) -> None:
+    """Fit match.threshold to the enrolled children and list look-alike children."""
+    import json
+
+    from . import db
+    from .calibrate import calibrate as fit, format_calibration, load_templates
+    from .config import write_setting
+
+    home = get_home(home_dir)
+    conn = db.connect(home.database)
+    try:
+        templates = load_templates(conn)
+    finally:
+        conn.close()
+    if not templates:
+        raise click.ClickException("no children are enrolled for face matching yet. Run 'photoguard enrol' first.")
+    cal = fit(templates, margin=home.settings.match_margin, min_face_px=home.settings.min_face_px)
+    if as_json:
+        click.echo(json.dumps(cal.to_dict(), indent=2))
+    else:
+        for line in format_calibration(cal, home.settings.match_threshold):
+            click.echo(line)
+    if apply_:
+        if cal.threshold == home.settings.match_threshold:
+            click.echo(f"match.threshold is already {cal.threshold:.2f}", err=as_json)
+        else:
+            path = write_setting(home.root, "match.threshold", cal.threshold)
+            click.echo(f"wrote match.threshold = {cal.threshold:.2f} to {path}", err=as_json)
+
+
+@main.group()
+def evaluate() -> None:
+    """Measure the face engine on labelled photos (for tuning; not part of daily use)."""
+
+
+def _engine_settings(home_dir: str | None):
+    """Settings of the home if one is given, else the defaults (evaluation needs no home)."""
+    from .config import Settings, load_settings
+
+    if home_dir is None:
+        return Settings()
+    try:
+        return load_settings(Path(home_dir))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc))
+
+
+def _progress(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@evaluate.command("detection")
+@click.argument("xml_files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--extra", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A photo with no faces at all (boxes found on it are counted). Repeatable.")
+@click.option("--no-hog", is_flag=True, help="CenterFace only.")
+@click.option("--threshold", type=float, default=None, help="Detector score threshold (default: detect.threshold).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--home", "home_dir", type=click.Path(file_okay=False), envvar="PHOTOGUARD_HOME", default=None,
+              help="Take settings from this home (default: built-in defaults).")
+def evaluate_detection_cmd(xml_files, extra, no_hog, threshold, as_json, home_dir) -> None:
+    """Detection recall and false boxes on dlib imglab XML box files."""
+    import json
+
+    from .detect import FaceDetector
+    from .evaluate import EvaluationError, evaluate_detection, format_detection, read_imglab
+
+    settings = _engine_settings(home_dir)
+    try:
+        labelled = [item for xml in xml_files for item in read_imglab(Path(xml))]
+    except EvaluationError as exc:
+        raise click.ClickException(str(exc))
+    detector = FaceDetector(threshold if threshold is not None else settings.detect_threshold, use_hog=not no_hog)
+    report = evaluate_detection(detector, labelled, [Path(p) for p in extra], progress=_progress)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        for line in format_detection(report):
+            click.echo(line)
+
+
+@evaluate.command("identity")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--k", "k", type=int, default=1, show_default=True, help="Photos per person to enrol.")
+@click.option("--holdout", multiple=True,
+              help="A person never enrolled (their faces must all come out unknown). Repeatable.")
+@click.option("--each-held-out", is_flag=True, help="Also run once with each person held out in turn.")
+@click.option("--threshold", type=float, default=None, help="Default: match.threshold.")
+@click.option("--margin", type=float, default=None, help="Default: match.margin.")
+@click.option("--min-face-px", type=int, default=None, help="Default: match.min_face_px.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--home", "home_dir", type=click.Path(file_okay=False), envvar="PHOTOGUARD_HOME", default=None,
+              help="Take settings from this home (default: built-in defaults).")
+def evaluate_identity_cmd(folder, k, holdout, each_held_out, threshold, margin, min_face_px, as_json,
+                          home_dir) -> None:
+    """Correct keeps, wrong keeps (leaks) and unknowns on a folder of <person>/ photos."""
+    import json
+
+    from .detect import FaceDetector
+    from .evaluate import EvaluationError, evaluate_identity, format_identity
+
+    settings = _engine_settings(home_dir)
+    if k < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--k")
+    try:
+        report = evaluate_identity(
+            FaceDetector(settings.detect_threshold), Path(folder), k=k, holdout=holdout,
+            each_held_out=each_held_out,
+            threshold=settings.match_threshold if threshold is None else threshold,
+            margin=settings.match_margin if margin is None else margin,
+            min_face_px=settings.min_face_px if min_face_px is None else min_face_px,
+            progress=_progress,
+        )
+    except EvaluationError as exc:
+        raise click.ClickException(str(exc))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        for line in format_identity(report):
+            click.echo(line)
+    if report.wrong_keeps:
+        raise SystemExit(1)
+
 # --- processing commands (process, review, audit, purge) ---
 
 

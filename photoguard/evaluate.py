@@ -258,69 +258,178 @@ def person_photos(folder: Path) -> dict[str, list[Path]]:
     return people
 
 
-def evaluate_identity(
-    detector: FaceDetector,
-    folder: Path,
+@dataclass
+class EncodedPhoto:
+    person: str
+    path: Path
+    faces: list[FaceBox]
+    encodings: list[np.ndarray | None]
+
+    @property
+    def main(self) -> int | None:
+        """Index of the largest face: the person of the folder."""
+        if not self.faces:
+            return None
+        return max(range(len(self.faces)), key=lambda i: self.faces[i].width * self.faces[i].height)
+
+
+def encode_folder(detector: FaceDetector, folder: Path,
+                  progress: Callable[[str], None] | None = None) -> list[EncodedPhoto]:
+    """Detect and encode every face of every photo under ``folder/<person>/`` (once, for many rules)."""
+    out = []
+    for person, photos in person_photos(folder).items():
+        for path in photos:
+            if progress:
+                progress(str(path))
+            rgb = load_rgb(path)
+            faces = detector.detect(rgb)
+            out.append(EncodedPhoto(person, path, faces, encode_faces(rgb, faces)))
+    return out
+
+
+def identity_report(
+    photos: Sequence[EncodedPhoto],
     *,
     k: int = 1,
     holdout: Sequence[str] = (),
     threshold: float,
     margin: float,
     min_face_px: int,
-    use_confusable: bool = True,
-    progress: Callable[[str], None] | None = None,
+    use_look_alikes: bool = True,
 ) -> IdentityReport:
     """Enrol the first ``k`` photos of each person (except ``holdout``), identify every other face.
 
-    Enrolment photos use their largest face. Test photos use every detected face: each is
-    counted as the person of the folder if it is the largest face, else as an unknown stranger.
+    Enrolment uses the largest face of a photo. In test photos the largest face is the folder's
+    person; any other face found is a stranger, which must come out unknown.
     """
-    people = person_photos(folder)
-    missing = set(holdout) - set(people)
-    if missing:
-        raise EvaluationError(f"--holdout names people not in {folder}: {', '.join(sorted(missing))}.")
-    templates: list[Template] = []
-    enrolled: dict[str, list[str]] = {}
-    tests: list[tuple[str, Path, bool]] = []
-    report = IdentityReport(enrolled, sorted(holdout), min_face_px=min_face_px)
-    for person, photos in people.items():
-        if person in holdout:
-            tests += [(person, p, False) for p in photos]
-            continue
-        if len(photos) <= k:
-            # Nothing left to test for this person; still enrol them so others can be confused with them.
-            pass
-        for p in photos[:k]:
-            if progress:
-                progress(f"enrol {p}")
-            rgb = load_rgb(p)
-            face = _largest(detector.detect(rgb))
-            enc = encode_faces(rgb, [face])[0] if face else None
-            if enc is None:
-                report.skipped.append((str(p), "no face to enrol"))
-                continue
-            templates.append(Template(person, enc))
-            enrolled.setdefault(person, []).append(p.name)
-        tests += [(person, p, True) for p in photos[k:]]
     from .identify import confusable_pairs
 
-    pairs = confusable_pairs(templates, threshold, margin) if use_confusable else set()
-    for person, path, is_enrolled in tests:
-        if progress:
-            progress(f"test {path}")
-        rgb = load_rgb(path)
-        boxes = detector.detect(rgb)
-        if not boxes:
-            report.skipped.append((str(path), "no face found"))
+    people = sorted({p.person for p in photos})
+    missing = set(holdout) - set(people)
+    if missing:
+        raise EvaluationError(f"holdout names people who are not in the folder: {', '.join(sorted(missing))}.")
+    templates: list[Template] = []
+    enrolled: dict[str, list[str]] = {}
+    report = IdentityReport(enrolled, sorted(holdout), min_face_px=min_face_px)
+    tests: list[tuple[EncodedPhoto, bool]] = []
+    seen: dict[str, int] = {}
+    for photo in photos:
+        if photo.person in holdout:
+            tests.append((photo, False))
             continue
-        encs = encode_faces(rgb, boxes)
-        ids = match_faces(encs, [b.width for b in boxes], templates, threshold=threshold, margin=margin,
-                          min_face_px=min_face_px, confusable=pairs)
-        main = _largest(boxes)
-        for box, ident in zip(boxes, ids):
-            who = person if box is main else "(stranger)"
+        seen[photo.person] = seen.get(photo.person, 0) + 1
+        if seen[photo.person] > k:
+            tests.append((photo, True))
+            continue
+        i = photo.main
+        if i is None or photo.encodings[i] is None:
+            report.skipped.append((str(photo.path), "no face to enrol"))
+            continue
+        templates.append(Template(photo.person, photo.encodings[i]))
+        enrolled.setdefault(photo.person, []).append(photo.path.name)
+    pairs = confusable_pairs(templates, threshold, margin) if use_look_alikes else set()
+    for photo, is_enrolled in tests:
+        if not photo.faces:
+            report.skipped.append((str(photo.path), "no face found"))
+            continue
+        ids = match_faces(photo.encodings, [b.width for b in photo.faces], templates, threshold=threshold,
+                          margin=margin, min_face_px=min_face_px, confusable=pairs)
+        for i, (box, ident) in enumerate(zip(photo.faces, ids)):
+            main = i == photo.main
             report.faces.append(FaceOutcome(
-                person=who, photo=str(path), enrolled=is_enrolled and box is main, width=box.width,
+                person=photo.person if main else "(stranger)", photo=str(photo.path),
+                enrolled=is_enrolled and main and photo.person in enrolled, width=box.width,
                 shown_as=ident.child_id, reason=ident.reason, distance=ident.distance,
             ))
     return report
+
+
+def merge_reports(reports: Sequence[IdentityReport]) -> IdentityReport:
+    """Many runs (e.g. each person held out in turn) as one report."""
+    out = IdentityReport({}, [], min_face_px=reports[0].min_face_px if reports else 80)
+    for r in reports:
+        for person, names in r.enrolled.items():
+            out.enrolled.setdefault(person, names)
+        out.held_out += [h for h in r.held_out if h not in out.held_out]
+        out.faces += r.faces
+        out.skipped += r.skipped
+    return out
+
+
+def evaluate_identity(
+    detector: FaceDetector,
+    folder: Path,
+    *,
+    k: int = 1,
+    holdout: Sequence[str] = (),
+    each_held_out: bool = False,
+    threshold: float,
+    margin: float,
+    min_face_px: int,
+    progress: Callable[[str], None] | None = None,
+) -> IdentityReport:
+    """``identity_report`` on a folder; with ``each_held_out`` also once per person held out."""
+    photos = encode_folder(detector, folder, progress)
+    rule = dict(k=k, threshold=threshold, margin=margin, min_face_px=min_face_px)
+    report = identity_report(photos, holdout=holdout, **rule)
+    if not each_held_out:
+        return report
+    people = sorted({p.person for p in photos})
+    return merge_reports([report] + [identity_report(photos, holdout=[p], **rule) for p in people])
+
+
+# --- text reports ------------------------------------------------------------------------------
+
+
+def _pct(a: int, b: int) -> str:
+    return f"{a / b:.1%}" if b else "-"
+
+
+def format_detection(report: DetectionReport) -> list[str]:
+    lines = [f"faces found: {report.found}/{report.faces} (recall {_pct(report.found, report.faces)})",
+             f"boxes: {report.boxes}, not on a labelled face: {report.false_boxes} "
+             f"({report.false_boxes / len(report.images):.1f} per photo)" if report.images else "no labelled photos",
+             "", f"{'face width':>12} {'found':>6} {'faces':>6} {'recall':>7}"]
+    for bucket, (found, n) in report.by_size().items():
+        lines.append(f"{bucket:>12} {found:>6} {n:>6} {_pct(found, n):>7}")
+    missed = [(r.path, m) for r in report.images for m in r.missed]
+    if missed:
+        lines += ["", "MISSED faces (left, top, right, bottom):"] + [f"  {p}: {m}" for p, m in missed]
+    if report.extra:
+        lines += ["", "photos without faces:"]
+        lines += [f"  {r.path}: {len(r.false_boxes)} boxes {r.false_boxes}" for r in report.extra]
+    return lines
+
+
+def format_identity(report: IdentityReport) -> list[str]:
+    d = report.to_dict()
+    ident = d["enrolled_faces_min_width"]
+    lines = [
+        "enrolled: " + ", ".join(f"{p} ({len(v)})" for p, v in sorted(report.enrolled.items())),
+        "held out of enrolment: " + (", ".join(report.held_out) or "nobody"),
+        "",
+        f"{'faces':<40} {'n':>4} {'correct':>8} {'WRONG':>6} {'unknown':>8}",
+    ]
+
+    def row(name: str, c: dict) -> str:
+        return f"{name:<40} {c['faces']:>4} {c['correct']:>8} {c['wrong']:>6} {c['unknown']:>8}"
+
+    lines.append(row("all", d["all"]))
+    lines.append(row(f"enrolled people, >= {report.min_face_px} px wide", ident))
+    lines.append(row(f"enrolled people, < {report.min_face_px} px wide",
+                     report.counts([f for f in report.faces if f.enrolled and f.width < report.min_face_px])))
+    lines.append(row("not enrolled (held out, strangers)", d["held_out_faces"]))
+    lines += ["", f"correct keeps (enrolled, >= {report.min_face_px} px): "
+              f"{ident['correct']}/{ident['faces']} ({_pct(ident['correct'], ident['faces'])})",
+              f"wrong keeps (LEAKS, must be 0): {report.wrong_keeps}"]
+    for f in report.faces:
+        if f.kind == "wrong":
+            lines.append(f"  LEAK: {f.photo}: {f.person} shown as {f.shown_as} (distance {f.distance:.3f})")
+    unknown = [f for f in report.faces if f.enrolled and f.kind == "unknown"]
+    if unknown:
+        lines += ["", "enrolled faces left unknown (obscured):"]
+        lines += [f"  {f.photo}: {f.person}, {f.width} px, {f.reason}"
+                  + (f" (distance {f.distance:.3f})" if f.distance is not None else "") for f in unknown]
+    for photo, why in report.skipped:
+        lines.append(f"skipped {photo}: {why}")
+    return lines
