@@ -1,0 +1,141 @@
+"""Evaluation on labelled data built from public-domain faces (never ../shared)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import facekit
+from photoguard.cli import main
+from photoguard.detect import FaceDetector
+from photoguard.evaluate import (
+    EvaluationError, covers, encode_folder, evaluate_detection, format_detection, format_identity, identity_report,
+    iou, read_imglab, score_image,
+)
+
+
+def test_iou_and_covers():
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+    assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(1 / 3)
+    assert covers((0, 0, 100, 100), (40, 40, 50, 50))          # centre inside, IoU tiny
+    assert not covers((0, 0, 10, 10), (20, 20, 30, 30))
+
+
+def test_score_image_counts_by_truth_and_false_boxes():
+    r = score_image("x", [(0, 0, 30, 30), (100, 100, 140, 140)], [(2, 2, 31, 31), (300, 300, 310, 310)])
+    assert (r.truth, r.found) == (2, 1)
+    assert r.missed == [(100, 100, 140, 140)] and r.false_boxes == [(300, 300, 310, 310)]
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector()
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("det")
+    (folder / "photos").mkdir()
+    rgb, truth = facekit.scene(900, 600, [("astronaut", 80, 80, 40), ("hopper", 500, 250, 110)], seed=5)
+    Image.fromarray(rgb).save(folder / "photos" / "a.jpg", quality=92)
+    boxes = "".join(f"<box top='{t}' left='{l}' width='{r - l}' height='{b - t}'/>" for l, t, r, b in truth)
+    xml = folder / "faces.xml"
+    xml.write_text(f"<?xml version='1.0'?><dataset><images><image file='photos/a.jpg'>{boxes}"
+                   f"<box top='1' left='1' width='5' height='5' ignore='1'/></image></images></dataset>")
+    Image.fromarray(facekit.background(640, 480, seed=2)).save(folder / "wall.jpg")
+    return xml, truth, folder / "wall.jpg"
+
+
+def test_read_imglab(labelled):
+    xml, truth, _ = labelled
+    [(path, boxes)] = read_imglab(xml)
+    assert path == xml.parent / "photos" / "a.jpg" and boxes == [tuple(t) for t in truth]
+
+
+def test_read_imglab_errors(tmp_path):
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<dataset><images><image file='x.jpg'><box top='a'/></image></images></dataset>")
+    with pytest.raises(EvaluationError, match="bad.xml"):
+        read_imglab(bad)
+    (tmp_path / "broken.xml").write_text("<dataset")
+    with pytest.raises(EvaluationError, match="broken.xml"):
+        read_imglab(tmp_path / "broken.xml")
+
+
+def test_evaluate_detection(detector, labelled):
+    xml, truth, wall = labelled
+    report = evaluate_detection(detector, read_imglab(xml), [wall])
+    assert (report.found, report.faces, report.recall) == (2, 2, 1.0)
+    assert report.by_size() == {"32-64": (1, 1), "64-128": (1, 1)}
+    assert report.extra[0].false_boxes == []
+    text = "\n".join(format_detection(report))
+    assert "2/2" in text and "wall.jpg: 0 boxes" in text
+
+
+def test_evaluate_detection_command(labelled):
+    xml, _, wall = labelled
+    result = CliRunner().invoke(main, ["evaluate", "detection", str(xml), "--extra", str(wall), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["recall"] == 1.0 and data["extra"][0]["false_boxes"] == []
+
+
+def _variant(name: str, i: int) -> np.ndarray:
+    img = Image.fromarray(facekit.face_image(name))
+    if i % 2:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    img = img.rotate(4 * i - 4, resample=Image.Resampling.BICUBIC)
+    return np.clip(np.asarray(img).astype(float) * (0.75 + 0.15 * i), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def people(tmp_path_factory, detector):
+    folder = tmp_path_factory.mktemp("people")
+    for name in ("astronaut", "hopper"):
+        (folder / name).mkdir()
+        for i in range(3):
+            Image.fromarray(_variant(name, i)).save(folder / name / f"{name}{i}.jpg", quality=90)
+    return folder, encode_folder(detector, folder)
+
+
+def test_identity_enrol_one_test_the_rest(people):
+    folder, photos = people
+    report = identity_report(photos, k=1, threshold=0.45, margin=0.08, min_face_px=80)
+    assert report.enrolled == {"astronaut": ["astronaut0.jpg"], "hopper": ["hopper0.jpg"]}
+    ident = report.counts(report.identifiable())
+    assert ident == {"faces": 4, "correct": 4, "wrong": 0, "unknown": 0}
+    assert report.wrong_keeps == 0
+    text = "\n".join(format_identity(report))
+    assert "4/4" in text and "LEAKS, must be 0): 0" in text
+
+
+def test_identity_held_out_person_stays_unknown(people):
+    _, photos = people
+    report = identity_report(photos, k=1, holdout=["hopper"], threshold=0.45, margin=0.08, min_face_px=80)
+    hopper = [f for f in report.faces if f.photo.endswith(("hopper0.jpg", "hopper1.jpg", "hopper2.jpg"))
+              and f.person == "hopper"]
+    assert len(hopper) == 3 and all(f.shown_as is None and not f.enrolled for f in hopper)
+    assert report.wrong_keeps == 0
+
+
+def test_identity_loose_rule_shows_leaks(people):
+    # With an absurd threshold a held-out person is shown as the enrolled one: the report must say so.
+    _, photos = people
+    report = identity_report(photos, k=1, holdout=["hopper"], threshold=1.5, margin=0.0, min_face_px=80)
+    assert report.wrong_keeps > 0
+    assert "LEAK:" in "\n".join(format_identity(report))
+
+
+def test_identity_command(people):
+    folder, _ = people
+    result = CliRunner().invoke(main, ["evaluate", "identity", str(folder), "--k", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["all"]["wrong"] == 0 and data["enrolled_faces_min_width"]["correct"] == 4
+    result = CliRunner().invoke(main, ["evaluate", "identity", str(folder), "--holdout", "nobody"])
+    assert result.exit_code != 0 and "nobody" in result.output
