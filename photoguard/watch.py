@@ -256,6 +256,7 @@ class Watcher:
         self.roster_signature: tuple | None = None
         self.roster_changed_at: float | None = None   # set: dispatching paused until the roster is synced
         self.roster_broken: str | None = None         # children.csv unusable: paused until it changes
+        self.roster_reason = "start"
         self.disk_full_until = 0.0
         self.day = date.today()
         self.counts: dict[str, int] = {}
@@ -373,6 +374,7 @@ class Watcher:
                 self.log.info("enrol/ changed: pausing until the roster is synced "
                               f"({len(self.inflight)} photo(s) in hand finish first)")
             self.roster_changed_at = time.monotonic()  # debounce: restart the wait on every change
+            self.roster_reason = "enrol/ changed"
             self.roster_signature = signature
 
     def _sync_roster(self, reason: str) -> None:
@@ -385,9 +387,14 @@ class Watcher:
         started = time.monotonic()
         try:
             if not self.home.roster_csv.exists():
+                if not processor.conn.execute("SELECT COUNT(*) FROM children").fetchone()[0]:
+                    self.roster_broken = None  # a new home: no roster yet, so every face is obscured
+                    self.log.info(f"no roster yet ({self.home.roster_csv}): every face will be obscured")
+                    processor.reload_roster()
+                    return
                 raise RosterError(f"{self.home.roster_csv} is missing. Put the roster back (or a roster with a "
                                   "header line only, to share no child); photos wait in the inbox until then")
-            report = sync_roster(self.home, processor.conn)
+            report = sync_roster(self.home, processor.conn, detector=processor.detector)
         except RosterError as exc:
             self.roster_broken = str(exc)
             self.log.error(f"roster not usable — processing paused, photos wait in the inbox: {exc}")
@@ -401,7 +408,8 @@ class Watcher:
         for change in changes:
             self.log.info(f"outbox {change.channel}/{Path(change.path).name}: {change.action} — {change.reason}")
         self.log.info(f"roster synced ({reason}) in {time.monotonic() - started:.1f}s; "
-                      f"{len(processor.consents)} child(ren), {len(processor.templates)} template(s); resuming")
+                      f"{len(processor.consents)} child(ren), {len(processor.templates)} template(s)"
+                      + ("" if reason == "start" else "; resuming"))
 
     def _roster_gate(self, now: float) -> bool:
         """True when dispatching may go on; runs a due roster sync or day change re-check when idle."""
@@ -409,12 +417,13 @@ class Watcher:
             self.log.info("a new day: re-checking the outbox against today's consents")
             self.day = date.today()
             self.roster_changed_at = now - self.options.roster_debounce
+            self.roster_reason = "a new day"
         if self.roster_changed_at is None:
             return self.roster_broken is None
         if now - self.roster_changed_at < self.options.roster_debounce or self.inflight:
             return False
         self.roster_changed_at = None
-        self._sync_roster("enrol/ changed")
+        self._sync_roster(self.roster_reason)
         return self.roster_broken is None
 
     # --- dispatch ---
@@ -591,12 +600,15 @@ class Watcher:
 
     def start(self) -> None:
         """Everything before the loop: engine, roster sync, outbox re-check, resume, first scan."""
-        from .pipeline import open_processor, resume_interrupted
+        from .pipeline import Processor, resume_interrupted
 
         fd = wait_for_old_workers(self.home, self.log)
         try:
             self.roster_signature = self._enrol_signature()
-            self.processor = open_processor(self.home, self.log.info)
+            # Like pipeline.open_processor, but a roster that cannot be read pauses processing (photos
+            # wait in the inbox) instead of stopping: the watcher resumes as soon as the file is fixed.
+            self.processor = Processor(self.home)
+            self._sync_roster("start")
             for result in resume_interrupted(self.processor):
                 self._done(result)
         finally:

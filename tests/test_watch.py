@@ -330,6 +330,18 @@ def test_consent_withdrawn_while_running_is_never_outrun(enrolled_root, tmp_path
         assert np.abs(face - original).mean() > 20
         # The photo cleared before the change was re-rendered in the outbox.
         wait_until(lambda: face_actions(home, "before.jpg")["facebook"] == "obscured", 30, "the re-check", w.proc)
+
+        # A roster that cannot be read pauses processing (the consents on file may be out of date).
+        home.roster_csv.write_text("name,facebook\nAda,yes\n", encoding="utf-8")
+        wait_until(lambda: "roster not usable" in w.output(), 30, "the roster error", w.proc)
+        (home.inbox / "paused.jpg").write_bytes(jpeg_bytes(photo(3)[0]))
+        time.sleep(2)
+        assert (home.inbox / "paused.jpg").exists()
+        res = CliRunner().invoke(main, ["status", "--home", str(root)])
+        assert "paused: " in res.output and "no 'id' column" in res.output
+        home.roster_csv.write_text(CSV_HEADER + "ada,Ada,yes,no,yes,yes,\n", encoding="utf-8")
+        wait_until((home.outbox_for("facebook") / "paused.jpg").exists, 60, "paused.jpg after the fix", w.proc)
+        assert face_actions(home, "paused.jpg")["facebook"] == "obscured"
     finally:
         assert w.stop() == 0
     log = w.output()
