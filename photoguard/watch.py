@@ -17,7 +17,6 @@ withdrawn consent is never outrun by a photo already queued.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import logging
@@ -30,11 +29,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -233,11 +231,6 @@ class _Job:
     attempts: int
 
 
-@dataclass
-class WatchCounts:
-    processed: dict[str, int] = field(default_factory=dict)
-
-
 class Watcher:
     """Watch one home until stopped. Build it, then call ``run()`` (blocks; returns the exit code)."""
 
@@ -260,6 +253,7 @@ class Watcher:
         self.disk_full_until = 0.0
         self.day = date.today()
         self.counts: dict[str, int] = {}
+        self.stuck: set[Path] = set()                 # files given up on that cannot be failed safely
         self._status_written: dict | None = None
         self.started_at = now_iso()
 
@@ -300,15 +294,22 @@ class Watcher:
                 tag = "dir" if event.is_directory else "file"
                 events.put((f"{self.kind}-{tag}", path or ""))
 
-        if self.options.poll:
-            observer = PollingObserver(timeout=self.options.poll_interval)
-        else:
-            observer = Observer()
-        observer.schedule(Handler("inbox"), str(self.home.inbox), recursive=True)
-        observer.schedule(Handler("enrol"), str(self.home.enrol), recursive=True)
-        observer.daemon = True
-        observer.start()
-        return observer
+        poll = self.options.poll
+        while True:
+            observer = PollingObserver(timeout=self.options.poll_interval) if poll else Observer()
+            observer.schedule(Handler("inbox"), str(self.home.inbox), recursive=True)
+            observer.schedule(Handler("enrol"), str(self.home.enrol), recursive=True)
+            observer.daemon = True
+            try:
+                observer.start()
+                return observer
+            except OSError as exc:
+                if poll:
+                    raise
+                # e.g. the inotify watch limit with thousands of subfolders: slower, but nothing is missed.
+                self.log.warning(f"file notifications unavailable ({exc}); polling the folders instead "
+                                 "(raise fs.inotify.max_user_watches to avoid this)")
+                poll = True
 
     def _hidden(self, path: Path) -> bool:
         try:
@@ -318,7 +319,8 @@ class Watcher:
         return any(part.startswith(".") for part in rel.parts[:-1]) or not is_candidate(path)
 
     def _see(self, path: Path, now: float) -> None:
-        if path in self.pending or self._hidden(path) or any(j.path == path for j in self.inflight.values()):
+        if path in self.pending or path in self.stuck or self._hidden(path) \
+                or any(j.path == path for j in self.inflight.values()):
             return
         key = _stat_key(path)
         if key is not None:
@@ -499,6 +501,7 @@ class Watcher:
             return
         done, _ = wait_futures(list(self.inflight), timeout=timeout, return_when=FIRST_COMPLETED)
         broken = False
+        exhausted: list[tuple[_Job, str]] = []
         for future in done:
             job = self.inflight.pop(future)
             try:
@@ -506,50 +509,58 @@ class Watcher:
             except DiskFull as exc:
                 self.disk_full_until = time.monotonic() + DISK_FULL_RETRY
                 self.log.error(f"{exc} — pausing {DISK_FULL_RETRY:.0f}s; photos wait in the inbox")
-                self._retry(job, count=False)
+                self._retry(job, "", exhausted, count=False)
             except BrokenProcessPool:
                 broken = True
-                self._retry(job, why="a worker process died while processing it")
+                self._retry(job, "a worker process died while processing it", exhausted)
             except Exception as exc:  # noqa: BLE001 — a bug or a broken database must not stop the watcher
                 self.log.error(f"{job.path.name}: unexpected error ({type(exc).__name__}: {exc})")
-                self._retry(job, why=f"unexpected error {type(exc).__name__}: {exc}")
+                self._retry(job, f"unexpected error {type(exc).__name__}: {exc}", exhausted)
             else:
                 self._done(result)
         if broken:
-            self._restart_pool()
+            self._restart_pool(exhausted)
+        for job, why in exhausted:
+            self._give_up(job, why)
 
     def _done(self, result: PhotoResult) -> None:
         self.counts[result.status] = self.counts.get(result.status, 0) + 1
         level = logging.WARNING if result.status == "failed" else logging.INFO
         self.log.log(level, describe(result))
 
-    def _retry(self, job: _Job, why: str = "", count: bool = True) -> None:
-        if _stat_key(job.path) is None:
+    def _retry(self, job: _Job, why: str, exhausted: list[tuple[_Job, str]], count: bool = True) -> None:
+        key = _stat_key(job.path)
+        if key is None:
             return  # moved: the pipeline finished it (or someone took it away)
         attempts = job.attempts if count else job.attempts - 1
         if attempts >= MAX_ATTEMPTS:
-            self._give_up(job, why)
+            exhausted.append((job, why))
             return
-        now = time.monotonic()
-        w = _Waiting(_stat_key(job.path), now - self.options.settle, attempts=attempts)  # type: ignore[arg-type]
-        self.pending[job.path] = w
+        self.pending[job.path] = _Waiting(key, time.monotonic() - self.options.settle, attempts=attempts)
 
     def _give_up(self, job: _Job, why: str) -> None:
         """A file that breaks the worker every time goes to failed/ with the reason, not round in circles."""
-        from .pipeline import resume_interrupted
-
         processor = self.processor
+        if _stat_key(job.path) is None:
+            return  # finished after all (resumed after a worker died)
+        row = processor.conn.execute("SELECT state, outcome FROM photos WHERE sha256 = ?", (job.sha,)).fetchone()
+        if row is not None and (row["state"] == "publishing" or (row["state"] == "done" and row["outcome"] != "failed")):
+            # Outputs exist for these bytes: failing the file now would leave the photo in two places.
+            self.stuck.add(job.path)
+            self.log.error(f"{job.path.name}: {why}; left in the inbox — it is finished at the next start "
+                           "of the watcher (or by photoguard process)")
+            return
         try:
-            if not self.inflight:
-                resume_interrupted(processor)
+            processor._clear_staging(job.sha)
             result = processor._fail(job.path, job.sha, f"{why} ({MAX_ATTEMPTS} attempts); "
                                      "PhotoGuard could not process it", time.monotonic())
         except Exception as exc:  # noqa: BLE001
-            self.log.error(f"{job.path.name}: could not be moved to failed/ ({exc}); leaving it in the inbox")
+            self.stuck.add(job.path)
+            self.log.error(f"{job.path.name}: could not be moved to failed/ ({exc}); left in the inbox")
             return
         self._done(result)
 
-    def _restart_pool(self) -> None:
+    def _restart_pool(self, exhausted: list[tuple[_Job, str]]) -> None:
         """A worker died (killed, out of memory): the pool is unusable. Start a new one once every old worker
         is gone, after finishing what the dead one left half done."""
         from .pipeline import resume_interrupted
@@ -557,7 +568,7 @@ class Watcher:
         self.log.warning("a worker process died; starting new workers")
         for future, job in list(self.inflight.items()):
             self.inflight.pop(future)
-            self._retry(job, why="a worker process died while processing it")
+            self._retry(job, "a worker process died while processing it", exhausted)
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.pool = None

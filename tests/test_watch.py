@@ -252,6 +252,41 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(home):
     assert_each_in_one_place(home, stems)
 
 
+def grandchildren(pid: int) -> list[int]:
+    """The watcher's workers: children of its forkserver."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    parents[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                pass
+    children = {p for p, pp in parents.items() if pp == pid}
+    return [p for p, pp in parents.items() if pp in children]
+
+
+def test_a_worker_killed_mid_photo_is_replaced_and_nothing_is_lost(home):
+    stems = set()
+    for i in range(30):
+        name = f"oom_{i:02d}"
+        size = (900, 1200) if i < 2 else (48, 64)
+        (home.inbox / f"{name}.jpg").write_bytes(
+            jpeg_bytes(np.random.default_rng(900 + i).integers(0, 255, (*size, 3), dtype=np.uint8)))
+        stems.add(name)
+    w = Watch(home.root).wait_watching()
+    try:
+        status = home.state / "watch.json"
+        wait_until(lambda: status.exists() and json.loads(status.read_text())["in_flight"] > 0, 30, "a photo in hand")
+        workers = wait_until(lambda: grandchildren(w.proc.pid), 10, "the workers")
+        os.kill(workers[0], signal.SIGKILL)   # as the out-of-memory killer would
+        wait_until(lambda: not files(home.inbox), 120, "the inbox to empty", w.proc)
+    finally:
+        assert w.stop() == 0
+    assert "a worker process died; starting new workers" in w.output()
+    assert_each_in_one_place(home, stems)
+
+
 def test_second_watcher_refuses_and_sigterm_finishes_photos_in_hand(home):
     w = Watch(home.root).wait_watching()
     second = subprocess.run([sys.executable, "-m", "photoguard", "watch", "--home", str(home.root)],
