@@ -149,10 +149,10 @@ class FaceDetector:
         use_hog: bool = True,
         *,
         base_side: int = 1280,
-        small_sides: tuple[int, ...] = (640, 320),
+        small_sides: tuple[int, ...] = (320,),
         proposal_threshold: float = 0.015,
         max_zoom: float = 2.0,
-        hog_side: int = 800,
+        hog_side: int = 640,
         hog_upsample: int = 1,
     ) -> None:
         self.threshold = threshold

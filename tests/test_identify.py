@@ -154,3 +154,31 @@ def test_huge_face_is_encoded_like_a_normal_one(detector, templates):
 def test_degenerate_box_gives_no_encoding():
     rgb = facekit.face_image("astronaut")
     assert encode_faces(rgb, [FaceBox(10, 10, 14, 14, 0.5)]) == [None]
+
+
+def test_numpy_descriptor_network_gives_dlibs_numbers():
+    import dlib
+
+    from photoguard.facenet import FaceNet, model_paths
+
+    landmarks, network = model_paths()
+    predictor = dlib.shape_predictor(str(landmarks))
+    reference = dlib.face_recognition_model_v1(str(network))
+    chips = []
+    for name in ("astronaut", "hopper"):
+        img = facekit.face_image(name)
+        shape = predictor(img, dlib.rectangle(*facekit.FACE_BOX[name]))
+        chips.append(np.asarray(dlib.get_face_chip(img, shape, 150, 0.25)))
+    ours = FaceNet(network).describe(np.stack(chips))
+    theirs = np.array([reference.compute_face_descriptor(c) for c in chips])
+    assert ours.shape == (2, 128)
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def test_encodings_do_not_depend_on_batching(detector):
+    rgb, _ = facekit.scene(900, 500, [("astronaut", 100, 100, 120), ("hopper", 500, 150, 150)], seed=8)
+    boxes = detector.detect(rgb)
+    together = encode_faces(rgb, boxes)
+    alone = [encode_faces(rgb, [b])[0] for b in boxes]
+    for a, b in zip(together, alone):
+        np.testing.assert_allclose(a, b, atol=1e-5)
