@@ -154,6 +154,7 @@ class FaceDetector:
         max_zoom: float = 2.0,
         hog_side: int = 640,
         hog_upsample: int = 1,
+        hog_threshold: float = 0.0,
     ) -> None:
         self.threshold = threshold
         self.use_hog = use_hog
@@ -163,6 +164,8 @@ class FaceDetector:
         self.max_zoom = max_zoom
         self.hog_side = hog_side
         self.hog_upsample = hog_upsample
+        # face_recognition's default; lower finds no more faces on the labelled set, only dogs.
+        self.hog_threshold = hog_threshold
         self.centerface = CenterFace()
         self._hog = None
         if use_hog:
@@ -220,7 +223,7 @@ class FaceDetector:
 
     def _hog_pass(self, rgb: np.ndarray, scale: float) -> _Found:
         """HOG on ``rgb``, which is the photo scaled by ``scale``."""
-        rects, scores, _ = self._hog.run(np.ascontiguousarray(rgb), self.hog_upsample, -0.3)
+        rects, scores, _ = self._hog.run(np.ascontiguousarray(rgb), self.hog_upsample, self.hog_threshold)
         if not rects:
             return _Found.empty()
         boxes = np.array([[r.left(), r.top(), r.right() + 1, r.bottom() + 1] for r in rects], float) / scale
