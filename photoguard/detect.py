@@ -1,9 +1,10 @@
-"""Find every face: CenterFace (OpenCV DNN) at several scales and tiles, plus HOG, merged.
+"""Find every face: CenterFace (OpenCV DNN) at several scales and zoomed-in crops, plus HOG, merged.
 
 Recall comes first: a face the detector misses is never obscured. So the photo is searched at
 several scales (CenterFace misses faces that fill the frame at full resolution and faces of a few
-pixels at low resolution), in overlapping tiles when the photo is large, and dlib's HOG detector
-gives a second opinion. Everything found is kept; overlapping boxes are merged into one.
+pixels at low resolution), every faint trace of a small face is looked at again at higher
+resolution, and dlib's HOG detector gives a second opinion. Everything found is kept;
+overlapping boxes are merged into one.
 """
 
 from __future__ import annotations
@@ -179,6 +180,7 @@ class FaceDetector:
     VERIFY_FACE = 36
     VERIFY_SIDE = 96
     VERIFY_EDGE = 6   # crop pixels: boxes this close to a crop edge are cut faces
+    VERIFY_BATCH = 64
 
     def _cf(self, rgb: np.ndarray, scale: float, threshold: float) -> _Found:
         boxes, scores, marks = self.centerface.run(rgb, threshold)
@@ -186,15 +188,22 @@ class FaceDetector:
 
     def _verify(self, rgb: np.ndarray, weak: _Found, base: float) -> _Found:
         """Look again at weak small candidates in crops where the face would be ~36 px wide."""
-        h, w = rgb.shape[:2]
         widths = weak.boxes[:, 2] - weak.boxes[:, 0]
         zoom = np.minimum(self.VERIFY_FACE / np.maximum(widths, 1.0), self.max_zoom)
         keep = zoom >= base * 1.5
         if not keep.any():
             return _Found.empty()
-        side = self.VERIFY_SIDE
         centres = (weak.boxes[keep, :2] + weak.boxes[keep, 2:]) / 2
         zooms = zoom[keep]
+        parts = []
+        for start in range(0, len(zooms), self.VERIFY_BATCH):
+            parts += self._verify_batch(rgb, centres[start:start + self.VERIFY_BATCH],
+                                        zooms[start:start + self.VERIFY_BATCH])
+        return _Found.concat(parts)
+
+    def _verify_batch(self, rgb: np.ndarray, centres: np.ndarray, zooms: np.ndarray) -> list[_Found]:
+        h, w = rgb.shape[:2]
+        side = self.VERIFY_SIDE
         blob = np.zeros((len(zooms), 3, side, side), np.float32)
         origins = []
         for i, ((cx, cy), z) in enumerate(zip(centres, zooms)):
@@ -202,24 +211,28 @@ class FaceDetector:
             x0, y0 = cx - span / 2, cy - span / 2
             # Affine map photo -> crop; outside the photo stays black.
             m = np.array([[z, 0, -x0 * z], [0, z, -y0 * z]], np.float32)
-            crop = cv2.warpAffine(rgb, m, (side, side), flags=cv2.INTER_AREA if z < 1 else cv2.INTER_LINEAR,
+            crop = cv2.warpAffine(rgb, m, (side, side), flags=cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             blob[i] = crop.transpose(2, 0, 1)
             origins.append((x0, y0, z))
         parts = []
         for (boxes, scores, marks), (x0, y0, z) in zip(self.centerface.run_blob(blob, self.threshold), origins):
             # A face cut by the crop's edge gives a truncated box; that face is some other crop's
-            # (or the main pass's) business. The photo's own edges are not crop edges.
+            # (or the main pass's) business. The photo's own edges are not crop edges. ...
             e = self.VERIFY_EDGE
             lo = np.array([-e if x0 <= 0 else e, -e if y0 <= 0 else e]) * 1.0
             hi_x = side + e if x0 + side / z >= w else side - e
             hi_y = side + e if y0 + side / z >= h else side - e
             inside = (boxes[:, 0] >= lo[0]) & (boxes[:, 1] >= lo[1]) & (boxes[:, 2] <= hi_x) & (boxes[:, 3] <= hi_y)
-            boxes, scores, marks = boxes[inside], scores[inside], marks[inside]
+            # ... unless it is the face the crop was made for, larger than the crop.
+            c = side / 2
+            centred = (boxes[:, 0] <= c) & (boxes[:, 2] >= c) & (boxes[:, 1] <= c) & (boxes[:, 3] >= c)
+            keep = inside | centred
+            boxes, scores, marks = boxes[keep], scores[keep], marks[keep]
             if len(scores):
                 parts.append(_Found(boxes / z + [x0, y0, x0, y0], scores, marks / z + np.tile([x0, y0], 5),
                                     np.zeros(len(scores), dtype=np.int8)))
-        return _Found.concat(parts)
+        return parts
 
     def _hog_pass(self, rgb: np.ndarray, scale: float) -> _Found:
         """HOG on ``rgb``, which is the photo scaled by ``scale``."""
