@@ -156,7 +156,12 @@ class FaceDetector:
         hog_side: int = 640,
         hog_upsample: int = 1,
         hog_threshold: float = 0.0,
+        threads: int | None = None,
     ) -> None:
+        if threads is not None:
+            # OpenCV's thread count is per process: a pool of one-photo-at-a-time workers should
+            # pass 1 so that the workers do not fight over the cores.
+            cv2.setNumThreads(threads)
         self.threshold = threshold
         self.use_hog = use_hog
         self.base_side = base_side
