@@ -435,10 +435,14 @@ class Processor:
         staging = self.staging / sha
         staging.mkdir(mode=0o700, exist_ok=True)
         if problem is None:
+            # One JPEG per distinct rendering, hard-linked into each channel's outbox that gets it.
+            staged: dict[tuple[bool, ...], str] = {}
             plan = {}
             for channel in channels:
                 shown = tuple(a == SHOWN for a, _, _ in decision.actions[channel])
-                plan[channel] = str(save_stripped_jpeg(renders[shown], staging, channel))
+                if shown not in staged:
+                    staged[shown] = str(save_stripped_jpeg(renders[shown], staging, f"render{len(staged)}"))
+                plan[channel] = staged[shown]
             status, reason = "cleared", None
         else:
             # The candidate for review shows only faces shown on every channel, so releasing it
