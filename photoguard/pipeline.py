@@ -31,7 +31,7 @@ from . import db
 from .consent import ChildConsent, ConsentDecision, may_show
 from .detect import FaceBox, FaceDetector
 from .home import Home
-from .identify import Identity, Template, encode_faces, match_faces
+from .identify import FaceEncoder, Identity, Template, encode_faces, match_faces
 from .images import ImageError, load_image, save_stripped_jpeg, sha256_file
 from .obscure import obscure_face
 
@@ -277,11 +277,14 @@ def collect(paths: Iterable[Path]) -> list[Path]:
 class Processor:
     """Everything needed to process photos for one home; loads the models once."""
 
-    def __init__(self, home: Home, conn: sqlite3.Connection | None = None, detector: FaceDetector | None = None) -> None:
+    def __init__(self, home: Home, conn: sqlite3.Connection | None = None, detector: FaceDetector | None = None,
+                 threads: int | None = None) -> None:
+        """``threads=1`` for a worker in a pool of processes, so the workers do not fight over the cores."""
         self.home = home
         self.settings = home.settings
         self.conn = conn or db.connect(home.database)
-        self.detector = detector or FaceDetector(threshold=self.settings.detect_threshold)
+        self.detector = detector or FaceDetector(threshold=self.settings.detect_threshold, threads=threads)
+        self.encoder = FaceEncoder()
         self.staging = home.state / "staging"
         self.staging.mkdir(mode=0o700, exist_ok=True)
         self.templates: list[Template] = []
@@ -305,7 +308,8 @@ class Processor:
     # --- one photo ----------------------------------------------------------------------------------
 
     def identify(self, rgb: np.ndarray, faces: Sequence[FaceBox]) -> list[Identity]:
-        encodings = encode_faces(rgb, faces) if self.templates else [None] * len(faces)
+        encodings = (encode_faces(rgb, faces, min_width=self.settings.min_face_px, encoder=self.encoder)
+                     if self.templates else [None] * len(faces))
         return match_faces(
             encodings, [f.width for f in faces], self.templates,
             threshold=self.settings.match_threshold, margin=self.settings.match_margin,
@@ -348,7 +352,7 @@ class Processor:
                         "check that it is obscured before releasing")
         hidden = [f for f, keep in zip(faces, shown) if not keep and f.width >= self.settings.min_face_px]
         if hidden and self.templates:
-            for face, encoding in zip(hidden, encode_faces(rendered, hidden)):
+            for face, encoding in zip(hidden, encode_faces(rendered, hidden, encoder=self.encoder)):
                 if encoding is None:
                     continue
                 distances = np.linalg.norm(np.stack([t.encoding for t in self.templates]) - encoding, axis=1)
@@ -648,7 +652,7 @@ def _init_worker(root: str) -> None:
     global _worker
     from .home import open_home
 
-    _worker = Processor(open_home(root))
+    _worker = Processor(open_home(root), threads=1)
 
 
 def _work(item: tuple[str, str, str]) -> PhotoResult:
