@@ -272,6 +272,22 @@ class FaceDetector:
             found.append(self._hog_pass(_resize(base_img, hog / base) if hog < base else base_img, min(hog, base)))
         return found
 
+    def detect_confident(self, rgb: np.ndarray, threshold: float) -> list[FaceBox]:
+        """Only clear faces: the main and frame-filling CenterFace passes at ``threshold``, without the
+        zoomed re-check of faint candidates or HOG. For a second look at a finished picture, where
+        only a confident new face matters; finding every faint face is ``detect``'s job."""
+        rgb = np.ascontiguousarray(rgb)
+        h, w = rgb.shape[:2]
+        long = max(h, w)
+        base = min(1.0, self.base_side / long)
+        base_img = _resize(rgb, base)
+        found = [self._cf(base_img, base, threshold)]
+        for side in self.small_sides:
+            scale = side / long
+            if scale < base * 0.75:
+                found.append(self._cf(_resize(base_img, scale / base), scale, threshold))
+        return _merge(_Found.concat(found), w, h)
+
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
         """All faces in an RGB uint8 (H, W, 3) array, best first. Low threshold: over-finding is safe."""
         if rgb.ndim != 3 or rgb.shape[2] != 3:

@@ -340,9 +340,7 @@ class Processor:
         # is that, not a missed face.
         grow = self.settings.obscure_grow
         hidden_areas = [_grown(_box(f), grow) for f, keep in zip(faces, shown) if not keep]
-        for found in self.detector.detect(rendered):
-            if found.score < max(self.settings.detect_threshold, SECOND_LOOK_SCORE):
-                continue
+        for found in self.detector.detect_confident(rendered, max(self.settings.detect_threshold, SECOND_LOOK_SCORE)):
             box = _box(found)
             cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
             if any(a[0] <= cx <= a[2] and a[1] <= cy <= a[3] for a in hidden_areas):
