@@ -220,7 +220,7 @@ def build_samples() -> list[Sample]:
     # 3. Both children together, with GPS, a JPEG comment and XMP that must not leak.
     rgb = backdrop("colour", 3)
     toys(rgb, 3)
-    a = paste_face(rgb, "astronaut", 330, 330, 210)
+    a = paste_face(rgb, "astronaut", 360, 360, 140)
     g = paste_face(rgb, "hopper", 1010, 300, 230)
     s = Sample("garden-group.jpg", "Ada and Grace together in the garden; carries GPS, a JPEG comment and XMP (all must be stripped).",
                [Face("ada", a), Face("grace", g)], gps=True, comment="Room 2 garden, Ada and Grace", xmp=True,
@@ -231,7 +231,7 @@ def build_samples() -> list[Sample]:
 
     # 4. A visitor nobody enrolled stands next to Ada; stored with EXIF orientation 8.
     rgb = backdrop("rocket", 4)
-    a = paste_face(rgb, "astronaut", 260, 380, 200)
+    a = paste_face(rgb, "astronaut", 300, 420, 130)
     v = paste_face(rgb, "camera", 1050, 330, 190, context=0.7)
     s = Sample("rocket-visit.jpg", "Ada watching a rocket launch beside a visitor with a camera (unknown face); EXIF orientation 8.",
                [Face("ada", a), Face("visitor", v, "the cameraman from scikit-image: nobody on the roster")], orientation=8,
