@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from .db import transaction
 from .home import Home
 from .pipeline import now_iso
 
@@ -64,7 +65,7 @@ def purge_archive(home: Home, conn: sqlite3.Connection, retention_days: int | No
             os.unlink(path)
         except FileNotFoundError:
             pass
-        with conn:
+        with transaction(conn):
             conn.execute("UPDATE photos SET archive_path = NULL WHERE sha256 = ?", (row["sha256"],))
             conn.execute("INSERT INTO events (at, kind, photo_sha256, detail) VALUES (?,?,?,?)",
                          (now_iso(), "purged", row["sha256"], f"{row['source']}: archived {row['finished_at'][:10]}"))

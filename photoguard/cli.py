@@ -368,7 +368,7 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
     Example: photoguard process --home /srv/photoguard
     """
     from .lock import HomeBusy, hold_lock
-    from .pipeline import DiskFull, collect, open_processor, run_batch
+    from .pipeline import DiskFull, collect, open_processor, recheck_outbox, run_batch
     from .roster import RosterError
 
     home = get_home(home_dir)
@@ -388,6 +388,9 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
 
             results = run_batch(processor, files, workers=workers if workers is not None else home.settings.worker_count,
                                 on_result=show)
+            # `enrol` may have changed a consent while photos decided before it were being published.
+            for change in recheck_outbox(processor):
+                note(f"outbox {change.channel}/{Path(change.path).name}: {change.action} — {change.reason}")
     except (HomeBusy, RosterError) as exc:
         raise click.ClickException(str(exc))
     except DiskFull as exc:

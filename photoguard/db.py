@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 SCHEMA_VERSION = 1
@@ -25,7 +27,7 @@ CREATE TABLE IF NOT EXISTS children (
     updated_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS consent_history (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,     -- never reused: the roster version depends on it
     child_id TEXT NOT NULL,
     changed_at TEXT NOT NULL,
     field TEXT NOT NULL,                      -- 'added', 'removed', 'face_matching', 'expires', 'channel:<name>', 'name', 'problem'
@@ -43,7 +45,7 @@ CREATE TABLE IF NOT EXISTS reference_photos (
     PRIMARY KEY (child_id, path)
 );
 CREATE TABLE IF NOT EXISTS templates (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,     -- never reused: a replaced photo changes the roster version
     child_id TEXT NOT NULL,
     photo_sha256 TEXT NOT NULL,
     encoding BLOB NOT NULL,                   -- 128 float64, little-endian
@@ -91,6 +93,7 @@ CREATE TABLE IF NOT EXISTS outputs (
     photo_sha256 TEXT NOT NULL,
     channel TEXT NOT NULL,
     path TEXT NOT NULL,                       -- relative to the home
+    file_sha256 TEXT,                         -- of the file we put there: another file under that name is not ours
     created_at TEXT NOT NULL,
     removed_at TEXT,
     PRIMARY KEY (photo_sha256, channel)
@@ -130,6 +133,18 @@ def connect(path: Path) -> sqlite3.Connection:
         if side.exists():
             os.chmod(side, 0o600)
     return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """All or nothing. (The connection is in autocommit mode, where ``with conn:`` is not a transaction.)"""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def scrub(conn: sqlite3.Connection) -> None:

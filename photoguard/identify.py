@@ -183,9 +183,10 @@ def match_faces(
         d2 = float(dists[order[1]]) if len(order) > 1 else None
         if width < min_face_px:
             reason = TOO_SMALL
-        elif d1 > threshold:
+        # Written as "not (ok)" so that a NaN distance (a broken encoding) never counts as a match.
+        elif not d1 <= threshold:
             reason = NOT_CLOSE
-        elif d2 is not None and d2 - d1 < margin:
+        elif d2 is not None and not d2 - d1 >= margin:
             reason = _pair_reason(nearest, runner)
         elif nearest in look_alikes:
             reason = _pair_reason(nearest, look_alikes[nearest][0])

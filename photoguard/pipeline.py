@@ -29,6 +29,7 @@ import numpy as np
 
 from . import db
 from .consent import ChildConsent, ConsentDecision, may_show
+from .db import transaction
 from .detect import FaceBox, FaceDetector
 from .home import Home
 from .identify import FaceEncoder, Identity, Template, encode_faces, match_faces
@@ -250,9 +251,10 @@ def publish(staged: Path, folder: Path, stem: str) -> Path:
         return dest
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
+def _write_text_atomic(path: Path, text: str, private: bool = False) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o644)
+    with open(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
@@ -388,11 +390,7 @@ class Processor:
             (sha, path.name, str(path), now_iso()),
         )
         try:
-            result = self._process_new(path, sha, today, started)
-        except (ImageError, ValueError, ArithmeticError, cv2.error, RuntimeError) as exc:
-            # A photo that breaks a stage is not shared; it goes to failed/ with the error for a person.
-            self._clear_staging(sha)
-            return self._fail(path, sha, f"PhotoGuard could not process it ({type(exc).__name__}: {exc})", started)
+            prepared = self._decide_and_stage(path, sha, today)
         except OSError as exc:
             self._clear_staging(sha)
             self.conn.execute("UPDATE photos SET state = 'received' WHERE sha256 = ?", (sha,))
@@ -400,15 +398,32 @@ class Processor:
                 raise DiskFull(errno.ENOSPC, f"no space left on the disk of {self.home.root}; "
                                f"{path.name} stays in the inbox — free some space and run again") from exc
             raise
-        return result
+        except Exception as exc:  # noqa: BLE001 — one photo that breaks a stage must not stop the batch
+            self._clear_staging(sha)
+            return self._fail(path, sha, f"PhotoGuard could not process it ({type(exc).__name__}: {exc}); "
+                              "please report this", started)
+        if isinstance(prepared, str):
+            return self._fail(path, sha, prepared, started)
+        # Decided and staged ('publishing'): from here on the photo is only ever finished, never decided
+        # again. If finishing fails, the next run's resume_interrupted completes it.
+        try:
+            return self._finish_publishing(path, sha, started, prepared)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise DiskFull(errno.ENOSPC, f"no space left on the disk of {self.home.root} while publishing "
+                               f"{path.name}; free some space and run again to finish it") from exc
+            raise
 
-    def _process_new(self, path: Path, sha: str, today: date, started: float) -> PhotoResult:
+    def _decide_and_stage(self, path: Path, sha: str, today: date) -> list[FaceResult] | str:
+        """Detect, identify, decide, render, verify and stage the outputs; record the plan.
+
+        Returns the faces, or why the file cannot be processed (it then goes to failed/)."""
         try:
             image = load_image(path)
         except ImageError as exc:
-            return self._fail(path, sha, exc.reason, started)
+            return exc.reason
         except MemoryError:
-            return self._fail(path, sha, "image too large to process on this machine", started)
+            return "image too large to process on this machine"
         rgb = image.rgb
         height, width = rgb.shape[:2]
         channels = self.settings.channels
@@ -456,7 +471,7 @@ class Processor:
             plan = {"review": str(save_stripped_jpeg(candidate, staging, "review"))}
             status, reason = "review", problem
 
-        with self.conn:  # one transaction: audit + plan
+        with transaction(self.conn):  # audit + plan, all or nothing
             self.conn.execute("DELETE FROM faces WHERE photo_sha256 = ?", (sha,))
             self.conn.execute("DELETE FROM face_actions WHERE photo_sha256 = ?", (sha,))
             for i, (face, ident) in enumerate(zip(faces, identities)):
@@ -473,7 +488,7 @@ class Processor:
                 "source = ?, source_path = ?, seed = ? WHERE sha256 = ?",
                 (status, reason, width, height, json.dumps({"stem": stem, "files": plan}), path.name, str(path),
                  str(seed), sha))
-        return self._finish_publishing(path, sha, started, results)
+        return results
 
     def _finish_publishing(self, path: Path, sha: str, started: float, faces: list[FaceResult] | None = None) -> PhotoResult:
         """Link the staged files into place, archive the original, mark done. Safe to repeat after a crash."""
@@ -498,14 +513,16 @@ class Processor:
             note = {"source": row["source"], "sha256": sha, "reason": row["reason"], "created": now_iso(),
                     "faces": [dict(r) for r in self.conn.execute(
                         "SELECT idx, box, child_id, distance, reason FROM faces WHERE photo_sha256 = ? ORDER BY idx", (sha,))]}
-            _write_text_atomic(review_jpg.with_suffix(".json"), json.dumps(note, indent=2))
+            # It names children (who matched, who was too alike to tell): for the manager only.
+            _write_text_atomic(review_jpg.with_suffix(".json"), json.dumps(note, indent=2), private=True)
 
         archive_rel = row["archive_path"]
         if archive_rel is None:
-            # Choose and record the archive name first, so a run killed mid-move finds it again.
+            # Choose and record the archive name first, so a run killed mid-move finds it again. The
+            # content hash in the name means no other photo can ever take it.
             day_folder = self.home.archive / date.today().isoformat()
             day_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            archive_rel = str(_unique_name(day_folder, row["source"]).relative_to(self.home.root))
+            archive_rel = str((day_folder / f"{sha[:12]}_{row['source']}").relative_to(self.home.root))
             self.conn.execute("UPDATE photos SET archive_path = ? WHERE sha256 = ?", (archive_rel, sha))
         archived = self.home.root / archive_rel
         place_durably(path, archived)
@@ -515,15 +532,19 @@ class Processor:
             archive_rel = None  # the original vanished before it could be archived (someone moved it)
         finished = now_iso()
         seconds = time.monotonic() - started
-        with self.conn:
+        with transaction(self.conn):
             self.conn.execute(
                 "UPDATE photos SET state = 'done', archive_path = ?, finished_at = ?, seconds = ? WHERE sha256 = ?",
                 (archive_rel, finished, seconds, sha))
+            hashes: dict[str, str] = {}
             for channel, rel in published.items():
                 if channel != "review":
+                    staged = files[channel]
+                    if staged not in hashes:
+                        hashes[staged] = _hash_if_there(Path(staged)) or _hash_if_there(self.home.root / rel)
                     self.conn.execute(
-                        "INSERT OR REPLACE INTO outputs (photo_sha256, channel, path, created_at) VALUES (?,?,?,?)",
-                        (sha, channel, rel, finished))
+                        "INSERT OR REPLACE INTO outputs (photo_sha256, channel, path, file_sha256, created_at) "
+                        "VALUES (?,?,?,?,?)", (sha, channel, rel, hashes[staged], finished))
             self._event("processed", sha, detail=f"{row['outcome']}: {row['reason'] or 'ok'}")
         self._clear_staging(sha)
         if faces is None:
@@ -549,7 +570,7 @@ class Processor:
                            f"It was not shared. Fix or re-export the photo and drop it into the inbox again.\n")
         place_durably(path, dest)
         seconds = time.monotonic() - started
-        with self.conn:
+        with transaction(self.conn):
             self._event("processed", sha, detail=f"failed: {path.name}: {reason}")
             # Kept for the report and audit, but not as "done" content: the same bytes dropped again
             # are tried again (a failure may have been passing).
@@ -566,10 +587,11 @@ class Processor:
         folder = self.home.archive / "duplicates"
         folder.mkdir(mode=0o700, exist_ok=True)
         moved = move_durably(path, folder)
+        os.chmod(moved, 0o600)
         note = (f"{path.name} has the same content as {row['source']}, processed {row['finished_at']} "
                 f"({row['outcome']}); this copy was not processed again.\n")
         _write_text_atomic(moved.with_name(moved.name + ".txt"), note)
-        with self.conn:
+        with transaction(self.conn):
             self._event("duplicate", sha, detail=f"{path.name} = {row['source']}")
         return PhotoResult(path.name, "duplicate", sha, {"archive": str(moved)}, [],
                            f"same photo as {row['source']} (already processed)", time.monotonic() - started)
@@ -580,6 +602,13 @@ class Processor:
     def _event(self, kind: str, sha: str | None = None, child: str | None = None, detail: str | None = None) -> None:
         self.conn.execute("INSERT INTO events (at, kind, photo_sha256, child_id, detail) VALUES (?,?,?,?,?)",
                           (now_iso(), kind, sha, child, detail))
+
+
+def _hash_if_there(path: Path) -> str | None:
+    try:
+        return sha256_file(path)
+    except FileNotFoundError:
+        return None
 
 
 def roster_version(conn: sqlite3.Connection) -> tuple:
@@ -638,6 +667,9 @@ def resume_interrupted(processor: Processor) -> list[PhotoResult]:
     for folder in processor.staging.iterdir():
         if folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
+    if results:
+        # Those photos were decided before the interruption; a consent may have changed since.
+        recheck_outbox(processor)
     return results
 
 
@@ -725,6 +757,8 @@ def recheck_outbox(processor: Processor, today: date | None = None, children: It
     """
     today = today or date.today()
     conn = processor.conn
+    if roster_version(conn) != processor.roster_version:
+        processor.reload_roster()
     query = (
         "SELECT o.photo_sha256 AS sha, o.channel, o.path, f.child_id, f.idx FROM outputs o "
         "JOIN face_actions a ON a.photo_sha256 = o.photo_sha256 AND a.channel = o.channel AND a.action = 'shown' "
@@ -741,8 +775,27 @@ def recheck_outbox(processor: Processor, today: date | None = None, children: It
             stale.setdefault((row["sha"], row["channel"]), []).append((row["idx"], verdict.reason))
     changes: list[Recheck] = []
     for (sha, channel), withdrawn in sorted(stale.items()):
-        changes.append(_rerender(processor, sha, channel, dict(withdrawn)))
+        try:
+            changes.append(_rerender(processor, sha, channel, dict(withdrawn)))
+        except Exception as exc:  # noqa: BLE001 — fail closed: an image we cannot fix is taken out
+            changes.append(_withdraw(processor, sha, channel, dict(withdrawn), exc))
     return changes
+
+
+def _withdraw(processor: Processor, sha: str, channel: str, withdrawn: dict[int, str], exc: Exception) -> Recheck:
+    """Re-rendering failed unexpectedly: remove the outbox image rather than leave the child shown."""
+    conn = processor.conn
+    out = conn.execute("SELECT o.path, p.source FROM outputs o JOIN photos p ON p.sha256 = o.photo_sha256 "
+                       "WHERE o.photo_sha256 = ? AND o.channel = ?", (sha, channel)).fetchone()
+    try:
+        (processor.home.root / out["path"]).unlink()
+    except FileNotFoundError:
+        pass
+    reason = f"removed: re-rendering failed ({type(exc).__name__}: {exc})"
+    with transaction(conn):
+        conn.execute("UPDATE outputs SET removed_at = ? WHERE photo_sha256 = ? AND channel = ?", (now_iso(), sha, channel))
+        processor._event("removed", sha, detail=f"{channel}: {out['path']}: {reason}")
+    return Recheck(out["source"], channel, out["path"], "removed", reason)
 
 
 def _rerender(processor: Processor, sha: str, channel: str, withdrawn: dict[int, str]) -> Recheck:
@@ -753,7 +806,7 @@ def _rerender(processor: Processor, sha: str, channel: str, withdrawn: dict[int,
     why = "; ".join(sorted(set(withdrawn.values())))
 
     def record(action: str, reason: str) -> Recheck:
-        with conn:
+        with transaction(conn):
             for idx, face_reason in withdrawn.items():
                 conn.execute("UPDATE face_actions SET action = 'obscured', reason = ? "
                              "WHERE photo_sha256 = ? AND face_idx = ? AND channel = ?", (face_reason, sha, idx, channel))
@@ -763,7 +816,8 @@ def _rerender(processor: Processor, sha: str, channel: str, withdrawn: dict[int,
             processor._event(action, sha, detail=f"{channel}: {out['path']}: {reason}")
         return Recheck(photo["source"], channel, out["path"], action, reason)
 
-    if not out_path.exists():
+    if not out_path.exists() or (out["file_sha256"] and _hash_if_there(out_path) != out["file_sha256"]):
+        # Gone, or another photo has taken the name since: ours was collected.
         return record("collected", f"already collected from the outbox before the change ({why})")
     original = home.root / photo["archive_path"] if photo["archive_path"] else None
     if original is None or not original.exists():
@@ -790,8 +844,10 @@ def _rerender(processor: Processor, sha: str, channel: str, withdrawn: dict[int,
     staging.mkdir(mode=0o700, exist_ok=True)
     try:
         staged = save_stripped_jpeg(rendered, staging, channel)
+        new_hash = sha256_file(staged)
         os.replace(staged, out_path)  # the one place we overwrite: the same photo, now with the child obscured
         _fsync_dir(out_path.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    conn.execute("UPDATE outputs SET file_sha256 = ? WHERE photo_sha256 = ? AND channel = ?", (new_hash, sha, channel))
     return record("rerendered", f"re-rendered with the face obscured: {why}")

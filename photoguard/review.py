@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
+from .db import transaction
 from .home import Home
+from .consent import may_show
+from .images import load_image, save_stripped_jpeg, sha256_file, strip_check
 from .pipeline import SHOWN, _fsync_dir, now_iso, publish
 
 
@@ -51,34 +56,66 @@ def find_item(home: Home, name: str) -> ReviewItem:
                       "See `photoguard review list`.")
 
 
-def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[str] | None = None) -> dict[str, Path]:
-    """The manager has looked: put the reviewed image into the outbox of each channel, audited."""
+def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[str] | None = None,
+            today: date | None = None) -> dict[str, Path]:
+    """The manager has looked: put the reviewed image into the outbox of each channel, audited.
+
+    Refused when a child visible in it may not be shown on a channel today (consent withdrawn or
+    expired since it was held). A picture the manager edited is published as a stripped copy.
+    """
+    from .roster import load_consents
+
     item = find_item(home, name)
     if not item.image.exists():
         raise ReviewError(f"{item.image} is missing; reject this item with `photoguard review reject {item.name}`.")
+    if not item.sha256:
+        raise ReviewError(f"{item.note} does not say which photo this is; reject it with "
+                          f"`photoguard review reject {item.name}` (the original is in {home.archive}).")
     channels = list(channels or home.settings.channels)
     for channel in channels:
         if channel not in home.settings.channels:
             raise ReviewError(f"unknown channel '{channel}'; channels are {', '.join(home.settings.channels)} "
                               f"(set in photoguard.toml).")
-    stem = Path(item.source).stem or item.name
-    placed: dict[str, Path] = {}
+    today = today or date.today()
+    consents = load_consents(conn)
+    # The review copy shows the faces that were shown on every channel when it was decided.
+    visible = conn.execute(
+        "SELECT f.idx, f.child_id FROM faces f WHERE f.photo_sha256 = ? AND f.child_id IS NOT NULL AND NOT EXISTS "
+        "(SELECT 1 FROM face_actions a WHERE a.photo_sha256 = f.photo_sha256 AND a.face_idx = f.idx AND a.action != ?)",
+        (item.sha256, SHOWN)).fetchall()
     for channel in channels:
-        placed[channel] = publish(item.image, home.outbox_for(channel), stem)
-    with conn:
+        for face in visible:
+            verdict = may_show(consents.get(face["child_id"]), channel, today)
+            if not verdict.allowed:
+                raise ReviewError(
+                    f"{item.name} shows {face['child_id']} unobscured, but today there is {verdict.reason}. "
+                    f"Reject it (`photoguard review reject {item.name}`); the original stays in {home.archive}.")
+
+    source, staging = item.image, None
+    if strip_check(item.image):
+        # Edited since (an editor adds EXIF, XMP, thumbnails): publish a clean copy instead.
+        staging = home.state / "staging" / f"release-{item.name}"
+        staging.mkdir(mode=0o700, parents=True, exist_ok=True)
+        source = save_stripped_jpeg(load_image(item.image).rgb, staging, "release")
+    try:
+        file_hash = sha256_file(source)
+        stem = Path(item.source).stem or item.name
+        placed = {channel: publish(source, home.outbox_for(channel), stem) for channel in channels}
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    with transaction(conn):
         for channel, dest in placed.items():
-            if item.sha256:
-                conn.execute("INSERT OR REPLACE INTO outputs (photo_sha256, channel, path, created_at) VALUES (?,?,?,?)",
-                             (item.sha256, channel, str(dest.relative_to(home.root)), now_iso()))
-                # The review copy shows only the faces shown on every channel: record exactly that.
-                rows = conn.execute("SELECT face_idx FROM face_actions WHERE photo_sha256 = ? GROUP BY face_idx "
-                                    "HAVING SUM(action != ?) > 0", (item.sha256, SHOWN)).fetchall()
-                for row in rows:
-                    conn.execute("UPDATE face_actions SET action = 'obscured', reason = COALESCE(reason, '') || "
-                                 "' (obscured in the reviewed copy)' WHERE photo_sha256 = ? AND face_idx = ? "
-                                 "AND channel = ? AND action = ?", (item.sha256, row["face_idx"], channel, SHOWN))
-        if item.sha256:
-            conn.execute("UPDATE photos SET outcome = 'released' WHERE sha256 = ?", (item.sha256,))
+            conn.execute("INSERT OR REPLACE INTO outputs (photo_sha256, channel, path, file_sha256, created_at) "
+                         "VALUES (?,?,?,?,?)", (item.sha256, channel, str(dest.relative_to(home.root)), file_hash, now_iso()))
+            # Record exactly what the reviewed copy shows: faces not shown everywhere were obscured in it.
+            rows = conn.execute("SELECT face_idx FROM face_actions WHERE photo_sha256 = ? GROUP BY face_idx "
+                                "HAVING SUM(action != ?) > 0", (item.sha256, SHOWN)).fetchall()
+            for row in rows:
+                conn.execute("UPDATE face_actions SET action = 'obscured', reason = COALESCE(reason, '') || "
+                             "' (obscured in the reviewed copy)' WHERE photo_sha256 = ? AND face_idx = ? "
+                             "AND channel = ? AND action = ?", (item.sha256, row["face_idx"], channel, SHOWN))
+        conn.execute("UPDATE photos SET outcome = 'released' WHERE sha256 = ?", (item.sha256,))
         conn.execute("INSERT INTO events (at, kind, photo_sha256, detail) VALUES (?,?,?,?)",
                      (now_iso(), "released", item.sha256, f"{item.name} -> {', '.join(channels)}"))
     _remove(item)
@@ -88,7 +125,7 @@ def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[
 def reject(home: Home, conn: sqlite3.Connection, name: str) -> ReviewItem:
     """The manager has looked and this photo is not to be shared. The original stays archived."""
     item = find_item(home, name)
-    with conn:
+    with transaction(conn):
         if item.sha256:
             conn.execute("UPDATE photos SET outcome = 'rejected' WHERE sha256 = ?", (item.sha256,))
         conn.execute("INSERT INTO events (at, kind, photo_sha256, detail) VALUES (?,?,?,?)",

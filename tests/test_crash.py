@@ -54,7 +54,7 @@ def test_killed_runs_lose_and_duplicate_nothing(tmp_path):
         outs = sorted(p.name for p in home.outbox_for(channel).iterdir())
         assert not [n for n in outs if n.startswith(".") or n.endswith(".tmp")], outs  # no partial files
         assert outs == sorted(n for n in names if n != "broken.jpg"), outs             # each once
-    archived = sorted(p.name for p in home.archive.rglob("*.jpg"))
+    archived = sorted(p.name.split("_", 1)[1] for p in home.archive.rglob("*.jpg"))  # <sha12>_<name>
     assert archived == sorted(n for n in names if n != "broken.jpg")
     assert sorted(p.name for p in home.failed.iterdir()) == ["broken.jpg", "broken.jpg.txt"]
     assert list(home.review.iterdir()) == []

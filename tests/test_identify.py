@@ -182,3 +182,12 @@ def test_encodings_do_not_depend_on_batching(detector):
     alone = [encode_faces(rgb, [b])[0] for b in boxes]
     for a, b in zip(together, alone):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_nan_distance_is_never_a_match():
+    from photoguard.identify import Template, match_faces
+
+    templates = [Template("ada", np.zeros(128)), Template("grace", np.ones(128))]
+    broken = np.full(128, np.nan)
+    [ident] = match_faces([broken], [200], templates, threshold=0.45, margin=0.08, min_face_px=80)
+    assert ident.child_id is None

@@ -382,3 +382,32 @@ def test_collected_photo_is_noted_not_recreated(home, processor):
     changes = {c.channel: c for c in recheck_outbox(processor)}
     assert changes["facebook"].action == "collected"
     assert not Path(result.outputs["facebook"]).exists()
+
+
+def test_release_refuses_a_child_whose_consent_went_and_strips_edits(home):
+    from photoguard.images import strip_check
+    from photoguard.review import ReviewError, list_review, release
+
+    processor = Processor(home, detector=FirstLookMisses())
+    rgb, _ = photo_of_both(seed=14)
+    assert processor.process(drop(home, "held.jpg", jpeg_bytes(rgb))).status == "review"
+    # Ada (shown on every channel in the held copy) loses her consent while the photo waits.
+    home.roster_csv.write_text(CSV_HEADER + "ada,Ada,yes,no,no,no,\ngrace,Grace,yes,yes,no,no,\n", encoding="utf-8")
+    sync_roster(home, processor.conn)
+    with pytest.raises(ReviewError, match="ada unobscured, but today there is no consent for facebook"):
+        release(home, processor.conn, "held", ["facebook"])
+    assert [i.name for i in list_review(home)] == ["held"]
+    assert list(home.outbox_for("facebook").iterdir()) == []
+
+    # Consent back; meanwhile the manager edited the picture in an app that adds EXIF.
+    home.roster_csv.write_text(ROSTER, encoding="utf-8")
+    sync_roster(home, processor.conn)
+    item = list_review(home)[0]
+    with Image.open(item.image) as im:
+        edited = im.copy()
+    exif = Image.Exif()
+    exif[0x0131] = "PhotoEditor 9"
+    edited.save(item.image, "JPEG", exif=exif, comment=b"edited by hand")
+    assert strip_check(item.image)
+    placed = release(home, processor.conn, "held", ["facebook"])
+    assert strip_check(placed["facebook"]) == []
