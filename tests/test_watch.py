@@ -105,7 +105,7 @@ def assert_each_in_one_place(home, stems: set[str]) -> None:
             with Image.open(p) as im:
                 im.load()  # whole, decodable files only
     archived = [p for p in files(home.archive) if "duplicates" not in p.parts]
-    assert sorted(p.stem for p in archived) == sorted(stems)
+    assert sorted(p.stem.split("_", 1)[1] for p in archived) == sorted(stems)  # archive names: <sha12>_<name>
     conn = db.connect(home.database)
     rows = conn.execute("SELECT state, COUNT(*) FROM photos GROUP BY state").fetchall()
     conn.close()
