@@ -175,11 +175,10 @@ def gather_report(home: Home, conn: sqlite3.Connection, since: date, until: date
             photo.outputs[o["channel"]] = ReportOutput(o["channel"], o["path"], o["removed_at"])
         photos.append(photo)
 
-    failed = [ReportFailure(p.source, p.reason or "(no reason recorded)", p.finished_at)
-              for p in photos if p.outcome == "failed"]
+    # Every failure has its event ("failed: <name>: <reason>"), also when the same bytes failed twice
+    # (the journal keeps one row per content): list failures from the events only.
+    failed: list[ReportFailure] = []
     photos = [p for p in photos if p.outcome != "failed"]
-    # Failed photos are not kept in the journal (they may be dropped again once fixed): their
-    # event says "failed: <name>: <reason>".
     ewhere, eargs = _in_range("at", since, until)
     events: list[ReportEvent] = []
     for e in conn.execute(f"SELECT * FROM events WHERE {ewhere} ORDER BY id", eargs):
