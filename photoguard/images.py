@@ -565,7 +565,7 @@ def save_stripped_jpeg(rgb: np.ndarray, folder: Path, stem: str, quality: int = 
         final, moved = _claim_name(tmp, folder, stem)
         if not moved:
             os.unlink(tmp)
-        _fsync_dir(folder)
+        fsync_dir(folder)
         return final
     except OSError as e:
         try:
@@ -601,7 +601,8 @@ def _claim_name(tmp: Path, folder: Path, stem: str) -> tuple[Path, bool]:
     raise FileExistsError(errno.EEXIST, f"too many files named {stem}-N.jpg in {folder}")
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or link in ``folder`` durable (best effort where the file system refuses)."""
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:

@@ -33,7 +33,7 @@ from .db import transaction
 from .detect import FaceBox, FaceDetector
 from .home import Home
 from .identify import FaceEncoder, Identity, Template, encode_faces, match_faces
-from .images import ImageError, load_image, save_stripped_jpeg, sha256_file
+from .images import ImageError, fsync_dir, load_image, save_stripped_jpeg, sha256_file
 from .obscure import obscure_face
 
 # Names of files that are still being written or are not photos staff meant to share.
@@ -153,14 +153,6 @@ def _consent_json(consent: ChildConsent | None) -> str | None:
     }, sort_keys=True)
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _unique_name(folder: Path, name: str) -> Path:
     stem, suffix = os.path.splitext(name)
     candidate = folder / name
@@ -195,9 +187,9 @@ def place_durably(src: Path, dest: Path) -> None:
                 os.fsync(fh.fileno())
             os.link(tmp, dest)
             os.unlink(tmp)
-        _fsync_dir(dest.parent)
+        fsync_dir(dest.parent)
     os.unlink(src)
-    _fsync_dir(src.parent)
+    fsync_dir(src.parent)
 
 
 def _linked_copy(folder: Path, src: Path) -> Path | None:
@@ -232,9 +224,9 @@ def move_durably(src: Path, folder: Path) -> Path:
         except OSError:
             place_durably(src, dest)
             return dest
-        _fsync_dir(folder)
+        fsync_dir(folder)
         os.unlink(src)
-        _fsync_dir(src.parent)
+        fsync_dir(src.parent)
         return dest
 
 
@@ -247,7 +239,7 @@ def publish(staged: Path, folder: Path, stem: str) -> Path:
             os.link(staged, dest)
         except FileExistsError:
             continue
-        _fsync_dir(folder)
+        fsync_dir(folder)
         return dest
 
 
@@ -259,7 +251,7 @@ def _write_text_atomic(path: Path, text: str, private: bool = False) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def collect(paths: Iterable[Path]) -> list[Path]:
@@ -822,7 +814,7 @@ def _rerender(processor: Processor, sha: str, channel: str, withdrawn: dict[int,
     original = home.root / photo["archive_path"] if photo["archive_path"] else None
     if original is None or not original.exists():
         out_path.unlink()
-        _fsync_dir(out_path.parent)
+        fsync_dir(out_path.parent)
         return record("removed", f"removed: {why}; the original is no longer archived")
     faces = [FaceBox(*json.loads(f["box"]), score=f["score"] or 0.0)
              for f in conn.execute("SELECT box, score FROM faces WHERE photo_sha256 = ? ORDER BY idx", (sha,))]
@@ -838,7 +830,7 @@ def _rerender(processor: Processor, sha: str, channel: str, withdrawn: dict[int,
         problem = f"the original could not be re-read ({exc})"
     if problem is not None:
         out_path.unlink()
-        _fsync_dir(out_path.parent)
+        fsync_dir(out_path.parent)
         return record("removed", f"removed: {why}; re-rendering was not safe: {problem}")
     staging = processor.staging / f"recheck-{sha}"
     staging.mkdir(mode=0o700, exist_ok=True)
@@ -846,7 +838,7 @@ def _rerender(processor: Processor, sha: str, channel: str, withdrawn: dict[int,
         staged = save_stripped_jpeg(rendered, staging, channel)
         new_hash = sha256_file(staged)
         os.replace(staged, out_path)  # the one place we overwrite: the same photo, now with the child obscured
-        _fsync_dir(out_path.parent)
+        fsync_dir(out_path.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     conn.execute("UPDATE outputs SET file_sha256 = ? WHERE photo_sha256 = ? AND channel = ?", (new_hash, sha, channel))

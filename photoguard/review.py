@@ -14,8 +14,8 @@ from pathlib import Path
 from .db import transaction
 from .home import Home
 from .consent import may_show
-from .images import load_image, save_stripped_jpeg, sha256_file, strip_check
-from .pipeline import SHOWN, _fsync_dir, now_iso, publish
+from .images import fsync_dir, load_image, save_stripped_jpeg, sha256_file, strip_check
+from .pipeline import SHOWN, now_iso, publish
 
 
 class ReviewError(Exception):
@@ -140,4 +140,4 @@ def _remove(item: ReviewItem) -> None:
             os.unlink(path)
         except FileNotFoundError:
             pass
-    _fsync_dir(item.note.parent)
+    fsync_dir(item.note.parent)
