@@ -289,7 +289,7 @@ def test_names_never_overwrite(home, processor):
     for seed in (7, 8):
         rgb, _ = photo_of_both(seed=seed)
         (home.inbox / "sub").mkdir(exist_ok=True)
-        drop(home, f"sub/IMG_0001.jpg" if seed == 7 else "IMG_0001.jpg", jpeg_bytes(rgb))
+        drop(home, "sub/IMG_0001.jpg" if seed == 7 else "IMG_0001.jpg", jpeg_bytes(rgb))
     run_batch(processor, collect([home.inbox]))
     names = sorted(p.name for p in home.outbox_for("twitter").iterdir())
     assert names == ["IMG_0001-1.jpg", "IMG_0001.jpg"]

@@ -8,7 +8,6 @@ import json
 import os
 import time
 from datetime import date, timedelta
-from pathlib import Path
 
 from click.testing import CliRunner
 
