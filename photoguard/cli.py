@@ -622,17 +622,21 @@ def demo(home_dir: str, workers: int | None) -> None:
         click.echo(f"processing {len(files)} sample photos ...")
         results = run_batch(processor, files, workers=workers or home.settings.worker_count)
     channels = home.settings.channels
-    width = max(len(r.source) for r in results) if results else 10
-    click.echo("")
-    click.echo(f"{'photo':<{width}}  {'result':<8}  " + "  ".join(f"{c:<22}" for c in channels))
+    rows = [["photo", "result", *channels]]
     for r in sorted(results, key=lambda r: r.source):
-        cells = []
+        cells = [r.source, r.status]
         for c in channels:
-            shown = [f.child or "?" for f in r.faces if f.actions.get(c) == "shown"]
+            shown = sorted(f.child or "?" for f in r.faces if f.actions.get(c) == "shown")
             hidden = sum(1 for f in r.faces if f.actions.get(c) == "obscured")
             cells.append(f"shown {','.join(shown) or '-'}; {hidden} obscured" if r.status == "cleared" else "")
-        click.echo(f"{r.source:<{width}}  {r.status:<8}  " + "  ".join(f"{cell:<22}" for cell in cells)
-                   + (f"  {r.reason}" if r.status != "cleared" else ""))
+        if r.status != "cleared":
+            cells.append(r.reason or "")
+        rows.append(cells)
+    widths = [max(len(row[i]) for row in rows if i < len(row)) for i in range(len(channels) + 2)]
+    click.echo("")
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+                   + (f"  {row[-1]}" if len(row) > len(widths) else ""))
     report_path = build_report(home, processor.conn, date.today())
     click.echo("")
     click.echo(f"outbox:  {home.outbox}/<channel>/")
