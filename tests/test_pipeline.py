@@ -411,3 +411,30 @@ def test_release_refuses_a_child_whose_consent_went_and_strips_edits(home):
     assert strip_check(item.image)
     placed = release(home, processor.conn, "held", ["facebook"])
     assert strip_check(placed["facebook"]) == []
+
+
+def test_process_command_json_lines_and_second_run_does_nothing(enrolled_home, tmp_path):
+    from click.testing import CliRunner
+
+    from photoguard.cli import main
+
+    root = tmp_path / "cli-home"
+    shutil.copytree(enrolled_home, root)
+    rgb, _ = photo_of_both(seed=15)
+    (root / "inbox" / "one.jpg").write_bytes(jpeg_bytes(rgb))
+    (root / "inbox" / "junk.jpg").write_bytes(b"<html>not a photo</html>")
+    runner = CliRunner()
+    out = runner.invoke(main, ["process", "--json", "--workers", "1", "--home", str(root)])
+    assert out.exit_code == 0, out.output
+    lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    by_source = {line["source"]: line for line in lines}
+    assert by_source["junk.jpg"]["status"] == "failed" and "not an image" in by_source["junk.jpg"]["reason"]
+    one = by_source["one.jpg"]
+    assert one["status"] == "cleared" and set(one["outputs"]) == {"facebook", "instagram", "twitter"}
+    assert {f["child"] for f in one["faces"]} >= {"ada", "grace"}
+    grace = next(f for f in one["faces"] if f["child"] == "grace")
+    assert grace["actions"] == {"facebook": "shown", "instagram": "obscured", "twitter": "obscured"}
+    assert isinstance(grace["box"], list) and grace["distance"] < 0.45 and one["seconds"] > 0
+
+    again = runner.invoke(main, ["process", "--home", str(root)])
+    assert again.exit_code == 0 and "nothing to process" in again.output
