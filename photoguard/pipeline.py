@@ -295,6 +295,7 @@ class Processor:
 
         self.roster_version = roster_version(self.conn)
         self.templates = load_templates(self.conn)
+        self.template_matrix = np.stack([t.encoding for t in self.templates]) if self.templates else np.zeros((0, 128))
         self.consents = load_consents(self.conn)
         self.confusable = list(confusable_pairs(
             self.templates, threshold=self.settings.match_threshold, margin=self.settings.match_margin))
@@ -347,7 +348,7 @@ class Processor:
             for face, encoding in zip(hidden, encode_faces(rendered, hidden, encoder=self.encoder)):
                 if encoding is None:
                     continue
-                distances = np.linalg.norm(np.stack([t.encoding for t in self.templates]) - encoding, axis=1)
+                distances = np.linalg.norm(self.template_matrix - encoding, axis=1)
                 best = int(np.argmin(distances))
                 if distances[best] <= self.settings.match_threshold:
                     return (f"the obscured face at {list(_box(face))} still looks like "
