@@ -438,3 +438,20 @@ def test_process_command_json_lines_and_second_run_does_nothing(enrolled_home, t
 
     again = runner.invoke(main, ["process", "--home", str(root)])
     assert again.exit_code == 0 and "nothing to process" in again.output
+
+
+def test_unreadable_roster_stops_processing_and_keeps_photos(enrolled_home, tmp_path):
+    from click.testing import CliRunner
+
+    from photoguard.cli import main
+
+    root = tmp_path / "broken-roster"
+    shutil.copytree(enrolled_home, root)
+    (root / "enrol" / "children.csv").write_text("name,facebook\nAda,yes\n")  # no id column
+    rgb, _ = photo_of_both(seed=16)
+    (root / "inbox" / "wait.jpg").write_bytes(jpeg_bytes(rgb))
+    out = CliRunner().invoke(main, ["process", "--home", str(root)])
+    assert out.exit_code == 1
+    assert "children.csv" in out.output and "Traceback" not in out.output
+    assert (root / "inbox" / "wait.jpg").exists()
+    assert not any((root / "outbox").rglob("*.jpg"))
