@@ -324,11 +324,13 @@ class Processor:
                              rng=np.random.default_rng([seed, i]))
         return out
 
-    def verify(self, rendered: np.ndarray, faces: Sequence[FaceBox], shown: Sequence[bool]) -> str | None:
+    def verify(self, rendered: np.ndarray, faces: Sequence[FaceBox], shown: Sequence[bool],
+               original: np.ndarray) -> str | None:
         """Second look at an output. Returns why it is not safe, or None.
 
-        A face found that is neither one we show nor one we obscured was missed the first time; an
-        obscured face that can still be recognised as an enrolled child was not obscured enough.
+        A face found that is neither one we show nor one we obscured, and that is there in the
+        original photo too, was missed the first time; an obscured face that can still be recognised
+        as an enrolled child was not obscured enough.
         """
         known = [_box(f) for f in faces]
         # Pixelation can itself look like a small face to a detector; a find inside an obscured area
@@ -340,8 +342,13 @@ class Processor:
             cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
             if any(a[0] <= cx <= a[2] and a[1] <= cy <= a[3] for a in hidden_areas):
                 continue
-            if not any(_overlaps(box, k) for k in known):
-                return (f"a face at {list(_box(found))} was found only on the second look; "
+            if any(_overlaps(box, k) for k in known):
+                continue
+            # Pixelation next to a face can itself look like a face to the detector. Such a "face" is
+            # not in the photo: a close look at the same place in the original finds nothing there.
+            if any(_overlaps(box, _box(f)) and not any(_overlaps(_box(f), k) for k in known)
+                   for f in self.detector.faces_near(original, box, self.settings.detect_threshold)):
+                return (f"a face at {list(box)} was found only on the second look; "
                         "check that it is obscured before releasing")
         hidden = [f for f, keep in zip(faces, shown) if not keep and f.width >= self.settings.min_face_px]
         if hidden and self.templates:
@@ -439,7 +446,7 @@ class Processor:
             shown = tuple(a == SHOWN for a, _, _ in decision.actions[channel])
             if shown not in renders:
                 renders[shown] = self.render(rgb, faces, shown, seed)
-                problem = problem or self.verify(renders[shown], faces, shown)
+                problem = problem or self.verify(renders[shown], faces, shown, rgb)
 
         stem = Path(path.name).stem or "photo"
         staging = self.staging / sha
@@ -826,7 +833,7 @@ def _rerender(processor: Processor, sha: str, channel: str, withdrawn: dict[int,
         rgb = load_image(original).rgb
         seed = int(photo["seed"]) if photo["seed"] else secrets.randbits(63)
         rendered = processor.render(rgb, faces, shown, seed)
-        problem = processor.verify(rendered, faces, shown)
+        problem = processor.verify(rendered, faces, shown, rgb)
     except (ImageError, ValueError, cv2.error) as exc:
         problem = f"the original could not be re-read ({exc})"
     if problem is not None:

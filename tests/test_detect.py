@@ -104,3 +104,11 @@ def test_centerface_only(detector):
 def test_rejects_non_rgb(detector):
     with pytest.raises(ValueError):
         detector.detect(np.zeros((10, 10), np.uint8))
+
+
+def test_faces_near_looks_closely_at_one_place(detector):
+    rgb, truth = facekit.scene(1600, 1200, [("hopper", 300, 300, 90), ("astronaut", 1100, 700, 40)], seed=8)
+    for box in truth:
+        near = detector.faces_near(rgb, box, 0.3)
+        assert any(f.left <= (box[0] + box[2]) / 2 <= f.right for f in near), box
+    assert detector.faces_near(rgb, (700, 100, 790, 190), 0.3) == []   # plain wall
