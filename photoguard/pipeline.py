@@ -277,14 +277,29 @@ class Processor:
         self.home = home
         self.settings = home.settings
         self.conn = conn or db.connect(home.database)
-        self.detector = detector or FaceDetector(threshold=self.settings.detect_threshold, threads=threads)
-        self.encoder = FaceEncoder()
+        self._detector = detector
+        self._encoder: FaceEncoder | None = None
+        self._threads = threads
         self.staging = home.state / "staging"
         self.staging.mkdir(mode=0o700, exist_ok=True)
         self.templates: list[Template] = []
         self.consents: dict[str, ChildConsent] = {}
         self.confusable: list[frozenset[str]] = []
         self.reload_roster()
+
+    # Models are loaded on first use: a batch's parent process, which hands photos to workers, may
+    # never need them.
+    @property
+    def detector(self) -> FaceDetector:
+        if self._detector is None:
+            self._detector = FaceDetector(threshold=self.settings.detect_threshold, threads=self._threads)
+        return self._detector
+
+    @property
+    def encoder(self) -> FaceEncoder:
+        if self._encoder is None:
+            self._encoder = FaceEncoder()
+        return self._encoder
 
     # --- roster -------------------------------------------------------------------------------------
 
@@ -627,7 +642,7 @@ def open_processor(home: Home, echo: Callable[[str], None] = print) -> Processor
     if home.roster_csv.exists():
         # A roster that cannot be read raises RosterError: nothing is processed until it is fixed,
         # since the consents on file might include ones the manager has just withdrawn.
-        sync_roster(home, processor.conn, detector=processor.detector)
+        sync_roster(home, processor.conn, detector=lambda: processor.detector)
         processor.reload_roster()
     for change in recheck_outbox(processor):
         echo(f"outbox {change.channel}/{Path(change.path).name}: {change.action} — {change.reason}")

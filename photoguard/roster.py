@@ -518,7 +518,7 @@ def sync_roster(
     *,
     today: date | None = None,
     progress: ProgressFn | None = None,
-    detector: FaceDetector | None = None,
+    detector: FaceDetector | Callable[[], FaceDetector] | None = None,
 ) -> SyncResult:
     """Bring the database in line with children.csv and enrol/<id>/ photos.
 
@@ -620,6 +620,8 @@ def sync_roster(
                 from .detect import FaceDetector
 
                 detector = FaceDetector(threshold=settings.detect_threshold)
+            elif not hasattr(detector, "detect"):
+                detector = detector()  # a caller's own detector, loaded only now that it is needed
             encoding, reason = check_photo(path, detector, settings.min_face_px)
             checked += 1
         conn.execute("BEGIN IMMEDIATE")

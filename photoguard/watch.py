@@ -396,7 +396,7 @@ class Watcher:
                     return
                 raise RosterError(f"{self.home.roster_csv} is missing. Put the roster back (or a roster with a "
                                   "header line only, to share no child); photos wait in the inbox until then")
-            report = sync_roster(self.home, processor.conn, detector=processor.detector)
+            report = sync_roster(self.home, processor.conn, detector=lambda: processor.detector)
         except RosterError as exc:
             self.roster_broken = str(exc)
             self.log.error(f"roster not usable — processing paused, photos wait in the inbox: {exc}")
