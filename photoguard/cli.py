@@ -115,16 +115,11 @@ def enrol(home_dir: str | None) -> None:
                     "its journal file until it finishes. Run `photoguard enrol` again later.", fg="yellow", err=True)
     if result.reduced:
         click.echo(f"consent reduced for: {', '.join(sorted(result.reduced))}")
-        live = conn.execute(
-            "SELECT 1 FROM outputs o JOIN face_actions a ON a.photo_sha256 = o.photo_sha256 AND a.channel = o.channel "
-            "AND a.action = 'shown' JOIN faces f ON f.photo_sha256 = a.photo_sha256 AND f.idx = a.face_idx "
-            f"WHERE o.removed_at IS NULL AND f.child_id IN ({','.join('?' * len(result.reduced))}) LIMIT 1",
-            sorted(result.reduced)).fetchone()
-        if live:
-            from .pipeline import Processor, recheck_outbox
+    # Cheap when nothing changed: models are loaded only if an outbox image must be re-rendered.
+    from .pipeline import Processor, recheck_outbox
 
-            for change in recheck_outbox(Processor(home, conn), children=result.reduced):
-                click.echo(f"outbox {change.channel}/{Path(change.path).name}: {change.action} — {change.reason}")
+    for change in recheck_outbox(Processor(home, conn)):
+        click.echo(change.describe())
 
 
 @main.group(invoke_without_command=True)
@@ -390,7 +385,7 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
                                 on_result=show)
             # `enrol` may have changed a consent while photos decided before it were being published.
             for change in recheck_outbox(processor):
-                note(f"outbox {change.channel}/{Path(change.path).name}: {change.action} — {change.reason}")
+                note(change.describe())
     except (HomeBusy, RosterError) as exc:
         raise click.ClickException(str(exc))
     except DiskFull as exc:

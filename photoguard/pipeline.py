@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from . import db
@@ -96,18 +95,15 @@ class PhotoResult:
         return data
 
 
-@dataclass
-class Decision:
-    """What to do with one photo's faces on every channel (pure; no pixels)."""
-    identities: list[Identity]
-    actions: dict[str, list[tuple[str, str, ChildConsent | None]]]  # channel -> per face (action, reason, consent)
+Action = tuple[str, str, ChildConsent | None]   # (shown/obscured, why, the consent used)
 
 
-def decide(identities: Sequence[Identity], consents: dict[str, ChildConsent], channels: Sequence[str], today: date) -> Decision:
-    """Per channel, per face: shown only for an identified child whose consent allows it today."""
-    actions: dict[str, list[tuple[str, str, ChildConsent | None]]] = {}
+def decide(identities: Sequence[Identity], consents: dict[str, ChildConsent], channels: Sequence[str],
+           today: date) -> dict[str, list[Action]]:
+    """Pure: per channel, per face, shown only for an identified child whose consent allows it today."""
+    actions: dict[str, list[Action]] = {}
     for channel in channels:
-        per_face = []
+        per_face: list[Action] = []
         for identity in identities:
             if identity.child_id is None:
                 per_face.append((OBSCURED, identity.reason, None))
@@ -116,7 +112,7 @@ def decide(identities: Sequence[Identity], consents: dict[str, ChildConsent], ch
             verdict: ConsentDecision = may_show(consent, channel, today)
             per_face.append((SHOWN if verdict.allowed else OBSCURED, verdict.reason, consent))
         actions[channel] = per_face
-    return Decision(list(identities), actions)
+    return actions
 
 
 def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
@@ -163,6 +159,26 @@ def _unique_name(folder: Path, name: str) -> Path:
     return candidate
 
 
+def _link_or_copy(src: Path, dest: Path) -> None:
+    """Give ``src`` the new name ``dest``; FileExistsError if that name is taken (never overwrites)."""
+    try:
+        os.link(src, dest)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
+            raise
+        # Another file system (or no hard links): copy to a temporary name, fsync, then claim the name.
+        tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
+        shutil.copyfile(src, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, dest)
+        finally:
+            os.unlink(tmp)
+
+
 def place_durably(src: Path, dest: Path) -> None:
     """Move ``src`` to the exact path ``dest`` (chosen and recorded beforehand); safe to repeat after a crash.
 
@@ -175,18 +191,7 @@ def place_durably(src: Path, dest: Path) -> None:
         if not os.path.samefile(src, dest):
             raise FileExistsError(errno.EEXIST, f"{dest} already exists and is another file", str(dest))
     else:
-        try:
-            os.link(src, dest)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
-                raise
-            # Another file system (or no hard links): copy to a temporary name, fsync, then claim the name.
-            tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
-            shutil.copyfile(src, tmp)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.link(tmp, dest)
-            os.unlink(tmp)
+        _link_or_copy(src, dest)
         fsync_dir(dest.parent)
     os.unlink(src)
     fsync_dir(src.parent)
@@ -208,26 +213,27 @@ def glob_escape(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
 
 
-def move_durably(src: Path, folder: Path) -> Path:
-    """Move a file into ``folder`` under a name not yet taken (``name-1.ext`` ...); never overwrites."""
+def move_durably(src: Path, folder: Path, before_unlink: Callable[[Path], None] | None = None) -> Path:
+    """Move a file into ``folder`` under a name not yet taken (``name-1.ext`` ...); never overwrites.
+
+    ``before_unlink(dest)`` runs once the file is in place but still also at its old name (to write a
+    note beside it): a run killed in between finds the file at both names and finishes the move.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    done = _linked_copy(folder, src)
-    if done is not None:
-        os.unlink(src)
-        return done
-    while True:
-        dest = _unique_name(folder, src.name)
+    dest = _linked_copy(folder, src)
+    while dest is None:
+        candidate = _unique_name(folder, src.name)
         try:
-            os.link(src, dest)
+            _link_or_copy(src, candidate)
         except FileExistsError:
-            continue
-        except OSError:
-            place_durably(src, dest)
-            return dest
-        fsync_dir(folder)
-        os.unlink(src)
-        fsync_dir(src.parent)
-        return dest
+            continue  # another worker took the name just now
+        dest = candidate
+    fsync_dir(folder)
+    if before_unlink is not None:
+        before_unlink(dest)
+    os.unlink(src)
+    fsync_dir(src.parent)
+    return dest
 
 
 def publish(staged: Path, folder: Path, stem: str) -> Path:
@@ -449,7 +455,7 @@ class Processor:
 
         results = [FaceResult(_box(f), float(f.score), ident.child_id, ident.distance, ident.reason)
                    for f, ident in zip(faces, identities)]
-        for channel, per_face in decision.actions.items():
+        for channel, per_face in decision.items():
             for face_result, (action, reason, _) in zip(results, per_face):
                 face_result.actions[channel] = action
                 face_result.action_reasons[channel] = reason
@@ -458,7 +464,7 @@ class Processor:
         renders: dict[tuple[bool, ...], np.ndarray] = {}
         problem = None
         for channel in channels:
-            shown = tuple(a == SHOWN for a, _, _ in decision.actions[channel])
+            shown = tuple(a == SHOWN for a, _, _ in decision[channel])
             if shown not in renders:
                 renders[shown] = self.render(rgb, faces, shown, seed)
                 problem = problem or self.verify(renders[shown], faces, shown, rgb)
@@ -471,7 +477,7 @@ class Processor:
             staged: dict[tuple[bool, ...], str] = {}
             plan = {}
             for channel in channels:
-                shown = tuple(a == SHOWN for a, _, _ in decision.actions[channel])
+                shown = tuple(a == SHOWN for a, _, _ in decision[channel])
                 if shown not in staged:
                     staged[shown] = str(save_stripped_jpeg(renders[shown], staging, f"render{len(staged)}"))
                 plan[channel] = staged[shown]
@@ -479,7 +485,7 @@ class Processor:
         else:
             # The candidate for review shows only faces shown on every channel, so releasing it
             # anywhere is safe.
-            common = tuple(all(decision.actions[c][i][0] == SHOWN for c in channels) for i in range(len(faces)))
+            common = tuple(all(decision[c][i][0] == SHOWN for c in channels) for i in range(len(faces)))
             candidate = renders.get(common)
             if candidate is None:
                 candidate = self.render(rgb, faces, common, seed)
@@ -494,7 +500,7 @@ class Processor:
                     "INSERT INTO faces (photo_sha256, idx, box, score, child_id, distance, reason) VALUES (?,?,?,?,?,?,?)",
                     (sha, i, json.dumps(list(_box(face))), float(face.score), ident.child_id, ident.distance, ident.reason))
                 for channel in channels:
-                    action, why, consent = decision.actions[channel][i]
+                    action, why, consent = decision[channel][i]
                     self.conn.execute(
                         "INSERT INTO face_actions (photo_sha256, face_idx, channel, action, reason, consent) VALUES (?,?,?,?,?,?)",
                         (sha, i, channel, action, why, _consent_json(consent)))
@@ -578,12 +584,12 @@ class Processor:
         return faces
 
     def _fail(self, path: Path, sha: str, reason: str, started: float) -> PhotoResult:
-        dest = _linked_copy(self.home.failed, path) or _unique_name(self.home.failed, path.name)
-        # The reason is written first: a run killed in between leaves a note, never a photo without one.
-        _write_text_atomic(dest.with_name(dest.name + ".txt"),
-                           f"{path.name} could not be processed: {reason}\n"
-                           f"It was not shared. Fix or re-export the photo and drop it into the inbox again.\n")
-        place_durably(path, dest)
+        def note(dest: Path) -> None:
+            _write_text_atomic(dest.with_name(dest.name + ".txt"),
+                               f"{path.name} could not be processed: {reason}\n"
+                               f"It was not shared. Fix or re-export the photo and drop it into the inbox again.\n")
+
+        dest = move_durably(path, self.home.failed, before_unlink=note)
         seconds = time.monotonic() - started
         with transaction(self.conn):
             self._event("processed", sha, detail=f"failed: {path.name}: {reason}")
@@ -601,11 +607,13 @@ class Processor:
             return PhotoResult(path.name, "duplicate", sha, reason="already archived")
         folder = self.home.archive / "duplicates"
         folder.mkdir(mode=0o700, exist_ok=True)
-        moved = move_durably(path, folder)
-        os.chmod(moved, 0o600)
-        note = (f"{path.name} has the same content as {row['source']}, processed {row['finished_at']} "
-                f"({row['outcome']}); this copy was not processed again.\n")
-        _write_text_atomic(moved.with_name(moved.name + ".txt"), note)
+        def note(dest: Path) -> None:
+            os.chmod(dest, 0o600)
+            _write_text_atomic(dest.with_name(dest.name + ".txt"),
+                               f"{path.name} has the same content as {row['source']}, processed {row['finished_at']} "
+                               f"({row['outcome']}); this copy was not processed again.\n", private=True)
+
+        moved = move_durably(path, folder, before_unlink=note)
         with transaction(self.conn):
             self._event("duplicate", sha, detail=f"{path.name} = {row['source']}")
         return PhotoResult(path.name, "duplicate", sha, {"archive": str(moved)}, [],
@@ -645,7 +653,7 @@ def open_processor(home: Home, echo: Callable[[str], None] = print) -> Processor
         sync_roster(home, processor.conn, detector=lambda: processor.detector)
         processor.reload_roster()
     for change in recheck_outbox(processor):
-        echo(f"outbox {change.channel}/{Path(change.path).name}: {change.action} — {change.reason}")
+        echo(change.describe())
     return processor
 
 
@@ -763,106 +771,122 @@ class Recheck:
     action: str          # 'rerendered', 'removed', 'collected'
     reason: str
 
+    def describe(self) -> str:
+        return f"outbox {self.channel}/{Path(self.path).name}: {self.action} — {self.reason}"
 
-def recheck_outbox(processor: Processor, today: date | None = None, children: Iterable[str] | None = None) -> list[Recheck]:
+
+def recheck_outbox(processor: Processor, today: date | None = None) -> list[Recheck]:
     """Re-render every uncollected outbox image that shows a child whose consent no longer allows it.
 
-    Run after every roster sync and at the start of every run (consents expire overnight). The image is
-    rebuilt from the archived original with the stored faces; if the original is gone it is removed.
+    Run after every roster sync, at the start of every run (consents expire overnight) and after
+    resuming. The image is rebuilt from the archived original with the stored faces; if the original
+    is gone, or re-rendering fails, it is removed.
     """
     today = today or date.today()
     conn = processor.conn
     if roster_version(conn) != processor.roster_version:
         processor.reload_roster()
     query = (
-        "SELECT o.photo_sha256 AS sha, o.channel, o.path, f.child_id, f.idx FROM outputs o "
+        "SELECT o.photo_sha256 AS sha, o.channel, f.child_id, f.idx FROM outputs o "
         "JOIN face_actions a ON a.photo_sha256 = o.photo_sha256 AND a.channel = o.channel AND a.action = 'shown' "
         "JOIN faces f ON f.photo_sha256 = a.photo_sha256 AND f.idx = a.face_idx "
         "WHERE o.removed_at IS NULL"
     )
-    wanted = set(children) if children is not None else None
-    stale: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    stale: dict[str, dict[str, dict[int, str]]] = {}   # photo -> channel -> face -> why not any more
     for row in conn.execute(query).fetchall():
-        if wanted is not None and row["child_id"] not in wanted:
-            continue
         verdict = may_show(processor.consents.get(row["child_id"]), row["channel"], today)
         if not verdict.allowed:
-            stale.setdefault((row["sha"], row["channel"]), []).append((row["idx"], verdict.reason))
+            stale.setdefault(row["sha"], {}).setdefault(row["channel"], {})[row["idx"]] = verdict.reason
     changes: list[Recheck] = []
-    for (sha, channel), withdrawn in sorted(stale.items()):
-        try:
-            changes.append(_rerender(processor, sha, channel, dict(withdrawn)))
-        except Exception as exc:  # noqa: BLE001 — fail closed: an image we cannot fix is taken out
-            changes.append(_withdraw(processor, sha, channel, dict(withdrawn), exc))
+    for sha, channels in sorted(stale.items()):
+        changes += _OutboxFix(processor, sha).apply(channels)
     return changes
 
 
-def _withdraw(processor: Processor, sha: str, channel: str, withdrawn: dict[int, str], exc: Exception) -> Recheck:
-    """Re-rendering failed unexpectedly: remove the outbox image rather than leave the child shown."""
-    conn = processor.conn
-    out = conn.execute("SELECT o.path, p.source FROM outputs o JOIN photos p ON p.sha256 = o.photo_sha256 "
-                       "WHERE o.photo_sha256 = ? AND o.channel = ?", (sha, channel)).fetchone()
-    try:
-        (processor.home.root / out["path"]).unlink()
-    except FileNotFoundError:
-        pass
-    reason = f"removed: re-rendering failed ({type(exc).__name__}: {exc})"
-    with transaction(conn):
-        conn.execute("UPDATE outputs SET removed_at = ? WHERE photo_sha256 = ? AND channel = ?", (now_iso(), sha, channel))
-        processor._event("removed", sha, detail=f"{channel}: {out['path']}: {reason}")
-    return Recheck(out["source"], channel, out["path"], "removed", reason)
+class _OutboxFix:
+    """Re-render one photo's outbox images; the original is decoded once for all its channels."""
 
+    def __init__(self, processor: Processor, sha: str) -> None:
+        self.processor, self.sha = processor, sha
+        self.conn, self.home = processor.conn, processor.home
+        self.photo = self.conn.execute("SELECT * FROM photos WHERE sha256 = ?", (sha,)).fetchone()
+        self.faces = [FaceBox(*json.loads(f["box"]), score=f["score"] or 0.0) for f in self.conn.execute(
+            "SELECT box, score FROM faces WHERE photo_sha256 = ? ORDER BY idx", (sha,))]
+        self._original: np.ndarray | None = None
+        self._renders: dict[tuple[bool, ...], tuple[np.ndarray, str | None]] = {}
 
-def _rerender(processor: Processor, sha: str, channel: str, withdrawn: dict[int, str]) -> Recheck:
-    conn, home = processor.conn, processor.home
-    photo = conn.execute("SELECT * FROM photos WHERE sha256 = ?", (sha,)).fetchone()
-    out = conn.execute("SELECT * FROM outputs WHERE photo_sha256 = ? AND channel = ?", (sha, channel)).fetchone()
-    out_path = home.root / out["path"]
-    why = "; ".join(sorted(set(withdrawn.values())))
+    def apply(self, channels: dict[str, dict[int, str]]) -> list[Recheck]:
+        changes = []
+        for channel, withdrawn in sorted(channels.items()):
+            try:
+                changes.append(self._fix(channel, withdrawn))
+            except Exception as exc:  # noqa: BLE001 — fail closed: an image we cannot fix is taken out
+                changes.append(self._remove(channel, withdrawn, f"re-rendering failed ({type(exc).__name__}: {exc})"))
+        return changes
 
-    def record(action: str, reason: str) -> Recheck:
-        with transaction(conn):
+    def _output(self, channel: str) -> sqlite3.Row:
+        return self.conn.execute("SELECT * FROM outputs WHERE photo_sha256 = ? AND channel = ?",
+                                 (self.sha, channel)).fetchone()
+
+    def _record(self, channel: str, withdrawn: dict[int, str], action: str, reason: str,
+                new_hash: str | None = None) -> Recheck:
+        out = self._output(channel)
+        with transaction(self.conn):
             for idx, face_reason in withdrawn.items():
-                conn.execute("UPDATE face_actions SET action = 'obscured', reason = ? "
-                             "WHERE photo_sha256 = ? AND face_idx = ? AND channel = ?", (face_reason, sha, idx, channel))
-            if action != "rerendered":
-                conn.execute("UPDATE outputs SET removed_at = ? WHERE photo_sha256 = ? AND channel = ?",
-                             (now_iso(), sha, channel))
-            processor._event(action, sha, detail=f"{channel}: {out['path']}: {reason}")
-        return Recheck(photo["source"], channel, out["path"], action, reason)
+                self.conn.execute("UPDATE face_actions SET action = 'obscured', reason = ? WHERE photo_sha256 = ? "
+                                  "AND face_idx = ? AND channel = ?", (face_reason, self.sha, idx, channel))
+            if action == "rerendered":
+                self.conn.execute("UPDATE outputs SET file_sha256 = ? WHERE photo_sha256 = ? AND channel = ?",
+                                  (new_hash, self.sha, channel))
+            else:
+                self.conn.execute("UPDATE outputs SET removed_at = ? WHERE photo_sha256 = ? AND channel = ?",
+                                  (now_iso(), self.sha, channel))
+            self.processor._event(action, self.sha, detail=f"{channel}: {out['path']}: {reason}")
+        return Recheck(self.photo["source"], channel, out["path"], action, reason)
 
-    if not out_path.exists() or (out["file_sha256"] and _hash_if_there(out_path) != out["file_sha256"]):
-        # Gone, or another photo has taken the name since: ours was collected.
-        return record("collected", f"already collected from the outbox before the change ({why})")
-    original = home.root / photo["archive_path"] if photo["archive_path"] else None
-    if original is None or not original.exists():
-        out_path.unlink()
-        fsync_dir(out_path.parent)
-        return record("removed", f"removed: {why}; the original is no longer archived")
-    faces = [FaceBox(*json.loads(f["box"]), score=f["score"] or 0.0)
-             for f in conn.execute("SELECT box, score FROM faces WHERE photo_sha256 = ? ORDER BY idx", (sha,))]
-    actions = {a["face_idx"]: a["action"] for a in conn.execute(
-        "SELECT face_idx, action FROM face_actions WHERE photo_sha256 = ? AND channel = ?", (sha, channel))}
-    shown = [actions.get(i) == SHOWN and i not in withdrawn for i in range(len(faces))]
-    try:
-        rgb = load_image(original).rgb
-        seed = int(photo["seed"]) if photo["seed"] else secrets.randbits(63)
-        rendered = processor.render(rgb, faces, shown, seed)
-        problem = processor.verify(rendered, faces, shown, rgb)
-    except (ImageError, ValueError, cv2.error) as exc:
-        problem = f"the original could not be re-read ({exc})"
-    if problem is not None:
-        out_path.unlink()
-        fsync_dir(out_path.parent)
-        return record("removed", f"removed: {why}; re-rendering was not safe: {problem}")
-    staging = processor.staging / f"recheck-{sha}"
-    staging.mkdir(mode=0o700, exist_ok=True)
-    try:
-        staged = save_stripped_jpeg(rendered, staging, channel)
-        new_hash = sha256_file(staged)
-        os.replace(staged, out_path)  # the one place we overwrite: the same photo, now with the child obscured
-        fsync_dir(out_path.parent)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    conn.execute("UPDATE outputs SET file_sha256 = ? WHERE photo_sha256 = ? AND channel = ?", (new_hash, sha, channel))
-    return record("rerendered", f"re-rendered with the face obscured: {why}")
+    def _remove(self, channel: str, withdrawn: dict[int, str], why: str) -> Recheck:
+        out_path = self.home.root / self._output(channel)["path"]
+        try:
+            out_path.unlink()
+            fsync_dir(out_path.parent)
+        except FileNotFoundError:
+            pass
+        return self._record(channel, withdrawn, "removed", f"removed: {why}")
+
+    def _render(self, shown: tuple[bool, ...]) -> tuple[np.ndarray, str | None]:
+        """The photo with only ``shown`` faces visible, and why it is not safe (or None)."""
+        if shown not in self._renders:
+            if self._original is None:
+                self._original = load_image(self.home.root / self.photo["archive_path"]).rgb
+            seed = int(self.photo["seed"]) if self.photo["seed"] else secrets.randbits(63)
+            rendered = self.processor.render(self._original, self.faces, shown, seed)
+            self._renders[shown] = (rendered, self.processor.verify(rendered, self.faces, shown, self._original))
+        return self._renders[shown]
+
+    def _fix(self, channel: str, withdrawn: dict[int, str]) -> Recheck:
+        out = self._output(channel)
+        out_path = self.home.root / out["path"]
+        why = "; ".join(sorted(set(withdrawn.values())))
+        if not out_path.exists() or (out["file_sha256"] and _hash_if_there(out_path) != out["file_sha256"]):
+            # Gone, or another photo has taken the name since: ours was collected.
+            return self._record(channel, withdrawn, "collected",
+                                f"already collected from the outbox before the change ({why})")
+        archived = self.photo["archive_path"]
+        if not archived or not (self.home.root / archived).exists():
+            return self._remove(channel, withdrawn, f"{why}; the original is no longer archived")
+        actions = {a["face_idx"]: a["action"] for a in self.conn.execute(
+            "SELECT face_idx, action FROM face_actions WHERE photo_sha256 = ? AND channel = ?", (self.sha, channel))}
+        shown = tuple(actions.get(i) == SHOWN and i not in withdrawn for i in range(len(self.faces)))
+        rendered, problem = self._render(shown)
+        if problem is not None:
+            return self._remove(channel, withdrawn, f"{why}; re-rendering was not safe: {problem}")
+        staging = self.processor.staging / f"recheck-{self.sha}"
+        staging.mkdir(mode=0o700, exist_ok=True)
+        try:
+            staged = save_stripped_jpeg(rendered, staging, channel)
+            new_hash = sha256_file(staged)
+            os.replace(staged, out_path)  # the one place we overwrite: the same photo, now with the child obscured
+            fsync_dir(out_path.parent)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return self._record(channel, withdrawn, "rerendered", f"re-rendered with the face obscured: {why}", new_hash)

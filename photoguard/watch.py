@@ -408,7 +408,7 @@ class Watcher:
         processor.reload_roster()
         changes = recheck_outbox(processor)
         for change in changes:
-            self.log.info(f"outbox {change.channel}/{Path(change.path).name}: {change.action} — {change.reason}")
+            self.log.info(change.describe())
         self.log.info(f"roster synced ({reason}) in {time.monotonic() - started:.1f}s; "
                       f"{len(processor.consents)} child(ren), {len(processor.templates)} template(s)"
                       + ("" if reason == "start" else "; resuming"))

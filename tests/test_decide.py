@@ -21,32 +21,32 @@ def ident(child, reason="matched", distance=0.3):
 
 def test_identified_child_with_consent_is_shown():
     d = decide([ident("ada")], CONSENTS, CHANNELS, TODAY)
-    assert [a for a, _, _ in d.actions["facebook"]] == [SHOWN]
-    assert [a for a, _, _ in d.actions["instagram"]] == [SHOWN]
+    assert [a for a, _, _ in d["facebook"]] == [SHOWN]
+    assert [a for a, _, _ in d["instagram"]] == [SHOWN]
 
 
 def test_channel_without_consent_obscures():
     d = decide([ident("grace")], CONSENTS, CHANNELS, TODAY)
-    assert d.actions["facebook"][0][0] == SHOWN
-    assert d.actions["instagram"][0][:2] == (OBSCURED, "no consent for instagram")
+    assert d["facebook"][0][0] == SHOWN
+    assert d["instagram"][0][:2] == (OBSCURED, "no consent for instagram")
 
 
 def test_unknown_and_too_small_are_obscured_with_their_reason():
     d = decide([ident(None, "no enrolled child close enough"), ident(None, "too small to identify")],
                CONSENTS, CHANNELS, TODAY)
     for channel in CHANNELS:
-        assert [(a, r) for a, r, _ in d.actions[channel]] == [
+        assert [(a, r) for a, r, _ in d[channel]] == [
             (OBSCURED, "no enrolled child close enough"), (OBSCURED, "too small to identify")]
 
 
 def test_expired_or_unlisted_child_is_obscured():
     d = decide([ident("old"), ident("nobody")], CONSENTS, CHANNELS, TODAY)
-    assert [a for a, _, _ in d.actions["facebook"]] == [OBSCURED, OBSCURED]
-    assert "expired" in d.actions["facebook"][0][1]
+    assert [a for a, _, _ in d["facebook"]] == [OBSCURED, OBSCURED]
+    assert "expired" in d["facebook"][0][1]
 
 
 def test_no_faces_no_actions():
-    assert decide([], CONSENTS, CHANNELS, TODAY).actions == {"facebook": [], "instagram": []}
+    assert decide([], CONSENTS, CHANNELS, TODAY) == {"facebook": [], "instagram": []}
 
 
 def test_same_face_overlap_rule():
