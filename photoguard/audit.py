@@ -70,9 +70,11 @@ def purge_archive(home: Home, conn: sqlite3.Connection, retention_days: int | No
             conn.execute("INSERT INTO events (at, kind, photo_sha256, detail) VALUES (?,?,?,?)",
                          (now_iso(), "purged", row["sha256"], f"{row['source']}: archived {row['finished_at'][:10]}"))
         purged.append(Purged(row["source"], path))
-    # Reports show children unobscured: they go with the originals they were made from.
-    for report in sorted(home.reports.glob("report-*.html")):
-        if date.fromtimestamp(report.stat().st_mtime) < cutoff:
-            report.unlink()
-            purged.append(Purged(report.name, report))
+    # Second copies of processed photos, and reports (they show children unobscured), go with the
+    # originals they belong to.
+    leftovers = [*(home.archive / "duplicates").glob("*"), *home.reports.glob("report-*.html")]
+    for path in sorted(leftovers):
+        if path.is_file() and date.fromtimestamp(path.stat().st_mtime) < cutoff:
+            path.unlink()
+            purged.append(Purged(path.name, path))
     return purged

@@ -89,10 +89,16 @@ def test_purge_deletes_only_old_originals_and_reports(tmp_path):
                      (name, name, f"archive/{day.isoformat()}/{name}", day.isoformat(), f"{day.isoformat()}T10:00:00+00:00"))
     old_report = home.reports / "report-2026-01-01.html"
     old_report.write_text("<html>")
+    (home.archive / "duplicates").mkdir()
+    old_copy = home.archive / "duplicates" / "copy.jpg"
+    old_copy.write_bytes(b"x")
+    (home.archive / "duplicates" / "fresh.jpg").write_bytes(b"y")
     past = time.time() - 40 * 86400
-    os.utime(old_report, (past, past))
+    for path in (old_report, old_copy):
+        os.utime(path, (past, past))
     purged = purge_archive(home, conn)
-    assert sorted(p.source for p in purged) == ["old.jpg", "report-2026-01-01.html"]
+    assert sorted(p.source for p in purged) == ["copy.jpg", "old.jpg", "report-2026-01-01.html"]
+    assert (home.archive / "duplicates" / "fresh.jpg").exists()
     assert not list((home.archive).rglob("old.jpg")) and list(home.archive.rglob("new.jpg"))
     assert conn.execute("SELECT archive_path FROM photos WHERE sha256 = 'old.jpg'").fetchone()[0] is None
     out = CliRunner().invoke(main, ["purge", "--home", str(tmp_path)])
