@@ -1,6 +1,6 @@
 """Fit the match threshold to the enrolled children: no child may match another child's templates.
 
-Pure on encodings (``calibrate``); ``load_templates`` reads them from the database. The suggested
+Pure on encodings (``calibrate``); ``roster.load_templates`` reads them from the database. The suggested
 threshold is never looser than ``CEILING`` (the shipped default) and stays ``safety`` below the
 closest pair of different children. Pairs of children too alike for that (siblings, twins) are
 listed as look-alikes instead of dragging everyone's threshold down: the matching rule never
@@ -54,12 +54,6 @@ class Calibration:
         out = asdict(self)
         out["cross_child_min"] = self.cross_child_min
         return out
-
-
-def load_templates(conn: sqlite3.Connection) -> list[Template]:
-    """Every stored template; the encoding BLOB is 128 little-endian float64."""
-    rows = conn.execute("SELECT child_id, encoding FROM templates ORDER BY child_id, id").fetchall()
-    return [Template(row[0], np.frombuffer(row[1], dtype="<f8").astype(np.float64)) for row in rows]
 
 
 def _groups(templates: Sequence[Template]) -> dict[str, np.ndarray]:

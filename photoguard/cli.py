@@ -216,7 +216,8 @@ def calibrate(home_dir: str | None, apply_: bool, as_json: bool) -> None:
     import json
 
     from . import db
-    from .calibrate import calibrate as fit, format_calibration, load_templates
+    from .calibrate import calibrate as fit, format_calibration
+    from .roster import load_templates
     from .config import write_setting
 
     home = get_home(home_dir)

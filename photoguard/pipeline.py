@@ -31,9 +31,9 @@ from .consent import ChildConsent, ConsentDecision, may_show
 from .db import transaction
 from .detect import FaceBox, FaceDetector
 from .home import Home
-from .identify import FaceEncoder, Identity, Template, encode_faces, match_faces
+from .identify import FaceEncoder, Identity, Template, default_encoder, encode_faces, match_faces
 from .images import ImageError, fsync_dir, load_image, save_stripped_jpeg, sha256_file
-from .obscure import obscure_face
+from .obscure import obscure_face, obscure_mask
 
 # Names of files that are still being written or are not photos staff meant to share.
 IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", ".download", ".swp")
@@ -128,16 +128,6 @@ def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> boo
         if q[0] <= cx <= q[2] and q[1] <= cy <= q[3]:
             return True
     return False
-
-
-def _grown(box: tuple[int, int, int, int], grow: float) -> tuple[float, float, float, float]:
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    hw, hh = (box[2] - box[0]) * grow / 2, (box[3] - box[1]) * grow / 2
-    return (cx - hw, cy - hh, cx + hw, cy + hh)
-
-
-def _box(face: FaceBox) -> tuple[int, int, int, int]:
-    return (int(face.left), int(face.top), int(face.right), int(face.bottom))
 
 
 def _consent_json(consent: ChildConsent | None) -> str | None:
@@ -303,8 +293,10 @@ class Processor:
 
     @property
     def encoder(self) -> FaceEncoder:
+        # The process's one encoder, shared with roster sync (reference photos), so the network's
+        # weights are in memory once.
         if self._encoder is None:
-            self._encoder = FaceEncoder()
+            self._encoder = default_encoder()
         return self._encoder
 
     # --- roster -------------------------------------------------------------------------------------
@@ -353,21 +345,21 @@ class Processor:
         original photo too, was missed the first time; an obscured face that can still be recognised
         as an enrolled child was not obscured enough.
         """
-        known = [_box(f) for f in faces]
-        # Pixelation can itself look like a small face to a detector; a find inside an obscured area
-        # is that, not a missed face.
-        grow = self.settings.obscure_grow
-        hidden_areas = [_grown(_box(f), grow) for f, keep in zip(faces, shown) if not keep]
+        known = [f.box for f in faces]
+        hidden_faces = [f for f, keep in zip(faces, shown) if not keep]
         for found in self.detector.detect_confident(rendered, max(self.settings.detect_threshold, SECOND_LOOK_SCORE)):
-            box = _box(found)
-            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-            if any(a[0] <= cx <= a[2] and a[1] <= cy <= a[3] for a in hidden_areas):
-                continue
+            box = found.box
             if any(_overlaps(box, k) for k in known):
                 continue
-            # Pixelation next to a face can itself look like a face to the detector. Such a "face" is
-            # not in the photo: a close look at the same place in the original finds nothing there.
-            if any(_overlaps(box, _box(f)) and not any(_overlaps(_box(f), k) for k in known)
+            # Pixelation can itself look like a face to a detector: a find centred inside the area
+            # obscure.py actually obscured is that, not a missed face ...
+            cx = min(int((box[0] + box[2]) / 2), rendered.shape[1] - 1)
+            cy = min(int((box[1] + box[3]) / 2), rendered.shape[0] - 1)
+            if any(obscure_mask(rendered.shape, f, self.settings.obscure_grow)[cy, cx] for f in hidden_faces):
+                continue
+            # ... and so can pixelation next to a face. Such a "face" is not in the photo: a close look
+            # at the same place in the original finds nothing there.
+            if any(_overlaps(box, f.box) and not any(_overlaps(f.box, k) for k in known)
                    for f in self.detector.faces_near(original, box, self.settings.detect_threshold)):
                 return (f"a face at {list(box)} was found only on the second look; "
                         "check that it is obscured before releasing")
@@ -379,7 +371,7 @@ class Processor:
                 distances = np.linalg.norm(self.template_matrix - encoding, axis=1)
                 best = int(np.argmin(distances))
                 if distances[best] <= self.settings.match_threshold:
-                    return (f"the obscured face at {list(_box(face))} still looks like "
+                    return (f"the obscured face at {list(face.box)} still looks like "
                             f"{self.templates[best].child_id}; obscure it by hand")
         return None
 
@@ -445,6 +437,8 @@ class Processor:
             return exc.reason
         except MemoryError:
             return "image too large to process on this machine"
+        if image.sha256 and image.sha256 != sha:
+            return "the file changed while it was being read; drop it into the inbox again"
         rgb = image.rgb
         height, width = rgb.shape[:2]
         channels = self.settings.channels
@@ -453,7 +447,7 @@ class Processor:
         decision = decide(identities, self.consents, channels, today)
         seed = secrets.randbits(63)
 
-        results = [FaceResult(_box(f), float(f.score), ident.child_id, ident.distance, ident.reason)
+        results = [FaceResult(f.box, float(f.score), ident.child_id, ident.distance, ident.reason)
                    for f, ident in zip(faces, identities)]
         for channel, per_face in decision.items():
             for face_result, (action, reason, _) in zip(results, per_face):
@@ -498,7 +492,7 @@ class Processor:
             for i, (face, ident) in enumerate(zip(faces, identities)):
                 self.conn.execute(
                     "INSERT INTO faces (photo_sha256, idx, box, score, child_id, distance, reason) VALUES (?,?,?,?,?,?,?)",
-                    (sha, i, json.dumps(list(_box(face))), float(face.score), ident.child_id, ident.distance, ident.reason))
+                    (sha, i, json.dumps(list(face.box)), float(face.score), ident.child_id, ident.distance, ident.reason))
                 for channel in channels:
                     action, why, consent = decision[channel][i]
                     self.conn.execute(
@@ -647,9 +641,10 @@ def open_processor(home: Home, echo: Callable[[str], None] = print) -> Processor
     from .roster import sync_roster
 
     processor = Processor(home)
-    if home.roster_csv.exists():
-        # A roster that cannot be read raises RosterError: nothing is processed until it is fixed,
-        # since the consents on file might include ones the manager has just withdrawn.
+    if home.roster_csv.exists() or processor.consents:
+        # A roster that cannot be read (or was deleted while children are on file) raises RosterError:
+        # nothing is processed until it is fixed, since the consents on file might include ones the
+        # manager has just withdrawn. A new home with no roster at all obscures every face.
         sync_roster(home, processor.conn, detector=lambda: processor.detector)
         processor.reload_roster()
     for change in recheck_outbox(processor):

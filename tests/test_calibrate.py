@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from photoguard import db
-from photoguard.calibrate import CEILING, calibrate, load_templates, pair_distances
+from photoguard.calibrate import CEILING, calibrate, pair_distances
+from photoguard.roster import load_templates
 from photoguard.cli import main
 from photoguard.config import load_settings
 from photoguard.identify import Template
@@ -72,6 +73,7 @@ def test_single_child_notes():
 
 
 def _store(conn, child: str, enc: np.ndarray) -> None:
+    conn.execute("INSERT OR IGNORE INTO children (id, updated_at) VALUES (?, ?)", (child, dt.datetime.now().isoformat()))
     conn.execute("INSERT INTO templates (child_id, photo_sha256, encoding, created_at) VALUES (?, ?, ?, ?)",
                  (child, "0" * 64, enc.astype("<f8").tobytes(), dt.datetime.now().isoformat()))
 

@@ -455,3 +455,14 @@ def test_unreadable_roster_stops_processing_and_keeps_photos(enrolled_home, tmp_
     assert "children.csv" in out.output and "Traceback" not in out.output
     assert (root / "inbox" / "wait.jpg").exists()
     assert not any((root / "outbox").rglob("*.jpg"))
+
+
+def test_deleted_roster_with_children_on_file_stops_processing(enrolled_home, tmp_path):
+    from photoguard.pipeline import open_processor
+    from photoguard.roster import RosterError
+
+    root = tmp_path / "no-roster"
+    shutil.copytree(enrolled_home, root)
+    (root / "enrol" / "children.csv").unlink()
+    with pytest.raises(RosterError, match="children.csv"):
+        open_processor(open_home(root), lambda _: None)
