@@ -10,7 +10,6 @@ calibration never clears them; only new, better reference photos can.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 

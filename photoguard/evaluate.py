@@ -36,17 +36,10 @@ def bucket_name(width: int) -> str:
 
 
 def load_rgb(path: Path) -> np.ndarray:
-    """An oriented RGB array, via photoguard.images when available, else Pillow + exif_transpose."""
-    try:
-        from .images import load_image
+    """An oriented RGB array, read exactly as the pipeline reads photos."""
+    from .images import load_image
 
-        return load_image(Path(path)).rgb
-    except NotImplementedError:
-        pass
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as im:
-        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    return load_image(Path(path)).rgb
 
 
 def iou(a: Box, b: Box) -> float:

@@ -19,6 +19,7 @@ import ctypes
 import glob
 import os
 from contextlib import contextmanager
+from functools import cache
 
 import numpy as np
 
@@ -28,28 +29,32 @@ CHIP_SIZE = 150
 CHIP_PADDING = 0.25
 
 
-@contextmanager
-def _one_blas_thread():
-    """Run numpy's bundled OpenBLAS on one thread for a while (no-op if it cannot be found)."""
-    lib = None
+@cache
+def _blas_thread_calls():
+    """numpy's bundled OpenBLAS (set_num_threads, get_num_threads), or None if it cannot be found."""
     for path in glob.glob(os.path.join(os.path.dirname(np.__file__) + ".libs", "*openblas*")):
         try:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        break
-    setter = getter = None
-    for prefix in ("scipy_openblas", "openblas"):
-        for suffix in ("64_", ""):
-            if lib is not None and hasattr(lib, f"{prefix}_set_num_threads{suffix}"):
-                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}")
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", ""):
+                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
                 getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                break
-        if setter:
-            break
-    if setter is None or getter is None:
+                if setter is not None and getter is not None:
+                    return setter, getter
+        break
+    return None
+
+
+@contextmanager
+def _one_blas_thread():
+    """Run numpy's bundled OpenBLAS on one thread for a while (no-op if it cannot be found)."""
+    calls = _blas_thread_calls()
+    if calls is None:
         yield
         return
+    setter, getter = calls
     before = getter()
     setter(1)
     try:

@@ -169,11 +169,14 @@ def match_faces(
 
     result: list[Identity] = []
     for enc, width in zip(encodings, widths):
-        if enc is None:
-            result.append(Identity(None, None, None, TOO_SMALL if width < min_face_px else NO_ENCODING))
+        if width < min_face_px:
+            result.append(Identity(None, None, None, TOO_SMALL))
             continue
         if not children:
             result.append(Identity(None, None, None, NO_CHILDREN))
+            continue
+        if enc is None:
+            result.append(Identity(None, None, None, NO_ENCODING))
             continue
         enc = np.asarray(enc, dtype=np.float64)
         dists = np.array([np.linalg.norm(s - enc, axis=1).min() for s in stacks])

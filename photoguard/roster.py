@@ -12,7 +12,6 @@ Fail closed throughout: a row that cannot be read, a duplicated id, an unreadabl
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import re
@@ -28,6 +27,7 @@ import numpy as np
 
 from . import db
 from .consent import ChildConsent, may_show
+from .images import sha256_file
 
 if TYPE_CHECKING:
     from .detect import FaceDetector
@@ -436,14 +436,6 @@ def _check_rules(settings) -> str:
     return f"min_face_px={settings.min_face_px};sharpness={MIN_SHARPNESS};rival={RIVAL_FACE_RATIO};threshold={settings.detect_threshold}"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def child_folder(enrol: Path, child_id: str) -> Path:
     """enrol/<id>/, also when the folder's name differs in case (Amy vs amy, as typed in Excel)."""
     exact = enrol / child_id
@@ -583,7 +575,7 @@ def sync_roster(
     todo: list[tuple[str, Path, str, str]] = []
     unchanged = 0
     for cid in sorted(allowed):
-        listing = [(p, p.relative_to(home.enrol).as_posix(), _sha256(p)) for p in _photo_files(child_folder(home.enrol, cid))]
+        listing = [(p, p.relative_to(home.enrol).as_posix(), sha256_file(p)) for p in _photo_files(child_folder(home.enrol, cid))]
         files[cid] = listing
         current = {rel: sha for _, rel, sha in listing}
         shas = set(current.values())

@@ -82,7 +82,8 @@ def test_confusable_pair_is_never_identified():
 
 def test_unknowns():
     ids = match_faces([None, at(0.1)], [120, 120], [], **RULE)
-    assert [i.reason for i in ids] == [NO_ENCODING, NO_CHILDREN]
+    assert [i.reason for i in ids] == [NO_CHILDREN, NO_CHILDREN]   # nobody to compare with says so
+    assert match_faces([None], [120], [AMY], **RULE)[0].reason == NO_ENCODING
     assert all(i.child_id is None for i in ids)
     assert match_faces([], [], [AMY], **RULE) == []
     with pytest.raises(ValueError):
