@@ -12,7 +12,6 @@ and never near the outbox. Every string from the database is escaped: file names
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import io
 import json
@@ -82,6 +81,7 @@ class ReportOutput:
     channel: str
     path: str               # relative to the home
     removed_at: str | None
+    file_sha256: str | None = None   # channels with the same picture share one image in the report
 
 
 @dataclass
@@ -150,7 +150,7 @@ def gather_report(home: Home, conn: sqlite3.Connection, since: date, until: date
     names = {r["id"]: r["name"] for r in conn.execute("SELECT id, name FROM children")}
     where, args = _in_range("finished_at", since, until)
     photos: list[ReportPhoto] = []
-    for row in conn.execute(f"SELECT * FROM photos WHERE state = 'done' AND {where} ORDER BY finished_at, source", args):
+    for row in conn.execute(f"SELECT * FROM photos WHERE state = 'done' AND outcome != 'failed' AND {where} ORDER BY finished_at, source", args):
         review_path = None
         try:
             plan = json.loads(row["plan"]) if "plan" in row.keys() and row["plan"] else {}
@@ -172,7 +172,7 @@ def gather_report(home: Home, conn: sqlite3.Connection, since: date, until: date
             if a["face_idx"] in by_idx:
                 by_idx[a["face_idx"]].actions[a["channel"]] = (a["action"], a["reason"])
         for o in conn.execute("SELECT * FROM outputs WHERE photo_sha256 = ?", (photo.sha256,)):
-            photo.outputs[o["channel"]] = ReportOutput(o["channel"], o["path"], o["removed_at"])
+            photo.outputs[o["channel"]] = ReportOutput(o["channel"], o["path"], o["removed_at"], o["file_sha256"])
         photos.append(photo)
 
     # Every failure has its event ("failed: <name>: <reason>"), also when the same bytes failed twice
@@ -363,7 +363,7 @@ def _photo_card(home: Home, photo: ReportPhoto, channels: tuple[str, ...], with_
         figures.append(_figure(uri, "Held for review: every face not cleared for all channels is obscured",
                                "no longer in the review folder", alt=f"review copy of {photo.source}"))
     # Channels that got the very same picture share one image (most photos: all of them).
-    same: dict[bytes, list[ReportOutput]] = {}
+    same: dict[str, list[ReportOutput]] = {}
     for channel in channels:
         out = photo.outputs.get(channel)
         if out is None:
@@ -374,12 +374,10 @@ def _photo_card(home: Home, photo: ReportPhoto, channels: tuple[str, ...], with_
         if out.removed_at:
             figures.append(_figure(None, f"<b>{e(channel)}</b>", f"removed from the outbox {_when(out.removed_at, True)}"))
             continue
-        try:
-            content = hashlib.sha256(path.read_bytes()).digest()
-        except OSError:
+        if not path.exists():
             figures.append(_figure(None, f"<b>{e(channel)}</b>", "no longer in the outbox (collected)"))
             continue
-        same.setdefault(content, []).append(out)
+        same.setdefault(out.file_sha256 or out.path, []).append(out)
     for outs in same.values():
         names = " &middot; ".join(f"<b>{e(o.channel)}</b>" for o in outs)
         files = "".join(f"<small>{e(o.path)}</small>" for o in outs)

@@ -10,6 +10,7 @@ import shutil
 import stat
 import subprocess
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from PIL import Image
 from facekit import jpeg_bytes, scene
 from photoguard import db
 from photoguard.home import open_home
+from photoguard.images import sha256_file
 from photoguard.report import SHOWN_COLOUR, build_report, gather_report
 
 CHANNELS = ("facebook", "instagram", "twitter")
@@ -26,6 +28,11 @@ NASTY = '<script>alert("x")</script>&trip.jpg'
 
 def _now() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def home_of(conn) -> Path:
+    """The home folder of a database at <home>/.photoguard/photoguard.db."""
+    return Path(conn.execute("PRAGMA database_list").fetchone()["file"]).parent.parent
 
 
 def _add_photo(conn, sha, source, outcome, *, reason=None, archive=None, plan=None, faces=(), outputs=()):
@@ -40,8 +47,10 @@ def _add_photo(conn, sha, source, outcome, *, reason=None, archive=None, plan=No
             conn.execute("INSERT INTO face_actions (photo_sha256, face_idx, channel, action, reason) VALUES (?,?,?,?,?)",
                          (sha, idx, channel, action, why))
     for channel, path, removed in outputs:
-        conn.execute("INSERT INTO outputs (photo_sha256, channel, path, created_at, removed_at) VALUES (?,?,?,?,?)",
-                     (sha, channel, path, _now(), removed))
+        # As the pipeline records it: the hash of the file it put in the outbox.
+        file_hash = sha256_file(home_of(conn) / path) if (home_of(conn) / path).exists() else None
+        conn.execute("INSERT INTO outputs (photo_sha256, channel, path, file_sha256, created_at, removed_at) "
+                     "VALUES (?,?,?,?,?,?)", (sha, channel, path, file_hash, _now(), removed))
 
 
 @pytest.fixture(scope="module")
