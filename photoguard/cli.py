@@ -338,18 +338,13 @@ def evaluate_identity_cmd(folder, k, holdout, each_held_out, threshold, margin, 
 # --- processing commands (process, review, audit, purge) ---
 
 
-def _face_summary(result) -> str:
-    shown = sum(1 for f in result.faces if "shown" in f.actions.values())
-    return f"{len(result.faces)} face(s), {shown} shown somewhere, {len(result.faces) - shown} obscured everywhere"
-
-
 def _print_result(result, index: int, total: int, as_json: bool) -> None:
     import json
 
     if as_json:
         click.echo(json.dumps(result.to_json(), sort_keys=True))
         return
-    detail = result.reason if result.status != "cleared" else _face_summary(result)
+    detail = result.reason if result.status != "cleared" else result.face_summary()
     click.echo(f"[{index}/{total}] {result.source}: {result.status} — {detail} ({result.seconds:.1f}s)")
 
 

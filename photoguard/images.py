@@ -96,7 +96,7 @@ def sha256_file(path: Path) -> str:
 
 
 @cache
-def _register_heif() -> None:
+def register_heif() -> None:
     # Registering adds HEIF to Pillow's openers; done once, on first use, not at import.
     import pillow_heif
 
@@ -146,7 +146,7 @@ def load_image_bytes(data: bytes) -> LoadedImage:
 def _decode(data: bytes) -> LoadedImage:
     if not data:
         raise ImageError("empty file (0 bytes) — the copy failed; " + _COPY_AGAIN)
-    _register_heif()
+    register_heif()
     # face_recognition sets this to True when imported, which makes Pillow fill a truncated photo
     # with grey instead of failing. Photos must be complete: put Pillow's default back.
     if ImageFile.LOAD_TRUNCATED_IMAGES:

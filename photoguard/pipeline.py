@@ -85,6 +85,11 @@ class PhotoResult:
     reason: str | None = None
     seconds: float = 0.0
 
+    def face_summary(self) -> str:
+        """"3 face(s): 1 shown, 2 obscured" — shown means shown on at least one channel."""
+        shown = sum(1 for f in self.faces if SHOWN in f.actions.values())
+        return f"{len(self.faces)} face(s): {shown} shown, {len(self.faces) - shown} obscured"
+
     def to_json(self) -> dict:
         data = asdict(self)
         data["faces"] = [
@@ -612,6 +617,16 @@ class Processor:
             self._event("duplicate", sha, detail=f"{path.name} = {row['source']}")
         return PhotoResult(path.name, "duplicate", sha, {"archive": str(moved)}, [],
                            f"same photo as {row['source']} (already processed)", time.monotonic() - started)
+
+    def give_up(self, path: Path, sha: str, reason: str) -> PhotoResult | None:
+        """Send a file that breaks processing every time to failed/. None (and the file left where it
+        is) when outputs for these bytes already exist: failing it then would put the photo in two
+        places; the next resume finishes it instead."""
+        row = self.conn.execute("SELECT state, outcome FROM photos WHERE sha256 = ?", (sha,)).fetchone()
+        if row is not None and (row["state"] == "publishing" or (row["state"] == "done" and row["outcome"] != "failed")):
+            return None
+        self._clear_staging(sha)
+        return self._fail(path, sha, reason, time.monotonic())
 
     def _clear_staging(self, sha: str) -> None:
         shutil.rmtree(self.staging / sha, ignore_errors=True)

@@ -26,6 +26,7 @@ import os
 import queue
 import secrets
 import signal
+import stat
 import sys
 import threading
 import time
@@ -37,7 +38,7 @@ from datetime import date
 from pathlib import Path
 
 from .home import Home
-from .pipeline import DiskFull, PhotoResult, is_candidate, now_iso
+from .pipeline import DiskFull, PhotoResult, _work, is_candidate, now_iso
 
 LOG_NAME = "photoguard.watch"
 LOG_FILE = "watch.log"
@@ -95,9 +96,7 @@ def setup_logging(home: Home, stream=None, max_bytes: int = 5_000_000, backups: 
 
 def describe(result: PhotoResult) -> str:
     """The log line for one photo: status, faces shown/obscured, seconds."""
-    n = len(result.faces)
-    shown = sum(1 for f in result.faces if "shown" in f.actions.values())
-    faces = f"{n} face(s): {shown} shown, {n - shown} obscured"
+    faces = result.face_summary()
     if result.status == "cleared":
         detail = faces
     elif result.status == "review":
@@ -171,33 +170,33 @@ def wait_for_old_workers(home: Home, log: logging.Logger) -> int:
 
 # --- complete files only ----------------------------------------------------------------------------
 
-_heif_registered = False
+def check_complete(path: Path) -> tuple[bool, str]:
+    """(whether the file is a whole image, its sha256), reading it once. JPEGs are decoded at 1/8 scale
+    (which still reads every byte of the compressed data, so a truncated copy fails), others fully."""
+    import hashlib
+    import io
 
-
-def decodes(path: Path) -> bool:
-    """Cheap check that the file is a whole image: JPEGs are decoded at 1/8 scale (which still reads
-    every byte of the compressed data, so a truncated copy fails), other formats fully."""
-    global _heif_registered
     from PIL import Image
 
-    if not _heif_registered:
-        try:
-            import pillow_heif
+    from .images import register_heif
 
-            pillow_heif.register_heif_opener()
-        except ImportError:
-            pass
-        _heif_registered = True
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    register_heif()
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
             if im.format == "JPEG":
                 im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))
             im.load()
-        return True
+        return True, sha
     except Image.DecompressionBombError:
-        return True  # complete, just huge: the pipeline says so in failed/
+        return True, sha  # complete, just huge: the pipeline says so in failed/
     except Exception:
-        return False
+        return False, sha
+
+
+def decodes(path: Path) -> bool:
+    return check_complete(path)[0]
 
 
 @dataclass
@@ -216,7 +215,7 @@ def _stat_key(path: Path) -> tuple[int, int, int] | None:
         st = path.stat()
     except (FileNotFoundError, NotADirectoryError):
         return None
-    if not os.path.isfile(path):
+    if not stat.S_ISREG(st.st_mode):
         return None
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
@@ -456,15 +455,21 @@ class Watcher:
         if now - w.since < self.options.settle:
             return False
         if w.checked != key or (not w.decodable and now - w.checked_at >= max(self.options.settle, 1.0)):
-            w.decodable = decodes(path)
-            w.checked, w.checked_at, w.sha = key, now, None
+            try:
+                w.decodable, w.sha = check_complete(path)
+            except FileNotFoundError:
+                del self.pending[path]
+                return False
+            except OSError as exc:
+                self.log.warning(f"{path.name}: cannot be read yet ({exc.strerror}); trying again")
+                w.key, w.since = (-1, -1, -1), now
+                return False
+            w.checked, w.checked_at = key, now
             if not w.decodable:
                 self.log.debug(f"{path.name}: not a whole image yet")
         return w.decodable or now - w.since >= self.options.decode_timeout
 
     def _dispatch(self, now: float) -> None:
-        from .images import sha256_file
-
         capacity = 2 * self.workers - len(self.inflight)
         if capacity <= 0 or not self.pending:
             return
@@ -473,21 +478,11 @@ class Watcher:
         for path, w in list(self.pending.items()):
             if capacity <= 0:
                 break
-            if not self._ready(path, w, now):
+            if not self._ready(path, w, now) or w.sha is None:
                 continue
-            if w.sha is None:
-                try:
-                    w.sha = sha256_file(path)
-                except FileNotFoundError:
-                    del self.pending[path]
-                    continue
-                except OSError as exc:
-                    self.log.warning(f"{path.name}: cannot be read yet ({exc.strerror}); trying again")
-                    w.key, w.since = (-1, -1, -1), now
-                    continue
             if w.sha in busy:
                 continue  # the same bytes are being processed; afterwards this copy is archived as a duplicate
-            future = self._ensure_pool().submit(_work_item, (str(path), w.sha, today))
+            future = self._ensure_pool().submit(_work, (str(path), w.sha, today))
             self.inflight[future] = _Job(path, w.sha, w.attempts + 1)
             busy.add(w.sha)
             del self.pending[path]
@@ -540,23 +535,19 @@ class Watcher:
 
     def _give_up(self, job: _Job, why: str) -> None:
         """A file that breaks the worker every time goes to failed/ with the reason, not round in circles."""
-        processor = self.processor
         if _stat_key(job.path) is None:
             return  # finished after all (resumed after a worker died)
-        row = processor.conn.execute("SELECT state, outcome FROM photos WHERE sha256 = ?", (job.sha,)).fetchone()
-        if row is not None and (row["state"] == "publishing" or (row["state"] == "done" and row["outcome"] != "failed")):
-            # Outputs exist for these bytes: failing the file now would leave the photo in two places.
-            self.stuck.add(job.path)
-            self.log.error(f"{job.path.name}: {why}; left in the inbox — it is finished at the next start "
-                           "of the watcher (or by photoguard process)")
-            return
         try:
-            processor._clear_staging(job.sha)
-            result = processor._fail(job.path, job.sha, f"{why} ({MAX_ATTEMPTS} attempts); "
-                                     "PhotoGuard could not process it", time.monotonic())
+            result = self.processor.give_up(job.path, job.sha, f"{why} ({MAX_ATTEMPTS} attempts); "
+                                            "PhotoGuard could not process it")
         except Exception as exc:  # noqa: BLE001
             self.stuck.add(job.path)
             self.log.error(f"{job.path.name}: could not be moved to failed/ ({exc}); left in the inbox")
+            return
+        if result is None:
+            self.stuck.add(job.path)
+            self.log.error(f"{job.path.name}: {why}; left in the inbox — it is finished at the next start "
+                           "of the watcher (or by photoguard process)")
             return
         self._done(result)
 
@@ -661,12 +652,6 @@ class Watcher:
 
 def _warm_up() -> None:
     return None
-
-
-def _work_item(item: tuple[str, str, str]) -> PhotoResult:
-    from .pipeline import _work
-
-    return _work(item)
 
 
 def watch(home: Home, options: WatchOptions | None = None, log: logging.Logger | None = None) -> int:
