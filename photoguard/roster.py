@@ -536,8 +536,7 @@ def sync_roster(
     now = _now()
     erased = 0
 
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with db.transaction(conn):
         for cid in old.keys() - new.keys():
             conn.execute("DELETE FROM children WHERE id = ?", (cid,))
         for cid, c in new.items():
@@ -565,10 +564,6 @@ def sync_roster(
                 conn.execute("INSERT INTO events (at, kind, child_id, detail) VALUES (?,?,?,?)",
                              (now, "templates_erased", cid, f"{n} templates: {not_matched.get(cid) or 'not on the roster'}"))
         conn.execute("INSERT INTO events (at, kind, detail) VALUES (?,?,?)", (now, "roster_synced", json.dumps({"today": today.isoformat(), "checks": rules})))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
     # Photos: what is in each allowed child's folder now, and what needs checking.
     files: dict[str, list[tuple[Path, str, str]]] = {}   # child -> (file, rel path, sha256)
@@ -581,17 +576,12 @@ def sync_roster(
         shas = set(current.values())
         known = {r["path"]: r for r in conn.execute("SELECT * FROM reference_photos WHERE child_id = ?", (cid,))}
         have = {r[0] for r in conn.execute("SELECT DISTINCT photo_sha256 FROM templates WHERE child_id = ?", (cid,))}
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with db.transaction(conn):
             for rel, row in known.items():
                 if current.get(rel) != row["sha256"]:
                     conn.execute("DELETE FROM reference_photos WHERE child_id = ? AND path = ?", (cid, rel))
             for sha in have - shas:   # the photo was removed or replaced
                 erased += conn.execute("DELETE FROM templates WHERE child_id = ? AND photo_sha256 = ?", (cid, sha)).rowcount
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         have &= shas
         for path, rel, sha in listing:
             row = known.get(rel)
@@ -616,12 +606,10 @@ def sync_roster(
                 detector = detector()  # a caller's own detector, loaded only now that it is needed
             encoding, reason = check_photo(path, detector, settings.min_face_px)
             checked += 1
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with db.transaction(conn):
             # Another sync may have withdrawn this child's consent while we were encoding.
             row = conn.execute("SELECT * FROM children WHERE id = ?", (cid,)).fetchone()
             if row is None or template_eligibility(_consent_from_row(row), today) is not None:
-                conn.execute("COMMIT")
                 continue
             conn.execute(
                 "INSERT OR REPLACE INTO reference_photos (child_id, path, sha256, status, reason, checked_at) "
@@ -629,10 +617,6 @@ def sync_roster(
             if encoding is not None:
                 conn.execute("INSERT INTO templates (child_id, photo_sha256, encoding, created_at) VALUES (?,?,?,?)",
                              (cid, sha, _encoding_bytes(encoding), _now()))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     if erased:
         db.scrub(conn)
