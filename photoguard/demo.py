@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 from .home import Home, open_home
+from .images import PHOTO_SUFFIXES
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".heic", ".heif")
 
 
 class DemoError(Exception):

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .detect import FaceBox, FaceDetector
+from .detect import Box, FaceBox, FaceDetector, covers
 from .identify import Template, encode_faces, match_faces
+from .images import PHOTO_SUFFIXES
 
-Box = tuple[int, int, int, int]  # left, top, right, bottom
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp", ".tif", ".tiff", ".bmp"}
 
 # Face-width buckets (pixels, left edge inclusive) used in every report.
 SIZE_BUCKETS: tuple[tuple[int, int], ...] = ((0, 24), (24, 32), (32, 64), (64, 128), (128, 420), (420, 1000), (1000, 10**6))
@@ -40,21 +39,6 @@ def load_rgb(path: Path) -> np.ndarray:
     from .images import load_image
 
     return load_image(Path(path)).rgb
-
-
-def iou(a: Box, b: Box) -> float:
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
-def covers(found: Box, truth: Box, min_iou: float = 0.3) -> bool:
-    """A found box counts for a true face if IoU >= min_iou or the face's centre is inside it."""
-    cx, cy = (truth[0] + truth[2]) / 2, (truth[1] + truth[3]) / 2
-    return iou(found, truth) >= min_iou or (found[0] <= cx < found[2] and found[1] <= cy < found[3])
 
 
 @dataclass
@@ -233,17 +217,13 @@ class IdentityReport:
         }
 
 
-def _largest(boxes: Sequence[FaceBox]) -> FaceBox | None:
-    return max(boxes, key=lambda b: b.width * b.height, default=None)
-
-
 def person_photos(folder: Path) -> dict[str, list[Path]]:
     folder = Path(folder)
     if not folder.is_dir():
         raise EvaluationError(f"{folder} is not a folder of <person>/ photo folders.")
     people = {}
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        photos = sorted(p for p in sub.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        photos = sorted(p for p in sub.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
         if photos:
             people[sub.name] = photos
     if not people:

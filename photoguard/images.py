@@ -32,6 +32,8 @@ MAX_ASPECT = 20.0      # longest side / shortest side; phone panoramas stay well
 
 # Formats accepted as photos. MPO is how Pillow names camera JPEGs that carry a second picture
 # (a preview or depth map); the first picture is the photo.
+# File names a photo may have (reference photos, samples, evaluation sets).
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp", ".tif", ".tiff"})
 PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "HEIF", "AVIF", "TIFF", "BMP", "GIF")
 # Containers whose extra pictures are the photo's own companions, not an animation.
 _PRIMARY_FRAME_FORMATS = ("MPO", "HEIF")

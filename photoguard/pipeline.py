@@ -29,7 +29,7 @@ import numpy as np
 from . import db
 from .consent import ChildConsent, ConsentDecision, may_show
 from .db import transaction
-from .detect import FaceBox, FaceDetector
+from .detect import FaceBox, FaceDetector, same_face
 from .home import Home
 from .identify import FaceEncoder, Identity, Template, default_encoder, encode_faces, match_faces
 from .images import ImageError, fsync_dir, load_image, save_stripped_jpeg, sha256_file
@@ -118,21 +118,6 @@ def decide(identities: Sequence[Identity], consents: dict[str, ChildConsent], ch
             per_face.append((SHOWN if verdict.allowed else OBSCURED, verdict.reason, consent))
         actions[channel] = per_face
     return actions
-
-
-def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
-    """Same face: IoU ≥ 0.3 or the centre of one inside the other."""
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    if area > 0 and inter / area >= 0.3:
-        return True
-    for p, q in ((a, b), (b, a)):
-        cx, cy = (p[0] + p[2]) / 2, (p[1] + p[3]) / 2
-        if q[0] <= cx <= q[2] and q[1] <= cy <= q[3]:
-            return True
-    return False
 
 
 def _consent_json(consent: ChildConsent | None) -> str | None:
@@ -354,7 +339,7 @@ class Processor:
         hidden_faces = [f for f, keep in zip(faces, shown) if not keep]
         for found in self.detector.detect_confident(rendered, max(self.settings.detect_threshold, SECOND_LOOK_SCORE)):
             box = found.box
-            if any(_overlaps(box, k) for k in known):
+            if any(same_face(box, k) for k in known):
                 continue
             # Pixelation can itself look like a face to a detector: a find centred inside the area
             # obscure.py actually obscured is that, not a missed face ...
@@ -364,7 +349,7 @@ class Processor:
                 continue
             # ... and so can pixelation next to a face. Such a "face" is not in the photo: a close look
             # at the same place in the original finds nothing there.
-            if any(_overlaps(box, f.box) and not any(_overlaps(f.box, k) for k in known)
+            if any(same_face(box, f.box) and not any(same_face(f.box, k) for k in known)
                    for f in self.detector.faces_near(original, box, self.settings.detect_threshold)):
                 return (f"a face at {list(box)} was found only on the second look; "
                         "check that it is obscured before releasing")

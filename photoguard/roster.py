@@ -27,7 +27,7 @@ import numpy as np
 
 from . import db
 from .consent import ChildConsent, may_show
-from .images import sha256_file
+from .images import PHOTO_SUFFIXES, sha256_file
 
 if TYPE_CHECKING:
     from .detect import FaceDetector
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 YES = {"yes", "y", "true", "1"}
 NO = {"no", "n", "false", "0", ""}
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".heif"}
 IGNORED_FILES = {"thumbs.db", "desktop.ini"}
 MIN_GOOD_PHOTOS = 3
 # In a reference photo, another face at least this fraction of the largest face's width is a rival.

@@ -4,7 +4,8 @@ from datetime import date
 
 from photoguard.consent import ChildConsent
 from photoguard.identify import Identity
-from photoguard.pipeline import OBSCURED, SHOWN, _overlaps, decide, is_candidate
+from photoguard.detect import same_face
+from photoguard.pipeline import OBSCURED, SHOWN, decide, is_candidate
 
 TODAY = date(2026, 11, 24)
 CHANNELS = ("facebook", "instagram")
@@ -50,9 +51,9 @@ def test_no_faces_no_actions():
 
 
 def test_same_face_overlap_rule():
-    assert _overlaps((0, 0, 100, 100), (10, 10, 110, 110))
-    assert _overlaps((0, 0, 100, 100), (40, 40, 60, 60))      # one inside the other
-    assert not _overlaps((0, 0, 100, 100), (150, 0, 250, 100))
+    assert same_face((0, 0, 100, 100), (10, 10, 110, 110))
+    assert same_face((0, 0, 100, 100), (40, 40, 60, 60))      # one inside the other
+    assert not same_face((0, 0, 100, 100), (150, 0, 250, 100))
 
 
 def test_partial_copies_and_system_files_are_ignored():

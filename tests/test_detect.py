@@ -10,7 +10,7 @@ from PIL import Image, ImageOps
 
 import facekit
 from photoguard.detect import FaceBox, FaceDetector
-from photoguard.evaluate import covers
+from photoguard.detect import covers
 
 
 @pytest.fixture(scope="module")

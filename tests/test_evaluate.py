@@ -12,9 +12,10 @@ from PIL import Image
 import facekit
 from photoguard.cli import main
 from photoguard.detect import FaceDetector
+from photoguard.detect import covers, iou
 from photoguard.evaluate import (
-    EvaluationError, covers, encode_folder, evaluate_detection, format_detection, format_identity, identity_report,
-    iou, read_imglab, score_image,
+    EvaluationError, encode_folder, evaluate_detection, format_detection, format_identity, identity_report,
+    read_imglab, score_image,
 )
 
 
