@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .config import Settings
-from .identify import Template, confusable_pairs, match_faces
+from .identify import Template, by_child, closest_pairs, confusable_pairs, match_faces
 
 CEILING = Settings.match_threshold
 # Below this the threshold would refuse too many of a child's own photos to be useful;
@@ -55,30 +55,15 @@ class Calibration:
         return out
 
 
-def _groups(templates: Sequence[Template]) -> dict[str, np.ndarray]:
-    groups: dict[str, list[np.ndarray]] = {}
-    for t in templates:
-        groups.setdefault(t.child_id, []).append(np.asarray(t.encoding, dtype=np.float64))
-    return {c: np.stack(v) for c, v in sorted(groups.items())}
-
-
 def pair_distances(templates: Sequence[Template]) -> list[PairDistance]:
     """For every pair of children, the distance between their closest templates, closest first."""
-    groups = _groups(templates)
-    names = list(groups)
-    out = []
-    for i in range(len(names)):
-        for j in range(i + 1, len(names)):
-            a, b = groups[names[i]], groups[names[j]]
-            d = float(np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2).min())
-            out.append(PairDistance(names[i], names[j], d))
-    return sorted(out, key=lambda p: p.distance)
+    return [PairDistance(a, b, d) for a, b, d in closest_pairs(templates)]
 
 
 def leave_one_out_same(templates: Sequence[Template]) -> list[float]:
     """Each template's distance to the nearest *other* template of the same child."""
     out = []
-    for child, enc in _groups(templates).items():
+    for child, enc in by_child(templates).items():
         if len(enc) < 2:
             continue
         d = np.linalg.norm(enc[:, None, :] - enc[None, :, :], axis=2)
@@ -98,7 +83,7 @@ def calibrate(
 ) -> Calibration:
     """Suggest a threshold for this roster and list the look-alike children."""
     pairs = pair_distances(templates)
-    children = len(_groups(templates))
+    children = len(by_child(templates))
     notes: list[str] = []
     threshold = ceiling
     too_close = set()

@@ -135,12 +135,24 @@ def _pair_reason(a: str, b: str) -> str:
     return f"too close to call between {first} and {second}"
 
 
-def _by_child(templates: Sequence[Template]) -> tuple[list[str], list[np.ndarray]]:
+def by_child(templates: Sequence[Template]) -> dict[str, np.ndarray]:
+    """Each child's templates as one (n, 128) array, children in name order."""
     groups: dict[str, list[np.ndarray]] = {}
     for t in templates:
         groups.setdefault(t.child_id, []).append(np.asarray(t.encoding, dtype=np.float64))
-    children = sorted(groups)
-    return children, [np.stack(groups[c]) for c in children]
+    return {c: np.stack(v) for c, v in sorted(groups.items())}
+
+
+def closest_pairs(templates: Sequence[Template]) -> list[tuple[str, str, float]]:
+    """For every pair of children, the distance between their closest templates, closest first."""
+    groups = by_child(templates)
+    names = list(groups)
+    out = []
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            a, b = groups[names[i]], groups[names[j]]
+            out.append((names[i], names[j], float(np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2).min())))
+    return sorted(out, key=lambda p: p[2])
 
 
 def match_faces(
@@ -160,7 +172,8 @@ def match_faces(
     """
     if len(encodings) != len(widths):
         raise ValueError("one width per encoding is needed")
-    children, stacks = _by_child(templates)
+    groups = by_child(templates)
+    children, stacks = list(groups), list(groups.values())
     look_alikes: dict[str, list[str]] = {}
     for pair in confusable:
         members = sorted(pair)
@@ -217,11 +230,4 @@ def confusable_pairs(templates: Sequence[Template], threshold: float, margin: fl
 
     A face between two such children could be either, so neither is identified from it.
     """
-    children, stacks = _by_child(templates)
-    pairs: set[frozenset[str]] = set()
-    for i in range(len(children)):
-        for j in range(i + 1, len(children)):
-            d = np.linalg.norm(stacks[i][:, None, :] - stacks[j][None, :, :], axis=2).min()
-            if d < threshold + margin:
-                pairs.add(frozenset((children[i], children[j])))
-    return pairs
+    return {frozenset((a, b)) for a, b, d in closest_pairs(templates) if d < threshold + margin}
