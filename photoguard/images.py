@@ -208,6 +208,33 @@ def _decode_quietly(data: bytes) -> LoadedImage:
     return LoadedImage(rgb=rgb, format=fmt, orientation=orientation, sha256=digest, icc_converted=converted)
 
 
+def load_thumbnail(path: Path, max_px: int) -> tuple[Image.Image, float]:
+    """A small upright RGB copy for reports, oriented exactly as ``load_image`` orients the photo (so
+    face boxes from the pipeline land on the right place), and its scale from the full oriented size.
+    JPEGs are decoded at a fraction of their size. Raises ImageError like ``load_image``."""
+    register_heif()
+    try:
+        im = Image.open(path, formats=_open_formats())
+    except Exception:
+        raise ImageError("cannot be read as a photo", Path(path)) from None
+    with im:
+        orientation = _orientation(im)
+        full_w, full_h = im.size
+        if orientation in (5, 6, 7, 8):
+            full_w, full_h = full_h, full_w
+        if im.format == "JPEG":
+            im.draft("RGB", (max_px, max_px))
+        try:
+            im.load()
+            small, _ = _to_rgb(im)
+        except Exception as exc:
+            raise ImageError(f"cannot be decoded ({exc})", Path(path)) from None
+        if im.format != "HEIF" and orientation in _UPRIGHT:
+            small = small.transpose(_UPRIGHT[orientation])
+    small.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
+    return small, small.width / full_w
+
+
 def _check_size(width: int, height: int) -> None:
     if width * height > MAX_PIXELS:
         raise ImageError(f"image larger than {MAX_PIXELS // 1_000_000} megapixels ({width}×{height}) — not a photo PhotoGuard can handle")

@@ -2,8 +2,11 @@
 
 Never a plain blur: an 8-bit Gaussian blur can be largely inverted, and blurred or mosaicked faces
 have been re-identified by CNNs (McPherson, Shokri & Shmatikov 2016). Pixelation here is coarse
-(about 8 cells across the face, so no cell carries identity) and every cell gets random noise from
-OS entropy and is quantised, so nothing predictable is left to subtract.
+(about 8 cells across the face, so no cell carries identity) and every cell gets random noise and is
+quantised. The cell averaging is what destroys the face; the noise is a second layer. Without an
+``rng`` it comes from OS entropy; the pipeline passes one seeded per photo and face, so every channel's
+copy of a face carries the same noise (averaging the copies gives nothing back), and keeps that seed
+only in its owner-only database to re-render the same way when a consent changes.
 
 The region is a superellipse (|x/a|^4 + |y/b|^4 <= 1, a rounded rectangle) whose half-axes are
 ``grow`` x the box's half-sizes, joined with the box itself. A plain 1.3x ellipse leaves the box's

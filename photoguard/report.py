@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont
 
 from .home import Home
+from .images import ImageError, load_thumbnail
 
 THUMB_PX = 320
 OUTPUT_THUMB_PX = 240
@@ -197,21 +198,6 @@ def gather_report(home: Home, conn: sqlite3.Connection, since: date, until: date
 # --- images ------------------------------------------------------------------------------------
 
 
-def _open_oriented(path: Path, max_px: int) -> tuple[Image.Image, float]:
-    """A thumbnail of the photo as displayed, and its scale from the full oriented size."""
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
-    with Image.open(path) as im:
-        full_w, full_h = im.size
-        if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-            full_w, full_h = full_h, full_w
-        im.draft("RGB", (max_px, max_px))  # JPEG: decode at a fraction of the size
-        img = ImageOps.exif_transpose(im).convert("RGB")
-    img.thumbnail((max_px, max_px), Image.Resampling.LANCZOS)
-    return img, img.width / full_w
-
-
 def _data_uri(img: Image.Image) -> str:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=80)
@@ -228,8 +214,8 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 def annotated_thumbnail(path: Path, faces: list[ReportFace], max_px: int = THUMB_PX) -> str | None:
     """The original as a small data: URI with every face boxed, numbered and labelled; None if unreadable."""
     try:
-        img, scale = _open_oriented(path, max_px)
-    except (OSError, ValueError, Image.DecompressionBombError):
+        img, scale = load_thumbnail(path, max_px)
+    except (ImageError, OSError, ValueError, Image.DecompressionBombError):
         return None
     draw = ImageDraw.Draw(img)
     font = _font(13)
@@ -258,8 +244,8 @@ def annotated_thumbnail(path: Path, faces: list[ReportFace], max_px: int = THUMB
 
 def plain_thumbnail(path: Path, max_px: int = OUTPUT_THUMB_PX) -> str | None:
     try:
-        img, _ = _open_oriented(path, max_px)
-    except (OSError, ValueError, Image.DecompressionBombError):
+        img, _ = load_thumbnail(path, max_px)
+    except (ImageError, OSError, ValueError, Image.DecompressionBombError):
         return None
     return _data_uri(img)
 
