@@ -127,12 +127,25 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.executescript(SCHEMA)
+    _add_missing_columns(conn)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     for suffix in ("-wal", "-shm"):
         side = path.with_name(path.name + suffix)
         if side.exists():
             os.chmod(side, 0o600)
     return conn
+
+
+# Columns added after a table first shipped: (table, column, declaration). A home made by an older
+# version gets them at its next connect; CREATE TABLE above already has them for a new home.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = ()
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    for table, column, declaration in ADDED_COLUMNS:
+        have = {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 @contextmanager
