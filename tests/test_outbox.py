@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,13 @@ def test_collected_and_posted_photos_go_on_the_takedown_list_until_marked(home, 
     assert status.exit_code == 0, status.output
     assert status.output.startswith("take down: 2 photo(s)")
     assert "garden.jpg" in status.output
+
+    from photoguard.report import build_report
+
+    page = build_report(home, processor.conn, date.today()).read_text(encoding="utf-8")
+    top = page.index("Take these photos down")
+    assert top < page.index("class=\"tiles\"") and page.count("garden.jpg") >= 2
+    assert "posted " in page[top:page.index("</section>", top)] and "no consent for instagram" in page
 
     fb_item = items[0]
     result = runner.invoke(main, ["takedown", "done", str(fb_item.file_id), "--by", "Mrs Jones", *args])
