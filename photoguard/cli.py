@@ -455,10 +455,12 @@ def review_reject(home_dir: str | None, name: str) -> None:
 @click.option("--csv", "as_csv", is_flag=True, default=True, help="CSV on stdout (the only format for now).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help="Write to a file.")
 def audit(home_dir: str | None, since, as_csv: bool, output: str | None) -> None:
-    """Export the audit trail: per photo, per face, per channel what was done and why.
+    """Export the audit trail for a spreadsheet: per photo, per face, per channel what was decided and why,
+    every file put in an outbox (what it showed, collected / posted / re-made / taken down), and every event.
 
     Example: photoguard audit --since 2026-11-01 --csv > audit.csv
     """
+    import io
     import sys
 
     from .audit import export_audit
@@ -472,7 +474,12 @@ def audit(home_dir: str | None, since, as_csv: bool, output: str | None) -> None
             n = export_audit(conn, fh, day)
         click.echo(f"{n} rows written to {output}", err=True)
     else:
-        export_audit(conn, sys.stdout, day)
+        # UTF-8 whatever the terminal's locale: the file is for a spreadsheet.
+        sys.stdout.flush()
+        text = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+        export_audit(conn, text, day)
+        text.flush()
+        text.detach()
 
 
 @main.command()

@@ -3,6 +3,8 @@ outbox re-made when consent goes, collection and posting as known events, the ta
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -185,6 +187,16 @@ def test_collected_and_posted_photos_go_on_the_takedown_list_until_marked(home, 
     kinds = [r[0] for r in conn.execute("SELECT kind FROM events WHERE kind IN ('posted', 'collected', 'rerendered', "
                                         "'removed', 'taken_down') ORDER BY id")]
     assert kinds == ["posted", "collected", "rerendered", "rerendered", "taken_down", "taken_down"]
+    from photoguard.audit import export_audit
+
+    buf = io.StringIO()
+    export_audit(conn, buf)
+    files = [r for r in csv.DictReader(io.StringIO(buf.getvalue().lstrip("\ufeff"))) if r["outcome"] == "outbox file"]
+    facebook = [(r["child"], r["action"]) for r in files if r["channel"] == "facebook"]
+    assert len(facebook) == 2
+    assert facebook[0][0] == "ada, grace" and "replaced" in facebook[0][1] and "posted" in facebook[0][1]
+    assert "taken down" in facebook[0][1] and "Mrs Jones" in facebook[0][1]
+    assert facebook[1] == ("grace", "in the outbox")
 
 
 def test_consent_given_back_takes_a_photo_off_the_list(home, processor):
