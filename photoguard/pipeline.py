@@ -117,8 +117,8 @@ class SecondLook:
         """Why the picture is not safe, in words with places, or None."""
         parts = [f"a face the first look missed, {where_in_photo(f.box, self.width, self.height)}"
                  for f in self.missed]
-        parts += [f"the obscured face {where_in_photo(self.boxes[i], self.width, self.height)} still looks "
-                  f"like {child}" for i, child in self.recognisable]
+        parts += [f"the obscured face ({where_in_photo(self.boxes[i], self.width, self.height)}) can still be "
+                  f"recognised as {child}" for i, child in self.recognisable]
         return "; ".join(parts) or None
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from .consent import ChildConsent
 from .db import transaction
-from .detect import FaceBox
+from .detect import FaceBox, same_face
 from .home import Home
 from .identify import MATCHED, NO_CHILDREN, NO_ENCODING, NOT_CLOSE, TOO_SMALL, Identity
 from .images import encode_stripped_jpeg, fsync_dir, load_image, sha256_file
@@ -36,6 +36,7 @@ from .places import where_in_photo
 DRAWN_REASON = "drawn by the manager"
 OBSCURED_BY_MANAGER = "obscured by the manager"
 CONFIRMED_BY_MANAGER = "confirmed by the manager"
+UNCONFIRMED = "the manager's confirmation was taken back"
 WEB_ACTOR = "manager"
 
 # The identity engine's reasons, as the manager reads them.
@@ -47,6 +48,7 @@ _WORDS = {
     SECOND_LOOK_REASON: "a face the first look missed",
     DRAWN_REASON: "an area you marked",
     OBSCURED_BY_MANAGER: "you chose to obscure it",
+    UNCONFIRMED: "you took back who it is",
 }
 
 
@@ -197,6 +199,10 @@ def _plan(home: Home, conn: sqlite3.Connection, item: ReviewItem, today: date) -
             identities.append(Identity(None, None, None, OBSCURED_BY_MANAGER))
         elif edit is not None:
             identities.append(Identity(edit["child_id"], None, None, CONFIRMED_BY_MANAGER))
+        elif (row["reason"] or "").startswith(CONFIRMED_BY_MANAGER):
+            # Confirmed and released, then the release and the confirmation were taken back: the row still
+            # names the child the manager gave, which nobody now vouches for.
+            identities.append(Identity(None, None, None, UNCONFIRMED))
         else:
             identities.append(Identity(row["child_id"], row["distance"], None, row["reason"] or ""))
     consents = load_consents(conn)
@@ -222,8 +228,8 @@ def _identity_words(row: sqlite3.Row, identity: Identity, consents: dict[str, Ch
         return f"you confirmed it is {_who(identity.child_id, consents)}"
     if identity.reason == MATCHED:
         return f"recognised as {_who(identity.child_id, consents)}"
-    if identity.reason == OBSCURED_BY_MANAGER:
-        return _WORDS[OBSCURED_BY_MANAGER]
+    if identity.reason in (OBSCURED_BY_MANAGER, UNCONFIRMED):
+        return _WORDS[identity.reason]
     reason = row["reason"] or ""
     return _WORDS.get(reason, reason or "not recognised")
 
@@ -235,7 +241,7 @@ def _kind(row: sqlite3.Row) -> str:
 def _outcome_words(action: Action, identity: Identity) -> str:
     what, why, _ = action
     if identity.child_id is None:
-        return _WORDS.get(why, why) if why in (DRAWN_REASON, OBSCURED_BY_MANAGER) else f"not recognised: {_WORDS.get(why, why)}"
+        return _WORDS.get(why, why) if why in (DRAWN_REASON, OBSCURED_BY_MANAGER, UNCONFIRMED) else f"not recognised: {_WORDS.get(why, why)}"
     return why
 
 
@@ -484,8 +490,6 @@ def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[
             continue
         renders[shown] = proc.render(original, plan.faces, shown, plan.seed)
         look = proc.second_look(renders[shown], plan.faces, shown, original)
-        from .detect import same_face
-
         look.missed = [m for m in look.missed if not any(same_face(m.box, o.box) for o in missed)]
         missed += look.missed
         if look.problem():
@@ -526,7 +530,7 @@ def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[
                      (item.sha256, at, actor, "released", json.dumps(channels)))
         not_released = [c for c in home.settings.channels if c not in channels]
         detail = f"{item.name} released to {', '.join(channels)}" + (
-            f" (not to {', '.join(not_released)})" if not_released else "")
+            f" (not to {', '.join(not_released)})" if not_released else "") + f" by {actor}"
         conn.execute("INSERT INTO events (at, kind, photo_sha256, detail, actor) VALUES (?,?,?,?,?)",
                      (at, "released", item.sha256, detail, actor))
     _remove_copy(home, item)
@@ -559,9 +563,12 @@ def _record_decisions(conn: sqlite3.Connection, home: Home, item: ReviewItem, pl
     outbox re-check keeps the manager's choices (a confirmed child is re-checked like a recognised one)."""
     for i, (row, identity) in enumerate(zip(plan.rows, plan.identities)):
         if identity.reason == CONFIRMED_BY_MANAGER:
-            was = _WORDS.get(row["reason"], row["reason"]) if row["child_id"] is None else f"recognised as {row['child_id']}"
+            reason = row["reason"] or ""
+            if not reason.startswith(CONFIRMED_BY_MANAGER):
+                was = _WORDS.get(reason, reason) if row["child_id"] is None else f"recognised as {row['child_id']}"
+                reason = f"{CONFIRMED_BY_MANAGER} (first look: {was})"
             conn.execute("UPDATE faces SET child_id = ?, reason = ? WHERE photo_sha256 = ? AND idx = ?",
-                         (identity.child_id, f"{CONFIRMED_BY_MANAGER} (first look: {was})", item.sha256, row["idx"]))
+                         (identity.child_id, reason, item.sha256, row["idx"]))
         for channel in home.settings.channels:
             action, why, consent = plan.decision[channel][i]
             conn.execute("INSERT OR REPLACE INTO face_actions (photo_sha256, face_idx, channel, action, reason, consent) "
@@ -577,7 +584,7 @@ def reject(home: Home, conn: sqlite3.Connection, name: str, *, actor: str) -> Re
         conn.execute("INSERT INTO review_decisions (photo_sha256, at, actor, kind) VALUES (?,?,?,?)",
                      (item.sha256, at, actor, "rejected"))
         conn.execute("INSERT INTO events (at, kind, photo_sha256, detail, actor) VALUES (?,?,?,?,?)",
-                     (at, "rejected", item.sha256, f"{item.name} rejected", actor))
+                     (at, "rejected", item.sha256, f"{item.name} rejected by {actor}", actor))
     _remove_copy(home, item)
     return item
 
@@ -615,7 +622,7 @@ def undo_last(home: Home, conn: sqlite3.Connection, *, actor: str) -> Undone:
                          f"({','.join('?' * len(outputs))})", (at, photo["sha256"], *[c for c, _ in outputs]))
         conn.execute("UPDATE photos SET outcome = 'review' WHERE sha256 = ?", (photo["sha256"],))
         conn.execute("UPDATE review_decisions SET undone_at = ?, undone_by = ? WHERE id = ?", (at, actor, last["id"]))
-        detail = f"{photo['source']}: {last['kind']} taken back, back in review" + (
+        detail = f"{photo['source']}: {last['kind']} taken back by {actor}, back in review" + (
             f"; removed {', '.join(str(p.relative_to(home.root)) for p in removed)}" if removed else "")
         conn.execute("INSERT INTO events (at, kind, photo_sha256, detail, actor) VALUES (?,?,?,?,?)",
                      (at, f"{last['kind']}_undone", photo["sha256"], detail, actor))

@@ -312,3 +312,18 @@ def test_cli_show_confirm_release_undo(home, conn):
     assert out.exit_code == 0 and "back in review" in out.output and not published.exists()
     out = runner.invoke(main, ["review", "release", "held", "--channel", "myspace", *args])
     assert out.exit_code != 0 and "unknown channel" in out.output
+
+
+def test_a_confirmation_taken_back_after_an_undone_release_leaves_the_face_obscured(home, conn, processor):
+    rgb, boxes = original()
+    number = next(f.number for f in review_detail(home, conn, "held").faces if f.kind == "second look")
+    confirm_face(home, conn, "held", number, "grace", actor="manager")
+    release(home, conn, "held", ["facebook"], actor="manager", processor=processor)
+    undo_last(home, conn, actor="manager")
+    assert review_detail(home, conn, "held").faces[number - 1].channels[0].shown   # still confirmed
+    undo_edit(home, conn, "held", actor="manager")
+    face = review_detail(home, conn, "held").faces[number - 1]
+    assert face.child_id is None and not any(c.shown for c in face.channels)
+    assert face.reason == "you took back who it is, middle right"
+    g = boxes["grace"]
+    assert diff(crop(pixels(render_preview(home, conn, "held", "facebook")), g), crop(rgb, g)) > 15
