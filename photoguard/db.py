@@ -156,6 +156,7 @@ CREATE TABLE IF NOT EXISTS review_decisions (
     actor TEXT NOT NULL,
     kind TEXT NOT NULL,                       -- 'released' or 'rejected'
     channels TEXT NOT NULL DEFAULT '[]',      -- JSON: the channels released to
+    files TEXT NOT NULL DEFAULT '{}',         -- JSON {channel: outbox_files.id} of the files it put in the outbox
     undone_at TEXT,
     undone_by TEXT
 );

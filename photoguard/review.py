@@ -31,6 +31,7 @@ from .home import Home
 from .identify import MATCHED, NO_CHILDREN, NO_ENCODING, NOT_CLOSE, TOO_SMALL, Identity
 from .images import encode_stripped_jpeg, fsync_dir, load_image, sha256_file
 from .pipeline import OBSCURED, SECOND_LOOK_REASON, SHOWN, Action, Processor, _consent_json, decide, now_iso, publish
+from .outbox import REMOVED, record_outbox_file
 from .places import where_in_photo
 
 DRAWN_REASON = "drawn by the manager"
@@ -522,12 +523,16 @@ def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[
     at = now_iso()
     with transaction(conn):
         _record_decisions(conn, home, item, plan)
+        file_ids = {}
         for channel, dest in placed.items():
             conn.execute("INSERT OR REPLACE INTO outputs (photo_sha256, channel, path, file_sha256, created_at) "
                          "VALUES (?,?,?,?,?)", (item.sha256, channel, str(dest.relative_to(home.root)), hashes[channel], at))
+            shown = [row["idx"] for row, keep in zip(plan.rows, plan.shown(channel)) if keep]
+            file_ids[channel] = record_outbox_file(home, conn, item.sha256, channel, dest, shown=shown,
+                                                   made=f"released by {actor}", file_sha256=hashes[channel])
         conn.execute("UPDATE photos SET outcome = 'released' WHERE sha256 = ?", (item.sha256,))
-        conn.execute("INSERT INTO review_decisions (photo_sha256, at, actor, kind, channels) VALUES (?,?,?,?,?)",
-                     (item.sha256, at, actor, "released", json.dumps(channels)))
+        conn.execute("INSERT INTO review_decisions (photo_sha256, at, actor, kind, channels, files) VALUES (?,?,?,?,?,?)",
+                     (item.sha256, at, actor, "released", json.dumps(channels), json.dumps(file_ids)))
         not_released = [c for c in home.settings.channels if c not in channels]
         detail = f"{item.name} released to {', '.join(channels)}" + (
             f" (not to {', '.join(not_released)})" if not_released else "") + f" by {actor}"
@@ -600,26 +605,18 @@ def undo_last(home: Home, conn: sqlite3.Connection, *, actor: str) -> Undone:
         raise ReviewError(f"{photo['source'] if photo else 'that photo'} has changed since it was {last['kind']}; "
                           "it cannot be taken back.")
     removed: list[Path] = []
-    if last["kind"] == "released":
-        outputs = []
-        for channel in json.loads(last["channels"]):
-            out = conn.execute("SELECT * FROM outputs WHERE photo_sha256 = ? AND channel = ?",
-                               (photo["sha256"], channel)).fetchone()
-            path = home.root / out["path"] if out else None
-            if out is None or out["removed_at"] or path is None or _hash_or_none(path) != out["file_sha256"]:
-                where = out["path"] if out else channel
-                raise ReviewError(f"{photo['source']} cannot be taken back: its {channel} copy ({where}) was already "
-                                  "collected from the outbox or changed there.")
-            outputs.append((channel, path))
-        for _, path in outputs:
-            os.unlink(path)
-            fsync_dir(path.parent)
-            removed.append(path)
     at = now_iso()
-    with transaction(conn):
-        if removed:
-            conn.execute(f"UPDATE outputs SET removed_at = ? WHERE photo_sha256 = ? AND channel IN "
-                         f"({','.join('?' * len(outputs))})", (at, photo["sha256"], *[c for c, _ in outputs]))
+    with transaction(conn):  # holds the write lock: no re-check or posting mark slips in between
+        if last["kind"] == "released":
+            files = _uncollected(home, conn, photo, json.loads(last["channels"]))
+            for row, path in files:
+                os.unlink(path)
+                fsync_dir(path.parent)
+                removed.append(path)
+                conn.execute("UPDATE outbox_files SET ended = ?, ended_at = ? WHERE id = ? AND ended IS NULL",
+                             (REMOVED, at, row["id"]))
+                conn.execute("UPDATE outputs SET removed_at = ? WHERE photo_sha256 = ? AND channel = ?",
+                             (at, photo["sha256"], row["channel"]))
         conn.execute("UPDATE photos SET outcome = 'review' WHERE sha256 = ?", (photo["sha256"],))
         conn.execute("UPDATE review_decisions SET undone_at = ?, undone_by = ? WHERE id = ?", (at, actor, last["id"]))
         detail = f"{photo['source']}: {last['kind']} taken back by {actor}, back in review" + (
@@ -645,6 +642,26 @@ def _claim_copy_name(home: Home, conn: sqlite3.Connection, item: ReviewItem) -> 
     plan.setdefault("published", {})["review"] = str(copy.relative_to(home.root))
     conn.execute("UPDATE photos SET plan = ? WHERE sha256 = ?", (json.dumps(plan), item.sha256))
     return find_item(home, conn, item.sha256)
+
+
+def _uncollected(home: Home, conn: sqlite3.Connection, photo: sqlite3.Row,
+                 channels: Sequence[str]) -> list[tuple[sqlite3.Row, Path]]:
+    """The outbox file of each channel a release put there, each still in its outbox (under any name),
+    unchanged and not marked posted; ReviewError naming the first that is not."""
+    from .outbox import outbox_photo
+
+    found = []
+    for channel in channels:
+        history = conn.execute("SELECT * FROM outbox_files WHERE photo_sha256 = ? AND channel = ? ORDER BY id",
+                               (photo["sha256"], channel)).fetchall()
+        current = history[-1] if history else None
+        path = outbox_photo(home, conn, current["id"]).path if current is not None else None
+        posted = any(r["posted_at"] for r in history)
+        if current is None or path is None or posted or _hash_or_none(path) != current["file_sha256"]:
+            what = "marked posted" if posted else "collected from the outbox or changed there"
+            raise ReviewError(f"{photo['source']} cannot be taken back: its {channel} copy was already {what}.")
+        found.append((current, path))
+    return found
 
 
 def _hash_or_none(path: Path) -> str | None:

@@ -276,14 +276,28 @@ def test_undo_last_release_while_uncollected_then_reject_and_undo(home, conn, pr
     assert undo_last(home, conn, actor="manager").kind == "rejected"
     assert [i.name for i in review_queue(home, conn)] == ["held"]
 
-    # Collected (taken out of the outbox): no undo; the photo stays released.
+    # Renamed within the outbox is still uncollected: undo finds it under its new name.
     done = release(home, conn, "held", ["instagram"], actor="manager", processor=processor)
-    done.files["instagram"].unlink()
-    with pytest.raises(ReviewError, match="already collected"):
+    renamed = done.files["instagram"].with_name("for-monday.jpg")
+    done.files["instagram"].rename(renamed)
+    assert undo_last(home, conn, actor="manager").removed == (renamed,) and not renamed.exists()
+
+    # Collected (taken out of the outbox), or marked posted: no undo; the photo stays released.
+    from photoguard.outbox import mark_posted
+
+    done = release(home, conn, "held", ["instagram", "twitter"], actor="manager", processor=processor)
+    mark_posted(home, conn, done.files["twitter"].name, "twitter", "manager")
+    with pytest.raises(ReviewError, match="twitter copy was already marked posted"):
         undo_last(home, conn, actor="manager")
-    assert review_queue(home, conn) == []
+    done.files["instagram"].unlink()
+    with pytest.raises(ReviewError, match="instagram copy was already collected"):
+        undo_last(home, conn, actor="manager")
+    assert review_queue(home, conn) == [] and done.files["twitter"].exists()
     kinds = [r[0] for r in conn.execute("SELECT kind FROM events WHERE actor = 'manager' ORDER BY id")]
-    assert kinds == ["released", "released_undone", "rejected", "rejected_undone", "released"]
+    assert kinds == ["released", "released_undone", "rejected", "rejected_undone", "released", "released_undone",
+                     "released"]
+    made = conn.execute("SELECT made, shown FROM outbox_files WHERE channel = 'twitter' ORDER BY id DESC").fetchone()
+    assert made["made"] == "released by manager"
 
 
 def test_cli_show_confirm_release_undo(home, conn):
