@@ -355,7 +355,9 @@ def mark_posted(home: Home, conn: sqlite3.Connection, photo: int | str, channel:
     """The manager posted this photo on ``channel``: record who and when (once; marking again changes nothing).
 
     ``photo``: the outbox photo's id, or its file name. A photo may be marked while still in the outbox
-    or after it was collected. Raises OutboxError with what to do."""
+    or after it was collected. ``when`` (default: now) is when it was posted: if PhotoGuard has re-made
+    the file since, the copy that was in the outbox then is the one marked (and it goes on the take-down
+    list if it shows a child whose consent has gone). Raises OutboxError with what to do."""
     _check_channel(home, channel)
     if isinstance(photo, int):
         item = outbox_photo(home, conn, photo)
@@ -363,18 +365,16 @@ def mark_posted(home: Home, conn: sqlite3.Connection, photo: int | str, channel:
             raise OutboxError(f"outbox photo #{photo} ({item.name}) is in outbox/{item.channel}, not {channel}.")
     else:
         item = find_outbox_photo(home, conn, photo, channel)
+    moment = (when or datetime.now()).astimezone()
     row = conn.execute("SELECT * FROM outbox_files WHERE id = ?", (item.id,)).fetchone()
-    if row["ended"] in (REPLACED, REMOVED):
-        raise OutboxError(f"#{item.id} {item.name} is no longer in the outbox: PhotoGuard {row['ended']} it "
-                          f"{when_words(row['ended_at'])} after a consent change. Do not post the old copy.")
-    if row["posted_at"] is not None:
-        return item
-    at = (when or datetime.now()).astimezone().isoformat(timespec="seconds")
-    with transaction(conn):
-        conn.execute("UPDATE outbox_files SET posted_at = ?, posted_by = ? WHERE id = ? AND posted_at IS NULL",
-                     (at, actor, item.id))
-        _event(conn, "posted", item.photo_sha256, f"{channel}: {item.name}: posted by {actor}")
-    return outbox_photo(home, conn, item.id)
+    while row["replaces"] is not None and datetime.fromisoformat(row["created_at"]) > moment:
+        row = conn.execute("SELECT * FROM outbox_files WHERE id = ?", (row["replaces"],)).fetchone()
+    if row["posted_at"] is None:
+        with transaction(conn):
+            conn.execute("UPDATE outbox_files SET posted_at = ?, posted_by = ? WHERE id = ? AND posted_at IS NULL",
+                         (moment.isoformat(timespec="seconds"), actor, row["id"]))
+            _event(conn, "posted", row["photo_sha256"], f"{channel}: {Path(row['path']).name}: posted by {actor}")
+    return outbox_photo(home, conn, row["id"])
 
 
 # --- take-down list ---------------------------------------------------------------------------------

@@ -276,3 +276,17 @@ def test_publish_to_channel_gives_each_channel_its_own_recorded_file(home, proce
     assert os.stat(placed[0].path).st_ino != os.stat(placed[1].path).st_ino and staged.exists()
     assert {p.id for p in list_outbox(home, processor.conn)} == {p.id for p in placed}
     assert not [p for p in home.outbox.rglob(".*")]
+
+
+def test_posted_before_a_remake_marks_the_copy_that_was_posted(home, processor):
+    from datetime import datetime, timedelta
+
+    _, _, out = published(processor, "swings.jpg", seed=29)
+    posted_at = datetime.now() - timedelta(seconds=1)
+    withdraw(home, processor)                     # re-made: Ada obscured in the outbox copy
+    result = CliRunner().invoke(main, ["posted", "swings.jpg", "--channel", "twitter",
+                                       "--when", posted_at.strftime("%Y-%m-%d %H:%M"), "--home", str(home.root)])
+    assert result.exit_code == 0, result.output
+    # The copy in the outbox at that time showed Ada: it is the one to take down.
+    assert [(i.channel, i.how, [c.child_id for c in i.children]) for i in takedown_list(processor.conn)] == \
+        [("twitter", "posted", ["ada"])]
