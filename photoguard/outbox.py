@@ -21,6 +21,7 @@ import json
 import os
 import secrets
 import sqlite3
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -198,21 +199,21 @@ def _adopt_untracked(home: Home, conn: sqlite3.Connection) -> None:
 
 
 def _scan(folder: Path) -> dict[Path, os.stat_result]:
-    """The regular files in one channel's outbox (not our own dot-named temporary files)."""
+    """The regular files in one channel's outbox, subfolders included (a file moved into
+    ``outbox/facebook/done/`` is still in the outbox), not our own dot-named temporary files."""
     files: dict[Path, os.stat_result] = {}
-    try:
-        entries = list(os.scandir(folder))
-    except FileNotFoundError:
-        return files
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        if entry.is_file(follow_symlinks=False):
-            files[folder / entry.name] = st
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            if name.startswith("."):
+                continue
+            path = Path(root) / name
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                files[path] = st
     return files
 
 

@@ -97,7 +97,8 @@ def test_renamed_and_edited_outbox_files_are_remade_when_consent_goes(home, proc
     a = boxes["ada"]
     # Facebook: renamed within the outbox. Instagram: edited in place (same file). Twitter: an editor
     # that saves a new file under the same name (a new inode).
-    renamed = out["facebook"].with_name("for-friday.jpg")
+    renamed = out["facebook"].parent / "friday" / "for-friday.jpg"     # renamed into a folder of its own
+    renamed.parent.mkdir()
     os.rename(out["facebook"], renamed)
     with Image.open(out["instagram"]) as im:
         edited = im.convert("RGB")
