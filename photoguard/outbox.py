@@ -275,12 +275,22 @@ def sweep(home: Home, conn: sqlite3.Connection) -> dict[int, Path | None]:
         where = _locate(home, rows)
         now = now_iso()
         for row in rows:
-            if where[row["id"]] is None:
+            found = where[row["id"]]
+            if found is None:
                 conn.execute("UPDATE outbox_files SET ended = ?, ended_at = ? WHERE id = ? AND ended IS NULL",
                              (COLLECTED, now, row["id"]))
                 _event(conn, "collected", row["photo_sha256"],
-                       f"{row['channel']}: {Path(row['path']).name}: left the outbox")
+                       f"{row['channel']}: {_last_name(row)}: left the outbox")
+            elif str(found.relative_to(home.root)) != (row["seen_path"] or row["path"]):
+                # Renamed: remember the name the manager gave it, to name it by that later.
+                conn.execute("UPDATE outbox_files SET seen_path = ? WHERE id = ?",
+                             (str(found.relative_to(home.root)), row["id"]))
     return {k: v for k, v in where.items() if v is not None}
+
+
+def _last_name(row: sqlite3.Row) -> str:
+    """The file's name as last seen in the outbox."""
+    return Path(row["seen_path"] or row["path"]).name
 
 
 def _event(conn: sqlite3.Connection, kind: str, sha: str | None, detail: str, child: str | None = None) -> None:
@@ -293,7 +303,7 @@ def _event(conn: sqlite3.Connection, kind: str, sha: str | None, detail: str, ch
 
 def _photo(row: sqlite3.Row, path: Path | None) -> OutboxPhoto:
     return OutboxPhoto(
-        id=row["id"], channel=row["channel"], name=(path or Path(row["path"])).name, path=path,
+        id=row["id"], channel=row["channel"], name=path.name if path else _last_name(row), path=path,
         source=row["source"], photo_sha256=row["photo_sha256"], created=row["created_at"],
         posted=row["posted_at"], posted_by=row["posted_by"],
         collected=row["ended_at"] if row["ended"] == COLLECTED else None)
@@ -344,7 +354,7 @@ def find_outbox_photo(home: Home, conn: sqlite3.Connection, name: str, channel: 
     gone = [r for r in conn.execute(
         "SELECT f.*, COALESCE(p.source, f.path) AS source FROM outbox_files f LEFT JOIN photos p "
         "ON p.sha256 = f.photo_sha256 WHERE f.channel = ? AND f.ended = ? ORDER BY f.id DESC", (channel, COLLECTED))
-        if Path(r["path"]).name == name or Path(r["path"]).stem == stem]
+        if any(Path(p).name == name or Path(p).stem == stem for p in (r["path"], r["seen_path"]) if p)]
     if gone:
         return _photo(gone[0], None)
     raise OutboxError(f"no photo called {name} is or was in outbox/{channel}. "
@@ -374,7 +384,7 @@ def mark_posted(home: Home, conn: sqlite3.Connection, photo: int | str, channel:
         with transaction(conn):
             conn.execute("UPDATE outbox_files SET posted_at = ?, posted_by = ? WHERE id = ? AND posted_at IS NULL",
                          (moment.isoformat(timespec="seconds"), actor, row["id"]))
-            _event(conn, "posted", row["photo_sha256"], f"{channel}: {Path(row['path']).name}: posted by {actor}")
+            _event(conn, "posted", row["photo_sha256"], f"{channel}: {_last_name(row)}: posted by {actor}")
     return outbox_photo(home, conn, row["id"])
 
 
@@ -412,7 +422,7 @@ def takedown_list(conn: sqlite3.Connection, child_id: str | None = None, today: 
         if not children or (child_id is not None and all(c.child_id != child_id for c in children)):
             continue
         posted = row["posted_at"] is not None
-        items.append(TakedownItem(row["id"], row["channel"], Path(row["path"]).name, row["source"],
+        items.append(TakedownItem(row["id"], row["channel"], _last_name(row), row["source"],
                                   row["photo_sha256"], row["posted_at"] if posted else row["ended_at"],
                                   "posted" if posted else "collected", tuple(children)))
     return items
@@ -431,7 +441,7 @@ def mark_taken_down(conn: sqlite3.Connection, item: TakedownItem | int, actor: s
                             (file_id, at, actor)).rowcount
         if done:
             _event(conn, "taken_down", row["photo_sha256"],
-                   f"{row['channel']}: {Path(row['path']).name}: taken down by {actor}")
+                   f"{row['channel']}: {_last_name(row)}: taken down by {actor}")
 
 
 # --- consent changes after photos were cleared ------------------------------------------------------

@@ -232,9 +232,15 @@ def test_library_api_for_the_web_app(home, processor):
         mark_posted(home, processor.conn, "nothing.jpg", "facebook", "web")
     with pytest.raises(OutboxError, match="no outbox photo number"):
         outbox_photo(home, processor.conn, 12345)
+    # Collected after being renamed: named by the name it had last.
+    list_outbox(home, processor.conn)
+    out["facebook"].with_name("paint-final.jpg").unlink()
+    sweep(home, processor.conn)
+    gone = outbox_photo(home, processor.conn, photo.id)
+    assert (gone.name, gone.path, gone.posted_by) == ("paint-final.jpg", None, "web") and gone.collected
     # Collected: out of the listing, and the same id says when.
     out["instagram"].unlink()
-    assert {p.channel for p in list_outbox(home, processor.conn)} == {"facebook", "twitter"}
+    assert {p.channel for p in list_outbox(home, processor.conn)} == {"twitter"}
     ig = [r["id"] for r in processor.conn.execute("SELECT id FROM outbox_files WHERE channel = 'instagram'")][0]
     gone = outbox_photo(home, processor.conn, ig)
     assert gone.path is None and gone.collected is not None
