@@ -400,31 +400,32 @@ def takedown_list(conn: sqlite3.Connection, child_id: str | None = None, today: 
     today = today or date.today()
     consents = load_consents(conn)
     names = {r["id"]: r["name"] or r["id"] for r in conn.execute("SELECT id, name FROM children")}
+    # One query for every face visible in every file out in the world and not yet taken down.
     rows = conn.execute(
-        "SELECT f.*, COALESCE(p.source, f.path) AS source FROM outbox_files f "
+        "SELECT f.*, COALESCE(p.source, f.path) AS source, fa.idx AS face_idx, fa.child_id FROM outbox_files f "
+        "JOIN json_each(f.shown) j JOIN faces fa ON fa.photo_sha256 = f.photo_sha256 AND fa.idx = j.value "
         "LEFT JOIN photos p ON p.sha256 = f.photo_sha256 "
         "WHERE (f.ended = ? OR f.posted_at IS NOT NULL) AND f.id NOT IN (SELECT file_id FROM takedowns) "
-        "ORDER BY COALESCE(f.posted_at, f.ended_at), f.id", (COLLECTED,)).fetchall()
-    items = []
+        "ORDER BY COALESCE(f.posted_at, f.ended_at), f.id, fa.idx", (COLLECTED,)).fetchall()
+    files: dict[int, sqlite3.Row] = {}
+    children: dict[int, list[TakedownChild]] = {}
     for row in rows:
-        shown = json.loads(row["shown"] or "[]")
-        if not shown:
-            continue
-        marks = ",".join("?" * len(shown))
-        children = []
-        for face in conn.execute(f"SELECT idx, child_id FROM faces WHERE photo_sha256 = ? AND idx IN ({marks}) "
-                                 "ORDER BY idx", (row["photo_sha256"], *shown)):
-            child = face["child_id"]
-            verdict = may_show(consents.get(child), row["channel"], today) if child else None
-            if verdict is None or not verdict.allowed:
-                children.append(TakedownChild(child or "unknown", names.get(child, child or "an unknown face"),
-                                              verdict.reason if verdict else "not identified"))
-        if not children or (child_id is not None and all(c.child_id != child_id for c in children)):
+        child = row["child_id"]
+        verdict = may_show(consents.get(child), row["channel"], today) if child else None
+        if verdict is None or not verdict.allowed:
+            files.setdefault(row["id"], row)
+            children.setdefault(row["id"], []).append(TakedownChild(
+                child or "unknown", names.get(child, child or "an unknown face"),
+                verdict.reason if verdict else "not identified"))
+    items = []
+    for file_id, row in files.items():
+        found = children[file_id]
+        if child_id is not None and all(c.child_id != child_id for c in found):
             continue
         posted = row["posted_at"] is not None
-        items.append(TakedownItem(row["id"], row["channel"], _last_name(row), row["source"],
-                                  row["photo_sha256"], row["posted_at"] if posted else row["ended_at"],
-                                  "posted" if posted else "collected", tuple(children)))
+        items.append(TakedownItem(file_id, row["channel"], _last_name(row), row["source"], row["photo_sha256"],
+                                  row["posted_at"] if posted else row["ended_at"], "posted" if posted else "collected",
+                                  tuple(found)))
     return items
 
 
