@@ -621,8 +621,10 @@ def _takedown_lines(items) -> list[str]:
 @click.argument("name", required=False)
 @click.option("--channel", default=None, help="The channel it was posted on (facebook, instagram, ...).")
 @click.option("--by", "by", default=None, help="Who posted it (default: your login name).")
+@click.option("--when", "when", type=click.DateTime(["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"]), default=None,
+              help="When it was posted, if not just now (YYYY-MM-DD HH:MM).")
 @click.option("--list", "list_only", is_flag=True, help="Only list the photos in the outbox, with their numbers.")
-def posted(home_dir: str | None, name: str | None, channel: str | None, by: str | None, list_only: bool) -> None:
+def posted(home_dir: str | None, name: str | None, channel: str | None, by: str | None, when, list_only: bool) -> None:
     """Mark photo NAME (its file name in outbox/CHANNEL, or #NUMBER) as posted on CHANNEL.
 
     If a parent later withdraws consent, posted photos showing their child are on the take-down list.
@@ -648,7 +650,7 @@ def posted(home_dir: str | None, name: str | None, channel: str | None, by: str 
             raise click.ClickException(f"say where it was posted: photoguard posted {name} --channel "
                                        f"{home.settings.channels[0]} (channels: {', '.join(home.settings.channels)})")
         photo: int | str = int(name[1:]) if name.startswith("#") and name[1:].isdigit() else name
-        item = mark_posted(home, conn, photo, channel, _actor(by))
+        item = mark_posted(home, conn, photo, channel, _actor(by), when)
     except OutboxError as exc:
         raise click.ClickException(str(exc))
     finally:

@@ -106,6 +106,7 @@ CREATE TABLE IF NOT EXISTS outbox_files (
     photo_sha256 TEXT NOT NULL,
     channel TEXT NOT NULL,
     path TEXT NOT NULL,                       -- where PhotoGuard put it, relative to the home
+    seen_path TEXT,                           -- where it was last seen, if renamed since (relative to the home)
     file_sha256 TEXT,                         -- of the bytes PhotoGuard wrote
     device INTEGER,                           -- with inode: follows the file when renamed in the outbox
     inode INTEGER,
