@@ -6,7 +6,9 @@ it). A release renders each channel's picture again from the archived original w
 the manager's changes and today's consents (the consent rule decides, not the click), looks at it once
 more, and publishes exactly what :func:`render_preview` shows.
 
-Faces are numbered from 1 in the order the manager sees them (``ReviewFace.number``).
+Faces are numbered from 1 in the order the manager sees them (``ReviewFace.number``). ``name`` is the
+review name (``review/<name>.jpg``) or the photo's sha256 (the web app's id). ``actor`` is who did it:
+the CLI passes the computer user (:func:`os_actor`); the default is the web app's "manager".
 """
 
 from __future__ import annotations
@@ -74,6 +76,11 @@ class ReviewItem:
     reason: str             # why it is held, in words
     held_at: str            # when it was held (ISO time)
     image: Path | None      # review/<name>.jpg, a copy to look at (never published), if it is there
+
+    @property
+    def created(self) -> str:
+        """The name the web app's first review page used for ``held_at``."""
+        return self.held_at
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,17 @@ def review_queue(home: Home, conn: sqlite3.Connection) -> list[ReviewItem]:
     rows = conn.execute("SELECT * FROM photos WHERE state = 'done' AND outcome = 'review' "
                         "ORDER BY finished_at, rowid").fetchall()
     return [_item(home, row) for row in rows]
+
+
+def list_review(home: Home) -> list[ReviewItem]:
+    """:func:`review_queue` with a connection of its own."""
+    from .db import connect
+
+    conn = connect(home.database)
+    try:
+        return review_queue(home, conn)
+    finally:
+        conn.close()
 
 
 def find_item(home: Home, conn: sqlite3.Connection, name: str) -> ReviewItem:
@@ -313,7 +331,7 @@ def _record_edit(conn: sqlite3.Connection, item: ReviewItem, actor: str, kind: s
                  "VALUES (?,?,?,?,?,?,?)", (item.sha256, now_iso(), actor, kind, face_idx, child_id, undoes))
 
 
-def obscure_face(home: Home, conn: sqlite3.Connection, name: str, face: int, *, actor: str) -> str:
+def obscure_face(home: Home, conn: sqlite3.Connection, name: str, face: int, *, actor: str = WEB_ACTOR) -> str:
     """Obscure face number ``face`` on every channel, whoever it is."""
     item = find_item(home, conn, name)
     row = _face_row(conn, item, face)
@@ -323,7 +341,7 @@ def obscure_face(home: Home, conn: sqlite3.Connection, name: str, face: int, *, 
     return f"{item.name}: face {face} will be obscured on every channel"
 
 
-def confirm_face(home: Home, conn: sqlite3.Connection, name: str, face: int, child_id: str, *, actor: str,
+def confirm_face(home: Home, conn: sqlite3.Connection, name: str, face: int, child_id: str, *, actor: str = WEB_ACTOR,
                  today: date | None = None) -> str:
     """The manager says face ``face`` is ``child_id``. It is then shown only on the channels that child's
     consent allows today (the consent rule decides); everywhere else it stays obscured."""
@@ -351,7 +369,7 @@ def confirm_face(home: Home, conn: sqlite3.Connection, name: str, face: int, chi
     return f"{item.name}: face {face} is {_who(child_id, consents)}; shown on {where}, obscured elsewhere"
 
 
-def add_box(home: Home, conn: sqlite3.Connection, name: str, box: Sequence[int], *, actor: str) -> str:
+def add_box(home: Home, conn: sqlite3.Connection, name: str, box: Sequence[int], *, actor: str = WEB_ACTOR) -> str:
     """Mark an area (a face or anything identifying the detector missed) to be obscured on every channel.
     It becomes a numbered face of the photo, recorded and re-checked like any other."""
     item = find_item(home, conn, name)
@@ -379,7 +397,7 @@ def add_box(home: Home, conn: sqlite3.Connection, name: str, box: Sequence[int],
     return f"{item.name}: the area {where_in_photo((left, top, right, bottom), width, height)} (face {idx + 1}) will be obscured on every channel"
 
 
-def undo_edit(home: Home, conn: sqlite3.Connection, name: str, *, actor: str) -> str:
+def undo_edit(home: Home, conn: sqlite3.Connection, name: str, *, actor: str = WEB_ACTOR) -> str:
     """Take back the manager's last change to this photo."""
     item = find_item(home, conn, name)
     live = _live_edits(conn, item.sha256)
@@ -469,7 +487,7 @@ def _refresh_copy(home: Home, conn: sqlite3.Connection, item: ReviewItem, proces
 
 
 def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[str] | None = None, *,
-            actor: str, today: date | None = None, processor: Processor | None = None) -> Released:
+            actor: str = WEB_ACTOR, today: date | None = None, processor: Processor | None = None) -> Released:
     """Publish ``name`` to ``channels`` (default: every channel), each rendered from the archived original
     as :func:`render_preview` shows it: only faces whose child's consent allows that channel today are
     visible. The finished pictures are looked at again first; a face found then joins the photo (obscured)
@@ -516,7 +534,8 @@ def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[
             with open(staged, "rb+") as fh:
                 os.fsync(fh.fileno())
             hashes[channel] = sha256_file(staged)
-            placed[channel] = publish(staged, home.outbox_for(channel), stem)
+            placed[channel] = (_left_by_a_crash(home, conn, channel, stem, hashes[channel])
+                               or publish(staged, home.outbox_for(channel), stem))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -540,6 +559,19 @@ def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[
                      (at, "released", item.sha256, detail, actor))
     _remove_copy(home, item)
     return Released(item, placed)
+
+
+def _left_by_a_crash(home: Home, conn: sqlite3.Connection, channel: str, stem: str, file_hash: str) -> Path | None:
+    """This very picture already in the outbox but not on record: a release killed between placing the
+    file and recording it. Taken as this release's file, so the photo is not there twice."""
+    from .pipeline import glob_escape
+
+    recorded = {r[0] for r in conn.execute("SELECT path FROM outbox_files WHERE channel = ? AND ended IS NULL",
+                                           (channel,))}
+    for path in sorted(home.outbox_for(channel).glob(f"{glob_escape(stem)}*.jpg")):
+        if str(path.relative_to(home.root)) not in recorded and _hash_or_none(path) == file_hash:
+            return path
+    return None
 
 
 def _add_second_look_faces(home: Home, conn: sqlite3.Connection, item: ReviewItem, missed: Sequence[FaceBox],
@@ -580,7 +612,7 @@ def _record_decisions(conn: sqlite3.Connection, home: Home, item: ReviewItem, pl
                          "VALUES (?,?,?,?,?,?)", (item.sha256, row["idx"], channel, action, why, _consent_json(consent)))
 
 
-def reject(home: Home, conn: sqlite3.Connection, name: str, *, actor: str) -> ReviewItem:
+def reject(home: Home, conn: sqlite3.Connection, name: str, *, actor: str = WEB_ACTOR) -> ReviewItem:
     """The manager has looked and this photo is not to be shared. The original stays archived."""
     item = find_item(home, conn, name)
     at = now_iso()
@@ -594,7 +626,7 @@ def reject(home: Home, conn: sqlite3.Connection, name: str, *, actor: str) -> Re
     return item
 
 
-def undo_last(home: Home, conn: sqlite3.Connection, *, actor: str) -> Undone:
+def undo_last(home: Home, conn: sqlite3.Connection, *, actor: str = WEB_ACTOR) -> Undone:
     """Take back the last release or rejection and put the photo back in review. A release is taken back
     only while every file it put in the outbox is still there, unchanged (not collected)."""
     last = conn.execute("SELECT * FROM review_decisions WHERE undone_at IS NULL ORDER BY id DESC LIMIT 1").fetchone()

@@ -341,3 +341,12 @@ def test_a_confirmation_taken_back_after_an_undone_release_leaves_the_face_obscu
     assert face.reason == "you took back who it is, middle right"
     g = boxes["grace"]
     assert diff(crop(pixels(render_preview(home, conn, "held", "facebook")), g), crop(rgb, g)) > 15
+
+
+def test_a_release_killed_before_it_was_recorded_is_not_published_twice(home, conn, processor):
+    # What a release killed after placing its file and before recording it leaves behind.
+    (home.outbox_for("facebook") / "held.jpg").write_bytes(render_preview(home, conn, "held", "facebook"))
+    done = release(home, conn, "held", ["facebook"], actor="manager", processor=processor)
+    assert done.files["facebook"] == home.outbox_for("facebook") / "held.jpg"
+    assert [p.name for p in home.outbox_for("facebook").iterdir()] == ["held.jpg"]
+    assert conn.execute("SELECT COUNT(*) FROM outbox_files WHERE channel = 'facebook'").fetchone()[0] == 1
