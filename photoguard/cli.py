@@ -444,7 +444,7 @@ def review_show(home_dir: str | None, name: str) -> None:
     if not detail.faces:
         click.echo("  no faces")
     for face in detail.faces:
-        click.echo(f"  face {face.number}: {face.who} — {face.reason}")
+        click.echo(f"  face {face.number}: {face.reason}")
         for outcome in face.channels:
             click.echo(f"      {outcome.channel}: {'shown' if outcome.shown else 'obscured'} ({outcome.why})")
     for edit in detail.edits:
@@ -542,7 +542,8 @@ def review_undo(home_dir: str | None) -> None:
     from .review import os_actor, undo_last
 
     done = _review_call(home_dir, lambda home, conn: undo_last(home, conn, actor=os_actor()))
-    click.echo(f"{done.item.name} ({done.item.source}) is back in review; its {done.kind} was taken back")
+    what = "release" if done.kind == "released" else "rejection"
+    click.echo(f"{done.item.name} ({done.item.source}) is back in review; its {what} was taken back")
     for path in done.removed:
         click.echo(f"  removed from the outbox: {path}")
 

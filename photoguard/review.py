@@ -96,7 +96,7 @@ class ReviewFace:
     box: tuple[int, int, int, int]       # left, top, right, bottom in pixels of the upright photo
     kind: str                            # 'face', 'second look' (the first look missed it) or 'drawn'
     child_id: str | None                 # who it is taken to be (engine or manager); None = unknown
-    who: str                             # "Ada Lovelace" or "unknown"
+    who: str                             # "Ada Lovelace", "unknown" or "an area you marked"
     where: str                           # "bottom left"
     reason: str                          # "a face the first look missed, bottom left"
     channels: tuple[ChannelOutcome, ...]
@@ -294,7 +294,8 @@ def review_detail(home: Home, conn: sqlite3.Connection, name: str, today: date |
             edit_words = f"you confirmed it is {_who(edit['child_id'], plan.consents)}"
         elif row["reason"] == DRAWN_REASON:
             edit_words = "you marked this area"
-        faces.append(ReviewFace(i + 1, box, _kind(row), identity.child_id, _who(identity.child_id, plan.consents), where,
+        who = "an area you marked" if row["reason"] == DRAWN_REASON else _who(identity.child_id, plan.consents)
+        faces.append(ReviewFace(i + 1, box, _kind(row), identity.child_id, who, where,
                                 f"{_identity_words(row, identity, plan.consents)}, {where}", outcomes, edit_words))
     try:
         _archived(home, plan.photo)
@@ -394,7 +395,8 @@ def add_box(home: Home, conn: sqlite3.Connection, name: str, box: Sequence[int],
                          "VALUES (?,?,?,?,?,NULL)", (item.sha256, idx, channel, OBSCURED, DRAWN_REASON))
         _record_edit(conn, item, actor, "box", idx)
     _refresh_copy(home, conn, item)
-    return f"{item.name}: the area {where_in_photo((left, top, right, bottom), width, height)} (face {idx + 1}) will be obscured on every channel"
+    return (f"{item.name}: the marked area (face {idx + 1}, {where_in_photo((left, top, right, bottom), width, height)}) "
+            "will be obscured on every channel")
 
 
 def undo_edit(home: Home, conn: sqlite3.Connection, name: str, *, actor: str = WEB_ACTOR) -> str:
