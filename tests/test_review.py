@@ -350,3 +350,19 @@ def test_a_release_killed_before_it_was_recorded_is_not_published_twice(home, co
     assert done.files["facebook"] == home.outbox_for("facebook") / "held.jpg"
     assert [p.name for p in home.outbox_for("facebook").iterdir()] == ["held.jpg"]
     assert conn.execute("SELECT COUNT(*) FROM outbox_files WHERE channel = 'facebook'").fetchone()[0] == 1
+
+
+def test_second_look_face_stays_obscured_when_a_consent_change_remakes_the_released_file(home, conn, processor):
+    from photoguard.pipeline import recheck_outbox
+
+    rgb, boxes = original()
+    done = release(home, conn, "held", ["facebook"], actor="manager", processor=processor)
+    a, g = boxes["ada"], boxes["grace"]
+    assert diff(region(done.files["facebook"], a), crop(rgb, a)) < 4
+    home.roster_csv.write_text(CSV_HEADER + "ada,Ada,yes,no,yes,yes,\ngrace,Grace,yes,yes,no,no,\n", encoding="utf-8")
+    sync_roster(home, conn)
+    changes = recheck_outbox(processor)
+    assert [(c.channel, c.action) for c in changes] == [("facebook", "rerendered")]
+    remade = home.outbox_for("facebook") / "held.jpg"
+    assert diff(region(remade, a), crop(rgb, a)) > 15     # Ada's consent went
+    assert diff(region(remade, g), crop(rgb, g)) > 15     # the face found on the second look is still obscured
