@@ -127,8 +127,9 @@ def purge_archive(home: Home, conn: sqlite3.Connection, retention_days: int | No
     days = home.settings.archive_retention_days if retention_days is None else retention_days
     cutoff = (today or date.today()) - timedelta(days=days)
     purged = []
+    # A photo still waiting for review keeps its original: a release is rendered from it.
     rows = conn.execute("SELECT sha256, source, archive_path, finished_at FROM photos "
-                        "WHERE archive_path IS NOT NULL AND state = 'done'").fetchall()
+                        "WHERE archive_path IS NOT NULL AND state = 'done' AND outcome IS NOT 'review'").fetchall()
     for row in rows:
         finished = datetime.fromisoformat(row["finished_at"]).date()
         if finished >= cutoff:

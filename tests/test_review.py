@@ -366,3 +366,15 @@ def test_second_look_face_stays_obscured_when_a_consent_change_remakes_the_relea
     remade = home.outbox_for("facebook") / "held.jpg"
     assert diff(region(remade, a), crop(rgb, a)) > 15     # Ada's consent went
     assert diff(region(remade, g), crop(rgb, g)) > 15     # the face found on the second look is still obscured
+
+
+def test_purge_keeps_the_original_of_a_photo_waiting_for_review(home, conn, processor):
+    from datetime import date, timedelta
+
+    from photoguard.audit import purge_archive
+
+    assert purge_archive(home, conn, retention_days=0, today=date.today() + timedelta(days=400)) == []
+    assert review_detail(home, conn, "held").problem is None
+    release(home, conn, "held", ["facebook"], actor="manager", processor=processor)
+    purged = purge_archive(home, conn, retention_days=0, today=date.today() + timedelta(days=400))
+    assert [p.source for p in purged] == ["held.jpg"]
