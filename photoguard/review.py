@@ -526,6 +526,7 @@ def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[
     staging = proc.staging / f"release-{item.sha256}"
     staging.mkdir(mode=0o700, parents=True, exist_ok=True)
     placed: dict[str, Path] = {}
+    made: list[Path] = []   # placed by this release (not found left by an interrupted one)
     hashes: dict[str, str] = {}
     stem = Path(item.source).stem or item.name
     try:
@@ -536,31 +537,53 @@ def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[
             with open(staged, "rb+") as fh:
                 os.fsync(fh.fileno())
             hashes[channel] = sha256_file(staged)
-            placed[channel] = (_left_by_a_crash(home, conn, channel, stem, hashes[channel])
-                               or publish(staged, home.outbox_for(channel), stem))
+            placed[channel] = _left_by_a_crash(home, conn, channel, stem, hashes[channel])
+            if placed[channel] is None:
+                placed[channel] = publish(staged, home.outbox_for(channel), stem)
+                made.append(placed[channel])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
     at = now_iso()
-    with transaction(conn):
-        _record_decisions(conn, home, item, plan)
-        file_ids = {}
-        for channel, dest in placed.items():
-            conn.execute("INSERT OR REPLACE INTO outputs (photo_sha256, channel, path, file_sha256, created_at) "
-                         "VALUES (?,?,?,?,?)", (item.sha256, channel, str(dest.relative_to(home.root)), hashes[channel], at))
-            shown = [row["idx"] for row, keep in zip(plan.rows, plan.shown(channel)) if keep]
-            file_ids[channel] = record_outbox_file(home, conn, item.sha256, channel, dest, shown=shown,
-                                                   made=f"released by {actor}", file_sha256=hashes[channel])
-        conn.execute("UPDATE photos SET outcome = 'released' WHERE sha256 = ?", (item.sha256,))
-        conn.execute("INSERT INTO review_decisions (photo_sha256, at, actor, kind, channels, files) VALUES (?,?,?,?,?,?)",
-                     (item.sha256, at, actor, "released", json.dumps(channels), json.dumps(file_ids)))
-        not_released = [c for c in home.settings.channels if c not in channels]
-        detail = f"{item.name} released to {', '.join(channels)}" + (
-            f" (not to {', '.join(not_released)})" if not_released else "") + f" by {actor}"
-        conn.execute("INSERT INTO events (at, kind, photo_sha256, detail, actor) VALUES (?,?,?,?,?)",
-                     (at, "released", item.sha256, detail, actor))
+    try:
+        with transaction(conn):
+            _still_waiting(conn, item)
+            _record_released(conn, home, item, plan, placed, hashes, channels, actor, at)
+    except ReviewError:
+        for path in made:
+            path.unlink(missing_ok=True)
+        raise
     _remove_copy(home, item)
     return Released(item, placed)
+
+
+def _still_waiting(conn: sqlite3.Connection, item: ReviewItem) -> None:
+    """Inside the write transaction: nobody released or rejected it meanwhile (a second click, a second
+    window)."""
+    row = conn.execute("SELECT outcome FROM photos WHERE sha256 = ?", (item.sha256,)).fetchone()
+    if row is None or row["outcome"] != "review":
+        raise ReviewError(f"{item.name} was {row['outcome'] if row else 'removed'} by someone else just now; "
+                          "nothing more was done.")
+
+
+def _record_released(conn: sqlite3.Connection, home: Home, item: ReviewItem, plan: _Plan, placed: dict[str, Path],
+                     hashes: dict[str, str], channels: Sequence[str], actor: str, at: str) -> None:
+    _record_decisions(conn, home, item, plan)
+    file_ids = {}
+    for channel, dest in placed.items():
+        conn.execute("INSERT OR REPLACE INTO outputs (photo_sha256, channel, path, file_sha256, created_at) "
+                     "VALUES (?,?,?,?,?)", (item.sha256, channel, str(dest.relative_to(home.root)), hashes[channel], at))
+        shown = [row["idx"] for row, keep in zip(plan.rows, plan.shown(channel)) if keep]
+        file_ids[channel] = record_outbox_file(home, conn, item.sha256, channel, dest, shown=shown,
+                                               made=f"released by {actor}", file_sha256=hashes[channel])
+    conn.execute("UPDATE photos SET outcome = 'released' WHERE sha256 = ?", (item.sha256,))
+    conn.execute("INSERT INTO review_decisions (photo_sha256, at, actor, kind, channels, files) VALUES (?,?,?,?,?,?)",
+                 (item.sha256, at, actor, "released", json.dumps(channels), json.dumps(file_ids)))
+    not_released = [c for c in home.settings.channels if c not in channels]
+    detail = f"{item.name} released to {', '.join(channels)}" + (
+        f" (not to {', '.join(not_released)})" if not_released else "") + f" by {actor}"
+    conn.execute("INSERT INTO events (at, kind, photo_sha256, detail, actor) VALUES (?,?,?,?,?)",
+                 (at, "released", item.sha256, detail, actor))
 
 
 def _left_by_a_crash(home: Home, conn: sqlite3.Connection, channel: str, stem: str, file_hash: str) -> Path | None:
@@ -619,6 +642,7 @@ def reject(home: Home, conn: sqlite3.Connection, name: str, *, actor: str = WEB_
     item = find_item(home, conn, name)
     at = now_iso()
     with transaction(conn):
+        _still_waiting(conn, item)
         conn.execute("UPDATE photos SET outcome = 'rejected' WHERE sha256 = ?", (item.sha256,))
         conn.execute("INSERT INTO review_decisions (photo_sha256, at, actor, kind) VALUES (?,?,?,?)",
                      (item.sha256, at, actor, "rejected"))

@@ -378,3 +378,38 @@ def test_purge_keeps_the_original_of_a_photo_waiting_for_review(home, conn, proc
     release(home, conn, "held", ["facebook"], actor="manager", processor=processor)
     purged = purge_archive(home, conn, retention_days=0, today=date.today() + timedelta(days=400))
     assert [p.source for p in purged] == ["held.jpg"]
+
+
+def test_a_release_that_loses_a_race_publishes_nothing(home, conn, shared_processor):
+    """Two windows (or a double click): another release commits while this one is placing its files."""
+    import threading
+    import time
+
+    outcome: dict[str, object] = {}
+    ready, go = threading.Event(), threading.Event()
+
+    def second_window() -> None:
+        own = connect(home.database)
+        processor = Processor(home, own, detector=shared_processor)
+        ready.set()
+        go.wait(60)
+        try:
+            release(home, own, "held", ["facebook", "twitter"], actor="manager", processor=processor)
+        except ReviewError as exc:
+            outcome["error"] = str(exc)
+        finally:
+            own.close()
+
+    thread = threading.Thread(target=second_window)
+    thread.start()
+    assert ready.wait(60)
+    conn.execute("BEGIN IMMEDIATE")   # the first release, about to record
+    conn.execute("UPDATE photos SET outcome = 'released'")
+    go.set()
+    deadline = time.monotonic() + 120
+    while len(list(home.outbox_for("twitter").iterdir())) == 0 and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    conn.execute("COMMIT")
+    thread.join(120)
+    assert "released by someone else just now" in str(outcome.get("error"))
+    assert list(home.outbox_for("facebook").iterdir()) == [] and list(home.outbox_for("twitter").iterdir()) == []
