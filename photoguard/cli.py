@@ -573,13 +573,12 @@ def takedown(ctx: click.Context, home_dir: str | None, child_id: str | None) -> 
     if ctx.invoked_subcommand is not None:
         return
     from . import db
-    from .outbox import sweep, takedown_list
+    from .outbox import takedown_list
 
     home = get_home(home_dir)
     conn = db.connect(home.database)
     try:
-        sweep(home, conn)
-        items = takedown_list(conn, child_id)
+        items = takedown_list(conn, child_id, home=home)
     finally:
         conn.close()
     if not items:
@@ -688,12 +687,11 @@ def status(home_dir: str | None, recent: int) -> None:
 def _takedowns_now(home: Home) -> list[str]:
     """The take-down list as lines (empty when there is nothing to take down)."""
     from . import db
-    from .outbox import sweep, takedown_list
+    from .outbox import takedown_list
 
     conn = db.connect(home.database)
     try:
-        sweep(home, conn)
-        items = takedown_list(conn)
+        items = takedown_list(conn, home=home)
     finally:
         conn.close()
     return _takedown_lines(items) if items else []

@@ -391,12 +391,16 @@ def mark_posted(home: Home, conn: sqlite3.Connection, photo: int | str, channel:
 # --- take-down list ---------------------------------------------------------------------------------
 
 
-def takedown_list(conn: sqlite3.Connection, child_id: str | None = None, today: date | None = None) -> list[TakedownItem]:
+def takedown_list(conn: sqlite3.Connection, child_id: str | None = None, *, home: Home | None = None,
+                  today: date | None = None) -> list[TakedownItem]:
     """Photos posted or collected that show a child whose consent does not allow that channel today,
     not yet marked taken down; oldest first. Worked out from today's consents each time: a consent
-    given back takes the photo off the list."""
+    given back takes the photo off the list. With ``home``, files that left the outbox since the last
+    look are recorded collected first (see ``sweep``)."""
     from .roster import load_consents
 
+    if home is not None:
+        sweep(home, conn)
     today = today or date.today()
     consents = load_consents(conn)
     names = {r["id"]: r["name"] or r["id"] for r in conn.execute("SELECT id, name FROM children")}

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .home import Home
 from .images import ImageError, load_thumbnail
-from .outbox import TakedownItem, sweep, takedown_list, when_words
+from .outbox import TakedownItem, takedown_list, when_words
 
 THUMB_PX = 320
 OUTPUT_THUMB_PX = 240
@@ -208,9 +208,8 @@ def gather_report(home: Home, conn: sqlite3.Connection, since: date, until: date
         events.append(ReportEvent(e["at"], e["kind"], detail))
     rwhere, rargs = _in_range("received_at", since, until)
     in_progress = conn.execute(f"SELECT COUNT(*) FROM photos WHERE state != 'done' AND {rwhere}", rargs).fetchone()[0]
-    sweep(home, conn)  # a photo collected since the last run is noticed before the list is made
     return ReportData(since, until, tuple(home.settings.channels), photos, failed, events, in_progress,
-                      takedown_list(conn))
+                      takedown_list(conn, home=home))
 
 
 # --- images ------------------------------------------------------------------------------------

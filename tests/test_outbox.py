@@ -297,3 +297,15 @@ def test_posted_before_a_remake_marks_the_copy_that_was_posted(home, processor):
     # The copy in the outbox at that time showed Ada: it is the one to take down.
     assert [(i.channel, i.how, [c.child_id for c in i.children]) for i in takedown_list(processor.conn)] == \
         [("twitter", "posted", ["ada"])]
+
+
+def test_without_the_original_the_outbox_file_is_removed_and_recorded(home, processor):
+    _, _, out = published(processor, "purged.jpg", seed=30)
+    archived = processor.conn.execute("SELECT archive_path FROM photos WHERE source = 'purged.jpg'").fetchone()[0]
+    (home.root / archived).unlink()
+    changes = withdraw(home, processor)
+    assert {(c.channel, c.action) for c in changes} == {(c, "removed") for c in CHANNELS}
+    assert not any(p.exists() for p in out.values())
+    rows = processor.conn.execute("SELECT ended FROM outbox_files").fetchall()
+    assert [r[0] for r in rows] == ["removed"] * 3
+    assert list_outbox(home, processor.conn) == [] and takedown_list(processor.conn, home=home) == []
