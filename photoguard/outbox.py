@@ -123,15 +123,26 @@ def record_outbox_file(home: Home, conn: sqlite3.Connection, sha: str, channel: 
     (``face_actions``). Returns the file's id.
     """
     if shown is None:
-        shown = [r[0] for r in conn.execute(
-            "SELECT face_idx FROM face_actions WHERE photo_sha256 = ? AND channel = ? AND action = ?",
-            (sha, channel, SHOWN))]
-    path = Path(path)
-    try:
-        st = os.stat(path, follow_symlinks=False)
-        device, inode = st.st_dev, st.st_ino
-    except FileNotFoundError:
-        device = inode = None  # already gone: the next sweep records it collected
+        shown = _decided_shown(conn, sha, channel)
+    return _insert_file(home, conn, sha, channel, Path(path), shown, made, file_sha256, replaces, follow=True)
+
+
+def _decided_shown(conn: sqlite3.Connection, sha: str, channel: str) -> list[int]:
+    """The faces shown on ``channel`` as decided when the photo was processed."""
+    return [r[0] for r in conn.execute(
+        "SELECT face_idx FROM face_actions WHERE photo_sha256 = ? AND channel = ? AND action = ?", (sha, channel, SHOWN))]
+
+
+def _insert_file(home: Home, conn: sqlite3.Connection, sha: str, channel: str, path: Path, shown: Iterable[int],
+                 made: str, file_sha256: str | None, replaces: int | None, follow: bool) -> int:
+    """``follow``: the file at ``path`` is ours, so follow its inode from now on."""
+    device = inode = None  # not followed by inode: found by name or content, else collected at the next sweep
+    if follow:
+        try:
+            st = os.stat(path, follow_symlinks=False)
+            device, inode = st.st_dev, st.st_ino
+        except FileNotFoundError:
+            pass
     if file_sha256 is None:
         file_sha256 = _hash_if_there(path)
     cur = conn.execute(
@@ -187,12 +198,11 @@ def _adopt_untracked(home: Home, conn: sqlite3.Connection) -> None:
         "AND f.file_sha256 IS o.file_sha256)").fetchall()
     for o in rows:
         path = home.root / o["path"]
+        shown = _decided_shown(conn, o["photo_sha256"], o["channel"])
+        # A file at that name with other bytes is not followed by its inode (it may not be ours).
         ours = o["file_sha256"] is None or _hash_if_there(path) == o["file_sha256"]
-        file_id = record_outbox_file(home, conn, o["photo_sha256"], o["channel"], path, made="recorded",
-                                     file_sha256=o["file_sha256"])
-        if not ours:
-            # Another file at that name: found again by name or content below, or recorded collected.
-            conn.execute("UPDATE outbox_files SET device = NULL, inode = NULL WHERE id = ?", (file_id,))
+        _insert_file(home, conn, o["photo_sha256"], o["channel"], path, shown, "recorded", o["file_sha256"], None,
+                     follow=ours)
 
 
 # --- where our files are now ------------------------------------------------------------------------
