@@ -546,7 +546,8 @@ def posted(home_dir: str | None, name: str | None, channel: str | None, by: str 
                 click.echo("the outbox is empty" if channel is None else f"outbox/{channel} is empty")
             for p in photos:
                 state = f"posted {when_words(p.posted)} by {p.posted_by}" if p.posted else "not posted yet"
-                click.echo(f"#{p.id}  {p.channel}  {p.name}  (from {p.source}, {when_words(p.created)})  {state}")
+                source = f" (from {p.source})" if Path(p.source).stem != Path(p.name).stem else ""
+                click.echo(f"#{p.id}  {p.channel}  {p.name}{source}  in the outbox since {when_words(p.created)}  {state}")
             return
         if channel is None:
             raise click.ClickException(f"say where it was posted: photoguard posted {name} --channel "

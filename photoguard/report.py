@@ -399,7 +399,8 @@ def _photo_card(home: Home, photo: ReportPhoto, channels: tuple[str, ...], with_
 
 def _takedown_section(items: list[TakedownItem]) -> str:
     rows = "".join(
-        f"<tr><td>{item.file_id}</td><td>{e(item.name)}<br><small>from {e(item.source)}</small></td>"
+        f"<tr><td>{item.file_id}</td><td>{e(item.name)}"
+        f"{'' if Path(item.source).stem == Path(item.name).stem else f'<br><small>from {e(item.source)}</small>'}</td>"
         f"<td>{e(item.channel)}</td><td>{e(item.how)} {e(when_words(item.out_since))}</td>"
         f"<td>{'<br>'.join(f'{e(c.name)} <small>({e(c.reason)})</small>' for c in item.children)}</td></tr>"
         for item in items)
