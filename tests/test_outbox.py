@@ -309,3 +309,18 @@ def test_without_the_original_the_outbox_file_is_removed_and_recorded(home, proc
     rows = processor.conn.execute("SELECT ended FROM outbox_files").fetchall()
     assert [r[0] for r in rows] == ["removed"] * 3
     assert list_outbox(home, processor.conn) == [] and takedown_list(processor.conn, home=home) == []
+
+
+def test_a_consent_that_expires_puts_posted_photos_on_the_list_the_next_day(home, processor):
+    from datetime import date
+
+    home.roster_csv.write_text(CSV_HEADER + "ada,Ada,yes,yes,yes,yes,2030-06-30\ngrace,Grace,yes,yes,no,no,\n",
+                               encoding="utf-8")
+    sync_roster(home, processor.conn)
+    processor.reload_roster()
+    _, _, out = published(processor, "trip.jpg", seed=31)
+    mark_posted(home, processor.conn, "trip.jpg", "instagram", "manager")
+    assert takedown_list(processor.conn, today=date(2030, 6, 30)) == []       # the last valid day
+    items = takedown_list(processor.conn, today=date(2030, 7, 1))
+    assert [(i.channel, i.children[0].child_id, i.children[0].reason) for i in items] == \
+        [("instagram", "ada", "consent expired 2030-06-30")]
