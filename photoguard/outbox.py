@@ -339,11 +339,16 @@ def list_outbox(home: Home, conn: sqlite3.Connection, channel: str | None = None
 def outbox_photo(home: Home, conn: sqlite3.Connection, file_id: int) -> OutboxPhoto:
     """One outbox file by id, with where it is now (``path`` None once it has left the outbox).
 
-    Read only; the path is always a regular file inside that channel's outbox folder."""
+    Read only; the path is always a regular file inside that channel's outbox folder. Anything but a
+    known number (text from a request included) raises OutboxError."""
+    try:
+        number = int(file_id)
+    except (TypeError, ValueError):
+        raise OutboxError(f"{str(file_id)[:40]!r} is not an outbox photo number; see `photoguard posted --list`.") from None
     row = conn.execute("SELECT f.*, COALESCE(p.source, f.path) AS source FROM outbox_files f "
-                       "LEFT JOIN photos p ON p.sha256 = f.photo_sha256 WHERE f.id = ?", (int(file_id),)).fetchone()
+                       "LEFT JOIN photos p ON p.sha256 = f.photo_sha256 WHERE f.id = ?", (number,)).fetchone()
     if row is None:
-        raise OutboxError(f"there is no outbox photo number {file_id}; see `photoguard posted --help`.")
+        raise OutboxError(f"there is no outbox photo number {number}; see `photoguard posted --list`.")
     path = None
     if row["ended"] is None:
         path = _locate(home, _current(conn, row["channel"])).get(row["id"])

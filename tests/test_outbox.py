@@ -232,6 +232,8 @@ def test_library_api_for_the_web_app(home, processor):
         mark_posted(home, processor.conn, "nothing.jpg", "facebook", "web")
     with pytest.raises(OutboxError, match="no outbox photo number"):
         outbox_photo(home, processor.conn, 12345)
+    with pytest.raises(OutboxError, match="not an outbox photo number"):
+        outbox_photo(home, processor.conn, "../../etc/passwd")  # type: ignore[arg-type]
     # Collected after being renamed: named by the name it had last.
     list_outbox(home, processor.conn)
     out["facebook"].with_name("paint-final.jpg").unlink()
