@@ -42,6 +42,13 @@ if TYPE_CHECKING:
 
 COLLECTED, REPLACED, REMOVED = "collected", "replaced", "removed"
 
+# The library the CLI and the web app call (kept stable).
+__all__ = [
+    "OutboxError", "OutboxPhoto", "Recheck", "TakedownChild", "TakedownItem",
+    "list_outbox", "outbox_photo", "find_outbox_photo", "mark_posted", "takedown_list", "mark_taken_down",
+    "sweep", "recheck_outbox", "record_outbox_file", "publish_to_channel", "when_words",
+]
+
 
 class OutboxError(Exception):
     """A photo could not be found in an outbox or cannot be marked; the message says what to do."""
