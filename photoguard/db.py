@@ -122,6 +122,7 @@ CREATE TABLE IF NOT EXISTS outbox_files (
     posted_by TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_files_photo ON outbox_files(photo_sha256, channel);
+CREATE INDEX IF NOT EXISTS outbox_files_inode ON outbox_files(inode);
 -- Photos posted or collected that showed a child whose consent has gone, marked taken down by the manager.
 CREATE TABLE IF NOT EXISTS takedowns (
     file_id INTEGER PRIMARY KEY,              -- outbox_files.id

@@ -202,7 +202,7 @@ def _adopt_untracked(home: Home, conn: sqlite3.Connection) -> None:
     rows = conn.execute(
         "SELECT o.* FROM outputs o WHERE o.removed_at IS NULL AND NOT EXISTS (SELECT 1 FROM outbox_files f "
         "WHERE f.photo_sha256 = o.photo_sha256 AND f.channel = o.channel AND f.path = o.path "
-        "AND f.file_sha256 IS o.file_sha256)").fetchall()
+        "AND (f.file_sha256 IS o.file_sha256 OR f.created_at >= o.created_at))").fetchall()
     for o in rows:
         path = home.root / o["path"]
         shown = _decided_shown(conn, o["photo_sha256"], o["channel"])
@@ -290,7 +290,7 @@ def sweep(home: Home, conn: sqlite3.Connection) -> dict[int, Path | None]:
         _adopt_untracked(home, conn)
         rows = _current(conn)
         where = _locate(home, rows)
-        now = now_iso()
+        now, root = now_iso(), str(home.root)
         for row in rows:
             found = where[row["id"]]
             if found is None:
@@ -298,7 +298,7 @@ def sweep(home: Home, conn: sqlite3.Connection) -> dict[int, Path | None]:
                              (COLLECTED, now, row["id"]))
                 _event(conn, "collected", row["photo_sha256"],
                        f"{row['channel']}: {_last_name(row)}: left the outbox")
-            elif str(found.relative_to(home.root)) != (row["seen_path"] or row["path"]):
+            elif str(found) != f"{root}/{row['seen_path'] or row['path']}":
                 # Renamed: remember the name the manager gave it, to name it by that later.
                 conn.execute("UPDATE outbox_files SET seen_path = ? WHERE id = ?",
                              (str(found.relative_to(home.root)), row["id"]))
@@ -358,8 +358,25 @@ def outbox_photo(home: Home, conn: sqlite3.Connection, file_id: int) -> OutboxPh
         raise OutboxError(f"there is no outbox photo number {number}; see `photoguard posted --list`.")
     path = None
     if row["ended"] is None:
-        path = _locate(home, _current(conn, row["channel"])).get(row["id"])
+        path = _where_last_seen(home, conn, row) or _locate(home, _current(conn, row["channel"])).get(row["id"])
     return _photo(row, path)
+
+
+def _where_last_seen(home: Home, conn: sqlite3.Connection, row: sqlite3.Row) -> Path | None:
+    """The file still where it was last seen, with its inode, and no newer file claims that inode
+    (a quick answer for serving one photo; else the caller looks through the folder)."""
+    if row["inode"] is None:
+        return None
+    path = home.root / (row["seen_path"] or row["path"])
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (row["device"], row["inode"]):
+        return None
+    newer = conn.execute("SELECT 1 FROM outbox_files WHERE channel = ? AND device = ? AND inode = ? AND id > ? "
+                         "AND ended IS NULL", (row["channel"], row["device"], row["inode"], row["id"])).fetchone()
+    return None if newer else path
 
 
 def find_outbox_photo(home: Home, conn: sqlite3.Connection, name: str, channel: str) -> OutboxPhoto:
