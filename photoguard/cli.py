@@ -372,6 +372,8 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
             files = collect([Path(p) for p in paths] or [home.inbox])
             if not files:
                 note(f"nothing to process in {home.inbox}")
+                for line in _takedowns_now(home):
+                    note(line)
                 return
             count = {"n": 0}
 
