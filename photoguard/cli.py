@@ -372,6 +372,8 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
             files = collect([Path(p) for p in paths] or [home.inbox])
             if not files:
                 note(f"nothing to process in {home.inbox}")
+                for line in _takedowns_now(home):
+                    note(line)
                 return
             count = {"n": 0}
 
@@ -645,7 +647,8 @@ def posted(home_dir: str | None, name: str | None, channel: str | None, by: str 
                 click.echo("the outbox is empty" if channel is None else f"outbox/{channel} is empty")
             for p in photos:
                 state = f"posted {when_words(p.posted)} by {p.posted_by}" if p.posted else "not posted yet"
-                click.echo(f"#{p.id}  {p.channel}  {p.name}  (from {p.source}, {when_words(p.created)})  {state}")
+                source = f" (from {p.source})" if Path(p.source).stem != Path(p.name).stem else ""
+                click.echo(f"#{p.id}  {p.channel}  {p.name}{source}  in the outbox since {when_words(p.created)}  {state}")
             return
         if channel is None:
             raise click.ClickException(f"say where it was posted: photoguard posted {name} --channel "
@@ -672,13 +675,12 @@ def takedown(ctx: click.Context, home_dir: str | None, child_id: str | None) -> 
     if ctx.invoked_subcommand is not None:
         return
     from . import db
-    from .outbox import sweep, takedown_list
+    from .outbox import takedown_list
 
     home = get_home(home_dir)
     conn = db.connect(home.database)
     try:
-        sweep(home, conn)
-        items = takedown_list(conn, child_id)
+        items = takedown_list(conn, child_id, home=home)
     finally:
         conn.close()
     if not items:
@@ -787,12 +789,11 @@ def status(home_dir: str | None, recent: int) -> None:
 def _takedowns_now(home: Home) -> list[str]:
     """The take-down list as lines (empty when there is nothing to take down)."""
     from . import db
-    from .outbox import sweep, takedown_list
+    from .outbox import takedown_list
 
     conn = db.connect(home.database)
     try:
-        sweep(home, conn)
-        items = takedown_list(conn)
+        items = takedown_list(conn, home=home)
     finally:
         conn.close()
     return _takedown_lines(items) if items else []

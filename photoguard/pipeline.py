@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from .identify import FaceEncoder, Identity, Template, default_encoder, encode_f
 from .images import ImageError, fsync_dir, load_image, save_stripped_jpeg, sha256_file
 from .obscure import obscure_face, obscure_mask
 from .places import where_in_photo
+
+if TYPE_CHECKING:
+    from .outbox import Recheck
 
 # Names of files that are still being written or are not photos staff meant to share.
 IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", ".download", ".swp")
@@ -830,7 +834,7 @@ def run_batch(processor: Processor, paths: Sequence[Path], *, workers: int = 1, 
 
 # --- consent changes after photos were cleared ------------------------------------------------------
 
-def recheck_outbox(processor: Processor, today: date | None = None) -> list:
+def recheck_outbox(processor: Processor, today: date | None = None) -> list[Recheck]:
     """See ``outbox.recheck_outbox`` (the outbox's own module; named here for the watcher and the CLI)."""
     from .outbox import recheck_outbox as recheck
 
