@@ -15,7 +15,8 @@ from .db import transaction
 from .home import Home
 from .consent import may_show
 from .images import fsync_dir, load_image, save_stripped_jpeg, sha256_file, strip_check
-from .pipeline import SHOWN, now_iso, publish
+from .durable import publish
+from .pipeline import SHOWN, now_iso
 
 
 class ReviewError(Exception):
