@@ -543,6 +543,7 @@ class Processor:
 
         moved = move_durably(snap.path, folder, before_unlink=note, name=name, companions=(".txt",))
         release_source(snap.source, self.home.inbox)
+        self._clear_staging(sha)
         with transaction(self.conn):
             self._event("duplicate", sha, detail=f"{name} = {row['source']}")
         return PhotoResult(name, "duplicate", sha, {"archive": str(moved)}, [],

@@ -97,6 +97,7 @@ def test_fifo_and_links_go_to_failed_as_themselves_and_targets_are_untouched(hom
         assert "could not be processed" in (home.failed / f"{name}.txt").read_text()
     assert elsewhere.read_bytes() == before and mode(elsewhere) == 0o644
     assert not list(home.archive.rglob("*.jpg")) and not list(home.outbox.rglob("*.jpg"))
+    assert not list(processor.staging.iterdir())
 
 
 def test_hard_linked_photo_is_copied_in_and_the_shared_file_is_never_changed(home, processor, tmp_path):
@@ -149,6 +150,7 @@ def test_process_paths_outside_the_inbox_never_moves_the_users_files(home, proce
     assert good.read_bytes() == tiny_jpeg(3)
     assert [p.read_bytes() for p in home.archive.rglob("*party.jpg")] == [tiny_jpeg(3)]
     assert (home.failed / "broken.jpg").read_bytes() == bad.read_bytes()   # a copy for the manager
+    assert not list(processor.staging.iterdir())
     assert not (home.failed / "pipe.jpg").exists()                          # not ours: left alone
 
 
@@ -209,16 +211,21 @@ def test_251_byte_names_are_shortened_wherever_photoguard_writes(home, processor
     (home.inbox / name).write_bytes(tiny_jpeg(5))
     (home.inbox / bad).write_bytes(b"not a photo" * 50)
 
+    (home.inbox / ("again-" + "照" * 81 + ".jpeg")).write_bytes(tiny_jpeg(5))   # the same photo again: 254 bytes
+
     results = run_batch(processor, collect([home.inbox]))
 
-    assert sorted(r.status for r in results) == ["cleared", "failed"]
+    assert sorted(r.status for r in results) == ["cleared", "duplicate", "failed"]
+    assert not list(processor.staging.iterdir())
+    [dup] = [p for p in (home.archive / "duplicates").iterdir() if p.suffix == ".jpeg"]
+    assert dup.read_bytes() == tiny_jpeg(5) and len(dup.name.encode()) <= 200
     assert os.listdir(home.inbox) == []
     written = [p for p in home.root.rglob("*") if p.is_file() and ".photoguard" not in p.parts]
-    assert len(written) == 3 + 1 + 2   # an outbox copy per channel, the archived original, failed + note
+    assert len(written) == 3 + 1 + 2 + 2   # outbox copy per channel, original, failed + note, duplicate + note
     for path in written:
         assert len(path.name.encode("utf-8")) <= 210, path.name
     assert all(p.name.endswith(".jpg") for p in home.outbox.rglob("*.jpg"))
-    [archived] = list(home.archive.rglob("*.jpeg"))
+    [archived] = [p for p in home.archive.rglob("*.jpeg") if "duplicates" not in p.parts]
     assert archived.read_bytes() == tiny_jpeg(5)
     [failed_note] = list(home.failed.glob("*.txt"))
     assert failed_note.read_text().startswith(bad)   # the note names the file by its whole name
