@@ -168,7 +168,7 @@ def publish_to_channel(home: Home, conn: sqlite3.Connection, staged: Path, sha: 
     ``shown``: the faces (``faces.idx``) visible in it; ``made``: why, e.g. "released by Mrs Jones".
     ``staged`` must be on the home's file system (``.photoguard/staging/``). For callers outside the
     pipeline (a release from review)."""
-    from .pipeline import publish
+    from .durable import publish
 
     copy = staged.with_name(f".{channel}-{secrets.token_hex(4)}.jpg")
     fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

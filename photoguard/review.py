@@ -32,7 +32,8 @@ from .detect import FaceBox, same_face
 from .home import Home
 from .identify import MATCHED, NO_CHILDREN, NO_ENCODING, NOT_CLOSE, TOO_SMALL, Identity
 from .images import encode_stripped_jpeg, fsync_dir, load_image, sha256_file
-from .pipeline import OBSCURED, SECOND_LOOK_REASON, SHOWN, Action, Processor, _consent_json, decide, now_iso, publish
+from .durable import publish
+from .pipeline import OBSCURED, SECOND_LOOK_REASON, SHOWN, Action, Processor, _consent_json, decide, now_iso
 from .outbox import REMOVED, record_outbox_file
 from .places import where_in_photo
 
@@ -589,7 +590,7 @@ def _record_released(conn: sqlite3.Connection, home: Home, item: ReviewItem, pla
 def _left_by_a_crash(home: Home, conn: sqlite3.Connection, channel: str, stem: str, file_hash: str) -> Path | None:
     """This very picture already in the outbox but not on record: a release killed between placing the
     file and recording it. Taken as this release's file, so the photo is not there twice."""
-    from .pipeline import glob_escape
+    from .durable import glob_escape
 
     recorded = {r[0] for r in conn.execute("SELECT path FROM outbox_files WHERE channel = ? AND ended IS NULL",
                                            (channel,))}
@@ -690,7 +691,7 @@ def _claim_copy_name(home: Home, conn: sqlite3.Connection, item: ReviewItem) -> 
     """A photo back in review whose name another waiting photo took meanwhile gets a name of its own."""
     if not any(other.name == item.name and other.sha256 != item.sha256 for other in review_queue(home, conn)):
         return item
-    from .pipeline import _unique_name
+    from .durable import _unique_name
 
     taken = {other.name for other in review_queue(home, conn)}
     copy = _unique_name(home.review, f"{item.name}.jpg")
