@@ -149,8 +149,12 @@ def purge_archive(home: Home, conn: sqlite3.Connection, retention_days: int | No
     # originals they belong to; so do files in failed/ (originals no one fixed) and in review/ (once the
     # original is gone a review copy can no longer be released). Links and pipes in failed/ go as
     # themselves; their targets are never touched.
+    from .review import review_queue
+
+    # ... but not the copy (and note) of a photo still waiting for review: its original was kept above.
+    waiting = {home.review / f"{item.name}{suffix}" for item in review_queue(home, conn) for suffix in (".jpg", ".json")}
     leftovers = [*(home.archive / "duplicates").glob("*"), *home.reports.glob("report-*.html"),
-                 *home.failed.iterdir(), *home.review.iterdir()]
+                 *home.failed.iterdir(), *(p for p in home.review.iterdir() if p not in waiting)]
     for path in sorted(leftovers):
         try:
             st = os.lstat(path)
