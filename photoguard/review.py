@@ -29,7 +29,7 @@ import numpy as np
 from .consent import ChildConsent
 from .db import transaction
 from .detect import FaceBox, same_face
-from .home import Home
+from .home import OUTBOX_FILE, Home
 from .identify import MATCHED, NO_CHILDREN, NO_ENCODING, NOT_CLOSE, TOO_SMALL, Identity
 from .images import encode_stripped_jpeg, fsync_dir, load_image, sha256_file
 from .durable import publish
@@ -534,8 +534,11 @@ def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[
         for channel in channels:
             # Each channel its own file: changing one later never changes another.
             staged = staging / f"{channel}.jpg"
-            staged.write_bytes(encode_stripped_jpeg(renders[plan.shown(channel)]))
-            with open(staged, "rb+") as fh:
+            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.fchmod(fd, OUTBOX_FILE)   # whatever the umask
+            with open(fd, "wb") as fh:
+                fh.write(encode_stripped_jpeg(renders[plan.shown(channel)]))
+                fh.flush()
                 os.fsync(fh.fileno())
             hashes[channel] = sha256_file(staged)
             placed[channel] = _left_by_a_crash(home, conn, channel, stem, hashes[channel])

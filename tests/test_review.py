@@ -136,7 +136,8 @@ def test_release_publishes_the_original_rendered_again_not_the_swapped_review_fi
         assert strip_check(path) == []
         assert diff(region(path, g), crop(rgb, g)) > 15        # the second-look face is obscured
         assert diff(region(path, a), crop(rgb, a)) < 4         # Ada has consent everywhere
-    # Each channel its own file.
+    # Each channel its own file, readable by the manager's group only.
+    assert {p.stat().st_mode & 0o777 for p in done.files.values()} == {0o640}
     inodes = {p.stat().st_ino for p in done.files.values()}
     assert len(inodes) == 3 and all(p.stat().st_nlink == 1 for p in done.files.values())
     assert not (home.review / "held.jpg").exists() and review_queue(home, conn) == []
