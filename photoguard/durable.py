@@ -202,6 +202,7 @@ def staged_copy(src: Path, dest: Path) -> Path:
     """A durable copy of a staged file under a new name in the same staging folder (a file of its own,
     not a link: each channel's outbox file must be independent of the others)."""
     shutil.copyfile(src, dest)
+    os.chmod(dest, stat.S_IMODE(os.stat(src).st_mode))   # the mode chosen for src, not the umask's
     with open(dest, "rb+") as fh:
         os.fsync(fh.fileno())
     fsync_dir(dest.parent)
