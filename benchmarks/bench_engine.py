@@ -1,4 +1,4 @@
-"""Face engine benchmark: recall by face size on 12 MP scenes, and detect+identify speed.
+"""Face engine benchmark: recall by face size on 12 MP scenes, by rotation, and detect+identify speed.
 
     uv run python benchmarks/bench_engine.py [--quick] [--json] [--shared ../shared/faces]
 
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import facekit  # noqa: E402
 
-from photoguard.detect import FaceDetector  # noqa: E402
+from photoguard.detect import FaceDetector, turn_matrix  # noqa: E402
 from photoguard.evaluate import covers, load_rgb, read_imglab, evaluate_detection  # noqa: E402
 from photoguard.identify import Template, encode_faces, match_faces  # noqa: E402
 
@@ -130,6 +130,35 @@ def recall_part(detector: FaceDetector, scenes_per_bucket: int, folder: Path, lo
     return out
 
 
+def rotation_part(detector: FaceDetector, scenes_per_bucket: int, folder: Path, log) -> dict:
+    """Recall by size for the photo turned 0/90/180/270° in its pixels, with no orientation tag (a tablet
+    held sideways or upside down), and the detection time per photo for each, medians."""
+    out = {}
+    for turns in range(4):
+        row, times = {}, []
+        for low, high in BUCKETS:
+            found = total = 0
+            for s in range(scenes_per_bucket):
+                rgb, truth = grid_scene(5000 * low + s, low, high, portrait=s % 2 == 1)
+                h, w = rgb.shape[:2]
+                m = turn_matrix(turns, w, h)
+                turned = np.ascontiguousarray(np.rot90(rgb, turns))
+                loaded = load_rgb(roundtrip(turned, 1, folder, f"r{turns}_{low}_{s}"))
+                t0 = time.perf_counter()
+                boxes = [b.box for b in detector.detect(loaded)]
+                times.append(time.perf_counter() - t0)
+                for t in truth:
+                    (x0, y0), (x1, y1) = [(m @ [x, y, 1])[:2] for x, y in ((t[0], t[1]), (t[2], t[3]))]
+                    tt = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+                    found += any(covers(b, tt) for b in boxes)
+                    total += 1
+            row[f"{low}-{high}"] = {"found": found, "faces": total, "recall": found / total}
+        out[turns * 90] = {"recall": row, "detect_s": statistics.median(times)}
+        log(f"turned {turns * 90:>3}°: " + ", ".join(f"{k}px {v['found']}/{v['faces']}" for k, v in row.items())
+            + f"; detect median {statistics.median(times):.2f} s")
+    return out
+
+
 def speed_part(detector: FaceDetector, runs: int, folder: Path, log) -> dict:
     templates = []
     for name in NAMES:
@@ -197,12 +226,16 @@ def main() -> None:
     ap.add_argument("--shared", type=Path, default=None, help="../shared/faces, for the labelled photo checks")
     ap.add_argument("--skip-recall", action="store_true")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--rotations", action="store_true",
+                    help="also recall by rotation (photo turned in its pixels, no orientation tag)")
+    ap.add_argument("--upright-only", action="store_true",
+                    help="search the photo only as it stands (no quarter turns), to compare")
     args = ap.parse_args()
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    detector = FaceDetector()
+    detector = FaceDetector(quarter_turns=(0,)) if args.upright_only else FaceDetector()
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -211,6 +244,8 @@ def main() -> None:
         if not args.skip_recall:
             result["recall"] = recall_part(detector, 4 if args.quick else 8, folder, log,
                                            min_faces=30 if args.quick else 100)
+        if args.rotations:
+            result["rotations"] = rotation_part(detector, 1 if args.quick else 2, folder, log)
     if args.shared:
         result["shared"] = shared_part(detector, args.shared, log)
     if args.json:
@@ -221,6 +256,11 @@ def main() -> None:
             log(f"{'face width':>12} {'found':>7} {'faces':>7} {'recall':>8}")
             for k, v in result["recall"].items():
                 log(f"{k:>12} {v['found']:>7} {v['faces']:>7} {v['recall']:>8.1%}")
+        if "rotations" in result:
+            log(f"{'turned':>8} " + " ".join(f"{f'{lo}-{hi}px':>12}" for lo, hi in BUCKETS) + f" {'detect s':>9}")
+            for deg, v in result["rotations"].items():
+                log(f"{deg:>7}° " + " ".join(f"{v['recall'][f'{lo}-{hi}']['recall']:>12.1%}" for lo, hi in BUCKETS)
+                    + f" {v['detect_s']:>9.2f}")
         if "speed" in result:
             s = result["speed"]
             log(f"detect+identify 12 MP / 5 faces: median {s['engine_s']:.3f} s; decode {s['decode_s']:.3f} s; "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -17,11 +18,68 @@ from .pipeline import now_iso
 AUDIT_COLUMNS = ["time", "photo", "sha256", "outcome", "reason", "face", "box", "child", "distance",
                  "identity", "channel", "action", "why", "consent"]
 
+# A cell starting with one of these is a formula (or becomes one) in Excel, LibreOffice and Google Sheets.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> str:
+    """The cell as text a spreadsheet shows and never runs: a leading apostrophe before formula-like text.
+
+    File names come from staff (and from anyone who can drop a file), so ``=HYPERLINK(...)`` must stay text.
+    """
+    text = "" if value is None else str(value)
+    # A name read from an old share may carry undecodable bytes: show them as replacement characters.
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def consent_words(consent: str | None) -> str:
+    """The consent snapshot stored with a decision, as a person reads it:
+    "face matching yes; facebook yes, instagram no; expires 2027-07-31"."""
+    if not consent:
+        return ""
+    try:
+        data = json.loads(consent)
+    except ValueError:
+        return consent
+    if not isinstance(data, dict) or not data:
+        return ""
+    yes_no = lambda v: "yes" if v else "no"  # noqa: E731
+    parts = [f"face matching {yes_no(data.get('face_matching'))}"]
+    channels = data.get("channels") or {}
+    if channels:
+        parts.append(", ".join(f"{channel} {yes_no(v)}" for channel, v in channels.items()))
+    parts.append(f"expires {data['expires']}" if data.get("expires") else "no expiry")
+    if data.get("problem"):
+        parts.append(f"roster problem: {data['problem']}")
+    return "; ".join(parts)
+
+
+def _file_state(row: sqlite3.Row) -> str:
+    state = {"collected": "collected", "replaced": "replaced (re-made)", "removed": "removed by PhotoGuard"}
+    words = f"{state.get(row['ended'], row['ended'])} {row['ended_at']}" if row["ended"] else "in the outbox"
+    if row["posted_at"]:
+        words += f"; posted {row['posted_at']} by {row['posted_by']}"
+    if row["taken_down_at"]:
+        words += f"; taken down {row['taken_down_at']} by {row['taken_down_by']}"
+    return words
+
 
 def export_audit(conn: sqlite3.Connection, out: TextIO, since: date | None = None) -> int:
-    """Write one CSV row per face per channel (one row for a photo without faces). Returns rows written."""
+    """Write the audit as CSV for a spreadsheet: one row per face per channel as decided (one row for a
+    photo without faces), one row per file put in an outbox (what it showed, and what became of it), and
+    one row per event. UTF-8 with a BOM (so Excel reads names right), formula-like cells neutralised.
+    Returns the rows written."""
+    out.write("\ufeff")
     writer = csv.writer(out)
     writer.writerow(AUDIT_COLUMNS)
+    count = 0
+
+    def write(cells: dict[str, object]) -> None:
+        nonlocal count
+        writer.writerow([spreadsheet_safe(cells.get(column)) for column in AUDIT_COLUMNS])
+        count += 1
+
     where, args = ("WHERE p.finished_at >= ?", [since.isoformat()]) if since else ("", [])
     rows = conn.execute(
         "SELECT p.finished_at, p.source, p.sha256, p.outcome, p.reason, f.idx, f.box, f.child_id, f.distance, "
@@ -29,16 +87,30 @@ def export_audit(conn: sqlite3.Connection, out: TextIO, since: date | None = Non
         "LEFT JOIN faces f ON f.photo_sha256 = p.sha256 "
         "LEFT JOIN face_actions a ON a.photo_sha256 = f.photo_sha256 AND a.face_idx = f.idx "
         f"{where} ORDER BY p.finished_at, p.sha256, f.idx, a.channel", args)
-    count = 0
     for row in rows:
-        writer.writerow([row[k] if row[k] is not None else "" for k in row.keys()])
-        count += 1
-    events = conn.execute(f"SELECT at, kind, photo_sha256, child_id, detail FROM events "
-                          f"{'WHERE at >= ?' if since else ''} ORDER BY id", args)
+        write({"time": row["finished_at"], "photo": row["source"], "sha256": row["sha256"], "outcome": row["outcome"],
+               "reason": row["reason"], "face": None if row["idx"] is None else row["idx"] + 1, "box": row["box"],
+               "child": row["child_id"], "distance": row["distance"], "identity": row["identity"],
+               "channel": row["channel"], "action": row["action"], "why": row["why"],
+               "consent": consent_words(row["consent"])})
+    files = conn.execute(
+        "SELECT o.*, p.source, t.done_at AS taken_down_at, t.done_by AS taken_down_by FROM outbox_files o "
+        "LEFT JOIN photos p ON p.sha256 = o.photo_sha256 LEFT JOIN takedowns t ON t.file_id = o.id "
+        f"{'WHERE o.created_at >= ?' if since else ''} ORDER BY o.id", args)
+    for row in files:
+        shown = json.loads(row["shown"] or "[]")
+        visible = [r[0] or f"face {r[1] + 1}" for r in conn.execute(
+            f"SELECT child_id, idx FROM faces WHERE photo_sha256 = ? AND idx IN ({','.join('?' * len(shown))}) "
+            "ORDER BY idx", (row["photo_sha256"], *shown))] if shown else []
+        write({"time": row["created_at"], "photo": row["source"] or row["path"], "sha256": row["photo_sha256"],
+               "outcome": "outbox file", "reason": row["made"], "child": ", ".join(visible) or "nobody shown",
+               "channel": row["channel"], "action": _file_state(row), "why": f"file {row['id']}: {row['path']}"})
+    events = conn.execute("SELECT e.at, e.kind, e.photo_sha256, e.child_id, e.detail, p.source FROM events e "
+                          "LEFT JOIN photos p ON p.sha256 = e.photo_sha256 "
+                          f"{'WHERE e.at >= ?' if since else ''} ORDER BY e.id", args)
     for e in events:
-        writer.writerow([e["at"], "", e["photo_sha256"] or "", f"event:{e['kind']}", e["detail"] or "",
-                         "", "", e["child_id"] or "", "", "", "", "", "", ""])
-        count += 1
+        write({"time": e["at"], "photo": e["source"], "sha256": e["photo_sha256"],
+               "outcome": f"event: {e['kind'].replace('_', ' ')}", "reason": e["detail"], "child": e["child_id"]})
     return count
 
 

@@ -120,6 +120,8 @@ def enrol(home_dir: str | None) -> None:
 
     for change in recheck_outbox(Processor(home, conn)):
         click.echo(change.describe())
+    for line in _takedowns_now(home):
+        click.echo(line)
 
 
 @main.group(invoke_without_command=True)
@@ -382,6 +384,8 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
             # `enrol` may have changed a consent while photos decided before it were being published.
             for change in recheck_outbox(processor):
                 note(change.describe())
+            for line in _takedowns_now(home):
+                note(line)
     except (HomeBusy, RosterError) as exc:
         raise click.ClickException(str(exc))
     except DiskFull as exc:
@@ -451,10 +455,12 @@ def review_reject(home_dir: str | None, name: str) -> None:
 @click.option("--csv", "as_csv", is_flag=True, default=True, help="CSV on stdout (the only format for now).")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None, help="Write to a file.")
 def audit(home_dir: str | None, since, as_csv: bool, output: str | None) -> None:
-    """Export the audit trail: per photo, per face, per channel what was done and why.
+    """Export the audit trail for a spreadsheet: per photo, per face, per channel what was decided and why,
+    every file put in an outbox (what it showed, collected / posted / re-made / taken down), and every event.
 
     Example: photoguard audit --since 2026-11-01 --csv > audit.csv
     """
+    import io
     import sys
 
     from .audit import export_audit
@@ -468,7 +474,12 @@ def audit(home_dir: str | None, since, as_csv: bool, output: str | None) -> None
             n = export_audit(conn, fh, day)
         click.echo(f"{n} rows written to {output}", err=True)
     else:
-        export_audit(conn, sys.stdout, day)
+        # UTF-8 whatever the terminal's locale: the file is for a spreadsheet.
+        sys.stdout.flush()
+        text = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+        export_audit(conn, text, day)
+        text.flush()
+        text.detach()
 
 
 @main.command()
@@ -484,6 +495,125 @@ def purge(home_dir: str | None, days: int | None) -> None:
     for item in purged:
         click.echo(f"deleted {item.path}")
     click.echo(f"{len(purged)} archived original(s) deleted")
+
+
+# --- outbox commands (posted, takedown) ---
+
+
+def _actor(by: str | None) -> str:
+    if by:
+        return by
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "manager"
+
+
+def _takedown_lines(items) -> list[str]:
+    lines = [f"take down: {len(items)} photo(s) posted or collected show a child whose consent has gone:"]
+    lines += [f"  {item.describe()}" for item in items]
+    lines.append("  once a photo is down, mark it: photoguard takedown done NUMBER")
+    return lines
+
+
+@main.command()
+@home_option
+@click.argument("name", required=False)
+@click.option("--channel", default=None, help="The channel it was posted on (facebook, instagram, ...).")
+@click.option("--by", "by", default=None, help="Who posted it (default: your login name).")
+@click.option("--list", "list_only", is_flag=True, help="Only list the photos in the outbox, with their numbers.")
+def posted(home_dir: str | None, name: str | None, channel: str | None, by: str | None, list_only: bool) -> None:
+    """Mark photo NAME (its file name in outbox/CHANNEL, or #NUMBER) as posted on CHANNEL.
+
+    If a parent later withdraws consent, posted photos showing their child are on the take-down list.
+    Collecting a photo (taking it out of the outbox folder) is noticed by itself.
+
+    Example: photoguard posted picnic.jpg --channel facebook
+    """
+    from . import db
+    from .outbox import OutboxError, list_outbox, mark_posted, when_words
+
+    home = get_home(home_dir)
+    conn = db.connect(home.database)
+    try:
+        if list_only or name is None:
+            photos = list_outbox(home, conn, channel)
+            if not photos:
+                click.echo("the outbox is empty" if channel is None else f"outbox/{channel} is empty")
+            for p in photos:
+                state = f"posted {when_words(p.posted)} by {p.posted_by}" if p.posted else "not posted yet"
+                click.echo(f"#{p.id}  {p.channel}  {p.name}  (from {p.source}, {when_words(p.created)})  {state}")
+            return
+        if channel is None:
+            raise click.ClickException(f"say where it was posted: photoguard posted {name} --channel "
+                                       f"{home.settings.channels[0]} (channels: {', '.join(home.settings.channels)})")
+        photo: int | str = int(name[1:]) if name.startswith("#") and name[1:].isdigit() else name
+        item = mark_posted(home, conn, photo, channel, _actor(by))
+    except OutboxError as exc:
+        raise click.ClickException(str(exc))
+    finally:
+        conn.close()
+    click.echo(f"#{item.id} {item.channel}: {item.name} marked posted {when_words(item.posted)} by {item.posted_by}")
+
+
+@main.group(invoke_without_command=True)
+@home_option
+@click.option("--child", "child_id", default=None, help="Only photos showing this child (roster id).")
+@click.pass_context
+def takedown(ctx: click.Context, home_dir: str | None, child_id: str | None) -> None:
+    """Photos already posted or collected that show a child whose consent has gone: take them down.
+
+    Each stays on the list until marked: photoguard takedown done NUMBER
+    """
+    ctx.obj = home_dir
+    if ctx.invoked_subcommand is not None:
+        return
+    from . import db
+    from .outbox import sweep, takedown_list
+
+    home = get_home(home_dir)
+    conn = db.connect(home.database)
+    try:
+        sweep(home, conn)
+        items = takedown_list(conn, child_id)
+    finally:
+        conn.close()
+    if not items:
+        click.echo("nothing to take down" + (f" for {child_id}" if child_id else ""))
+        return
+    for line in _takedown_lines(items):
+        click.echo(line)
+
+
+@takedown.command("done")
+@home_option
+@click.argument("numbers", nargs=-1, required=True)
+@click.option("--by", "by", default=None, help="Who took it down (default: your login name).")
+@click.pass_context
+def takedown_done(ctx: click.Context, home_dir: str | None, numbers: tuple[str, ...], by: str | None) -> None:
+    """Mark photos NUMBER... (from `photoguard takedown`) as taken down."""
+    from . import db
+    from .outbox import OutboxError, mark_taken_down, takedown_list
+
+    home = get_home(home_dir or ctx.obj)
+    conn = db.connect(home.database)
+    try:
+        listed = {item.file_id: item for item in takedown_list(conn)}
+        for number in numbers:
+            text = number.lstrip("#")
+            if not text.isdigit() or int(text) not in listed:
+                raise click.ClickException(f"{number} is not on the take-down list; `photoguard takedown` shows "
+                                           "the numbers (it may be marked already).")
+        for number in numbers:
+            item = listed[int(number.lstrip("#"))]
+            mark_taken_down(conn, item, _actor(by))
+            click.echo(f"#{item.file_id} {item.channel}: {item.name} marked taken down")
+    except OutboxError as exc:
+        raise click.ClickException(str(exc))
+    finally:
+        conn.close()
 
 
 # --- watcher commands (watch, status) ---
@@ -532,6 +662,8 @@ def status(home_dir: str | None, recent: int) -> None:
 
     home = get_home(home_dir)
     st = watch_status(home, recent)
+    for line in _takedowns_now(home):
+        click.secho(line, fg="red") if line.startswith("take down") else click.echo(line)
     if st.watcher_pid is None:
         click.echo("watcher: not running")
     elif st.watcher is not None:
@@ -549,6 +681,21 @@ def status(home_dir: str | None, recent: int) -> None:
         click.echo("last photos:")
         for item in st.recent:
             click.echo(f"  {item.at}  {item.status:<9} {item.name}" + (f" — {item.detail}" if item.detail else ""))
+
+
+def _takedowns_now(home: Home) -> list[str]:
+    """The take-down list as lines (empty when there is nothing to take down)."""
+    from . import db
+    from .outbox import sweep, takedown_list
+
+    conn = db.connect(home.database)
+    try:
+        sweep(home, conn)
+        items = takedown_list(conn)
+    finally:
+        conn.close()
+    return _takedown_lines(items) if items else []
+
 
 # --- manager commands (report, demo) ---
 

@@ -98,6 +98,33 @@ CREATE TABLE IF NOT EXISTS outputs (
     removed_at TEXT,
     PRIMARY KEY (photo_sha256, channel)
 );
+-- Every file PhotoGuard put into an outbox, one row per file (a re-rendered copy is a new row that
+-- "replaces" the old one). Rows are appended; the lifecycle columns are set once, never changed:
+-- the history of what was published stays as it happened.
+CREATE TABLE IF NOT EXISTS outbox_files (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,     -- stable: the web app serves outbox photos by this id
+    photo_sha256 TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    path TEXT NOT NULL,                       -- where PhotoGuard put it, relative to the home
+    file_sha256 TEXT,                         -- of the bytes PhotoGuard wrote
+    device INTEGER,                           -- with inode: follows the file when renamed in the outbox
+    inode INTEGER,
+    shown TEXT NOT NULL DEFAULT '[]',         -- JSON list of faces.idx left visible in this file
+    made TEXT NOT NULL,                       -- why it was made: 'processed', 'released', 're-rendered: ...'
+    replaces INTEGER,                         -- the outbox_files.id this file replaced
+    created_at TEXT NOT NULL,
+    ended TEXT,                               -- 'collected' (left the outbox), 'replaced', 'removed'
+    ended_at TEXT,
+    posted_at TEXT,                           -- the manager marked it posted
+    posted_by TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_files_photo ON outbox_files(photo_sha256, channel);
+-- Photos posted or collected that showed a child whose consent has gone, marked taken down by the manager.
+CREATE TABLE IF NOT EXISTS takedowns (
+    file_id INTEGER PRIMARY KEY,              -- outbox_files.id
+    done_at TEXT NOT NULL,
+    done_by TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     at TEXT NOT NULL,

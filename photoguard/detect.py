@@ -3,8 +3,10 @@
 Recall comes first: a face the detector misses is never obscured. So the photo is searched at
 several scales (CenterFace misses faces that fill the frame at full resolution and faces of a few
 pixels at low resolution), every faint trace of a small face is looked at again at higher
-resolution, and dlib's HOG detector gives a second opinion. Everything found is kept;
-overlapping boxes are merged into one.
+resolution, and dlib's HOG detector gives a second opinion. All of it is done on the photo turned
+a quarter, a half and three quarters too: both detectors only see faces within about 45° of
+upright, and a tablet held sideways or upside down writes no orientation tag. Everything found is
+kept; overlapping boxes are merged into one.
 """
 
 from __future__ import annotations
@@ -75,10 +77,14 @@ class _Found:
     scores: np.ndarray      # (N,)
     landmarks: np.ndarray   # (N, 10) x0, y0, ... or NaN
     source: np.ndarray      # (N,) 0 = centerface, 1 = hog
+    turns: np.ndarray | None = None   # (N,) quarter turns of the photo it was found in; None = all 0
 
     @staticmethod
     def empty() -> "_Found":
         return _Found(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 10)), np.zeros(0, dtype=np.int8))
+
+    def turn_of(self) -> np.ndarray:
+        return self.turns if self.turns is not None else np.zeros(len(self.scores), dtype=np.int8)
 
     @staticmethod
     def concat(parts: list["_Found"]) -> "_Found":
@@ -89,7 +95,56 @@ class _Found:
             np.concatenate([p.scores for p in parts]),
             np.concatenate([p.landmarks for p in parts]),
             np.concatenate([p.source for p in parts]),
+            np.concatenate([p.turn_of() for p in parts]),
         )
+
+
+def turn_matrix(turns: int, width: int, height: int) -> np.ndarray:
+    """3×3 map from a point of a ``width``×``height`` photo to the same point in ``np.rot90(photo, turns)``
+    (quarter turns counter-clockwise; coordinates of pixel edges, so a box maps to a box)."""
+    return {
+        0: np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], float),
+        1: np.array([[0, 1, 0], [-1, 0, width], [0, 0, 1]], float),
+        2: np.array([[-1, 0, width], [0, -1, height], [0, 0, 1]], float),
+        3: np.array([[0, -1, height], [1, 0, 0], [0, 0, 1]], float),
+    }[turns % 4]
+
+
+def _unturn(found: "_Found", turns: int, width: int, height: int) -> "_Found":
+    """Boxes and landmarks found in the photo turned by ``turns`` quarter turns, back in the photo."""
+    if turns % 4 == 0 or len(found.scores) == 0:
+        return found
+    back = np.linalg.inv(turn_matrix(turns, width, height))[:2]
+    a = np.c_[found.boxes[:, :2], np.ones(len(found.scores))] @ back.T
+    b = np.c_[found.boxes[:, 2:], np.ones(len(found.scores))] @ back.T
+    boxes = np.c_[np.minimum(a, b), np.maximum(a, b)]
+    points = found.landmarks.reshape(-1, 2)
+    marks = (np.c_[points, np.ones(len(points))] @ back.T).reshape(-1, 10)
+    return _Found(boxes, found.scores, marks, found.source, np.full(len(found.scores), turns % 4, dtype=np.int8))
+
+
+# A photo whose darkest and brightest 1 % are closer than this (out of 255) is searched a second time
+# stretched to the full range: CenterFace, trained on ordinary exposures, misses faces in a near-black
+# photo. A photo of at most BINARY_LEVELS grey levels (a 1-bit or posterised scan) is searched a
+# second time smoothed, so that dots and hard edges read as shading again.
+DARK_RANGE = 96
+BINARY_LEVELS = 4
+
+
+def _hard_to_see(rgb: np.ndarray) -> list[np.ndarray]:
+    """Copies of ``rgb`` that are easier to search than the photo itself (usually none)."""
+    step = max(1, int(np.sqrt(rgb.shape[0] * rgb.shape[1] / 250_000)))
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb[::step, ::step]), cv2.COLOR_RGB2GRAY)
+    copies = []
+    if len(np.unique(grey)) <= BINARY_LEVELS:
+        sigma = max(1.0, max(rgb.shape[:2]) / 1600)
+        copies.append(cv2.GaussianBlur(rgb, (0, 0), sigma))
+    else:
+        low, high = np.percentile(grey, (1, 99))
+        if high - low < DARK_RANGE:
+            lut = np.clip((np.arange(256) - low) * 255.0 / max(high - low, 1.0), 0, 255).astype(np.uint8)
+            copies.append(cv2.LUT(rgb, lut))
+    return copies
 
 
 def _resize(rgb: np.ndarray, scale: float) -> np.ndarray:
@@ -164,7 +219,9 @@ class FaceDetector:
       higher resolution (up to ``max_zoom`` times the photo), batched in one network call.
       This replaces full-resolution tiles, which cost ten times more on a 12 MP photo, while
       still finding 24 px faces;
-    * dlib's HOG detector on a copy scaled to ``hog_side`` as a second opinion.
+    * dlib's HOG detector on a copy scaled to ``hog_side`` as a second opinion;
+    * the CenterFace passes again for each of ``quarter_turns`` (the photo turned 90°, 180°, 270°),
+      HOG only for ``hog_turns``.
     """
 
     def __init__(
@@ -179,6 +236,8 @@ class FaceDetector:
         hog_side: int = 640,
         hog_upsample: int = 1,
         hog_threshold: float = 0.0,
+        quarter_turns: tuple[int, ...] = (0, 1, 2, 3),
+        hog_turns: tuple[int, ...] = (0,),
         threads: int | None = None,
     ) -> None:
         if threads is not None:
@@ -195,6 +254,10 @@ class FaceDetector:
         self.hog_upsample = hog_upsample
         # face_recognition's default; lower finds no more faces on the labelled set, only dogs.
         self.hog_threshold = hog_threshold
+        self.quarter_turns = quarter_turns
+        # HOG turned sideways or upside down finds no face CenterFace misses on the benchmark scenes,
+        # but boxes knees and folds of cloth (benchmarks/bench_engine.py --rotations).
+        self.hog_turns = hog_turns
         self.centerface = CenterFace()
         self._hog = None
         if use_hog:
@@ -214,8 +277,11 @@ class FaceDetector:
         boxes, scores, marks = self.centerface.run(rgb, threshold)
         return _Found(boxes / scale, scores, marks / scale, np.zeros(len(scores), dtype=np.int8))
 
-    def _verify(self, rgb: np.ndarray, weak: _Found, base: float) -> _Found:
-        """Look again at weak small candidates in crops where the face would be ~36 px wide."""
+    def _verify(self, rgb: np.ndarray, weak: _Found, base: float, turns: int = 0) -> _Found:
+        """Look again at weak small candidates in crops where the face would be ~36 px wide.
+
+        ``weak`` and the result are in the coordinates of the photo turned by ``turns``; the crops are
+        cut (and turned) straight from the full-size ``rgb``, which is never turned as a whole."""
         widths = weak.boxes[:, 2] - weak.boxes[:, 0]
         zoom = np.minimum(self.VERIFY_FACE / np.maximum(widths, 1.0), self.max_zoom)
         keep = zoom >= base * 1.5
@@ -226,19 +292,21 @@ class FaceDetector:
         parts = []
         for start in range(0, len(zooms), self.VERIFY_BATCH):
             parts += self._verify_batch(rgb, centres[start:start + self.VERIFY_BATCH],
-                                        zooms[start:start + self.VERIFY_BATCH])
+                                        zooms[start:start + self.VERIFY_BATCH], turns)
         return _Found.concat(parts)
 
-    def _verify_batch(self, rgb: np.ndarray, centres: np.ndarray, zooms: np.ndarray) -> list[_Found]:
-        h, w = rgb.shape[:2]
+    def _verify_batch(self, rgb: np.ndarray, centres: np.ndarray, zooms: np.ndarray, turns: int) -> list[_Found]:
+        h0, w0 = rgb.shape[:2]
+        turn = turn_matrix(turns, w0, h0)
+        w, h = (h0, w0) if turns % 2 else (w0, h0)   # the turned photo's size
         side = self.VERIFY_SIDE
         blob = np.zeros((len(zooms), 3, side, side), np.float32)
         origins = []
         for i, ((cx, cy), z) in enumerate(zip(centres, zooms)):
             span = side / z
             x0, y0 = cx - span / 2, cy - span / 2
-            # Affine map photo -> crop; outside the photo stays black.
-            m = np.array([[z, 0, -x0 * z], [0, z, -y0 * z]], np.float32)
+            # Affine map photo -> turned photo -> crop; outside the photo stays black.
+            m = (np.array([[z, 0, -x0 * z], [0, z, -y0 * z]]) @ turn).astype(np.float32)
             crop = cv2.warpAffine(rgb, m, (side, side), flags=cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             blob[i] = crop.transpose(2, 0, 1)
@@ -272,12 +340,10 @@ class FaceDetector:
         sc = 1 / (1 + np.exp(-2 * np.asarray(scores, float)))
         return _Found(boxes, sc, np.full((len(rects), 10), np.nan), np.ones(len(rects), dtype=np.int8))
 
-    def _passes(self, rgb: np.ndarray) -> list[_Found]:
-        h, w = rgb.shape[:2]
-        long = max(h, w)
-        base = min(1.0, self.base_side / long)
-        # Every smaller copy is made from the main copy: resizing 12 MP costs as much as a pass.
-        base_img = _resize(rgb, base)
+    def _passes(self, rgb: np.ndarray, base_img: np.ndarray, base: float, turns: int) -> list[_Found]:
+        """Every pass over the photo turned by ``turns``; ``base_img`` is the turned photo scaled by
+        ``base``. Boxes come back in the turned photo's coordinates."""
+        long = max(rgb.shape[:2])
         main = self._cf(base_img, base, self.proposal_threshold)
         strong = main.scores >= self.threshold
         found = [_Found(main.boxes[strong], main.scores[strong], main.landmarks[strong], main.source[strong])]
@@ -285,12 +351,12 @@ class FaceDetector:
         if small_weak.any():
             weak = _Found(main.boxes[small_weak], main.scores[small_weak], main.landmarks[small_weak],
                           main.source[small_weak])
-            found.append(self._verify(rgb, weak, base))
+            found.append(self._verify(rgb, weak, base, turns))
         for side in self.small_sides:
             scale = side / long
             if scale < base * 0.75:
                 found.append(self._cf(_resize(base_img, scale / base), scale, self.threshold))
-        if self._hog is not None:
+        if self._hog is not None and turns in self.hog_turns:
             hog = min(1.0, self.hog_side / long)
             found.append(self._hog_pass(_resize(base_img, hog / base) if hog < base else base_img, min(hog, base)))
         return found
@@ -331,13 +397,23 @@ class FaceDetector:
         return _merge(found, w, h)
 
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
-        """All faces in an RGB uint8 (H, W, 3) array, best first. Low threshold: over-finding is safe."""
+        """All faces in an RGB uint8 (H, W, 3) array, at any quarter turn, best first. Low threshold:
+        over-finding is safe."""
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected an RGB image (H, W, 3), got shape {rgb.shape}")
         rgb = np.ascontiguousarray(rgb)
-        found = _Found.concat(self._passes(rgb))
         h, w = rgb.shape[:2]
-        return _merge(found, w, h)
+        base = min(1.0, self.base_side / max(h, w))
+        # Every smaller copy is made from this one: resizing 12 MP costs as much as a pass.
+        upright = _resize(rgb, base)
+        found = []
+        for photo in (rgb, *_hard_to_see(rgb)):
+            if photo is not rgb:
+                upright = _resize(photo, base)
+            for turns in self.quarter_turns:
+                base_img = upright if turns % 4 == 0 else np.ascontiguousarray(np.rot90(upright, turns))
+                found += [_unturn(f, turns, w, h) for f in self._passes(photo, base_img, base, turns)]
+        return _merge(_Found.concat(found), w, h)
 
 
 def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -365,7 +441,9 @@ def _same_face(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _merge(found: _Found, width: int, height: int) -> list[FaceBox]:
     """Greedy clustering by score. A cluster's box is the union of its boxes (over-covering is the
     safe error: a zoomed-in pass sometimes boxes only part of a face), except that a box more than
-    twice as wide as the cluster's best is left to form its own cluster."""
+    twice as wide as the cluster's best is left to form its own cluster, and only boxes found with
+    the photo turned as for the best one count: a face seen sideways gets a box of another shape,
+    which would make the union too loose to identify the face by."""
     n = len(found.scores)
     if n == 0:
         return []
@@ -374,6 +452,7 @@ def _merge(found: _Found, width: int, height: int) -> list[FaceBox]:
     sources = found.source[order]
     scores = found.scores[order]
     marks = found.landmarks[order]
+    turns = found.turn_of()[order]
     bw = boxes[:, 2] - boxes[:, 0]
     same = _same_face(boxes, boxes)
     same = same | same.T
@@ -385,6 +464,7 @@ def _merge(found: _Found, width: int, height: int) -> list[FaceBox]:
         members = np.nonzero(same[i] & ~taken & (bw <= 2 * bw[i]))[0]
         members = np.union1d(members, [i])
         taken[members] = True
+        members = members[turns[members] == turns[i]]
         box = np.concatenate([boxes[members, :2].min(axis=0), boxes[members, 2:].max(axis=0)])
         kinds = set(sources[members].tolist())
         source = "both" if len(kinds) == 2 else ("hog" if 1 in kinds else "centerface")

@@ -240,6 +240,15 @@ def _write_text_atomic(path: Path, text: str, private: bool = False) -> None:
     fsync_dir(path.parent)
 
 
+def _staged_copy(src: Path, dest: Path) -> Path:
+    """A durable copy of a staged file under a new name in the same staging folder."""
+    shutil.copyfile(src, dest)
+    with open(dest, "rb+") as fh:
+        os.fsync(fh.fileno())
+    fsync_dir(dest.parent)
+    return dest
+
+
 def collect(paths: Iterable[Path]) -> list[Path]:
     """Files to process from files and folders (recursively), skipping partial copies and system files."""
     found: list[Path] = []
@@ -457,14 +466,17 @@ class Processor:
         staging = self.staging / sha
         staging.mkdir(mode=0o700, exist_ok=True)
         if problem is None:
-            # One JPEG per distinct rendering, hard-linked into each channel's outbox that gets it.
-            staged: dict[tuple[bool, ...], str] = {}
+            # One JPEG encoded per distinct rendering, but a file of its own for each channel: an edit
+            # to one channel's copy (or a re-render after a consent change) never touches another's.
+            staged: dict[tuple[bool, ...], Path] = {}
             plan = {}
             for channel in channels:
                 shown = tuple(a == SHOWN for a, _, _ in decision[channel])
                 if shown not in staged:
-                    staged[shown] = str(save_stripped_jpeg(renders[shown], staging, f"render{len(staged)}"))
-                plan[channel] = staged[shown]
+                    staged[shown] = save_stripped_jpeg(renders[shown], staging, f"render{len(staged)}")
+                    plan[channel] = str(staged[shown])
+                else:
+                    plan[channel] = str(_staged_copy(staged[shown], staging / f"{channel}.jpg"))
             status, reason = "cleared", None
         else:
             # The candidate for review shows only faces shown on every channel, so releasing it
@@ -537,6 +549,8 @@ class Processor:
             archive_rel = None  # the original vanished before it could be archived (someone moved it)
         finished = now_iso()
         seconds = time.monotonic() - started
+        from .outbox import record_outbox_file
+
         with transaction(self.conn):
             self.conn.execute(
                 "UPDATE photos SET state = 'done', archive_path = ?, finished_at = ?, seconds = ? WHERE sha256 = ?",
@@ -550,6 +564,8 @@ class Processor:
                     self.conn.execute(
                         "INSERT OR REPLACE INTO outputs (photo_sha256, channel, path, file_sha256, created_at) "
                         "VALUES (?,?,?,?,?)", (sha, channel, rel, hashes[staged], finished))
+                    record_outbox_file(self.home, self.conn, sha, channel, self.home.root / rel,
+                                       made=row["outcome"] or "processed", file_sha256=hashes[staged])
             self._event("processed", sha, detail=f"{row['outcome']}: {row['reason'] or 'ok'}")
         self._clear_staging(sha)
         if faces is None:
@@ -758,130 +774,8 @@ def run_batch(processor: Processor, paths: Sequence[Path], *, workers: int = 1, 
 
 # --- consent changes after photos were cleared ------------------------------------------------------
 
-@dataclass
-class Recheck:
-    source: str
-    channel: str
-    path: str
-    action: str          # 'rerendered', 'removed', 'collected'
-    reason: str
+def recheck_outbox(processor: Processor, today: date | None = None) -> list:
+    """See ``outbox.recheck_outbox`` (the outbox's own module; named here for the watcher and the CLI)."""
+    from .outbox import recheck_outbox as recheck
 
-    def describe(self) -> str:
-        return f"outbox {self.channel}/{Path(self.path).name}: {self.action} — {self.reason}"
-
-
-def recheck_outbox(processor: Processor, today: date | None = None) -> list[Recheck]:
-    """Re-render every uncollected outbox image that shows a child whose consent no longer allows it.
-
-    Run after every roster sync, at the start of every run (consents expire overnight) and after
-    resuming. The image is rebuilt from the archived original with the stored faces; if the original
-    is gone, or re-rendering fails, it is removed.
-    """
-    today = today or date.today()
-    conn = processor.conn
-    if roster_version(conn) != processor.roster_version:
-        processor.reload_roster()
-    query = (
-        "SELECT o.photo_sha256 AS sha, o.channel, f.child_id, f.idx FROM outputs o "
-        "JOIN face_actions a ON a.photo_sha256 = o.photo_sha256 AND a.channel = o.channel AND a.action = 'shown' "
-        "JOIN faces f ON f.photo_sha256 = a.photo_sha256 AND f.idx = a.face_idx "
-        "WHERE o.removed_at IS NULL"
-    )
-    stale: dict[str, dict[str, dict[int, str]]] = {}   # photo -> channel -> face -> why not any more
-    for row in conn.execute(query).fetchall():
-        verdict = may_show(processor.consents.get(row["child_id"]), row["channel"], today)
-        if not verdict.allowed:
-            stale.setdefault(row["sha"], {}).setdefault(row["channel"], {})[row["idx"]] = verdict.reason
-    changes: list[Recheck] = []
-    for sha, channels in sorted(stale.items()):
-        changes += _OutboxFix(processor, sha).apply(channels)
-    return changes
-
-
-class _OutboxFix:
-    """Re-render one photo's outbox images; the original is decoded once for all its channels."""
-
-    def __init__(self, processor: Processor, sha: str) -> None:
-        self.processor, self.sha = processor, sha
-        self.conn, self.home = processor.conn, processor.home
-        self.photo = self.conn.execute("SELECT * FROM photos WHERE sha256 = ?", (sha,)).fetchone()
-        self.faces = [FaceBox(*json.loads(f["box"]), score=f["score"] or 0.0) for f in self.conn.execute(
-            "SELECT box, score FROM faces WHERE photo_sha256 = ? ORDER BY idx", (sha,))]
-        self._original: np.ndarray | None = None
-        self._renders: dict[tuple[bool, ...], tuple[np.ndarray, str | None]] = {}
-
-    def apply(self, channels: dict[str, dict[int, str]]) -> list[Recheck]:
-        changes = []
-        for channel, withdrawn in sorted(channels.items()):
-            try:
-                changes.append(self._fix(channel, withdrawn))
-            except Exception as exc:  # noqa: BLE001 — fail closed: an image we cannot fix is taken out
-                changes.append(self._remove(channel, withdrawn, f"re-rendering failed ({type(exc).__name__}: {exc})"))
-        return changes
-
-    def _output(self, channel: str) -> sqlite3.Row:
-        return self.conn.execute("SELECT * FROM outputs WHERE photo_sha256 = ? AND channel = ?",
-                                 (self.sha, channel)).fetchone()
-
-    def _record(self, channel: str, withdrawn: dict[int, str], action: str, reason: str,
-                new_hash: str | None = None) -> Recheck:
-        out = self._output(channel)
-        with transaction(self.conn):
-            for idx, face_reason in withdrawn.items():
-                self.conn.execute("UPDATE face_actions SET action = 'obscured', reason = ? WHERE photo_sha256 = ? "
-                                  "AND face_idx = ? AND channel = ?", (face_reason, self.sha, idx, channel))
-            if action == "rerendered":
-                self.conn.execute("UPDATE outputs SET file_sha256 = ? WHERE photo_sha256 = ? AND channel = ?",
-                                  (new_hash, self.sha, channel))
-            else:
-                self.conn.execute("UPDATE outputs SET removed_at = ? WHERE photo_sha256 = ? AND channel = ?",
-                                  (now_iso(), self.sha, channel))
-            self.processor._event(action, self.sha, detail=f"{channel}: {out['path']}: {reason}")
-        return Recheck(self.photo["source"], channel, out["path"], action, reason)
-
-    def _remove(self, channel: str, withdrawn: dict[int, str], why: str) -> Recheck:
-        out_path = self.home.root / self._output(channel)["path"]
-        try:
-            out_path.unlink()
-            fsync_dir(out_path.parent)
-        except FileNotFoundError:
-            pass
-        return self._record(channel, withdrawn, "removed", f"removed: {why}")
-
-    def _render(self, shown: tuple[bool, ...]) -> tuple[np.ndarray, str | None]:
-        """The photo with only ``shown`` faces visible, and why it is not safe (or None)."""
-        if shown not in self._renders:
-            if self._original is None:
-                self._original = load_image(self.home.root / self.photo["archive_path"]).rgb
-            seed = int(self.photo["seed"]) if self.photo["seed"] else secrets.randbits(63)
-            rendered = self.processor.render(self._original, self.faces, shown, seed)
-            self._renders[shown] = (rendered, self.processor.verify(rendered, self.faces, shown, self._original))
-        return self._renders[shown]
-
-    def _fix(self, channel: str, withdrawn: dict[int, str]) -> Recheck:
-        out = self._output(channel)
-        out_path = self.home.root / out["path"]
-        why = "; ".join(sorted(set(withdrawn.values())))
-        if not out_path.exists() or (out["file_sha256"] and _hash_if_there(out_path) != out["file_sha256"]):
-            # Gone, or another photo has taken the name since: ours was collected.
-            return self._record(channel, withdrawn, "collected",
-                                f"already collected from the outbox before the change ({why})")
-        archived = self.photo["archive_path"]
-        if not archived or not (self.home.root / archived).exists():
-            return self._remove(channel, withdrawn, f"{why}; the original is no longer archived")
-        actions = {a["face_idx"]: a["action"] for a in self.conn.execute(
-            "SELECT face_idx, action FROM face_actions WHERE photo_sha256 = ? AND channel = ?", (self.sha, channel))}
-        shown = tuple(actions.get(i) == SHOWN and i not in withdrawn for i in range(len(self.faces)))
-        rendered, problem = self._render(shown)
-        if problem is not None:
-            return self._remove(channel, withdrawn, f"{why}; re-rendering was not safe: {problem}")
-        staging = self.processor.staging / f"recheck-{self.sha}"
-        staging.mkdir(mode=0o700, exist_ok=True)
-        try:
-            staged = save_stripped_jpeg(rendered, staging, channel)
-            new_hash = sha256_file(staged)
-            os.replace(staged, out_path)  # the one place we overwrite: the same photo, now with the child obscured
-            fsync_dir(out_path.parent)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return self._record(channel, withdrawn, "rerendered", f"re-rendered with the face obscured: {why}", new_hash)
+    return recheck(processor, today)

@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .home import Home
 from .images import ImageError, load_thumbnail
+from .outbox import TakedownItem, sweep, takedown_list, when_words
 
 THUMB_PX = 320
 OUTPUT_THUMB_PX = 240
@@ -45,7 +46,9 @@ EVENT_WORDS = {
     "rejected": "Rejected at review",
     "rerendered": "Re-made with a face obscured after a consent change",
     "removed": "Removed from the outbox after a consent change",
-    "collected": "Consent changed after the photo was already collected",
+    "collected": "Collected from the outbox",
+    "posted": "Marked posted",
+    "taken_down": "Marked taken down",
     "purged": "Original deleted (end of archive period)",
     "templates_erased": "Face templates erased",
 }
@@ -123,6 +126,7 @@ class ReportData:
     failed: list[ReportFailure]
     events: list[ReportEvent]
     in_progress: int
+    takedowns: list[TakedownItem] = field(default_factory=list)   # every day's, not only this period's
 
     def count(self, *outcomes: str) -> int:
         return sum(p.outcome in outcomes for p in self.photos)
@@ -174,6 +178,14 @@ def gather_report(home: Home, conn: sqlite3.Connection, since: date, until: date
                 by_idx[a["face_idx"]].actions[a["channel"]] = (a["action"], a["reason"])
         for o in conn.execute("SELECT * FROM outputs WHERE photo_sha256 = ?", (photo.sha256,)):
             photo.outputs[o["channel"]] = ReportOutput(o["channel"], o["path"], o["removed_at"], o["file_sha256"])
+        # A file re-made after a consent change shows fewer faces than decided at processing: say what
+        # the outbox copy shows now (the decision itself stays in the audit as it was).
+        for f in conn.execute("SELECT channel, shown, made FROM outbox_files WHERE id IN (SELECT MAX(id) FROM "
+                              "outbox_files WHERE photo_sha256 = ? GROUP BY channel)", (photo.sha256,)):
+            shown = set(json.loads(f["shown"] or "[]"))
+            for face in photo.faces:
+                if face.actions.get(f["channel"], ("", ""))[0] == "shown" and face.idx not in shown:
+                    face.actions[f["channel"]] = ("obscured", f["made"])
         photos.append(photo)
 
     # Every failure has its event ("failed: <name>: <reason>"), also when the same bytes failed twice
@@ -192,7 +204,9 @@ def gather_report(home: Home, conn: sqlite3.Connection, since: date, until: date
         events.append(ReportEvent(e["at"], e["kind"], detail))
     rwhere, rargs = _in_range("received_at", since, until)
     in_progress = conn.execute(f"SELECT COUNT(*) FROM photos WHERE state != 'done' AND {rwhere}", rargs).fetchone()[0]
-    return ReportData(since, until, tuple(home.settings.channels), photos, failed, events, in_progress)
+    sweep(home, conn)  # a photo collected since the last run is noticed before the list is made
+    return ReportData(since, until, tuple(home.settings.channels), photos, failed, events, in_progress,
+                      takedown_list(conn))
 
 
 # --- images ------------------------------------------------------------------------------------
@@ -283,6 +297,7 @@ table{border-collapse:collapse;background:#fff}
 td,th{border:1px solid #e5e7eb;padding:6px 10px;text-align:left;font-size:14px;vertical-align:top}
 th{background:#f9fafb}
 .card{background:#fff;border-radius:10px;padding:16px;margin:0 0 18px;box-shadow:0 1px 3px rgba(0,0,0,.12)}
+.card.takedown{border:3px solid #b91c1c}.card.takedown h2{margin-top:0;color:#b91c1c}
 .card.review{border-left:6px solid #d97706}.card.failed{border-left:6px solid #b91c1c}.card.cleared{border-left:6px solid #16803c}
 .card h3{margin:0 0 4px;font-size:18px;word-break:break-all}
 .meta{color:#6b7280;font-size:13px;margin-bottom:10px}
@@ -379,6 +394,19 @@ def _photo_card(home: Home, photo: ReportPhoto, channels: tuple[str, ...], with_
     )
 
 
+def _takedown_section(items: list[TakedownItem]) -> str:
+    rows = "".join(
+        f"<tr><td>{item.file_id}</td><td>{e(item.name)}<br><small>from {e(item.source)}</small></td>"
+        f"<td>{e(item.channel)}</td><td>{e(item.how)} {e(when_words(item.out_since))}</td>"
+        f"<td>{'<br>'.join(f'{e(c.name)} <small>({e(c.reason)})</small>' for c in item.children)}</td></tr>"
+        for item in items)
+    return ('<section class="card takedown"><h2>Take these photos down</h2>'
+            "<p>They were posted or collected before a parent withdrew consent (or it expired). Remove each "
+            "from the channel, then mark it: <code>photoguard takedown done NUMBER</code>.</p>"
+            "<table><tr><th>Number</th><th>Photo</th><th>Channel</th><th>Out since</th><th>Shows</th></tr>"
+            f"{rows}</table></section>")
+
+
 def render_report(home: Home, data: ReportData) -> str:
     """The whole page as a string."""
     today = date.today()
@@ -407,6 +435,8 @@ def render_report(home: Home, data: ReportData) -> str:
         '<div class="private"><b>Private:</b> this page shows children\'s faces unobscured. '
         "Do not share, print or email it. Only the pictures in the outbox folders are cleared for sharing.</div>",
     ]
+    if data.takedowns:
+        parts.append(_takedown_section(data.takedowns))
     if not data.photos and not data.failed:
         parts.append(f'<div class="empty">No photos processed {e(period)}.</div>')
     else:

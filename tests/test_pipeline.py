@@ -350,8 +350,15 @@ def test_withdrawn_consent_rerenders_outbox(home, processor):
     assert any("facebook/picnic.jpg: rerendered" in m for m in messages)
     events = fresh.conn.execute("SELECT * FROM events WHERE kind = 'rerendered'").fetchall()
     assert len(events) == 1 and "facebook" in events[0]["detail"]
-    action = fresh.conn.execute("SELECT action, reason FROM face_actions WHERE channel = 'facebook' AND action = 'obscured'").fetchone()
-    assert action["reason"] == "no consent for facebook"
+    # History is appended: the decision at processing stays as it was; the re-made file is a new row.
+    grace = fresh.conn.execute("SELECT idx FROM faces WHERE child_id = 'grace'").fetchone()["idx"]
+    action = fresh.conn.execute("SELECT action FROM face_actions WHERE channel = 'facebook' AND face_idx = ?",
+                                (grace,)).fetchone()
+    assert action["action"] == "shown"
+    files = fresh.conn.execute("SELECT * FROM outbox_files WHERE channel = 'facebook' ORDER BY id").fetchall()
+    assert [f["ended"] for f in files] == ["replaced", None] and files[1]["replaces"] == files[0]["id"]
+    assert grace in json.loads(files[0]["shown"]) and grace not in json.loads(files[1]["shown"])
+    assert "grace: no consent for facebook" in files[1]["made"]
     # Nothing left to do the second time.
     assert recheck_outbox(fresh) == []
 
@@ -380,8 +387,13 @@ def test_collected_photo_is_noted_not_recreated(home, processor):
     sync_roster(home, processor.conn)
     processor.reload_roster()
     changes = {c.channel: c for c in recheck_outbox(processor)}
-    assert changes["facebook"].action == "collected"
+    assert "facebook" not in changes      # collected: nothing in the outbox to re-make ...
     assert not Path(result.outputs["facebook"]).exists()
+    from photoguard.outbox import takedown_list
+
+    # ... and it is out in the world showing Grace: on the take-down list.
+    assert [(i.channel, i.how, [c.child_id for c in i.children]) for i in takedown_list(processor.conn)] == \
+        [("facebook", "collected", ["grace"])]
 
 
 def test_release_refuses_a_child_whose_consent_went_and_strips_edits(home):

@@ -1,0 +1,107 @@
+"""Photos turned without an orientation tag (a tablet held sideways or upside down), very dark and
+1-bit photos: every face is still found, and in the pipeline still obscured where consent is missing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import facekit
+from photoguard.detect import FaceDetector, _Found, _unturn, covers, turn_matrix
+from photoguard.images import load_image
+
+REPO = Path(__file__).resolve().parent.parent
+MANIFEST = {p["file"]: p for p in json.loads((REPO / "samples" / "manifest.json").read_text())["photos"]}
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector()
+
+
+def turned_box(box, turns: int, width: int, height: int) -> tuple[int, int, int, int]:
+    m = turn_matrix(turns, width, height)
+    (x0, y0), (x1, y1) = [(m @ [x, y, 1])[:2] for x, y in ((box[0], box[1]), (box[2], box[3]))]
+    return (round(min(x0, x1)), round(min(y0, y1)), round(max(x0, x1)), round(max(y0, y1)))
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_turn_matrix_agrees_with_numpy_rot90(turns):
+    photo = np.zeros((30, 50), np.uint8)
+    photo[5:9, 20:27] = 1                                    # a box: left 20, top 5, right 27, bottom 9
+    turned = np.rot90(photo, turns)
+    ys, xs = np.nonzero(turned)
+    assert turned_box((20, 5, 27, 9), turns, 50, 30) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_boxes_and_landmarks_found_in_a_turned_photo_map_back(turns):
+    width, height = 50, 30
+    box = np.array([[20.0, 5.0, 27.0, 9.0]])
+    marks = np.array([[21.0, 6.0, 25.0, 6.0, 23.0, 7.0, 22.0, 8.0, 24.0, 8.0]])
+    m = turn_matrix(turns, width, height)
+    t = lambda x, y: (m @ [x, y, 1])[:2]  # noqa: E731
+    corners = np.array([t(20, 5), t(27, 9)])
+    found = _Found(np.r_[corners.min(axis=0), corners.max(axis=0)][None], np.array([0.9]),
+                   np.concatenate([t(*marks[0, k:k + 2]) for k in range(0, 10, 2)])[None], np.zeros(1, np.int8))
+    back = _unturn(found, turns, width, height)
+    assert np.allclose(back.boxes, box) and np.allclose(back.landmarks, marks)
+
+
+@pytest.mark.parametrize("name", ["story-corner.jpg", "rocket-visit.jpg", "garden-group.jpg"])
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_every_face_of_a_sample_is_found_with_the_photo_turned(detector, name, turns):
+    rgb = load_image(REPO / "samples" / name).rgb
+    height, width = rgb.shape[:2]
+    turned = np.ascontiguousarray(np.rot90(rgb, turns))
+    boxes = [f.box for f in detector.detect(turned)]
+    for face in MANIFEST[name]["faces"]:
+        truth = turned_box(face["box"], turns, width, height)
+        assert any(covers(b, truth) for b in boxes), (face["who"], truth, boxes)
+
+
+def test_a_face_in_a_very_dark_photo_is_found(detector):
+    rgb = load_image(REPO / "samples" / "rocket-visit.jpg").rgb
+    dark = (rgb * 0.03).astype(np.uint8)    # brightest pixel about 7 of 255
+    boxes = [f.box for f in detector.detect(dark)]
+    for face in MANIFEST["rocket-visit.jpg"]["faces"]:
+        assert any(covers(b, tuple(face["box"])) for b in boxes), face["who"]
+
+
+@pytest.mark.parametrize("turns", [0, 2])
+def test_faces_in_a_1_bit_dithered_photo_are_found(detector, turns):
+    rgb, truth = facekit.scene(1600, 1200, [("astronaut", 200, 300, 120), ("hopper", 900, 350, 200)], seed=3)
+    one_bit = np.asarray(Image.fromarray(rgb).convert("1").convert("RGB"))   # Floyd–Steinberg dots
+    boxes = [f.box for f in detector.detect(np.ascontiguousarray(np.rot90(one_bit, turns)))]
+    for t in truth:
+        assert any(covers(b, turned_box(t, turns, 1600, 1200)) for b in boxes), (t, boxes)
+
+
+def test_upside_down_photo_without_a_tag_does_not_publish_a_child_without_consent(tmp_path, detector):
+    """The probe that found the leak: story-corner.jpg turned 180° with no orientation tag put Grace
+    (Facebook only) on Instagram and Twitter."""
+    from photoguard.db import connect
+    from photoguard.demo import build_demo_home
+    from photoguard.pipeline import Processor
+    from photoguard.roster import sync_roster
+
+    home = build_demo_home(tmp_path / "home", REPO)
+    for photo in home.inbox.iterdir():
+        photo.unlink()
+    upright = load_image(REPO / "samples" / "story-corner.jpg").rgb
+    turned = np.ascontiguousarray(np.rot90(upright, 2))
+    Image.fromarray(turned).save(home.inbox / "upside-down.jpg", quality=92)   # no EXIF at all
+    conn = connect(home.database)
+    sync_roster(home, conn)
+    result = Processor(home, conn=conn, detector=detector).process(home.inbox / "upside-down.jpg")
+    assert result.status == "cleared", result.reason
+    height, width = upright.shape[:2]
+    left, top, right, bottom = turned_box(MANIFEST["story-corner.jpg"]["faces"][0]["box"], 2, width, height)
+    for channel in ("instagram", "twitter"):
+        published = load_image(Path(result.outputs[channel])).rgb.astype(int)
+        changed = np.abs(published[top:bottom, left:right] - turned[top:bottom, left:right]).mean()
+        assert changed > 20, (channel, changed)   # Grace's face is obscured, not just re-encoded
