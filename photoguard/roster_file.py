@@ -255,7 +255,8 @@ class EnrolResult:
 def enrol(home: Home, conn: sqlite3.Connection, detector=None,
           progress: Callable[[int, int, str], None] | None = None) -> EnrolResult:
     """What ``photoguard enrol`` does: sync the roster, then re-check the outbox against the new consents."""
-    from .pipeline import Processor, recheck_outbox
+    from .outbox import recheck_outbox
+    from .pipeline import Processor
     from .roster import sync_roster
 
     try:

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ...images import PHOTO_SUFFIXES
+from ...outbox import takedown_list
 from ...review import list_review
 from ...roster import expiring
 from ...watch import watch_status
@@ -44,19 +45,10 @@ async def dashboard(request: Request) -> Response:
     running, words = watcher_words(st)
     with database(request) as conn:
         soon = expiring(conn, EXPIRING_DAYS, date.today())
-        takedown = _takedown(conn, home)
+        takedown = takedown_list(conn)
     return page(request, "dashboard.html", running=running, watcher_words=words, status=st,
                 review_count=len(list_review(home)), failed=failed_count(home), expiring=soon,
                 takedown=takedown, expiring_days=EXPIRING_DAYS)
-
-
-def _takedown(conn, home) -> list:
-    """Posted photos to take down since a consent changed (the outbox library's list)."""
-    try:
-        from ...outbox import takedown_list
-    except ImportError:
-        return []
-    return takedown_list(home, conn)
 
 
 routes = [Route("/", dashboard)]

@@ -59,16 +59,6 @@ def review_file(request: Request, sha: str) -> Path | None:
     return None
 
 
-def outbox_file(request: Request, channel: str, sha: str) -> Path | None:
-    home = state(request).home
-    if not SHA.fullmatch(sha) or channel not in home.settings.channels:
-        return None
-    with database(request) as conn:
-        row = conn.execute("SELECT path FROM outputs WHERE photo_sha256 = ? AND channel = ? AND removed_at IS NULL",
-                           (sha, channel)).fetchone()
-    return inside(home.outbox_for(channel), home.root / row["path"]) if row else None
-
-
 def reference_file(request: Request, sha: str) -> Path | None:
     home = state(request).home
     if not SHA.fullmatch(sha):
@@ -88,8 +78,10 @@ async def review_photo(request: Request) -> Response:
 
 
 async def outbox_photo(request: Request) -> Response:
-    path = outbox_file(request, request.path_params["channel"], request.path_params["sha"])
-    return jpeg_of(path, _size(request)) if path else not_found()
+    from .outbox import outbox_file
+
+    found = outbox_file(request, request.path_params["file_id"])
+    return jpeg_of(found[1], _size(request)) if found else not_found()
 
 
 async def reference_photo(request: Request) -> Response:
@@ -99,6 +91,6 @@ async def reference_photo(request: Request) -> Response:
 
 routes = [
     Route("/photo/review/{sha}", review_photo),
-    Route("/photo/outbox/{channel}/{sha}", outbox_photo),
+    Route("/photo/outbox/{file_id}", outbox_photo),
     Route("/photo/reference/{sha}", reference_photo),
 ]
