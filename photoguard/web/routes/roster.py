@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 from datetime import date
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartParser
 from starlette.requests import Request
@@ -78,7 +79,7 @@ async def child_form(request: Request) -> Response:
         except RosterFileError as exc:
             error = str(exc)
         else:
-            outcome = _enrol(request)
+            outcome = await run_in_threadpool(_enrol, request)
             flash(request, f"Saved {entry.name or entry.child_id} in {web.home.roster_csv.name}.{outcome}")
             return RedirectResponse(f"/children/{entry.child_id}", status_code=303)
     return page(request, "child_form.html", status_code=400 if error else 200, entry=entry, new=new, error=error,
@@ -153,8 +154,8 @@ async def upload_photo(request: Request) -> Response:
         path = store_upload(web.home, cid, data, upload.filename or "photo")
     except ReferenceError as exc:
         return _child_page(request, cid, upload_error=str(exc), status_code=400)
-    result = feedback(path, web.detector(), web.home.settings.min_face_px)
-    _enrol(request)
+    result = await run_in_threadpool(lambda: feedback(path, web.detector(), web.home.settings.min_face_px))
+    await run_in_threadpool(_enrol, request)
     return _child_page(request, cid, result=result)
 
 
@@ -172,7 +173,7 @@ async def remove_photo(request: Request) -> Response:
     except ReferenceError as exc:
         flash(request, str(exc))
     else:
-        _enrol(request)
+        await run_in_threadpool(_enrol, request)
         flash(request, "The reference photo was deleted and its face template erased.")
     return RedirectResponse(f"/children/{cid}", status_code=303)
 
@@ -192,7 +193,7 @@ async def withdraw(request: Request) -> Response:
         except RosterFileError as exc:
             flash(request, str(exc))
         else:
-            outcome = _enrol(request)
+            outcome = await run_in_threadpool(_enrol, request)
             flash(request, f"Consent withdrawn for {entry.name or cid}: from now on they are obscured everywhere and "
                            f"their face templates are erased.{outcome}")
         return RedirectResponse(f"/children/{cid}", status_code=303)
@@ -215,7 +216,7 @@ async def erase(request: Request) -> Response:
         folder = child_folder(web.home.enrol, cid)
         if form.get("photos") == "delete" and folder.is_dir() and folder.resolve().parent == web.home.enrol.resolve():
             shutil.rmtree(folder)
-        outcome = _enrol(request)
+        outcome = await run_in_threadpool(_enrol, request)
         flash(request, f"{entry.name or cid} was taken off the roster: no consent, face templates erased.{outcome}")
         return RedirectResponse("/children", status_code=303)
     return page(request, "confirm.html", entry=entry, action="erase", fingerprint=fingerprint(web.home.roster_csv))

@@ -1,0 +1,161 @@
+"""The manager's pages against a real home and database: roster, review, outbox, dashboard."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+from PIL import Image
+from starlette.testclient import TestClient
+
+import webhome
+from webhome import BASE, ORIGIN, PIN
+from photoguard.db import connect
+from photoguard.web.app import create_app
+
+
+@pytest.fixture
+def web(web_template, tmp_path):
+    return webhome.copy(web_template, tmp_path / "home")
+
+
+@pytest.fixture
+def client(web):
+    c = TestClient(create_app(web.home), base_url=BASE, follow_redirects=False)
+    assert c.post("/setup", data={"pin": PIN, "repeat": PIN}, headers=ORIGIN).status_code == 303
+    return c
+
+
+def post(client, path, data=None, **kw):
+    return client.post(path, data=data or {}, headers=ORIGIN, **kw)
+
+
+def fingerprint(client, path) -> str:
+    return re.search(r'name="fingerprint" value="([0-9a-f]+|none)"', client.get(path).text).group(1)
+
+
+def pixels(path, box) -> np.ndarray:
+    with Image.open(path) as im:
+        rgb = np.asarray(im.convert("RGB")).astype(np.int16)
+    left, top, right, bottom = box
+    return rgb[top:bottom, left:right]
+
+
+def test_dashboard_says_what_waits(client, web):
+    text = client.get("/").text
+    assert "1</span> photo to check" in text
+    assert "not watching the inbox" in text
+    assert "Nothing to take down" in text
+
+
+def test_children_list_and_page(client, web):
+    text = client.get("/children").text
+    assert "Ada" in text and "Grace" in text
+    grace_row = text[text.index(">Grace<"):].split("</tr>")[0]
+    assert grace_row.count("shown") == 1 and grace_row.count("obscured") == 2
+    page = client.get("/children/grace").text
+    assert "3 in use" in page and "added to the roster" in page
+    assert client.get("/children/nobody").status_code == 404
+    assert client.get("/children/..%2Fada").status_code == 404
+
+
+def test_add_a_child_writes_the_csv_and_syncs(client, web):
+    form = {"child_id": "eve", "name": "Eve", "face_matching": "yes", "channel_facebook": "yes",
+            "expires": (date.today() + timedelta(days=10)).isoformat(),
+            "fingerprint": fingerprint(client, "/children/new")}
+    r = post(client, "/children/new", form)
+    assert r.status_code == 303 and r.headers["location"] == "/children/eve"
+    assert web.home.roster_csv.read_text().endswith(f"eve,Eve,yes,yes,no,no,{form['expires']}\n")
+    page = client.get("/children/eve").text
+    assert "Saved Eve" in page and "add at least 3 more" in page
+    # Her consent ends within 30 days: on the first page.
+    assert "Eve</a>:\n" in client.get("/").text or "ends in 10 days" in client.get("/").text
+    # A second add with the same id is refused with words, not an error page.
+    form["fingerprint"] = fingerprint(client, "/children/new")
+    r = post(client, "/children/new", form)
+    assert r.status_code == 400 and "already a child" in r.text
+
+
+def test_withdraw_re_renders_the_outbox_and_lists_posted_photos_to_take_down(client, web):
+    fb = web.home.outbox_for("facebook") / "picnic.jpg"
+    rgb, boxes = webhome.photo_of_both(seed=3)
+    g, a = boxes["grace"], boxes["ada"]
+    original = rgb.astype(np.int16)
+    assert np.abs(pixels(fb, g) - original[g[1]:g[3], g[0]:g[2]]).mean() < 4
+    # Picnic was posted on Twitter (Ada only there); Facebook's copy is still in the outbox.
+    conn = connect(web.home.database)
+    tw_id = conn.execute("SELECT id FROM outbox_files WHERE channel = 'twitter'").fetchone()[0]
+    fb_id = conn.execute("SELECT id FROM outbox_files WHERE channel = 'facebook'").fetchone()[0]
+    conn.close()
+    assert post(client, f"/outbox/file/{fb_id}/posted").status_code == 303
+    assert "Posted" in client.get("/outbox").text
+    confirm = client.get("/children/grace/withdraw").text
+    assert "Withdraw all consent for Grace?" in confirm
+    r = post(client, "/children/grace/withdraw", {"fingerprint": fingerprint(client, "/children/grace/withdraw")})
+    assert r.status_code == 303
+    page = client.get("/children/grace").text
+    assert "Consent withdrawn for Grace" in page and "0 in use" in page
+    # The posted Facebook copy is on the take-down list, on the first page and the outbox page.
+    for path in ["/", "/outbox"]:
+        text = client.get(path).text
+        assert "Photos to take down" in text and "Grace (no consent" in text, path
+    # Whatever is in the Facebook outbox now shows Grace obscured, Ada untouched.
+    conn = connect(web.home.database)
+    row = conn.execute("SELECT path FROM outbox_files WHERE channel = 'facebook' AND ended IS NULL").fetchone()
+    conn.close()
+    if row is not None:
+        now = web.home.root / row["path"]
+        assert np.abs(pixels(now, g) - original[g[1]:g[3], g[0]:g[2]]).mean() > 15
+        assert np.abs(pixels(now, a) - original[a[1]:a[3], a[0]:a[2]]).mean() < 4
+    # Marked taken down: off the list.
+    item = re.search(r'action="/takedown/(\d+)/done"', client.get("/").text).group(1)
+    assert item == str(fb_id)
+    assert post(client, f"/takedown/{item}/done", {"back": "/"}).headers["location"] == "/"
+    assert "Nothing to take down" in client.get("/").text
+    assert tw_id
+
+
+def test_erase_a_child(client, web):
+    r = post(client, "/children/grace/erase", {"fingerprint": fingerprint(client, "/children/grace/erase"),
+                                               "photos": "delete"})
+    assert r.status_code == 303 and r.headers["location"] == "/children"
+    assert "grace" not in web.home.roster_csv.read_text()
+    assert not (web.home.enrol / "grace").exists()
+    conn = connect(web.home.database)
+    assert conn.execute("SELECT COUNT(*) FROM templates WHERE child_id = 'grace'").fetchone()[0] == 0
+    conn.close()
+    page = client.get("/children/grace").text   # history stays
+    assert "Not on the roster any more" in page and "taken off the roster" in page
+
+
+def test_review_release_to_one_channel(client, web):
+    queue = client.get("/review").text
+    assert "missed.jpg" in queue and f"/review/{web.held_sha}" in queue
+    page = client.get(f"/review/{web.held_sha}").text
+    assert page.count("<rect ") >= 1 and "second look" in page
+    r = post(client, f"/review/{web.held_sha}/release", {"channel": "facebook"})
+    assert r.status_code == 303
+    assert (web.home.outbox_for("facebook") / "missed.jpg").exists()
+    assert not (web.home.outbox_for("instagram") / "missed.jpg").exists()
+    assert "released to facebook" in client.get("/review").text
+
+
+def test_review_reject(client, web):
+    assert post(client, f"/review/{web.held_sha}/reject").status_code == 303
+    assert "will not be shared" in client.get("/review").text
+    assert not (web.home.review / "missed.jpg").exists()
+
+
+def test_outbox_downloads(client, web):
+    text = client.get("/outbox").text
+    ids = re.findall(r'/outbox/file/(\d+)/download', text)
+    assert len(ids) == 3
+    one = client.get(f"/outbox/file/{ids[0]}/download")
+    assert one.headers["content-type"] == "image/jpeg" and "picnic.jpg" in one.headers["content-disposition"]
+    z = zipfile.ZipFile(io.BytesIO(client.get("/outbox/facebook/all.zip").content))
+    assert z.namelist() == ["picnic.jpg"]
+    assert client.get("/outbox/myspace/all.zip").status_code == 404
