@@ -98,11 +98,32 @@ def _day(value: date | None) -> str:
     return f"{value:%d %b %Y}" if value else "no end date"
 
 
+def _consent_words(summary: str | None) -> str:
+    """roster's "face_matching=yes facebook=no expires=never" as a sentence."""
+    if not summary:
+        return ""
+    words = []
+    for part in summary.split(" "):
+        key, _, value = part.partition("=")
+        if key == "expires":
+            words.append("no end date" if value == "never" else f"ends {value}")
+        elif key == "face_matching":
+            words.append(f"face matching {value}")
+        elif key == "problem":
+            words.append(f"problem: {value}")
+        elif value:
+            words.append(f"{key.capitalize()} {value}")
+        else:
+            words[-1:] = [f"{words[-1]} {key}"] if words else [key]
+    return ", ".join(words)
+
+
 def make_templates() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["when"] = _when
     env.filters["day"] = _day
+    env.filters["consent_words"] = _consent_words
     return env
 
 

@@ -212,7 +212,7 @@ class Guard:
                     (b"content-security-policy", CSP.encode()),
                     (b"cache-control", b"no-store"),
                     (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"no-referrer"),
+                    (b"referrer-policy", b"same-origin"),   # no-referrer would make Chromium send "Origin: null"
                     (b"x-frame-options", b"DENY"),
                     (b"cross-origin-resource-policy", b"same-origin"),
                 ]
@@ -234,7 +234,7 @@ class Guard:
         else:
             await self.app(scope, receive, send_with_headers)
         route = scope.get("route")
-        self.log.info("%s %s %s", method, getattr(route, "path", None) or "(no page)", status["code"])
+        self.log.info("%s %s %s", method, getattr(route, "path", None) or "(before any page)", status["code"])
 
     def _refusal(self, headers: Headers, method: str, path: str):
         host = headers.get("host", "")

@@ -3,8 +3,11 @@
   "use strict";
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
-    var tag = (event.target && event.target.tagName) || "";
-    if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT") return;
+    var el = event.target || {};
+    var tag = el.tagName || "";
+    var typing = tag === "TEXTAREA" || tag === "SELECT" ||
+      (tag === "INPUT" && ["checkbox", "radio", "button", "submit"].indexOf(el.type) < 0);
+    if (typing) return;
     var target = document.querySelector('[data-key="' + event.key + '"]');
     if (!target) return;
     event.preventDefault();
