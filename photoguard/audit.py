@@ -104,7 +104,8 @@ def export_audit(conn: sqlite3.Connection, out: TextIO, since: date | None = Non
             "ORDER BY idx", (row["photo_sha256"], *shown))] if shown else []
         write({"time": row["created_at"], "photo": row["source"] or row["path"], "sha256": row["photo_sha256"],
                "outcome": "outbox file", "reason": row["made"], "child": ", ".join(visible) or "nobody shown",
-               "channel": row["channel"], "action": _file_state(row), "why": f"file {row['id']}: {row['path']}"})
+               "channel": row["channel"], "action": _file_state(row), "why": f"file {row['id']}: {row['path']}"
+               + (f" (last seen as {row['seen_path']})" if row["seen_path"] else "")})
     events = conn.execute("SELECT e.at, e.kind, e.photo_sha256, e.child_id, e.detail, p.source FROM events e "
                           "LEFT JOIN photos p ON p.sha256 = e.photo_sha256 "
                           f"{'WHERE e.at >= ?' if since else ''} ORDER BY e.id", args)

@@ -401,18 +401,113 @@ def review() -> None:
     """Photos held for a person to look at."""
 
 
+def _review_call(home_dir: str | None, call):
+    """Run ``call(home, conn)`` with a review error shown as a message, not a traceback."""
+    from .db import connect
+    from .review import ReviewError
+
+    home = get_home(home_dir)
+    conn = connect(home.database)
+    try:
+        return call(home, conn)
+    except ReviewError as exc:
+        raise click.ClickException(str(exc))
+    finally:
+        conn.close()
+
+
 @review.command("list")
 @home_option
 def review_list(home_dir: str | None) -> None:
-    """List photos waiting for review, with the reason."""
-    from .review import list_review
+    """List photos waiting for review, oldest first, with the reason."""
+    from .review import review_queue
 
-    home = get_home(home_dir)
-    items = list_review(home)
+    items = _review_call(home_dir, review_queue)
     if not items:
         click.echo("nothing waiting for review")
     for item in items:
-        click.echo(f"{item.name}\t{item.source}\t{item.created}\t{item.reason}")
+        click.echo(f"{item.name}\t{item.source}\t{item.held_at}\t{item.reason}")
+
+
+@review.command("show")
+@home_option
+@click.argument("name")
+def review_show(home_dir: str | None, name: str) -> None:
+    """Why NAME is held: each face, who it is, where, and what happens to it on each channel."""
+    from .review import review_detail
+
+    detail = _review_call(home_dir, lambda home, conn: review_detail(home, conn, name))
+    item = detail.item
+    click.echo(f"{item.name} ({item.source}), held {item.held_at[:16].replace('T', ' ')}: {item.reason}")
+    if detail.problem:
+        click.echo(f"  cannot be released: {detail.problem}")
+    if not detail.faces:
+        click.echo("  no faces")
+    for face in detail.faces:
+        click.echo(f"  face {face.number}: {face.who} — {face.reason}")
+        for outcome in face.channels:
+            click.echo(f"      {outcome.channel}: {'shown' if outcome.shown else 'obscured'} ({outcome.why})")
+    for edit in detail.edits:
+        click.echo(f"  changed: {edit}")
+
+
+@review.command("obscure")
+@home_option
+@click.argument("name")
+@click.argument("face", type=int)
+def review_obscure(home_dir: str | None, name: str, face: int) -> None:
+    """Obscure face number FACE of NAME on every channel (numbers as `review show` prints them)."""
+    from .review import obscure_face, os_actor
+
+    click.echo(_review_call(home_dir, lambda home, conn: obscure_face(home, conn, name, face, actor=os_actor())))
+
+
+@review.command("confirm")
+@home_option
+@click.argument("name")
+@click.argument("face", type=int)
+@click.argument("child")
+def review_confirm(home_dir: str | None, name: str, face: int, child: str) -> None:
+    """Face FACE of NAME is CHILD (an id from children.csv): shown only where CHILD's consent allows today."""
+    from .review import confirm_face, os_actor
+
+    click.echo(_review_call(home_dir, lambda home, conn: confirm_face(home, conn, name, face, child, actor=os_actor())))
+
+
+@review.command("box")
+@home_option
+@click.argument("name")
+@click.argument("box", nargs=4, type=int, metavar="LEFT TOP RIGHT BOTTOM")
+def review_box(home_dir: str | None, name: str, box: tuple[int, int, int, int]) -> None:
+    """Obscure an area of NAME the detector missed (pixels of the upright photo) on every channel."""
+    from .review import add_box, os_actor
+
+    click.echo(_review_call(home_dir, lambda home, conn: add_box(home, conn, name, box, actor=os_actor())))
+
+
+@review.command("undo-edit")
+@home_option
+@click.argument("name")
+def review_undo_edit(home_dir: str | None, name: str) -> None:
+    """Take back your last change (obscure, confirm, box) to NAME."""
+    from .review import os_actor, undo_edit
+
+    click.echo(_review_call(home_dir, lambda home, conn: undo_edit(home, conn, name, actor=os_actor())))
+
+
+@review.command("preview")
+@home_option
+@click.argument("name")
+@click.option("--channel", required=True, help="The channel to preview.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), required=True,
+              help="Where to write the JPEG.")
+def review_preview(home_dir: str | None, name: str, channel: str, output: str) -> None:
+    """Write exactly the picture that releasing NAME to CHANNEL today would publish."""
+    from .review import render_preview
+
+    data = _review_call(home_dir, lambda home, conn: render_preview(home, conn, name, channel))
+    Path(output).write_bytes(data)
+    click.echo(f"{channel} preview of {name}: {output}")
 
 
 @review.command("release")
@@ -420,16 +515,12 @@ def review_list(home_dir: str | None) -> None:
 @click.argument("name")
 @click.option("--channel", "channels", multiple=True, help="Only this channel (repeatable; default: every channel).")
 def review_release(home_dir: str | None, name: str, channels: tuple[str, ...]) -> None:
-    """The manager has looked at NAME: move it to the outbox (audited)."""
-    from .db import connect
-    from .review import ReviewError, release
+    """Publish NAME: each channel gets the photo rendered again from the original, with every face
+    obscured whose child has no consent for that channel today (audited)."""
+    from .review import os_actor, release
 
-    home = get_home(home_dir)
-    try:
-        placed = release(home, connect(home.database), name, channels or None)
-    except ReviewError as exc:
-        raise click.ClickException(str(exc))
-    for channel, path in placed.items():
+    done = _review_call(home_dir, lambda home, conn: release(home, conn, name, channels or None, actor=os_actor()))
+    for channel, path in done.files.items():
         click.echo(f"{channel}: {path}")
 
 
@@ -438,15 +529,22 @@ def review_release(home_dir: str | None, name: str, channels: tuple[str, ...]) -
 @click.argument("name")
 def review_reject(home_dir: str | None, name: str) -> None:
     """NAME is not to be shared: remove it from review (the original stays archived)."""
-    from .db import connect
-    from .review import ReviewError, reject
+    from .review import os_actor, reject
 
-    home = get_home(home_dir)
-    try:
-        item = reject(home, connect(home.database), name)
-    except ReviewError as exc:
-        raise click.ClickException(str(exc))
+    item = _review_call(home_dir, lambda home, conn: reject(home, conn, name, actor=os_actor()))
     click.echo(f"rejected {item.name} ({item.source})")
+
+
+@review.command("undo")
+@home_option
+def review_undo(home_dir: str | None) -> None:
+    """Take back the last release or rejection while its outbox files are still uncollected."""
+    from .review import os_actor, undo_last
+
+    done = _review_call(home_dir, lambda home, conn: undo_last(home, conn, actor=os_actor()))
+    click.echo(f"{done.item.name} ({done.item.source}) is back in review; its {done.kind} was taken back")
+    for path in done.removed:
+        click.echo(f"  removed from the outbox: {path}")
 
 
 @main.command()
@@ -523,8 +621,10 @@ def _takedown_lines(items) -> list[str]:
 @click.argument("name", required=False)
 @click.option("--channel", default=None, help="The channel it was posted on (facebook, instagram, ...).")
 @click.option("--by", "by", default=None, help="Who posted it (default: your login name).")
+@click.option("--when", "when", type=click.DateTime(["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"]), default=None,
+              help="When it was posted, if not just now (YYYY-MM-DD HH:MM).")
 @click.option("--list", "list_only", is_flag=True, help="Only list the photos in the outbox, with their numbers.")
-def posted(home_dir: str | None, name: str | None, channel: str | None, by: str | None, list_only: bool) -> None:
+def posted(home_dir: str | None, name: str | None, channel: str | None, by: str | None, when, list_only: bool) -> None:
     """Mark photo NAME (its file name in outbox/CHANNEL, or #NUMBER) as posted on CHANNEL.
 
     If a parent later withdraws consent, posted photos showing their child are on the take-down list.
@@ -550,7 +650,7 @@ def posted(home_dir: str | None, name: str | None, channel: str | None, by: str 
             raise click.ClickException(f"say where it was posted: photoguard posted {name} --channel "
                                        f"{home.settings.channels[0]} (channels: {', '.join(home.settings.channels)})")
         photo: int | str = int(name[1:]) if name.startswith("#") and name[1:].isdigit() else name
-        item = mark_posted(home, conn, photo, channel, _actor(by))
+        item = mark_posted(home, conn, photo, channel, _actor(by), when)
     except OutboxError as exc:
         raise click.ClickException(str(exc))
     finally:

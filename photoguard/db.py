@@ -106,6 +106,7 @@ CREATE TABLE IF NOT EXISTS outbox_files (
     photo_sha256 TEXT NOT NULL,
     channel TEXT NOT NULL,
     path TEXT NOT NULL,                       -- where PhotoGuard put it, relative to the home
+    seen_path TEXT,                           -- where it was last seen, if renamed since (relative to the home)
     file_sha256 TEXT,                         -- of the bytes PhotoGuard wrote
     device INTEGER,                           -- with inode: follows the file when renamed in the outbox
     inode INTEGER,
@@ -131,9 +132,35 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL,                       -- 'processed', 'duplicate', 'released', 'rejected', 'rerendered', 'removed', 'purged', 'templates_erased', ...
     photo_sha256 TEXT,
     child_id TEXT,
-    detail TEXT
+    detail TEXT,
+    actor TEXT                                -- who did it (the OS user, or the web app's "manager"); NULL = PhotoGuard
 );
 CREATE INDEX IF NOT EXISTS events_at ON events(at);
+
+-- What the manager changed on a photo held for review. Appended, never rewritten: an undo is a row too.
+CREATE TABLE IF NOT EXISTS review_edits (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    photo_sha256 TEXT NOT NULL,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    kind TEXT NOT NULL,                       -- 'obscure', 'confirm', 'box', 'undo'
+    face_idx INTEGER,                         -- faces.idx it is about ('box': the row it added)
+    child_id TEXT,                            -- 'confirm': who the manager says it is
+    undoes INTEGER                            -- 'undo': the id of the edit taken back
+);
+CREATE INDEX IF NOT EXISTS review_edits_photo ON review_edits(photo_sha256, id);
+-- Releases and rejections from review, so the last one can be taken back while its files are uncollected.
+CREATE TABLE IF NOT EXISTS review_decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    photo_sha256 TEXT NOT NULL,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    kind TEXT NOT NULL,                       -- 'released' or 'rejected'
+    channels TEXT NOT NULL DEFAULT '[]',      -- JSON: the channels released to
+    files TEXT NOT NULL DEFAULT '{}',         -- JSON {channel: outbox_files.id} of the files it put in the outbox
+    undone_at TEXT,
+    undone_by TEXT
+);
 """
 
 
@@ -165,7 +192,9 @@ def connect(path: Path) -> sqlite3.Connection:
 
 # Columns added after a table first shipped: (table, column, declaration). A home made by an older
 # version gets them at its next connect; CREATE TABLE above already has them for a new home.
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = ()
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("events", "actor", "TEXT"),
+)
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:

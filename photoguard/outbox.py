@@ -21,6 +21,7 @@ import json
 import os
 import secrets
 import sqlite3
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -141,6 +142,35 @@ def record_outbox_file(home: Home, conn: sqlite3.Connection, sha: str, channel: 
     return int(cur.lastrowid)
 
 
+def publish_to_channel(home: Home, conn: sqlite3.Connection, staged: Path, sha: str, channel: str, stem: str, *,
+                       shown: Iterable[int], made: str) -> OutboxPhoto:
+    """Put a copy of the finished, stripped JPEG ``staged`` into ``outbox/<channel>/`` as ``stem.jpg`` (or
+    ``stem-N.jpg``) — a file of its own, never a link shared with another channel — and record it.
+
+    ``shown``: the faces (``faces.idx``) visible in it; ``made``: why, e.g. "released by Mrs Jones".
+    ``staged`` must be on the home's file system (``.photoguard/staging/``). For callers outside the
+    pipeline (a release from review)."""
+    from .pipeline import publish
+
+    copy = staged.with_name(f".{channel}-{secrets.token_hex(4)}.jpg")
+    fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with open(fd, "wb") as fh:
+            fh.write(staged.read_bytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+        dest = publish(copy, home.outbox_for(channel), stem)
+    finally:
+        copy.unlink(missing_ok=True)
+    file_hash = sha256_file(dest)
+    rel = str(dest.relative_to(home.root))
+    with transaction(conn):
+        conn.execute("INSERT OR REPLACE INTO outputs (photo_sha256, channel, path, file_sha256, created_at) "
+                     "VALUES (?,?,?,?,?)", (sha, channel, rel, file_hash, now_iso()))
+        file_id = record_outbox_file(home, conn, sha, channel, dest, shown=shown, made=made, file_sha256=file_hash)
+    return outbox_photo(home, conn, file_id)
+
+
 def _hash_if_there(path: Path) -> str | None:
     try:
         return sha256_file(path)
@@ -169,21 +199,21 @@ def _adopt_untracked(home: Home, conn: sqlite3.Connection) -> None:
 
 
 def _scan(folder: Path) -> dict[Path, os.stat_result]:
-    """The regular files in one channel's outbox (not our own dot-named temporary files)."""
+    """The regular files in one channel's outbox, subfolders included (a file moved into
+    ``outbox/facebook/done/`` is still in the outbox), not our own dot-named temporary files."""
     files: dict[Path, os.stat_result] = {}
-    try:
-        entries = list(os.scandir(folder))
-    except FileNotFoundError:
-        return files
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        if entry.is_file(follow_symlinks=False):
-            files[folder / entry.name] = st
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            if name.startswith("."):
+                continue
+            path = Path(root) / name
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                files[path] = st
     return files
 
 
@@ -245,12 +275,22 @@ def sweep(home: Home, conn: sqlite3.Connection) -> dict[int, Path | None]:
         where = _locate(home, rows)
         now = now_iso()
         for row in rows:
-            if where[row["id"]] is None:
+            found = where[row["id"]]
+            if found is None:
                 conn.execute("UPDATE outbox_files SET ended = ?, ended_at = ? WHERE id = ? AND ended IS NULL",
                              (COLLECTED, now, row["id"]))
                 _event(conn, "collected", row["photo_sha256"],
-                       f"{row['channel']}: {Path(row['path']).name}: left the outbox")
+                       f"{row['channel']}: {_last_name(row)}: left the outbox")
+            elif str(found.relative_to(home.root)) != (row["seen_path"] or row["path"]):
+                # Renamed: remember the name the manager gave it, to name it by that later.
+                conn.execute("UPDATE outbox_files SET seen_path = ? WHERE id = ?",
+                             (str(found.relative_to(home.root)), row["id"]))
     return {k: v for k, v in where.items() if v is not None}
+
+
+def _last_name(row: sqlite3.Row) -> str:
+    """The file's name as last seen in the outbox."""
+    return Path(row["seen_path"] or row["path"]).name
 
 
 def _event(conn: sqlite3.Connection, kind: str, sha: str | None, detail: str, child: str | None = None) -> None:
@@ -263,7 +303,7 @@ def _event(conn: sqlite3.Connection, kind: str, sha: str | None, detail: str, ch
 
 def _photo(row: sqlite3.Row, path: Path | None) -> OutboxPhoto:
     return OutboxPhoto(
-        id=row["id"], channel=row["channel"], name=(path or Path(row["path"])).name, path=path,
+        id=row["id"], channel=row["channel"], name=path.name if path else _last_name(row), path=path,
         source=row["source"], photo_sha256=row["photo_sha256"], created=row["created_at"],
         posted=row["posted_at"], posted_by=row["posted_by"],
         collected=row["ended_at"] if row["ended"] == COLLECTED else None)
@@ -314,7 +354,7 @@ def find_outbox_photo(home: Home, conn: sqlite3.Connection, name: str, channel: 
     gone = [r for r in conn.execute(
         "SELECT f.*, COALESCE(p.source, f.path) AS source FROM outbox_files f LEFT JOIN photos p "
         "ON p.sha256 = f.photo_sha256 WHERE f.channel = ? AND f.ended = ? ORDER BY f.id DESC", (channel, COLLECTED))
-        if Path(r["path"]).name == name or Path(r["path"]).stem == stem]
+        if any(Path(p).name == name or Path(p).stem == stem for p in (r["path"], r["seen_path"]) if p)]
     if gone:
         return _photo(gone[0], None)
     raise OutboxError(f"no photo called {name} is or was in outbox/{channel}. "
@@ -326,7 +366,9 @@ def mark_posted(home: Home, conn: sqlite3.Connection, photo: int | str, channel:
     """The manager posted this photo on ``channel``: record who and when (once; marking again changes nothing).
 
     ``photo``: the outbox photo's id, or its file name. A photo may be marked while still in the outbox
-    or after it was collected. Raises OutboxError with what to do."""
+    or after it was collected. ``when`` (default: now) is when it was posted: if PhotoGuard has re-made
+    the file since, the copy that was in the outbox then is the one marked (and it goes on the take-down
+    list if it shows a child whose consent has gone). Raises OutboxError with what to do."""
     _check_channel(home, channel)
     if isinstance(photo, int):
         item = outbox_photo(home, conn, photo)
@@ -334,18 +376,16 @@ def mark_posted(home: Home, conn: sqlite3.Connection, photo: int | str, channel:
             raise OutboxError(f"outbox photo #{photo} ({item.name}) is in outbox/{item.channel}, not {channel}.")
     else:
         item = find_outbox_photo(home, conn, photo, channel)
+    moment = (when or datetime.now()).astimezone()
     row = conn.execute("SELECT * FROM outbox_files WHERE id = ?", (item.id,)).fetchone()
-    if row["ended"] in (REPLACED, REMOVED):
-        raise OutboxError(f"#{item.id} {item.name} is no longer in the outbox: PhotoGuard {row['ended']} it "
-                          f"{when_words(row['ended_at'])} after a consent change. Do not post the old copy.")
-    if row["posted_at"] is not None:
-        return item
-    at = (when or datetime.now()).astimezone().isoformat(timespec="seconds")
-    with transaction(conn):
-        conn.execute("UPDATE outbox_files SET posted_at = ?, posted_by = ? WHERE id = ? AND posted_at IS NULL",
-                     (at, actor, item.id))
-        _event(conn, "posted", item.photo_sha256, f"{channel}: {item.name}: posted by {actor}")
-    return outbox_photo(home, conn, item.id)
+    while row["replaces"] is not None and datetime.fromisoformat(row["created_at"]) > moment:
+        row = conn.execute("SELECT * FROM outbox_files WHERE id = ?", (row["replaces"],)).fetchone()
+    if row["posted_at"] is None:
+        with transaction(conn):
+            conn.execute("UPDATE outbox_files SET posted_at = ?, posted_by = ? WHERE id = ? AND posted_at IS NULL",
+                         (moment.isoformat(timespec="seconds"), actor, row["id"]))
+            _event(conn, "posted", row["photo_sha256"], f"{channel}: {_last_name(row)}: posted by {actor}")
+    return outbox_photo(home, conn, row["id"])
 
 
 # --- take-down list ---------------------------------------------------------------------------------
@@ -360,31 +400,32 @@ def takedown_list(conn: sqlite3.Connection, child_id: str | None = None, today: 
     today = today or date.today()
     consents = load_consents(conn)
     names = {r["id"]: r["name"] or r["id"] for r in conn.execute("SELECT id, name FROM children")}
+    # One query for every face visible in every file out in the world and not yet taken down.
     rows = conn.execute(
-        "SELECT f.*, COALESCE(p.source, f.path) AS source FROM outbox_files f "
+        "SELECT f.*, COALESCE(p.source, f.path) AS source, fa.idx AS face_idx, fa.child_id FROM outbox_files f "
+        "JOIN json_each(f.shown) j JOIN faces fa ON fa.photo_sha256 = f.photo_sha256 AND fa.idx = j.value "
         "LEFT JOIN photos p ON p.sha256 = f.photo_sha256 "
         "WHERE (f.ended = ? OR f.posted_at IS NOT NULL) AND f.id NOT IN (SELECT file_id FROM takedowns) "
-        "ORDER BY COALESCE(f.posted_at, f.ended_at), f.id", (COLLECTED,)).fetchall()
-    items = []
+        "ORDER BY COALESCE(f.posted_at, f.ended_at), f.id, fa.idx", (COLLECTED,)).fetchall()
+    files: dict[int, sqlite3.Row] = {}
+    children: dict[int, list[TakedownChild]] = {}
     for row in rows:
-        shown = json.loads(row["shown"] or "[]")
-        if not shown:
-            continue
-        marks = ",".join("?" * len(shown))
-        children = []
-        for face in conn.execute(f"SELECT idx, child_id FROM faces WHERE photo_sha256 = ? AND idx IN ({marks}) "
-                                 "ORDER BY idx", (row["photo_sha256"], *shown)):
-            child = face["child_id"]
-            verdict = may_show(consents.get(child), row["channel"], today) if child else None
-            if verdict is None or not verdict.allowed:
-                children.append(TakedownChild(child or "unknown", names.get(child, child or "an unknown face"),
-                                              verdict.reason if verdict else "not identified"))
-        if not children or (child_id is not None and all(c.child_id != child_id for c in children)):
+        child = row["child_id"]
+        verdict = may_show(consents.get(child), row["channel"], today) if child else None
+        if verdict is None or not verdict.allowed:
+            files.setdefault(row["id"], row)
+            children.setdefault(row["id"], []).append(TakedownChild(
+                child or "unknown", names.get(child, child or "an unknown face"),
+                verdict.reason if verdict else "not identified"))
+    items = []
+    for file_id, row in files.items():
+        found = children[file_id]
+        if child_id is not None and all(c.child_id != child_id for c in found):
             continue
         posted = row["posted_at"] is not None
-        items.append(TakedownItem(row["id"], row["channel"], Path(row["path"]).name, row["source"],
-                                  row["photo_sha256"], row["posted_at"] if posted else row["ended_at"],
-                                  "posted" if posted else "collected", tuple(children)))
+        items.append(TakedownItem(file_id, row["channel"], _last_name(row), row["source"], row["photo_sha256"],
+                                  row["posted_at"] if posted else row["ended_at"], "posted" if posted else "collected",
+                                  tuple(found)))
     return items
 
 
@@ -401,7 +442,7 @@ def mark_taken_down(conn: sqlite3.Connection, item: TakedownItem | int, actor: s
                             (file_id, at, actor)).rowcount
         if done:
             _event(conn, "taken_down", row["photo_sha256"],
-                   f"{row['channel']}: {Path(row['path']).name}: taken down by {actor}")
+                   f"{row['channel']}: {_last_name(row)}: taken down by {actor}")
 
 
 # --- consent changes after photos were cleared ------------------------------------------------------

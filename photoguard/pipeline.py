@@ -34,6 +34,7 @@ from .home import Home
 from .identify import FaceEncoder, Identity, Template, default_encoder, encode_faces, match_faces
 from .images import ImageError, fsync_dir, load_image, save_stripped_jpeg, sha256_file
 from .obscure import obscure_face, obscure_mask
+from .places import where_in_photo
 
 # Names of files that are still being written or are not photos staff meant to share.
 IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", ".download", ".swp")
@@ -98,6 +99,27 @@ class PhotoResult:
             for f in self.faces
         ]
         return data
+
+
+SECOND_LOOK_REASON = "found on the second look"
+
+
+@dataclass
+class SecondLook:
+    """What a second look at a finished picture found."""
+    width: int
+    height: int
+    missed: list[FaceBox]                  # faces the first look did not find (not obscured in that picture)
+    boxes: list[tuple[int, int, int, int]]  # the faces the picture was made with, to name them
+    recognisable: list[tuple[int, str]]    # (face index, child) obscured but still recognisable
+
+    def problem(self) -> str | None:
+        """Why the picture is not safe, in words with places, or None."""
+        parts = [f"a face the first look missed, {where_in_photo(f.box, self.width, self.height)}"
+                 for f in self.missed]
+        parts += [f"the obscured face ({where_in_photo(self.boxes[i], self.width, self.height)}) can still be "
+                  f"recognised as {child}" for i, child in self.recognisable]
+        return "; ".join(parts) or None
 
 
 Action = tuple[str, str, ChildConsent | None]   # (shown/obscured, why, the consent used)
@@ -338,41 +360,48 @@ class Processor:
 
     def verify(self, rendered: np.ndarray, faces: Sequence[FaceBox], shown: Sequence[bool],
                original: np.ndarray) -> str | None:
-        """Second look at an output. Returns why it is not safe, or None.
+        """Second look at an output. Returns why it is not safe (in words), or None."""
+        return self.second_look(rendered, faces, shown, original).problem()
+
+    def second_look(self, rendered: np.ndarray, faces: Sequence[FaceBox], shown: Sequence[bool],
+                    original: np.ndarray) -> SecondLook:
+        """Look again at a finished picture before anyone can publish it.
 
         A face found that is neither one we show nor one we obscured, and that is there in the
         original photo too, was missed the first time; an obscured face that can still be recognised
         as an enrolled child was not obscured enough.
         """
+        height, width = rendered.shape[:2]
         known = [f.box for f in faces]
         hidden_faces = [f for f, keep in zip(faces, shown) if not keep]
+        missed: list[FaceBox] = []
         for found in self.detector.detect_confident(rendered, max(self.settings.detect_threshold, SECOND_LOOK_SCORE)):
             box = found.box
-            if any(same_face(box, k) for k in known):
+            if any(same_face(box, k) for k in known) or any(same_face(box, m.box) for m in missed):
                 continue
             # Pixelation can itself look like a face to a detector: a find centred inside the area
             # obscure.py actually obscured is that, not a missed face ...
-            cx = min(int((box[0] + box[2]) / 2), rendered.shape[1] - 1)
-            cy = min(int((box[1] + box[3]) / 2), rendered.shape[0] - 1)
+            cx = min(int((box[0] + box[2]) / 2), width - 1)
+            cy = min(int((box[1] + box[3]) / 2), height - 1)
             if any(obscure_mask(rendered.shape, f, self.settings.obscure_grow)[cy, cx] for f in hidden_faces):
                 continue
             # ... and so can pixelation next to a face. Such a "face" is not in the photo: a close look
             # at the same place in the original finds nothing there.
             if any(same_face(box, f.box) and not any(same_face(f.box, k) for k in known)
                    for f in self.detector.faces_near(original, box, self.settings.detect_threshold)):
-                return (f"a face at {list(box)} was found only on the second look; "
-                        "check that it is obscured before releasing")
-        hidden = [f for f, keep in zip(faces, shown) if not keep and f.width >= self.settings.min_face_px]
+                missed.append(found)
+        recognisable: list[tuple[int, str]] = []
+        hidden = [(i, f) for i, (f, keep) in enumerate(zip(faces, shown)) if not keep and f.width >= self.settings.min_face_px]
         if hidden and self.templates:
-            for face, encoding in zip(hidden, encode_faces(rendered, hidden, encoder=self.encoder)):
+            encodings = encode_faces(rendered, [f for _, f in hidden], encoder=self.encoder)
+            for (i, face), encoding in zip(hidden, encodings):
                 if encoding is None:
                     continue
                 distances = np.linalg.norm(self.template_matrix - encoding, axis=1)
                 best = int(np.argmin(distances))
                 if distances[best] <= self.settings.match_threshold:
-                    return (f"the obscured face at {list(face.box)} still looks like "
-                            f"{self.templates[best].child_id}; obscure it by hand")
-        return None
+                    recognisable.append((i, self.templates[best].child_id))
+        return SecondLook(width, height, missed, [f.box for f in faces], recognisable)
 
     def process(self, path: Path, today: date | None = None, sha: str | None = None) -> PhotoResult:
         """Process one file end to end. Raises DiskFull (photo left in place) when the disk is full."""
@@ -426,6 +455,42 @@ class Processor:
                                f"{path.name}; free some space and run again to finish it") from exc
             raise
 
+    def _decide_and_look(self, rgb: np.ndarray, faces: list[FaceBox], identities: list[Identity],
+                         channels: Sequence[str], today: date, seed: int,
+                         ) -> tuple[dict[str, list[Action]], dict[tuple[bool, ...], np.ndarray], str | None]:
+        """Decide, render each channel's picture and look at it again; returns the decision, the renders
+        and why the photo needs a person (or None).
+
+        A face found only on the second look joins ``faces`` (and ``identities``) as unknown, so it is
+        obscured in every picture, recorded and re-checked like any face; the pictures are then made
+        and looked at again, a few times at most.
+        """
+        problems: list[str] = []
+        for _ in range(3):
+            decision = decide(identities, self.consents, channels, today)
+            # Channels with the same faces shown share one rendering (and one second look).
+            renders: dict[tuple[bool, ...], np.ndarray] = {}
+            missed: list[FaceBox] = []
+            for channel in channels:
+                shown = tuple(a == SHOWN for a, _, _ in decision[channel])
+                if shown in renders:
+                    continue
+                renders[shown] = self.render(rgb, faces, shown, seed)
+                look = self.second_look(renders[shown], faces, shown, rgb)
+                look.missed = [m for m in look.missed if not any(same_face(m.box, o.box) for o in missed)]
+                missed += look.missed
+                if look.problem():
+                    problems.append(look.problem())
+            if not missed:
+                break
+            faces += missed
+            identities += [Identity(None, None, None, SECOND_LOOK_REASON) for _ in missed]
+        else:
+            decision = decide(identities, self.consents, channels, today)
+            renders = {}
+        problem = "; ".join(dict.fromkeys(problems)) or None
+        return decision, renders, problem
+
     def _decide_and_stage(self, path: Path, sha: str, today: date) -> list[FaceResult] | str:
         """Detect, identify, decide, render, verify and stage the outputs; record the plan.
 
@@ -441,10 +506,10 @@ class Processor:
         rgb = image.rgb
         height, width = rgb.shape[:2]
         channels = self.settings.channels
-        faces = self.detector.detect(rgb)
-        identities = self.identify(rgb, faces)
-        decision = decide(identities, self.consents, channels, today)
+        faces = list(self.detector.detect(rgb))
+        identities = list(self.identify(rgb, faces))
         seed = secrets.randbits(63)
+        decision, renders, problem = self._decide_and_look(rgb, faces, identities, channels, today, seed)
 
         results = [FaceResult(f.box, float(f.score), ident.child_id, ident.distance, ident.reason)
                    for f, ident in zip(faces, identities)]
@@ -452,15 +517,6 @@ class Processor:
             for face_result, (action, reason, _) in zip(results, per_face):
                 face_result.actions[channel] = action
                 face_result.action_reasons[channel] = reason
-
-        # Channels with the same faces shown share one rendering (and one verification).
-        renders: dict[tuple[bool, ...], np.ndarray] = {}
-        problem = None
-        for channel in channels:
-            shown = tuple(a == SHOWN for a, _, _ in decision[channel])
-            if shown not in renders:
-                renders[shown] = self.render(rgb, faces, shown, seed)
-                problem = problem or self.verify(renders[shown], faces, shown, rgb)
 
         stem = Path(path.name).stem or "photo"
         staging = self.staging / sha
@@ -486,7 +542,7 @@ class Processor:
             if candidate is None:
                 candidate = self.render(rgb, faces, common, seed)
             plan = {"review": str(save_stripped_jpeg(candidate, staging, "review"))}
-            status, reason = "review", problem
+            status, reason = "review", f"{problem}; look at it before releasing"
 
         with transaction(self.conn):  # audit + plan, all or nothing
             self.conn.execute("DELETE FROM faces WHERE photo_sha256 = ?", (sha,))

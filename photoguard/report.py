@@ -180,8 +180,12 @@ def gather_report(home: Home, conn: sqlite3.Connection, since: date, until: date
             photo.outputs[o["channel"]] = ReportOutput(o["channel"], o["path"], o["removed_at"], o["file_sha256"])
         # A file re-made after a consent change shows fewer faces than decided at processing: say what
         # the outbox copy shows now (the decision itself stays in the audit as it was).
-        for f in conn.execute("SELECT channel, shown, made FROM outbox_files WHERE id IN (SELECT MAX(id) FROM "
-                              "outbox_files WHERE photo_sha256 = ? GROUP BY channel)", (photo.sha256,)):
+        for f in conn.execute("SELECT channel, shown, made, seen_path, ended FROM outbox_files WHERE id IN "
+                              "(SELECT MAX(id) FROM outbox_files WHERE photo_sha256 = ? GROUP BY channel)",
+                              (photo.sha256,)):
+            out = photo.outputs.get(f["channel"])
+            if out is not None and f["seen_path"] and f["ended"] is None:
+                out.path = f["seen_path"]   # renamed in the outbox: still there
             shown = set(json.loads(f["shown"] or "[]"))
             for face in photo.faces:
                 if face.actions.get(f["channel"], ("", ""))[0] == "shown" and face.idx not in shown:

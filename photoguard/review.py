@@ -1,9 +1,20 @@
-"""Photos held for review: the manager looks, then releases them to the outbox or rejects them."""
+"""Photos held for review: what the manager sees, what she changes, and releasing or rejecting them.
+
+One library for the CLI and the web app. The queue and every decision live in the database; the copy in
+``review/`` is only there to look at and is never published (anyone with access to the folder could swap
+it). A release renders each channel's picture again from the archived original with the recorded faces,
+the manager's changes and today's consents (the consent rule decides, not the click), looks at it once
+more, and publishes exactly what :func:`render_preview` shows.
+
+Faces are numbered from 1 in the order the manager sees them (``ReviewFace.number``).
+"""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
+import secrets
 import shutil
 import sqlite3
 from collections.abc import Sequence
@@ -11,133 +22,660 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+
+from .consent import ChildConsent
 from .db import transaction
+from .detect import FaceBox, same_face
 from .home import Home
-from .consent import may_show
-from .images import fsync_dir, load_image, save_stripped_jpeg, sha256_file, strip_check
-from .pipeline import SHOWN, now_iso, publish
+from .identify import MATCHED, NO_CHILDREN, NO_ENCODING, NOT_CLOSE, TOO_SMALL, Identity
+from .images import encode_stripped_jpeg, fsync_dir, load_image, sha256_file
+from .pipeline import OBSCURED, SECOND_LOOK_REASON, SHOWN, Action, Processor, _consent_json, decide, now_iso, publish
+from .outbox import REMOVED, record_outbox_file
+from .places import where_in_photo
+
+DRAWN_REASON = "drawn by the manager"
+OBSCURED_BY_MANAGER = "obscured by the manager"
+CONFIRMED_BY_MANAGER = "confirmed by the manager"
+UNCONFIRMED = "the manager's confirmation was taken back"
+WEB_ACTOR = "manager"
+
+# The identity engine's reasons, as the manager reads them.
+_WORDS = {
+    NOT_CLOSE: "not close enough to any enrolled child",
+    TOO_SMALL: "too small to identify",
+    NO_ENCODING: "the face could not be measured",
+    NO_CHILDREN: "no children are enrolled to compare with",
+    SECOND_LOOK_REASON: "a face the first look missed",
+    DRAWN_REASON: "an area you marked",
+    OBSCURED_BY_MANAGER: "you chose to obscure it",
+    UNCONFIRMED: "you took back who it is",
+}
 
 
 class ReviewError(Exception):
-    """A review item could not be found or released; the message says what to do."""
+    """A review item could not be found, changed, released or taken back; the message says what to do."""
+
+
+def os_actor() -> str:
+    """Who is doing it from the command line: the operating-system user."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
 
 
 @dataclass(frozen=True)
 class ReviewItem:
-    name: str          # the stem: review/<name>.jpg and review/<name>.json
-    image: Path
-    note: Path
-    source: str
-    reason: str
-    created: str
-    sha256: str | None
+    """A photo waiting for a person."""
+    name: str               # what the manager types: the review copy's name without .jpg
+    sha256: str             # the photo's id in the database (the web app's id for it)
+    source: str             # the file name as dropped into the inbox
+    reason: str             # why it is held, in words
+    held_at: str            # when it was held (ISO time)
+    image: Path | None      # review/<name>.jpg, a copy to look at (never published), if it is there
 
 
-def list_review(home: Home) -> list[ReviewItem]:
-    items = []
-    for note in sorted(home.review.glob("*.json")):
-        image = note.with_suffix(".jpg")
-        try:
-            data = json.loads(note.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            data = {}
-        items.append(ReviewItem(note.stem, image, note, data.get("source", image.name),
-                                data.get("reason", "(no reason recorded)"), data.get("created", ""), data.get("sha256")))
-    return items
+@dataclass(frozen=True)
+class ChannelOutcome:
+    channel: str
+    shown: bool
+    why: str                # "consent for facebook", "no consent for instagram", "not recognised: too small to identify"
 
 
-def find_item(home: Home, name: str) -> ReviewItem:
-    stem = Path(name).stem
-    for item in list_review(home):
-        if item.name == stem:
+@dataclass(frozen=True)
+class ReviewFace:
+    number: int                          # 1, 2, ... as the manager sees them
+    box: tuple[int, int, int, int]       # left, top, right, bottom in pixels of the upright photo
+    kind: str                            # 'face', 'second look' (the first look missed it) or 'drawn'
+    child_id: str | None                 # who it is taken to be (engine or manager); None = unknown
+    who: str                             # "Ada Lovelace" or "unknown"
+    where: str                           # "bottom left"
+    reason: str                          # "a face the first look missed, bottom left"
+    channels: tuple[ChannelOutcome, ...]
+    edit: str | None                     # the manager's change to it, in words, if any
+
+    def shown_on(self) -> list[str]:
+        return [c.channel for c in self.channels if c.shown]
+
+
+@dataclass(frozen=True)
+class ReviewDetail:
+    item: ReviewItem
+    width: int
+    height: int
+    channels: tuple[str, ...]
+    faces: tuple[ReviewFace, ...]
+    edits: tuple[str, ...]               # the manager's changes so far, in words, oldest first
+    problem: str | None                  # why it cannot be released (e.g. the original is gone), or None
+
+
+@dataclass(frozen=True)
+class Released:
+    item: ReviewItem
+    files: dict[str, Path]               # channel -> the file published in its outbox
+
+
+@dataclass(frozen=True)
+class Undone:
+    item: ReviewItem
+    kind: str                            # 'released' or 'rejected': what was taken back
+    removed: tuple[Path, ...]            # outbox files taken out again
+
+
+# --- the queue ---------------------------------------------------------------------------------------
+
+
+def _item(home: Home, row: sqlite3.Row) -> ReviewItem:
+    plan = json.loads(row["plan"]) if row["plan"] else {}
+    copy = plan.get("published", {}).get("review") if isinstance(plan, dict) else None
+    name = Path(copy).stem if copy else (Path(row["source"]).stem or row["sha256"][:12])
+    image = home.root / copy if copy else home.review / f"{name}.jpg"
+    return ReviewItem(name, row["sha256"], row["source"], _held_words(row["reason"]), row["finished_at"] or "",
+                      image if image.exists() else None)
+
+
+def _held_words(reason: str | None) -> str:
+    return reason or "held for a person to look at"
+
+
+def review_queue(home: Home, conn: sqlite3.Connection) -> list[ReviewItem]:
+    """Photos waiting for review, oldest first."""
+    rows = conn.execute("SELECT * FROM photos WHERE state = 'done' AND outcome = 'review' "
+                        "ORDER BY finished_at, rowid").fetchall()
+    return [_item(home, row) for row in rows]
+
+
+def find_item(home: Home, conn: sqlite3.Connection, name: str) -> ReviewItem:
+    """The waiting photo called ``name`` (its review name, with or without .jpg, or its sha256)."""
+    queue = review_queue(home, conn)
+    stem = Path(name).stem if name.lower().endswith(".jpg") else name
+    for item in queue:
+        if stem in (item.name, item.sha256):
             return item
-    known = ", ".join(i.name for i in list_review(home)) or "none"
-    raise ReviewError(f"no photo named '{name}' is waiting for review in {home.review} (waiting: {known}). "
+    known = ", ".join(i.name for i in queue) or "none"
+    raise ReviewError(f"no photo named '{name}' is waiting for review (waiting: {known}). "
                       "See `photoguard review list`.")
 
 
-def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[str] | None = None,
-            today: date | None = None) -> dict[str, Path]:
-    """The manager has looked: put the reviewed image into the outbox of each channel, audited.
+# --- decisions: recorded faces + the manager's changes + today's consents ------------------------------
 
-    Refused when a child visible in it may not be shown on a channel today (consent withdrawn or
-    expired since it was held). A picture the manager edited is published as a stripped copy.
-    """
+
+@dataclass
+class _Plan:
+    photo: sqlite3.Row
+    rows: list[sqlite3.Row]                 # faces, by idx
+    faces: list[FaceBox]
+    identities: list[Identity]
+    edits: dict[int, sqlite3.Row]           # face idx -> the manager's last obscure/confirm
+    decision: dict[str, list[Action]]
+    consents: dict[str, ChildConsent]
+    seed: int
+
+    def shown(self, channel: str) -> tuple[bool, ...]:
+        return tuple(a == SHOWN for a, _, _ in self.decision[channel])
+
+
+def _live_edits(conn: sqlite3.Connection, sha: str) -> list[sqlite3.Row]:
+    rows = conn.execute("SELECT * FROM review_edits WHERE photo_sha256 = ? ORDER BY id", (sha,)).fetchall()
+    undone = {r["undoes"] for r in rows if r["kind"] == "undo"}
+    return [r for r in rows if r["kind"] != "undo" and r["id"] not in undone]
+
+
+def _plan(home: Home, conn: sqlite3.Connection, item: ReviewItem, today: date) -> _Plan:
     from .roster import load_consents
 
-    item = find_item(home, name)
-    if not item.image.exists():
-        raise ReviewError(f"{item.image} is missing; reject this item with `photoguard review reject {item.name}`.")
-    if not item.sha256:
-        raise ReviewError(f"{item.note} does not say which photo this is; reject it with "
-                          f"`photoguard review reject {item.name}` (the original is in {home.archive}).")
-    channels = list(channels or home.settings.channels)
+    photo = conn.execute("SELECT * FROM photos WHERE sha256 = ?", (item.sha256,)).fetchone()
+    rows = conn.execute("SELECT * FROM faces WHERE photo_sha256 = ? ORDER BY idx", (item.sha256,)).fetchall()
+    edits: dict[int, sqlite3.Row] = {}
+    for edit in _live_edits(conn, item.sha256):
+        if edit["kind"] in ("obscure", "confirm"):
+            edits[edit["face_idx"]] = edit
+    identities = []
+    for row in rows:
+        edit = edits.get(row["idx"])
+        if row["reason"] == DRAWN_REASON:
+            identities.append(Identity(None, None, None, DRAWN_REASON))
+        elif edit is not None and edit["kind"] == "obscure":
+            identities.append(Identity(None, None, None, OBSCURED_BY_MANAGER))
+        elif edit is not None:
+            identities.append(Identity(edit["child_id"], None, None, CONFIRMED_BY_MANAGER))
+        elif (row["reason"] or "").startswith(CONFIRMED_BY_MANAGER):
+            # Confirmed and released, then the release and the confirmation were taken back: the row still
+            # names the child the manager gave, which nobody now vouches for.
+            identities.append(Identity(None, None, None, UNCONFIRMED))
+        else:
+            identities.append(Identity(row["child_id"], row["distance"], None, row["reason"] or ""))
+    consents = load_consents(conn)
+    decision = decide(identities, consents, home.settings.channels, today)
+    seed = photo["seed"]
+    if not seed:  # a photo held by an older version: fix the noise now so preview and release match
+        seed = str(secrets.randbits(63))
+        conn.execute("UPDATE photos SET seed = ? WHERE sha256 = ? AND seed IS NULL", (seed, item.sha256))
+        seed = conn.execute("SELECT seed FROM photos WHERE sha256 = ?", (item.sha256,)).fetchone()["seed"]
+    faces = [FaceBox(*json.loads(r["box"]), score=r["score"] or 0.0) for r in rows]
+    return _Plan(photo, rows, faces, identities, edits, decision, consents, int(seed))
+
+
+def _who(child_id: str | None, consents: dict[str, ChildConsent]) -> str:
+    if child_id is None:
+        return "unknown"
+    consent = consents.get(child_id)
+    return consent.name if consent and consent.name else child_id
+
+
+def _identity_words(row: sqlite3.Row, identity: Identity, consents: dict[str, ChildConsent]) -> str:
+    if identity.reason == CONFIRMED_BY_MANAGER:
+        return f"you confirmed it is {_who(identity.child_id, consents)}"
+    if identity.reason == MATCHED:
+        return f"recognised as {_who(identity.child_id, consents)}"
+    if identity.reason in (OBSCURED_BY_MANAGER, UNCONFIRMED):
+        return _WORDS[identity.reason]
+    reason = row["reason"] or ""
+    return _WORDS.get(reason, reason or "not recognised")
+
+
+def _kind(row: sqlite3.Row) -> str:
+    return {SECOND_LOOK_REASON: "second look", DRAWN_REASON: "drawn"}.get(row["reason"], "face")
+
+
+def _outcome_words(action: Action, identity: Identity) -> str:
+    what, why, _ = action
+    if identity.child_id is None:
+        return _WORDS.get(why, why) if why in (DRAWN_REASON, OBSCURED_BY_MANAGER, UNCONFIRMED) else f"not recognised: {_WORDS.get(why, why)}"
+    return why
+
+
+def _archived(home: Home, photo: sqlite3.Row) -> Path:
+    rel = photo["archive_path"]
+    if not rel or not (home.root / rel).exists():
+        raise ReviewError(f"the original of {photo['source']} is no longer in the archive, so it cannot be "
+                          f"released; reject it with `photoguard review reject`.")
+    return home.root / rel
+
+
+def review_detail(home: Home, conn: sqlite3.Connection, name: str, today: date | None = None) -> ReviewDetail:
+    """Everything the manager needs to decide: each face numbered, who it is taken to be, why, where, and
+    what will happen to it on each channel today."""
+    today = today or date.today()
+    item = find_item(home, conn, name)
+    plan = _plan(home, conn, item, today)
+    width, height = plan.photo["width"] or 0, plan.photo["height"] or 0
+    channels = tuple(home.settings.channels)
+    faces = []
+    for i, (row, identity) in enumerate(zip(plan.rows, plan.identities)):
+        box = tuple(int(v) for v in json.loads(row["box"]))
+        where = where_in_photo(box, width, height) if width and height else "somewhere in the photo"
+        outcomes = tuple(ChannelOutcome(c, plan.decision[c][i][0] == SHOWN, _outcome_words(plan.decision[c][i], identity))
+                         for c in channels)
+        edit = plan.edits.get(row["idx"])
+        edit_words = None
+        if edit is not None and edit["kind"] == "obscure":
+            edit_words = "you chose to obscure it"
+        elif edit is not None:
+            edit_words = f"you confirmed it is {_who(edit['child_id'], plan.consents)}"
+        elif row["reason"] == DRAWN_REASON:
+            edit_words = "you marked this area"
+        faces.append(ReviewFace(i + 1, box, _kind(row), identity.child_id, _who(identity.child_id, plan.consents), where,
+                                f"{_identity_words(row, identity, plan.consents)}, {where}", outcomes, edit_words))
+    try:
+        _archived(home, plan.photo)
+        problem = None
+    except ReviewError as exc:
+        problem = str(exc)
+    edits = tuple(_edit_words(e, plan.consents) for e in _live_edits(conn, item.sha256))
+    return ReviewDetail(item, width, height, channels, tuple(faces), edits, problem)
+
+
+def _edit_words(edit: sqlite3.Row, consents: dict[str, ChildConsent]) -> str:
+    number = edit["face_idx"] + 1
+    if edit["kind"] == "obscure":
+        return f"face {number}: obscure it ({edit['actor']}, {edit['at'][:16].replace('T', ' ')})"
+    if edit["kind"] == "confirm":
+        return f"face {number}: it is {_who(edit['child_id'], consents)} ({edit['actor']}, {edit['at'][:16].replace('T', ' ')})"
+    return f"face {number}: an area marked to obscure ({edit['actor']}, {edit['at'][:16].replace('T', ' ')})"
+
+
+# --- the manager's changes ---------------------------------------------------------------------------
+
+
+def _face_row(conn: sqlite3.Connection, item: ReviewItem, number: int) -> sqlite3.Row:
+    rows = conn.execute("SELECT * FROM faces WHERE photo_sha256 = ? ORDER BY idx", (item.sha256,)).fetchall()
+    if not 1 <= number <= len(rows):
+        raise ReviewError(f"{item.name} has no face {number}: its faces are numbered 1 to {len(rows)} "
+                          f"(see `photoguard review show {item.name}`).")
+    return rows[number - 1]
+
+
+def _record_edit(conn: sqlite3.Connection, item: ReviewItem, actor: str, kind: str, face_idx: int | None,
+                 child_id: str | None = None, undoes: int | None = None) -> None:
+    conn.execute("INSERT INTO review_edits (photo_sha256, at, actor, kind, face_idx, child_id, undoes) "
+                 "VALUES (?,?,?,?,?,?,?)", (item.sha256, now_iso(), actor, kind, face_idx, child_id, undoes))
+
+
+def obscure_face(home: Home, conn: sqlite3.Connection, name: str, face: int, *, actor: str) -> str:
+    """Obscure face number ``face`` on every channel, whoever it is."""
+    item = find_item(home, conn, name)
+    row = _face_row(conn, item, face)
+    with transaction(conn):
+        _record_edit(conn, item, actor, "obscure", row["idx"])
+    _refresh_copy(home, conn, item)
+    return f"{item.name}: face {face} will be obscured on every channel"
+
+
+def confirm_face(home: Home, conn: sqlite3.Connection, name: str, face: int, child_id: str, *, actor: str,
+                 today: date | None = None) -> str:
+    """The manager says face ``face`` is ``child_id``. It is then shown only on the channels that child's
+    consent allows today (the consent rule decides); everywhere else it stays obscured."""
+    from .consent import may_show
+    from .roster import load_consents
+
+    today = today or date.today()
+    item = find_item(home, conn, name)
+    row = _face_row(conn, item, face)
+    consents = load_consents(conn)
+    if child_id not in consents:
+        raise ReviewError(f"there is no child '{child_id}' on the roster; check the id with `photoguard children`.")
+    if row["reason"] == DRAWN_REASON:
+        raise ReviewError(f"face {face} of {item.name} is an area you marked; it is always obscured.")
+    plan = _plan(home, conn, item, today)
+    for other, identity in zip(plan.rows, plan.identities):
+        if other["idx"] != row["idx"] and identity.child_id == child_id:
+            raise ReviewError(f"face {other['idx'] + 1} of {item.name} is already taken to be {_who(child_id, consents)}; "
+                              f"obscure face {other['idx'] + 1} first if that is wrong.")
+    with transaction(conn):
+        _record_edit(conn, item, actor, "confirm", row["idx"], child_id)
+    _refresh_copy(home, conn, item)
+    allowed = [c for c in home.settings.channels if may_show(consents[child_id], c, today).allowed]
+    where = ", ".join(allowed) if allowed else "no channel (no consent today)"
+    return f"{item.name}: face {face} is {_who(child_id, consents)}; shown on {where}, obscured elsewhere"
+
+
+def add_box(home: Home, conn: sqlite3.Connection, name: str, box: Sequence[int], *, actor: str) -> str:
+    """Mark an area (a face or anything identifying the detector missed) to be obscured on every channel.
+    It becomes a numbered face of the photo, recorded and re-checked like any other."""
+    item = find_item(home, conn, name)
+    photo = conn.execute("SELECT width, height FROM photos WHERE sha256 = ?", (item.sha256,)).fetchone()
+    width, height = photo["width"] or 0, photo["height"] or 0
+    try:
+        left, top, right, bottom = (int(round(float(v))) for v in box)
+    except (TypeError, ValueError):
+        raise ReviewError("an area is four numbers: left, top, right, bottom") from None
+    left, right = sorted((max(0, min(width, left)), max(0, min(width, right))))
+    top, bottom = sorted((max(0, min(height, top)), max(0, min(height, bottom))))
+    if right - left < 4 or bottom - top < 4:
+        raise ReviewError(f"the area marked on {item.name} is too small or outside the photo "
+                          f"({width} x {height} pixels); draw it again.")
+    with transaction(conn):
+        idx = conn.execute("SELECT COALESCE(MAX(idx), -1) + 1 FROM faces WHERE photo_sha256 = ?",
+                           (item.sha256,)).fetchone()[0]
+        conn.execute("INSERT INTO faces (photo_sha256, idx, box, score, child_id, distance, reason) "
+                     "VALUES (?,?,?,NULL,NULL,NULL,?)", (item.sha256, idx, json.dumps([left, top, right, bottom]), DRAWN_REASON))
+        for channel in home.settings.channels:
+            conn.execute("INSERT OR REPLACE INTO face_actions (photo_sha256, face_idx, channel, action, reason, consent) "
+                         "VALUES (?,?,?,?,?,NULL)", (item.sha256, idx, channel, OBSCURED, DRAWN_REASON))
+        _record_edit(conn, item, actor, "box", idx)
+    _refresh_copy(home, conn, item)
+    return f"{item.name}: the area {where_in_photo((left, top, right, bottom), width, height)} (face {idx + 1}) will be obscured on every channel"
+
+
+def undo_edit(home: Home, conn: sqlite3.Connection, name: str, *, actor: str) -> str:
+    """Take back the manager's last change to this photo."""
+    item = find_item(home, conn, name)
+    live = _live_edits(conn, item.sha256)
+    if not live:
+        raise ReviewError(f"nothing to undo on {item.name}: no changes were made to it.")
+    last = live[-1]
+    with transaction(conn):
+        if last["kind"] == "box":
+            newest = conn.execute("SELECT MAX(idx) FROM faces WHERE photo_sha256 = ?", (item.sha256,)).fetchone()[0]
+            released = conn.execute("SELECT 1 FROM review_decisions WHERE photo_sha256 = ? AND kind = 'released'",
+                                    (item.sha256,)).fetchone()
+            if newest != last["face_idx"] or released:
+                raise ReviewError(f"the area marked as face {last['face_idx'] + 1} on {item.name} stays obscured: "
+                                  "it is part of what was recorded for this photo since.")
+            conn.execute("DELETE FROM face_actions WHERE photo_sha256 = ? AND face_idx = ?", (item.sha256, last["face_idx"]))
+            conn.execute("DELETE FROM faces WHERE photo_sha256 = ? AND idx = ?", (item.sha256, last["face_idx"]))
+        _record_edit(conn, item, actor, "undo", last["face_idx"], undoes=last["id"])
+    _refresh_copy(home, conn, item)
+    from .roster import load_consents
+
+    return f"{item.name}: taken back — {_edit_words(last, load_consents(conn)).split(' (')[0]}"
+
+
+# --- rendering -----------------------------------------------------------------------------------------
+
+
+def _processor(home: Home, conn: sqlite3.Connection, processor: Processor | None) -> Processor:
+    from .pipeline import roster_version
+
+    if processor is None:
+        return Processor(home, conn)
+    if roster_version(processor.conn) != processor.roster_version:
+        processor.reload_roster()
+    return processor
+
+
+def _original(home: Home, plan: _Plan) -> np.ndarray:
+    path = _archived(home, plan.photo)
+    image = load_image(path)
+    if image.sha256 and image.sha256 != plan.photo["sha256"]:
+        raise ReviewError(f"the archived original of {plan.photo['source']} ({path.name}) is not the photo that was "
+                          "processed; it cannot be released. Reject it.")
+    return image.rgb
+
+
+def render_preview(home: Home, conn: sqlite3.Connection, name: str, channel: str, today: date | None = None,
+                   processor: Processor | None = None) -> bytes:
+    """The JPEG that releasing ``name`` to ``channel`` today would publish, byte for byte: rendered by the
+    pipeline from the archived original with every recorded face, the manager's changes and today's
+    consents."""
+    today = today or date.today()
+    item = find_item(home, conn, name)
+    _check_channels(home, [channel])
+    plan = _plan(home, conn, item, today)
+    proc = _processor(home, conn, processor)
+    return encode_stripped_jpeg(proc.render(_original(home, plan), plan.faces, plan.shown(channel), plan.seed))
+
+
+def _check_channels(home: Home, channels: Sequence[str]) -> None:
     for channel in channels:
         if channel not in home.settings.channels:
             raise ReviewError(f"unknown channel '{channel}'; channels are {', '.join(home.settings.channels)} "
                               f"(set in photoguard.toml).")
-    today = today or date.today()
-    consents = load_consents(conn)
-    # The review copy shows the faces that were shown on every channel when it was decided.
-    visible = conn.execute(
-        "SELECT f.idx, f.child_id FROM faces f WHERE f.photo_sha256 = ? AND f.child_id IS NOT NULL AND NOT EXISTS "
-        "(SELECT 1 FROM face_actions a WHERE a.photo_sha256 = f.photo_sha256 AND a.face_idx = f.idx AND a.action != ?)",
-        (item.sha256, SHOWN)).fetchall()
-    for channel in channels:
-        for face in visible:
-            verdict = may_show(consents.get(face["child_id"]), channel, today)
-            if not verdict.allowed:
-                raise ReviewError(
-                    f"{item.name} shows {face['child_id']} unobscured, but today there is {verdict.reason}. "
-                    f"Reject it (`photoguard review reject {item.name}`); the original stays in {home.archive}.")
 
-    source, staging = item.image, None
-    if strip_check(item.image):
-        # Edited since (an editor adds EXIF, XMP, thumbnails): publish a clean copy instead.
-        staging = home.state / "staging" / f"release-{item.name}"
-        staging.mkdir(mode=0o700, parents=True, exist_ok=True)
-        source = save_stripped_jpeg(load_image(item.image).rgb, staging, "release")
+
+def _refresh_copy(home: Home, conn: sqlite3.Connection, item: ReviewItem, processor: Processor | None = None) -> None:
+    """Rewrite review/<name>.jpg with every face not shown on all channels obscured (to look at only)."""
     try:
-        file_hash = sha256_file(source)
-        stem = Path(item.source).stem or item.name
-        placed = {channel: publish(source, home.outbox_for(channel), stem) for channel in channels}
+        plan = _plan(home, conn, item, date.today())
+        channels = home.settings.channels
+        common = tuple(all(plan.decision[c][i][0] == SHOWN for c in channels) for i in range(len(plan.faces)))
+        rgb = _processor(home, conn, processor).render(_original(home, plan), plan.faces, common, plan.seed)
+    except ReviewError:
+        return  # the original is gone: nothing to show; the item says why
+    target = item.image or home.review / f"{item.name}.jpg"
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(fd, "wb") as fh:
+        fh.write(encode_stripped_jpeg(rgb))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+    fsync_dir(target.parent)
+
+
+# --- release, reject, undo -----------------------------------------------------------------------------
+
+
+def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[str] | None = None, *,
+            actor: str, today: date | None = None, processor: Processor | None = None) -> Released:
+    """Publish ``name`` to ``channels`` (default: every channel), each rendered from the archived original
+    as :func:`render_preview` shows it: only faces whose child's consent allows that channel today are
+    visible. The finished pictures are looked at again first; a face found then joins the photo (obscured)
+    and the release stops so the manager can look again. The copy in review/ is never published."""
+    today = today or date.today()
+    item = find_item(home, conn, name)
+    channels = list(dict.fromkeys(channels or home.settings.channels))
+    _check_channels(home, channels)
+    proc = _processor(home, conn, processor)
+    plan = _plan(home, conn, item, today)
+    original = _original(home, plan)
+
+    renders: dict[tuple[bool, ...], np.ndarray] = {}
+    missed: list[FaceBox] = []
+    problems: list[str] = []
+    for channel in channels:
+        shown = plan.shown(channel)
+        if shown in renders:
+            continue
+        renders[shown] = proc.render(original, plan.faces, shown, plan.seed)
+        look = proc.second_look(renders[shown], plan.faces, shown, original)
+        look.missed = [m for m in look.missed if not any(same_face(m.box, o.box) for o in missed)]
+        missed += look.missed
+        if look.problem():
+            problems.append(look.problem())
+    if missed:
+        _add_second_look_faces(home, conn, item, missed, actor)
+        _refresh_copy(home, conn, item, proc)
+    if problems:
+        raise ReviewError(f"{item.name} was not released: looking at it once more found {'; '.join(problems)}. "
+                          + ("It is now obscured; look at the photo again, then release it." if missed else
+                             "Mark that area to obscure it again, or reject the photo."))
+
+    staging = proc.staging / f"release-{item.sha256}"
+    staging.mkdir(mode=0o700, parents=True, exist_ok=True)
+    placed: dict[str, Path] = {}
+    hashes: dict[str, str] = {}
+    stem = Path(item.source).stem or item.name
+    try:
+        for channel in channels:
+            # Each channel its own file: changing one later never changes another.
+            staged = staging / f"{channel}.jpg"
+            staged.write_bytes(encode_stripped_jpeg(renders[plan.shown(channel)]))
+            with open(staged, "rb+") as fh:
+                os.fsync(fh.fileno())
+            hashes[channel] = sha256_file(staged)
+            placed[channel] = publish(staged, home.outbox_for(channel), stem)
     finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+
+    at = now_iso()
     with transaction(conn):
+        _record_decisions(conn, home, item, plan)
+        file_ids = {}
         for channel, dest in placed.items():
             conn.execute("INSERT OR REPLACE INTO outputs (photo_sha256, channel, path, file_sha256, created_at) "
-                         "VALUES (?,?,?,?,?)", (item.sha256, channel, str(dest.relative_to(home.root)), file_hash, now_iso()))
-            # Record exactly what the reviewed copy shows: faces not shown everywhere were obscured in it.
-            rows = conn.execute("SELECT face_idx FROM face_actions WHERE photo_sha256 = ? GROUP BY face_idx "
-                                "HAVING SUM(action != ?) > 0", (item.sha256, SHOWN)).fetchall()
-            for row in rows:
-                conn.execute("UPDATE face_actions SET action = 'obscured', reason = COALESCE(reason, '') || "
-                             "' (obscured in the reviewed copy)' WHERE photo_sha256 = ? AND face_idx = ? "
-                             "AND channel = ? AND action = ?", (item.sha256, row["face_idx"], channel, SHOWN))
+                         "VALUES (?,?,?,?,?)", (item.sha256, channel, str(dest.relative_to(home.root)), hashes[channel], at))
+            shown = [row["idx"] for row, keep in zip(plan.rows, plan.shown(channel)) if keep]
+            file_ids[channel] = record_outbox_file(home, conn, item.sha256, channel, dest, shown=shown,
+                                                   made=f"released by {actor}", file_sha256=hashes[channel])
         conn.execute("UPDATE photos SET outcome = 'released' WHERE sha256 = ?", (item.sha256,))
-        conn.execute("INSERT INTO events (at, kind, photo_sha256, detail) VALUES (?,?,?,?)",
-                     (now_iso(), "released", item.sha256, f"{item.name} -> {', '.join(channels)}"))
-    _remove(item)
-    return placed
+        conn.execute("INSERT INTO review_decisions (photo_sha256, at, actor, kind, channels, files) VALUES (?,?,?,?,?,?)",
+                     (item.sha256, at, actor, "released", json.dumps(channels), json.dumps(file_ids)))
+        not_released = [c for c in home.settings.channels if c not in channels]
+        detail = f"{item.name} released to {', '.join(channels)}" + (
+            f" (not to {', '.join(not_released)})" if not_released else "") + f" by {actor}"
+        conn.execute("INSERT INTO events (at, kind, photo_sha256, detail, actor) VALUES (?,?,?,?,?)",
+                     (at, "released", item.sha256, detail, actor))
+    _remove_copy(home, item)
+    return Released(item, placed)
 
 
-def reject(home: Home, conn: sqlite3.Connection, name: str) -> ReviewItem:
-    """The manager has looked and this photo is not to be shared. The original stays archived."""
-    item = find_item(home, name)
+def _add_second_look_faces(home: Home, conn: sqlite3.Connection, item: ReviewItem, missed: Sequence[FaceBox],
+                           actor: str) -> None:
+    photo = conn.execute("SELECT width, height FROM photos WHERE sha256 = ?", (item.sha256,)).fetchone()
     with transaction(conn):
-        if item.sha256:
-            conn.execute("UPDATE photos SET outcome = 'rejected' WHERE sha256 = ?", (item.sha256,))
-        conn.execute("INSERT INTO events (at, kind, photo_sha256, detail) VALUES (?,?,?,?)",
-                     (now_iso(), "rejected", item.sha256, item.name))
-    _remove(item)
+        idx = conn.execute("SELECT COALESCE(MAX(idx), -1) + 1 FROM faces WHERE photo_sha256 = ?",
+                           (item.sha256,)).fetchone()[0]
+        for face in missed:
+            conn.execute("INSERT INTO faces (photo_sha256, idx, box, score, child_id, distance, reason) "
+                         "VALUES (?,?,?,?,NULL,NULL,?)",
+                         (item.sha256, idx, json.dumps(list(face.box)), float(face.score), SECOND_LOOK_REASON))
+            for channel in home.settings.channels:
+                conn.execute("INSERT OR REPLACE INTO face_actions (photo_sha256, face_idx, channel, action, reason, consent) "
+                             "VALUES (?,?,?,?,?,NULL)", (item.sha256, idx, channel, OBSCURED, SECOND_LOOK_REASON))
+            where = where_in_photo(face.box, photo["width"] or 1, photo["height"] or 1)
+            conn.execute("INSERT INTO events (at, kind, photo_sha256, detail, actor) VALUES (?,?,?,?,?)",
+                         (now_iso(), "second_look", item.sha256,
+                          f"{item.name}: a face the first look missed, {where} (face {idx + 1}), obscured on every channel",
+                          actor))
+            idx += 1
+
+
+def _record_decisions(conn: sqlite3.Connection, home: Home, item: ReviewItem, plan: _Plan) -> None:
+    """Write what each channel gets into faces/face_actions, so the audit says what was published and the
+    outbox re-check keeps the manager's choices (a confirmed child is re-checked like a recognised one)."""
+    for i, (row, identity) in enumerate(zip(plan.rows, plan.identities)):
+        if identity.reason == CONFIRMED_BY_MANAGER:
+            reason = row["reason"] or ""
+            if not reason.startswith(CONFIRMED_BY_MANAGER):
+                was = _WORDS.get(reason, reason) if row["child_id"] is None else f"recognised as {row['child_id']}"
+                reason = f"{CONFIRMED_BY_MANAGER} (first look: {was})"
+            conn.execute("UPDATE faces SET child_id = ?, reason = ? WHERE photo_sha256 = ? AND idx = ?",
+                         (identity.child_id, reason, item.sha256, row["idx"]))
+        for channel in home.settings.channels:
+            action, why, consent = plan.decision[channel][i]
+            conn.execute("INSERT OR REPLACE INTO face_actions (photo_sha256, face_idx, channel, action, reason, consent) "
+                         "VALUES (?,?,?,?,?,?)", (item.sha256, row["idx"], channel, action, why, _consent_json(consent)))
+
+
+def reject(home: Home, conn: sqlite3.Connection, name: str, *, actor: str) -> ReviewItem:
+    """The manager has looked and this photo is not to be shared. The original stays archived."""
+    item = find_item(home, conn, name)
+    at = now_iso()
+    with transaction(conn):
+        conn.execute("UPDATE photos SET outcome = 'rejected' WHERE sha256 = ?", (item.sha256,))
+        conn.execute("INSERT INTO review_decisions (photo_sha256, at, actor, kind) VALUES (?,?,?,?)",
+                     (item.sha256, at, actor, "rejected"))
+        conn.execute("INSERT INTO events (at, kind, photo_sha256, detail, actor) VALUES (?,?,?,?,?)",
+                     (at, "rejected", item.sha256, f"{item.name} rejected by {actor}", actor))
+    _remove_copy(home, item)
     return item
 
 
-def _remove(item: ReviewItem) -> None:
-    for path in (item.image, item.note):
+def undo_last(home: Home, conn: sqlite3.Connection, *, actor: str) -> Undone:
+    """Take back the last release or rejection and put the photo back in review. A release is taken back
+    only while every file it put in the outbox is still there, unchanged (not collected)."""
+    last = conn.execute("SELECT * FROM review_decisions WHERE undone_at IS NULL ORDER BY id DESC LIMIT 1").fetchone()
+    if last is None:
+        raise ReviewError("there is no release or rejection to undo.")
+    photo = conn.execute("SELECT * FROM photos WHERE sha256 = ?", (last["photo_sha256"],)).fetchone()
+    if photo is None or photo["outcome"] != last["kind"]:
+        raise ReviewError(f"{photo['source'] if photo else 'that photo'} has changed since it was {last['kind']}; "
+                          "it cannot be taken back.")
+    removed: list[Path] = []
+    at = now_iso()
+    with transaction(conn):  # holds the write lock: no re-check or posting mark slips in between
+        if last["kind"] == "released":
+            files = _uncollected(home, conn, photo, json.loads(last["channels"]))
+            for row, path in files:
+                os.unlink(path)
+                fsync_dir(path.parent)
+                removed.append(path)
+                conn.execute("UPDATE outbox_files SET ended = ?, ended_at = ? WHERE id = ? AND ended IS NULL",
+                             (REMOVED, at, row["id"]))
+                conn.execute("UPDATE outputs SET removed_at = ? WHERE photo_sha256 = ? AND channel = ?",
+                             (at, photo["sha256"], row["channel"]))
+        conn.execute("UPDATE photos SET outcome = 'review' WHERE sha256 = ?", (photo["sha256"],))
+        conn.execute("UPDATE review_decisions SET undone_at = ?, undone_by = ? WHERE id = ?", (at, actor, last["id"]))
+        detail = f"{photo['source']}: {last['kind']} taken back by {actor}, back in review" + (
+            f"; removed {', '.join(str(p.relative_to(home.root)) for p in removed)}" if removed else "")
+        conn.execute("INSERT INTO events (at, kind, photo_sha256, detail, actor) VALUES (?,?,?,?,?)",
+                     (at, f"{last['kind']}_undone", photo["sha256"], detail, actor))
+    item = _claim_copy_name(home, conn, find_item(home, conn, photo["sha256"]))
+    _refresh_copy(home, conn, item)
+    return Undone(find_item(home, conn, photo["sha256"]), last["kind"], tuple(removed))
+
+
+def _claim_copy_name(home: Home, conn: sqlite3.Connection, item: ReviewItem) -> ReviewItem:
+    """A photo back in review whose name another waiting photo took meanwhile gets a name of its own."""
+    if not any(other.name == item.name and other.sha256 != item.sha256 for other in review_queue(home, conn)):
+        return item
+    from .pipeline import _unique_name
+
+    taken = {other.name for other in review_queue(home, conn)}
+    copy = _unique_name(home.review, f"{item.name}.jpg")
+    while copy.stem in taken:
+        copy = copy.with_name(f"{copy.stem}-{secrets.token_hex(2)}.jpg")
+    plan = json.loads(conn.execute("SELECT plan FROM photos WHERE sha256 = ?", (item.sha256,)).fetchone()["plan"] or "{}")
+    plan.setdefault("published", {})["review"] = str(copy.relative_to(home.root))
+    conn.execute("UPDATE photos SET plan = ? WHERE sha256 = ?", (json.dumps(plan), item.sha256))
+    return find_item(home, conn, item.sha256)
+
+
+def _uncollected(home: Home, conn: sqlite3.Connection, photo: sqlite3.Row,
+                 channels: Sequence[str]) -> list[tuple[sqlite3.Row, Path]]:
+    """The outbox file of each channel a release put there, each still in its outbox (under any name),
+    unchanged and not marked posted; ReviewError naming the first that is not."""
+    from .outbox import outbox_photo
+
+    found = []
+    for channel in channels:
+        history = conn.execute("SELECT * FROM outbox_files WHERE photo_sha256 = ? AND channel = ? ORDER BY id",
+                               (photo["sha256"], channel)).fetchall()
+        current = history[-1] if history else None
+        path = outbox_photo(home, conn, current["id"]).path if current is not None else None
+        posted = any(r["posted_at"] for r in history)
+        if current is None or path is None or posted or _hash_or_none(path) != current["file_sha256"]:
+            what = "marked posted" if posted else "collected from the outbox or changed there"
+            raise ReviewError(f"{photo['source']} cannot be taken back: its {channel} copy was already {what}.")
+        found.append((current, path))
+    return found
+
+
+def _hash_or_none(path: Path) -> str | None:
+    try:
+        return sha256_file(path) if path.is_file() and not path.is_symlink() else None
+    except OSError:
+        return None
+
+
+def _remove_copy(home: Home, item: ReviewItem) -> None:
+    image = item.image or home.review / f"{item.name}.jpg"
+    for path in (image, image.with_suffix(".json")):
         try:
             os.unlink(path)
         except FileNotFoundError:
             pass
-    fsync_dir(item.note.parent)
+    fsync_dir(home.review)

@@ -19,11 +19,11 @@ PHOTOS = 6
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A file system of our own with room for the photos and about two photos' outputs (needs root to
-    mount a tmpfs; skipped elsewhere)."""
+    """A file system of our own with room for the photos and about two photos' outputs (a file per
+    channel each; needs root to mount a tmpfs; skipped elsewhere)."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    room_kb = sum(len(noisy_photo(i)) for i in range(PHOTOS)) // 1024 + 1200
+    room_kb = sum(len(noisy_photo(i)) for i in range(PHOTOS)) // 1024 + 1200 * 3
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={room_kb}k", "tmpfs", str(mount)],
                                            capture_output=True).returncode != 0:
         pytest.skip("cannot mount a small tmpfs here")

@@ -97,7 +97,8 @@ def test_renamed_and_edited_outbox_files_are_remade_when_consent_goes(home, proc
     a = boxes["ada"]
     # Facebook: renamed within the outbox. Instagram: edited in place (same file). Twitter: an editor
     # that saves a new file under the same name (a new inode).
-    renamed = out["facebook"].with_name("for-friday.jpg")
+    renamed = out["facebook"].parent / "friday" / "for-friday.jpg"     # renamed into a folder of its own
+    renamed.parent.mkdir()
     os.rename(out["facebook"], renamed)
     with Image.open(out["instagram"]) as im:
         edited = im.convert("RGB")
@@ -231,9 +232,15 @@ def test_library_api_for_the_web_app(home, processor):
         mark_posted(home, processor.conn, "nothing.jpg", "facebook", "web")
     with pytest.raises(OutboxError, match="no outbox photo number"):
         outbox_photo(home, processor.conn, 12345)
+    # Collected after being renamed: named by the name it had last.
+    list_outbox(home, processor.conn)
+    out["facebook"].with_name("paint-final.jpg").unlink()
+    sweep(home, processor.conn)
+    gone = outbox_photo(home, processor.conn, photo.id)
+    assert (gone.name, gone.path, gone.posted_by) == ("paint-final.jpg", None, "web") and gone.collected
     # Collected: out of the listing, and the same id says when.
     out["instagram"].unlink()
-    assert {p.channel for p in list_outbox(home, processor.conn)} == {"facebook", "twitter"}
+    assert {p.channel for p in list_outbox(home, processor.conn)} == {"twitter"}
     ig = [r["id"] for r in processor.conn.execute("SELECT id FROM outbox_files WHERE channel = 'instagram'")][0]
     gone = outbox_photo(home, processor.conn, ig)
     assert gone.path is None and gone.collected is not None
@@ -262,3 +269,31 @@ def test_outputs_of_an_older_home_are_followed_too(home, processor):
     assert {c.channel for c in changes} == set(CHANNELS)
     a = boxes["ada"]
     assert diff(region(out["facebook"].with_name("renamed.jpg"), a), crop(rgb, a)) > 15
+
+
+def test_publish_to_channel_gives_each_channel_its_own_recorded_file(home, processor, tmp_path):
+    from photoguard.outbox import publish_to_channel
+
+    rgb, _ = photo_of_both(seed=28)
+    staged = tmp_path / "released.jpg"
+    staged.write_bytes(jpeg_bytes(rgb))
+    placed = [publish_to_channel(home, processor.conn, staged, "e" * 64, c, "released", shown=[], made="released")
+              for c in ("facebook", "twitter")]
+    assert [p.name for p in placed] == ["released.jpg", "released.jpg"]
+    assert os.stat(placed[0].path).st_ino != os.stat(placed[1].path).st_ino and staged.exists()
+    assert {p.id for p in list_outbox(home, processor.conn)} == {p.id for p in placed}
+    assert not [p for p in home.outbox.rglob(".*")]
+
+
+def test_posted_before_a_remake_marks_the_copy_that_was_posted(home, processor):
+    from datetime import datetime, timedelta
+
+    _, _, out = published(processor, "swings.jpg", seed=29)
+    posted_at = datetime.now() - timedelta(seconds=1)
+    withdraw(home, processor)                     # re-made: Ada obscured in the outbox copy
+    result = CliRunner().invoke(main, ["posted", "swings.jpg", "--channel", "twitter",
+                                       "--when", posted_at.strftime("%Y-%m-%d %H:%M"), "--home", str(home.root)])
+    assert result.exit_code == 0, result.output
+    # The copy in the outbox at that time showed Ada: it is the one to take down.
+    assert [(i.channel, i.how, [c.child_id for c in i.children]) for i in takedown_list(processor.conn)] == \
+        [("twitter", "posted", ["ada"])]

@@ -34,6 +34,8 @@ def make_review_item(home, name: str = "held") -> str:
 
 
 def test_review_list_release_reject(tmp_path):
+    """Items whose original is no longer archived: listed, not releasable (the review copy is never
+    published), rejectable. Releases from the archived original are tested in test_review.py."""
     home = open_home(tmp_path)
     runner = CliRunner()
     sha = make_review_item(home, "held")
@@ -42,23 +44,22 @@ def test_review_list_release_reject(tmp_path):
     assert out.exit_code == 0 and "held" in out.output and "second look" in out.output
 
     out = runner.invoke(main, ["review", "release", "held", "--channel", "facebook", "--home", str(tmp_path)])
-    assert out.exit_code == 0, out.output
-    assert (home.outbox_for("facebook") / "held.jpg").exists()
-    assert not (home.outbox_for("instagram") / "held.jpg").exists()
-    assert not (home.review / "held.jpg").exists() and not (home.review / "held.json").exists()
-    conn = connect(home.database)
-    assert conn.execute("SELECT outcome FROM photos WHERE sha256 = ?", (sha,)).fetchone()[0] == "released"
-    assert conn.execute("SELECT COUNT(*) FROM outputs WHERE photo_sha256 = ?", (sha,)).fetchone()[0] == 1
+    assert out.exit_code != 0 and "no longer in the archive" in out.output and "review reject" in out.output
+    assert list(home.outbox_for("facebook").iterdir()) == []
 
     out = runner.invoke(main, ["review", "release", "nope", "--home", str(tmp_path)])
     assert out.exit_code != 0 and "review list" in out.output
     out = runner.invoke(main, ["review", "release", "other", "--channel", "myspace", "--home", str(tmp_path)])
     assert out.exit_code != 0 and "unknown channel" in out.output
 
-    out = runner.invoke(main, ["review", "reject", "other", "--home", str(tmp_path)])
-    assert out.exit_code == 0 and list(home.review.iterdir()) == []
+    for name in ("held", "other"):
+        out = runner.invoke(main, ["review", "reject", name, "--home", str(tmp_path)])
+        assert out.exit_code == 0 and f"rejected {name}" in out.output
+    assert list(home.review.iterdir()) == []
+    conn = connect(home.database)
+    assert conn.execute("SELECT outcome FROM photos WHERE sha256 = ?", (sha,)).fetchone()[0] == "rejected"
     kinds = [r[0] for r in conn.execute("SELECT kind FROM events ORDER BY id")]
-    assert kinds == ["released", "rejected"]
+    assert kinds == ["rejected", "rejected"]
 
 
 def test_audit_csv_export(tmp_path):
