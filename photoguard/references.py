@@ -7,13 +7,15 @@ this module only adds what a person needs to fix a bad one: where the faces are,
 from __future__ import annotations
 
 import os
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .home import Home
-from .images import ImageError, load_image_bytes, save_stripped_jpeg
+from .images import ImageError, load_image, load_image_bytes, save_stripped_jpeg
+from .places import where_in_photo
 from .roster import MIN_SHARPNESS, RIVAL_FACE_RATIO, check_photo, child_folder, sharpness
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
@@ -21,21 +23,6 @@ MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 
 class ReferenceError(Exception):
     """The photo cannot be stored; the message says what to do."""
-
-
-def place_in_words(box: tuple[int, int, int, int], width: int, height: int) -> str:
-    """Where a box is in the picture: "top left", "in the middle", "bottom right" ..."""
-    cx = (box[0] + box[2]) / 2 / max(width, 1)
-    cy = (box[1] + box[3]) / 2 / max(height, 1)
-    row = "top" if cy < 1 / 3 else "bottom" if cy > 2 / 3 else ""
-    col = "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else ""
-    if not row and not col:
-        return "in the middle"
-    if not row:
-        return f"middle {col}"
-    if not col:
-        return f"{row} middle"
-    return f"{row} {col}"
 
 
 @dataclass
@@ -71,11 +58,11 @@ def feedback(path: Path, detector, min_face_px: int) -> Feedback:
             points.append((False, "No face found."))
         else:
             face = faces[0]
-            points.append((True, f"A face found, {place_in_words(face.box, w, h)}."))
+            points.append((True, f"A face found, {where_in_photo(face.box, w, h)}."))
             rivals = [f for f in faces[1:] if f.width >= face.width * RIVAL_FACE_RATIO]
             if rivals:
                 for r in rivals:
-                    points.append((False, f"A second face, {place_in_words(r.box, w, h)}, "
+                    points.append((False, f"A second face, {where_in_photo(r.box, w, h)}, "
                                           f"{round(float(r.score) * 100)} % sure. Use a photo of this child alone."))
             else:
                 points.append((True, "Only one face."))
@@ -119,3 +106,36 @@ def remove_reference(home: Home, child_id: str, rel_path: str) -> None:
     if target.parent != folder or not target.is_file():
         raise ReferenceError("That photo is not one of this child's reference photos any more.")
     target.unlink()
+
+
+# A reference photo needs some of the head around the face, as enrolment photos have.
+LEARN_MARGIN = 0.6
+
+
+def learn_from_face(home: Home, conn: sqlite3.Connection, photo_sha256: str, box: tuple[int, int, int, int],
+                    child_id: str) -> Path:
+    """Confirm and learn: cut the face the manager confirmed out of the archived original and store it as a
+    reference photo of ``child_id`` (enrol/<id>/confirmed-<photo>-<n>.jpg). The next sync builds its
+    template with the current engine, like any reference photo, and removing the file removes it.
+
+    The caller checks that the face was confirmed and the child may have templates (roster's rule)."""
+    row = conn.execute("SELECT source, archive_path FROM photos WHERE sha256 = ?", (photo_sha256,)).fetchone()
+    if row is None or not row["archive_path"]:
+        raise ReferenceError("The original of this photo is not in the archive any more, so the face cannot be learnt.")
+    original = (home.root / row["archive_path"]).resolve()
+    if not original.is_relative_to(home.archive.resolve()) or not original.is_file():
+        raise ReferenceError("The original of this photo is not in the archive any more, so the face cannot be learnt.")
+    image = load_image(original)
+    if image.sha256 and image.sha256 != photo_sha256:
+        raise ReferenceError("The archived original is not the photo that was processed; the face cannot be learnt.")
+    h, w = image.rgb.shape[:2]
+    left, top, right, bottom = box
+    pad = int(max(right - left, bottom - top) * LEARN_MARGIN)
+    crop = image.rgb[max(0, top - pad):min(h, bottom + pad), max(0, left - pad):min(w, right + pad)]
+    if crop.size == 0:
+        raise ReferenceError("That face is outside the photo.")
+    folder = child_folder(home.enrol, child_id)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = save_stripped_jpeg(np.ascontiguousarray(crop), folder, f"confirmed-{_safe_stem(row['source'])}", quality=95)
+    os.chmod(path, 0o600)
+    return path

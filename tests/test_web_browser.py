@@ -140,7 +140,7 @@ def test_2_review_a_held_photo_and_release_to_one_channel(page, server, shots):
     page.check("input[name=channel][value=facebook]")
     page.keyboard.press("r")
     page.wait_for_url("**/review")
-    assert "released to facebook" in page.inner_text("main")
+    assert "released to Facebook" in page.inner_text("main")
     assert (web.home.outbox_for("facebook") / "missed.jpg").exists()
     assert not (web.home.outbox_for("instagram") / "missed.jpg").exists()
     assert not (web.home.outbox_for("twitter") / "missed.jpg").exists()

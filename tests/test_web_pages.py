@@ -136,12 +136,14 @@ def test_review_release_to_one_channel(client, web):
     queue = client.get("/review").text
     assert "missed.jpg" in queue and f"/review/{web.held_sha}" in queue
     page = client.get(f"/review/{web.held_sha}").text
-    assert page.count("<rect ") >= 1 and "second look" in page
+    # Both faces boxed and numbered, the second one in words with its place.
+    assert page.count("<rect ") == 2 and "Face 2: unknown" in page
+    assert "A face the first look missed, middle right" in page
     r = post(client, f"/review/{web.held_sha}/release", {"channel": "facebook"})
     assert r.status_code == 303
     assert (web.home.outbox_for("facebook") / "missed.jpg").exists()
     assert not (web.home.outbox_for("instagram") / "missed.jpg").exists()
-    assert "released to facebook" in client.get("/review").text
+    assert "released to Facebook" in client.get("/review").text
 
 
 def test_review_reject(client, web):
@@ -159,3 +161,59 @@ def test_outbox_downloads(client, web):
     z = zipfile.ZipFile(io.BytesIO(client.get("/outbox/facebook/all.zip").content))
     assert z.namelist() == ["picnic.jpg"]
     assert client.get("/outbox/myspace/all.zip").status_code == 404
+
+
+def test_review_changes_preview_and_undo(client, web):
+    sha = web.held_sha
+    # The preview is the pipeline's rendering for that channel: a JPEG, different per consent.
+    previews = {ch: client.get(f"/review/{sha}/preview/{ch}") for ch in ("facebook", "instagram")}
+    assert all(r.headers["content-type"] == "image/jpeg" for r in previews.values())
+    assert client.get(f"/review/{sha}/preview/myspace").status_code == 404
+    # Confirm face 2 as Grace: the consent rule decides (Facebook only).
+    post(client, f"/review/{sha}/confirm", {"face": "2", "child": "grace"})
+    page = client.get(f"/review/{sha}").text
+    assert "face 2 is Grace; shown on facebook, obscured elsewhere" in page
+    assert "Face 2: Grace" in page and "You confirmed it is grace" in page.replace("Grace", "grace")
+    # Obscure face 1 (Ada), then take it back.
+    post(client, f"/review/{sha}/obscure", {"face": "1"})
+    assert "face 1 will be obscured on every channel" in client.get(f"/review/{sha}").text
+    post(client, f"/review/{sha}/undo-edit")
+    assert "taken back" in client.get(f"/review/{sha}").text
+    # Draw a box (the no-script form): a third, pink, numbered area.
+    post(client, f"/review/{sha}/box", {"left": "20", "top": "520", "right": "160", "bottom": "620"})
+    page = client.get(f"/review/{sha}").text
+    assert page.count("<rect ") == 3 and "(face 3) will be obscured on every channel" in page
+    post(client, f"/review/{sha}/box", {"left": "x", "top": "1", "right": "2", "bottom": "3"})
+    assert "Not done" in client.get(f"/review/{sha}").text
+    # Release to Facebook: Grace shown there (confirmed, consented); the drawn area obscured.
+    assert post(client, f"/review/{sha}/release", {"channel": "facebook"}).status_code == 303
+    fb = web.home.outbox_for("facebook") / "missed.jpg"
+    original = web.held_rgb.astype(np.int16)
+    g = webhome.photo_of_both(seed=10)[1]["grace"]
+    assert np.abs(pixels(fb, g) - original[g[1]:g[3], g[0]:g[2]]).mean() < 5
+    assert np.abs(pixels(fb, (20, 520, 160, 620)) - original[520:620, 20:160]).mean() > 10
+    assert not (web.home.outbox_for("instagram") / "missed.jpg").exists()
+    # Undo the release while the file is still in the outbox: back in review, file gone.
+    queue = client.get("/review").text
+    assert "Undo: release of missed.jpg" in queue
+    r = post(client, "/review/undo")
+    assert r.headers["location"] == f"/review/{sha}"
+    assert not fb.exists() and "taken back" in client.get(f"/review/{sha}").text
+
+
+def test_confirm_and_learn(client, web):
+    sha = web.held_sha
+    post(client, f"/review/{sha}/confirm", {"face": "2", "child": "grace"})
+    page = client.get(f"/review/{sha}").text
+    assert "Use face 2 to recognise Grace better" in page
+    assert "Use face 1" not in page   # Ada was recognised, not confirmed
+    r = post(client, f"/review/{sha}/learn", {"face": "2"})
+    assert r.status_code == 303
+    assert "added to Grace" in client.get(f"/review/{sha}").text
+    learnt = [p for p in (web.home.enrol / "grace").iterdir() if p.name.startswith("confirmed-")]
+    assert len(learnt) == 1
+    child = client.get("/children/grace").text
+    assert "from a photo you confirmed" in child and "4 in use" in child
+    # Not for a face that was not confirmed.
+    post(client, f"/review/{sha}/learn", {"face": "1"})
+    assert "Only a face you confirmed" in client.get(f"/review/{sha}").text

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from ...images import PHOTO_SUFFIXES
 from ...outbox import takedown_list
-from ...review import list_review
+from ...review import review_queue
 from ...roster import expiring
 from ...watch import watch_status
 from ..app import database, page, state
@@ -46,8 +46,9 @@ async def dashboard(request: Request) -> Response:
     with database(request) as conn:
         soon = expiring(conn, EXPIRING_DAYS, date.today())
         takedown = takedown_list(conn)
+        review_count = len(review_queue(home, conn))
     return page(request, "dashboard.html", running=running, watcher_words=words, status=st,
-                review_count=len(list_review(home)), failed=failed_count(home), expiring=soon,
+                review_count=review_count, failed=failed_count(home), expiring=soon,
                 takedown=takedown, expiring_days=EXPIRING_DAYS)
 
 

@@ -15,7 +15,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from ...images import ImageError, load_thumbnail
-from ...review import list_review
+from ...review import review_queue
 from ..app import database, state
 
 SHA = re.compile(r"[0-9a-f]{64}")
@@ -53,10 +53,9 @@ def review_file(request: Request, sha: str) -> Path | None:
     home = state(request).home
     if not SHA.fullmatch(sha):
         return None
-    for item in list_review(home):
-        if item.sha256 == sha:
-            return inside(home.review, item.image)
-    return None
+    with database(request) as conn:
+        item = next((i for i in review_queue(home, conn) if i.sha256 == sha), None)
+    return inside(home.review, item.image) if item and item.image else None
 
 
 def reference_file(request: Request, sha: str) -> Path | None:

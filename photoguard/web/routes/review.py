@@ -1,101 +1,223 @@
-"""Photos held for the manager to look at: the queue, one photo with its faces, release or reject.
+"""Photos held for the manager to look at: the queue, one photo with its faces, her changes, the preview
+per channel, release, reject and undo.
 
-Every decision is the review library's (photoguard.review); this module only shows and forwards.
-Photos are named in URLs by their content id (sha256), never by file name.
+Every rule is the review library's (photoguard.review): who may be shown where, what a drawn box does,
+what is published. This module only shows and forwards. Photos are named in URLs by their content id
+(sha256), never by file name.
 """
 
 from __future__ import annotations
 
-import json
+from datetime import date
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ... import review as library
+from ...references import ReferenceError, learn_from_face
+from ...roster import load_consents, template_eligibility
 from ..app import database, flash, page, state
 from .photos import SHA
 
+ACTOR = library.WEB_ACTOR
 
-def _queue(request: Request) -> list:
-    """Oldest first."""
-    return sorted(library.list_review(state(request).home), key=lambda i: (i.created, i.name))
+
+def _sha(request: Request) -> str | None:
+    sha = request.path_params["sha"]
+    return sha if SHA.fullmatch(sha) else None
+
+
+def _gone() -> Response:
+    return PlainTextResponse("This photo is not waiting for review (released or rejected already?).", status_code=404)
 
 
 async def queue(request: Request) -> Response:
-    return page(request, "review_list.html", items=_queue(request))
+    with database(request) as conn:
+        items = library.review_queue(state(request).home, conn)
+        last = conn.execute("SELECT d.kind, p.source FROM review_decisions d JOIN photos p ON p.sha256 = d.photo_sha256 "
+                            "WHERE d.undone_at IS NULL ORDER BY d.id DESC LIMIT 1").fetchone()
+    return page(request, "review_list.html", items=items, last=last)
 
 
-def _faces(conn, sha: str, channels) -> list[dict]:
-    faces = []
-    for f in conn.execute("SELECT idx, box, child_id, reason FROM faces WHERE photo_sha256 = ? ORDER BY idx", (sha,)):
-        actions = {r["channel"]: r for r in conn.execute(
-            "SELECT channel, action, reason FROM face_actions WHERE photo_sha256 = ? AND face_idx = ?", (sha, f["idx"]))}
-        left, top, right, bottom = json.loads(f["box"])
-        faces.append({"number": f["idx"] + 1, "box": (left, top, right - left, bottom - top), "child": f["child_id"],
-                      "why": f["reason"], "actions": {ch: actions.get(ch) for ch in channels}})
-    return faces
+def _detail(request: Request, sha: str):
+    home = state(request).home
+    with database(request) as conn:
+        items = library.review_queue(home, conn)
+        index = next((i for i, it in enumerate(items) if it.sha256 == sha), None)
+        if index is None:
+            return None
+        detail = library.review_detail(home, conn, sha)
+        consents = load_consents(conn)
+    today = date.today()
+    children = sorted(((c.child_id, c.name or c.child_id) for c in consents.values()), key=lambda c: c[1].lower())
+    learnable = {f.number: f.child_id for f in detail.faces
+                 if f.child_id and f.edit and f.edit.startswith("you confirmed")
+                 and template_eligibility(consents.get(f.child_id), today) is None}
+    return dict(detail=detail, children=children, learnable=learnable, position=index + 1, total=len(items),
+                previous=items[index - 1].sha256 if index > 0 else None,
+                next=items[index + 1].sha256 if index + 1 < len(items) else None)
 
 
 async def item(request: Request) -> Response:
-    sha = request.path_params["sha"]
-    items = _queue(request)
-    index = next((i for i, it in enumerate(items) if it.sha256 == sha), None) if SHA.fullmatch(sha) else None
-    if index is None:
-        return PlainTextResponse("This photo is not waiting for review (released or rejected already?).",
-                                 status_code=404)
-    it = items[index]
-    with database(request) as conn:
-        photo = conn.execute("SELECT width, height, received_at FROM photos WHERE sha256 = ?", (sha,)).fetchone()
-        faces = _faces(conn, sha, state(request).home.settings.channels)
-    width = photo["width"] if photo and photo["width"] else 0
-    height = photo["height"] if photo and photo["height"] else 0
-    return page(request, "review_item.html", item=it, faces=faces, width=width, height=height,
-                previous=items[index - 1].sha256 if index > 0 else None,
-                next=items[index + 1].sha256 if index + 1 < len(items) else None,
-                position=index + 1, total=len(items))
+    sha = _sha(request)
+    context = await run_in_threadpool(_detail, request, sha) if sha else None
+    if context is None:
+        return _gone()
+    return page(request, "review_item.html", **context)
 
 
-def _by_sha(request: Request, sha: str):
-    if not SHA.fullmatch(sha):
-        return None
-    return next((it for it in library.list_review(state(request).home) if it.sha256 == sha), None)
+async def preview(request: Request) -> Response:
+    """Exactly the JPEG that releasing to this channel now would publish (rendered by the pipeline)."""
+    sha, channel = _sha(request), request.path_params["channel"]
+    if sha is None or channel not in state(request).home.settings.channels:
+        return _gone()
+
+    def render() -> bytes | None:
+        with database(request) as conn:
+            try:
+                return library.render_preview(state(request).home, conn, sha, channel)
+            except library.ReviewError:
+                return None
+
+    data = await run_in_threadpool(render)
+    return Response(data, media_type="image/jpeg") if data else _gone()
+
+
+async def _change(request: Request, call) -> Response:
+    """Run one of the library's changes to a waiting photo; its words (or its refusal) go to the manager."""
+    sha = _sha(request)
+    if sha is None:
+        return _gone()
+    form = await request.form()
+
+    def run() -> str:
+        with database(request) as conn:
+            return call(state(request).home, conn, sha, form)
+
+    try:
+        flash(request, await run_in_threadpool(run))
+    except library.ReviewError as exc:
+        flash(request, f"Not done: {exc}")
+    except (ValueError, KeyError):
+        flash(request, "Not done: the form was incomplete. Try again.")
+    return RedirectResponse(f"/review/{sha}", status_code=303)
+
+
+async def obscure(request: Request) -> Response:
+    return await _change(request, lambda home, conn, sha, form: library.obscure_face(
+        home, conn, sha, int(form["face"]), actor=ACTOR))
+
+
+async def confirm(request: Request) -> Response:
+    return await _change(request, lambda home, conn, sha, form: library.confirm_face(
+        home, conn, sha, int(form["face"]), str(form["child"]), actor=ACTOR))
+
+
+async def box(request: Request) -> Response:
+    return await _change(request, lambda home, conn, sha, form: library.add_box(
+        home, conn, sha, [float(form[k]) for k in ("left", "top", "right", "bottom")], actor=ACTOR))
+
+
+async def undo_edit(request: Request) -> Response:
+    return await _change(request, lambda home, conn, sha, form: library.undo_edit(home, conn, sha, actor=ACTOR))
+
+
+async def learn(request: Request) -> Response:
+    """Confirm and learn: the face the manager confirmed becomes a reference photo of that child."""
+    from .roster import _enrol
+
+    sha = _sha(request)
+    context = await run_in_threadpool(_detail, request, sha) if sha else None
+    if context is None:
+        return _gone()
+    form = await request.form()
+    number = str(form.get("face", ""))
+    child = context["learnable"].get(int(number)) if number.isdigit() else None
+    if child is None:
+        flash(request, "Only a face you confirmed, of a child whose parents allow face matching, can be learnt.")
+        return RedirectResponse(f"/review/{sha}", status_code=303)
+    face = next(f for f in context["detail"].faces if f.number == int(number))
+    home = state(request).home
+    try:
+        def save():
+            with database(request) as conn:
+                return learn_from_face(home, conn, sha, face.box, child)
+        path = await run_in_threadpool(save)
+    except ReferenceError as exc:
+        flash(request, f"Not done: {exc}")
+        return RedirectResponse(f"/review/{sha}", status_code=303)
+    await run_in_threadpool(_enrol, request)
+    flash(request, f"Face {number} was added to {face.who}'s reference photos ({path.name}). "
+                   f"You can remove it on their page.")
+    return RedirectResponse(f"/review/{sha}", status_code=303)
 
 
 async def release(request: Request) -> Response:
     web = state(request)
-    it = _by_sha(request, request.path_params["sha"])
-    if it is None:
-        return PlainTextResponse("This photo is not waiting for review.", status_code=404)
+    sha = _sha(request)
+    if sha is None:
+        return _gone()
     form = await request.form()
     channels = [c for c in form.getlist("channel") if c in web.home.settings.channels]
     if not channels:
         flash(request, "Tick at least one channel to release the photo to.")
-        return RedirectResponse(f"/review/{it.sha256}", status_code=303)
-    try:
+        return RedirectResponse(f"/review/{sha}", status_code=303)
+
+    def run():
         with database(request) as conn:
-            library.release(web.home, conn, it.name, channels)
+            return library.release(web.home, conn, sha, channels, actor=ACTOR)
+
+    try:
+        done = await run_in_threadpool(run)
     except library.ReviewError as exc:
         flash(request, f"Not released: {exc}")
-        return RedirectResponse(f"/review/{it.sha256}", status_code=303)
-    flash(request, f"{it.source} released to {', '.join(channels)}.")
+        return RedirectResponse(f"/review/{sha}", status_code=303)
+    flash(request, f"{done.item.source} released to {', '.join(c.capitalize() for c in done.files)}. "
+                   "It is in Ready to post.")
     return RedirectResponse("/review", status_code=303)
 
 
 async def reject(request: Request) -> Response:
     web = state(request)
-    it = _by_sha(request, request.path_params["sha"])
-    if it is None:
-        return PlainTextResponse("This photo is not waiting for review.", status_code=404)
-    with database(request) as conn:
-        library.reject(web.home, conn, it.name)
+    sha = _sha(request)
+    if sha is None:
+        return _gone()
+    try:
+        with database(request) as conn:
+            it = library.reject(web.home, conn, sha, actor=ACTOR)
+    except library.ReviewError as exc:
+        flash(request, f"Not done: {exc}")
+        return RedirectResponse(f"/review/{sha}", status_code=303)
     flash(request, f"{it.source} will not be shared. The original stays in the archive.")
     return RedirectResponse("/review", status_code=303)
 
 
+async def undo_last(request: Request) -> Response:
+    web = state(request)
+    try:
+        with database(request) as conn:
+            undone = library.undo_last(web.home, conn, actor=ACTOR)
+    except library.ReviewError as exc:
+        flash(request, f"Nothing undone: {exc}")
+        return RedirectResponse("/review", status_code=303)
+    what = "release" if undone.kind == "released" else "decision not to share"
+    flash(request, f"The {what} of {undone.item.source} was taken back: it is waiting for you again"
+                   + (f" ({len(undone.removed)} file(s) taken out of the outbox)." if undone.removed else "."))
+    return RedirectResponse(f"/review/{undone.item.sha256}", status_code=303)
+
+
 routes = [
     Route("/review", queue),
+    Route("/review/undo", undo_last, methods=["POST"]),
     Route("/review/{sha}", item),
+    Route("/review/{sha}/preview/{channel}", preview),
+    Route("/review/{sha}/obscure", obscure, methods=["POST"]),
+    Route("/review/{sha}/confirm", confirm, methods=["POST"]),
+    Route("/review/{sha}/box", box, methods=["POST"]),
+    Route("/review/{sha}/undo-edit", undo_edit, methods=["POST"]),
+    Route("/review/{sha}/learn", learn, methods=["POST"]),
     Route("/review/{sha}/release", release, methods=["POST"]),
     Route("/review/{sha}/reject", reject, methods=["POST"]),
 ]
