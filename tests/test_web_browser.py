@@ -129,29 +129,54 @@ def test_1_first_run_sets_the_pin_and_shows_today(page, server, shots):
     page.wait_for_url("**/")
 
 
-def test_2_review_a_held_photo_and_release_to_one_channel(page, server, shots):
+def test_2_review_draw_a_box_and_release_to_one_channel(page, server, shots):
     web, _ = server
     page.goto("/review")
     check_page(page, shots, "04-photos-to-check")
     page.click("text=missed.jpg")
     page.wait_for_url(f"**/review/{web.held_sha}")
-    assert page.locator("svg#photo rect").count() >= 1
+    assert page.locator("svg#photo rect").count() == 2
+    assert "first look missed" in page.inner_text("main")
     check_page(page, shots, "05-check-one-photo")
+    # Drag a box round an area the detector did not mark (bottom left of the photo), in photo pixels.
+    area = (30, 500, 230, 620)
+    svg = page.locator("svg#photo").bounding_box()
+    scale = svg["width"] / 960
+    page.mouse.move(svg["x"] + area[0] * scale, svg["y"] + area[1] * scale)
+    page.mouse.down()
+    page.mouse.move(svg["x"] + (area[0] + area[2]) / 2 * scale, svg["y"] + (area[1] + area[3]) / 2 * scale, steps=4)
+    page.mouse.move(svg["x"] + area[2] * scale, svg["y"] + area[3] * scale, steps=4)
+    page.mouse.up()
+    drawn = [int(page.input_value(f"#box-{k}")) for k in ("left", "top", "right", "bottom")]
+    assert all(abs(a - b) <= 3 for a, b in zip(drawn, area)), drawn
+    page.click("text=Obscure this area")
+    page.wait_for_url(f"**/review/{web.held_sha}")
+    assert "will be obscured on every channel" in page.inner_text("main")
+    assert page.locator("svg#photo g.drawn rect").count() == 1
+    check_page(page, shots, "06-after-drawing-a-box")
     page.check("input[name=channel][value=facebook]")
     page.keyboard.press("r")
     page.wait_for_url("**/review")
     assert "released to Facebook" in page.inner_text("main")
-    assert (web.home.outbox_for("facebook") / "missed.jpg").exists()
+    published = web.home.outbox_for("facebook") / "missed.jpg"
+    original = web.held_rgb.astype(np.int16)
+    inner = (drawn[0] + 4, drawn[1] + 4, drawn[2] - 4, drawn[3] - 4)
+    assert np.abs(pixels(published, inner) - original[inner[1]:inner[3], inner[0]:inner[2]]).mean() > 10
+    a = webhome.photo_of_both(seed=10)[1]["ada"]
+    assert np.abs(pixels(published, a) - original[a[1]:a[3], a[0]:a[2]]).mean() < 5    # Ada still shown
     assert not (web.home.outbox_for("instagram") / "missed.jpg").exists()
     assert not (web.home.outbox_for("twitter") / "missed.jpg").exists()
+    # The other channels' outboxes hold only the photo they already had.
+    for channel in ("instagram", "twitter"):
+        assert sorted(p.name for p in web.home.outbox_for(channel).iterdir()) == ["picnic.jpg"]
 
 
 def test_3_add_a_child_with_a_photo(page, server, shots, tmp_path):
     web, _ = server
     page.goto("/children")
-    check_page(page, shots, "06-children")
+    check_page(page, shots, "07-children")
     page.click("text=Add a child")
-    check_page(page, shots, "07-add-a-child")
+    check_page(page, shots, "08-add-a-child")
     page.fill("#child_id", "eileen")
     page.fill("#name", "Eileen")
     page.check("input[name=face_matching]")
@@ -166,7 +191,7 @@ def test_3_add_a_child_with_a_photo(page, server, shots, tmp_path):
     page.wait_for_selector("#upload-result .feedback", timeout=60_000)
     assert "Good reference photo" in page.inner_text("#upload-result")
     assert "1 in use" in page.inner_text("#reference-photos")
-    check_page(page, shots, "08-child-page")
+    check_page(page, shots, "09-child-page")
     assert "eileen,Eileen,yes,yes,no,no," in web.home.roster_csv.read_text()
 
 
@@ -176,7 +201,7 @@ def test_4_mark_posted_then_withdraw_consent(page, server, shots):
     g, a = boxes["grace"], boxes["ada"]
     original = rgb.astype(np.int16)
     page.goto("/outbox")
-    check_page(page, shots, "09-ready-to-post")
+    check_page(page, shots, "10-ready-to-post")
     # Picnic (showing Grace) posted on Facebook.
     card = page.locator("section:has(h2#ch-facebook) li:has-text('picnic.jpg')")
     card.locator("text=Mark as posted").click()
@@ -186,7 +211,7 @@ def test_4_mark_posted_then_withdraw_consent(page, server, shots):
     # Withdraw Grace's consent from her page, through the confirmation.
     page.goto("/children/grace")
     page.click("text=Withdraw all consent")
-    check_page(page, shots, "10-confirm-withdraw")
+    check_page(page, shots, "11-confirm-withdraw")
     page.click("text=Yes, withdraw consent")
     page.wait_for_url("**/children/grace")
     assert "Consent withdrawn for Grace" in page.inner_text("main")
@@ -194,7 +219,7 @@ def test_4_mark_posted_then_withdraw_consent(page, server, shots):
     page.goto("/")
     text = page.inner_text("main")
     assert "Photos to take down" in text and "picnic.jpg" in text and "Grace" in text
-    check_page(page, shots, "11-today-take-down")
+    check_page(page, shots, "12-today-take-down")
     # Every outbox file that showed Grace was re-made with her obscured (or removed); Ada untouched.
     conn = connect(web.home.database)
     rows = conn.execute("SELECT path FROM outbox_files WHERE ended IS NULL AND channel = 'facebook'").fetchall()

@@ -188,3 +188,18 @@ def test_uploads_size_limited_and_re_encoded(client, web):
     stored = [p for p in (web.home.enrol / "ada").iterdir() if p.name.startswith("evil")]
     assert len(stored) == 1 and strip_check(stored[0]) == []
     assert stat.S_IMODE(stored[0].stat().st_mode) == 0o600
+
+
+def test_serve_listens_on_this_computer_unless_told(tmp_path):
+    from click.testing import CliRunner
+
+    from photoguard.cli import main
+    from photoguard.web.security import allowed_hosts
+
+    out = CliRunner().invoke(main, ["serve", "--home", str(tmp_path), "--host", "0.0.0.0"])
+    assert out.exit_code != 0 and "this computer's own network address" in out.output
+    assert "--host" in CliRunner().invoke(main, ["serve", "--help"]).output
+    local = allowed_hosts("127.0.0.1", 8470)
+    assert "127.0.0.1:8470" in local and "localhost:8470" in local and "192.168.1.20:8470" not in local
+    lan = allowed_hosts("192.168.1.20", 8470)
+    assert "192.168.1.20:8470" in lan and "evil.example:8470" not in lan

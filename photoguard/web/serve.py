@@ -17,6 +17,9 @@ class ServeError(Exception):
 def serve(home: Home, *, host: str = "127.0.0.1", port: int = 8470, echo: Callable[[str], None] = print) -> None:
     import uvicorn
 
+    if host in ("0.0.0.0", "::", ""):
+        raise ServeError("PhotoGuard answers only to the address it is opened by, so give this computer's own "
+                         "network address with --host (for example --host 192.168.1.20), not every address.")
     if host not in LOCAL_HOSTS:
         echo(f"warning: listening on {host}: other computers on the network can reach the manager's pages "
              "(the PIN still protects them). Use the default 127.0.0.1 unless you need this.")
