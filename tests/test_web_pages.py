@@ -217,3 +217,32 @@ def test_confirm_and_learn(client, web):
     # Not for a face that was not confirmed.
     post(client, f"/review/{sha}/learn", {"face": "1"})
     assert "Only a face you confirmed" in client.get(f"/review/{sha}").text
+
+
+def test_dashboard_says_why_the_watcher_is_paused(client, web):
+    import json
+    import os
+
+    from photoguard.lock import hold_lock
+    from photoguard.watch import STATUS_FILE
+
+    with hold_lock(web.home, "test"):
+        (web.home.state / STATUS_FILE).write_text(json.dumps(
+            {"pid": os.getpid(), "state": "paused: the disk is full", "in_flight": 0, "waiting": 0}))
+        text = client.get("/").text
+    assert "running but paused: the disk is full" in text
+
+
+def test_reference_photo_feedback_in_words(client, web):
+    from facekit import jpeg_bytes, scene
+
+    rgb, _ = scene(900, 600, [("astronaut", 80, 150, 200), ("hopper", 640, 60, 150)], seed=4)
+    r = client.post("/children/ada/photos", files={"photo": ("two.jpg", jpeg_bytes(rgb), "image/jpeg")}, headers=ORIGIN)
+    assert r.status_code == 200
+    assert "Not used: 2 faces found" in r.text and "A second face, top right" in r.text
+    # Kept in the folder, shown as not usable, and removable.
+    page = client.get("/children/ada").text
+    assert "not usable: 2 faces found" in page
+    sha = re.search(r'name="photo" value="([0-9a-f]{64})"', page[page.index("two.jpg"):]).group(1)
+    assert post(client, "/children/ada/photos/remove", {"photo": sha}).status_code == 303
+    assert not any(p.name.startswith("two") for p in (web.home.enrol / "ada").iterdir())
