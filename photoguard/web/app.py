@@ -124,6 +124,8 @@ def make_templates() -> jinja2.Environment:
     env.filters["when"] = _when
     env.filters["day"] = _day
     env.filters["consent_words"] = _consent_words
+    # Jinja's capitalize lowercases the rest ("Recognised as ada"): only the first letter here.
+    env.filters["sentence"] = lambda text: (str(text)[:1].upper() + str(text)[1:]) if text else ""
     return env
 
 

@@ -14,6 +14,7 @@ import logging.handlers
 import os
 import secrets
 from collections.abc import Callable
+from urllib.parse import urlencode
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,7 +103,7 @@ class PinStore:
     def check(self, pin: str) -> LoginAttempt:
         wait = self.wait_seconds()
         if wait:
-            return LoginAttempt(False, f"Too many wrong PINs. Wait {_duration(wait)}, then try again.", wait)
+            return LoginAttempt(False, f"Too many wrong PINs. Wait {duration(wait)}, then try again.", wait)
         try:
             stored = json.loads(self.pin_path.read_text(encoding="utf-8"))
             digest = hashlib.scrypt(pin.encode("utf-8"), salt=bytes.fromhex(stored["salt"]), **stored["scrypt"])
@@ -117,11 +118,11 @@ class PinStore:
         failures += 1
         _write_private(self.tries_path, json.dumps({"failures": failures, "last": self.clock()}))
         wait = self.wait_seconds()
-        return LoginAttempt(False, "That PIN is not right." + (f" Wait {_duration(wait)} before the next try." if wait else ""),
+        return LoginAttempt(False, "That PIN is not right." + (f" Wait {duration(wait)} before the next try." if wait else ""),
                             wait)
 
 
-def _duration(seconds: int) -> str:
+def duration(seconds: int) -> str:
     if seconds < 90:
         return f"{seconds} second{'s' if seconds != 1 else ''}"
     minutes = (seconds + 59) // 60
@@ -226,8 +227,6 @@ class Guard:
                 refusal = RedirectResponse("/setup", status_code=303)
             elif not self.sessions.touch(token):
                 target = path if method in SAFE_METHODS and path.startswith("/") and not path.startswith("//") else "/"
-                from urllib.parse import urlencode
-
                 refusal = RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
         if refusal is not None:
             await refusal(scope, receive, send_with_headers)

@@ -7,7 +7,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from ..app import page, state
-from ..security import MIN_PIN_LENGTH, SESSION_COOKIE, PinError
+from ..security import MIN_PIN_LENGTH, SESSION_COOKIE, PinError, duration
 
 
 def _local(target: str | None) -> str:
@@ -57,7 +57,7 @@ async def login(request: Request) -> Response:
     else:
         wait = web.pins.wait_seconds()
         if wait:
-            error = f"Too many wrong PINs. Wait {wait} seconds, then try again."
+            error = f"Too many wrong PINs. Wait {duration(wait)}, then try again."
     return page(request, "login.html", status_code=status, error=error, next=target)
 
 
