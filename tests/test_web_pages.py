@@ -182,7 +182,7 @@ def test_review_changes_preview_and_undo(client, web):
     # Draw a box (the no-script form): a third, pink, numbered area.
     post(client, f"/review/{sha}/box", {"left": "20", "top": "520", "right": "160", "bottom": "620"})
     page = client.get(f"/review/{sha}").text
-    assert page.count("<rect ") == 3 and "(face 3) will be obscured on every channel" in page
+    assert page.count("<rect ") == 3 and "marked area (face 3, bottom left) will be obscured on every channel" in page
     post(client, f"/review/{sha}/box", {"left": "x", "top": "1", "right": "2", "bottom": "3"})
     assert "Not done" in client.get(f"/review/{sha}").text
     # Release to Facebook: Grace shown there (confirmed, consented); the drawn area obscured.
