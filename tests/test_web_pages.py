@@ -246,3 +246,19 @@ def test_reference_photo_feedback_in_words(client, web):
     sha = re.search(r'name="photo" value="([0-9a-f]{64})"', page[page.index("two.jpg"):]).group(1)
     assert post(client, "/children/ada/photos/remove", {"photo": sha}).status_code == 303
     assert not any(p.name.startswith("two") for p in (web.home.enrol / "ada").iterdir())
+
+
+def test_change_a_consent_from_the_child_page(client, web):
+    form = client.get("/children/ada/edit").text
+    assert 'value="Ada"' in form and 'name="channel_twitter" value="yes" checked' in form
+    data = {"name": "Ada L.", "face_matching": "yes", "channel_facebook": "yes", "channel_instagram": "yes",
+            "expires": "2027-07-31", "fingerprint": fingerprint(client, "/children/ada/edit")}
+    assert post(client, "/children/ada/edit", data).headers["location"] == "/children/ada"
+    assert web.home.roster_csv.read_text().splitlines()[1] == "ada,Ada L.,yes,yes,yes,no,2027-07-31"
+    page = client.get("/children/ada").text
+    assert "Twitter: yes → no" in page and "name: Ada → Ada L." in page
+    assert "obscured (no consent for twitter)" in page
+    # A bad date is refused in words and nothing is written.
+    data.update(expires="31/07/2027", fingerprint=fingerprint(client, "/children/ada/edit"))
+    r = post(client, "/children/ada/edit", data)
+    assert r.status_code == 400 and "YYYY-MM-DD" in r.text
