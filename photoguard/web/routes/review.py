@@ -20,6 +20,7 @@ from ...references import ReferenceError, learn_from_face
 from ...roster import load_consents, template_eligibility
 from ..app import database, flash, page, state
 from .photos import SHA
+from .roster import enrol_now
 
 ACTOR = library.WEB_ACTOR
 
@@ -126,8 +127,6 @@ async def undo_edit(request: Request) -> Response:
 
 async def learn(request: Request) -> Response:
     """Confirm and learn: the face the manager confirmed becomes a reference photo of that child."""
-    from .roster import _enrol
-
     sha = _sha(request)
     context = await run_in_threadpool(_detail, request, sha) if sha else None
     if context is None:
@@ -148,7 +147,7 @@ async def learn(request: Request) -> Response:
     except ReferenceError as exc:
         flash(request, f"Not done: {exc}")
         return RedirectResponse(f"/review/{sha}", status_code=303)
-    await run_in_threadpool(_enrol, request)
+    await run_in_threadpool(enrol_now, request)
     flash(request, f"Face {number} was added to {face.who}'s reference photos ({path.name}). "
                    f"You can remove it on their page.")
     return RedirectResponse(f"/review/{sha}", status_code=303)

@@ -28,7 +28,7 @@ def _child_id(request: Request) -> str | None:
     return cid if cid and set(cid) <= ID_CHARS else None
 
 
-def _enrol(request: Request) -> str:
+def enrol_now(request: Request) -> str:
     """Sync as `photoguard enrol` does; a sentence on what happened to the outbox."""
     web = state(request)
     with database(request) as conn:
@@ -79,7 +79,7 @@ async def child_form(request: Request) -> Response:
         except RosterFileError as exc:
             error = str(exc)
         else:
-            outcome = await run_in_threadpool(_enrol, request)
+            outcome = await run_in_threadpool(enrol_now, request)
             flash(request, f"Saved {entry.name or entry.child_id} in {web.home.roster_csv.name}.{outcome}")
             return RedirectResponse(f"/children/{entry.child_id}", status_code=303)
     return page(request, "child_form.html", status_code=400 if error else 200, entry=entry, new=new, error=error,
@@ -155,7 +155,7 @@ async def upload_photo(request: Request) -> Response:
     except ReferenceError as exc:
         return _child_page(request, cid, upload_error=str(exc), status_code=400)
     result = await run_in_threadpool(lambda: feedback(path, web.detector(), web.home.settings.min_face_px))
-    await run_in_threadpool(_enrol, request)
+    await run_in_threadpool(enrol_now, request)
     return _child_page(request, cid, result=result)
 
 
@@ -173,7 +173,7 @@ async def remove_photo(request: Request) -> Response:
     except ReferenceError as exc:
         flash(request, str(exc))
     else:
-        await run_in_threadpool(_enrol, request)
+        await run_in_threadpool(enrol_now, request)
         flash(request, "The reference photo was deleted and its face template erased.")
     return RedirectResponse(f"/children/{cid}", status_code=303)
 
@@ -193,7 +193,7 @@ async def withdraw(request: Request) -> Response:
         except RosterFileError as exc:
             flash(request, str(exc))
         else:
-            outcome = await run_in_threadpool(_enrol, request)
+            outcome = await run_in_threadpool(enrol_now, request)
             flash(request, f"Consent withdrawn for {entry.name or cid}: from now on they are obscured everywhere and "
                            f"their face templates are erased.{outcome}")
         return RedirectResponse(f"/children/{cid}", status_code=303)
@@ -216,7 +216,7 @@ async def erase(request: Request) -> Response:
         folder = child_folder(web.home.enrol, cid)
         if form.get("photos") == "delete" and folder.is_dir() and folder.resolve().parent == web.home.enrol.resolve():
             shutil.rmtree(folder)
-        outcome = await run_in_threadpool(_enrol, request)
+        outcome = await run_in_threadpool(enrol_now, request)
         flash(request, f"{entry.name or cid} was taken off the roster: no consent, face templates erased.{outcome}")
         return RedirectResponse("/children", status_code=303)
     return page(request, "confirm.html", entry=entry, action="erase", fingerprint=fingerprint(web.home.roster_csv))
