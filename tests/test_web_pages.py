@@ -137,7 +137,7 @@ def test_review_release_to_one_channel(client, web):
     assert "missed.jpg" in queue and f"/review/{web.held_sha}" in queue
     page = client.get(f"/review/{web.held_sha}").text
     # Both faces boxed and numbered, the second one in words with its place.
-    assert page.count("<rect ") == 2 and "Face 2: unknown" in page
+    assert page.count("<rect ") == 2 and "Face 2: not recognised" in page
     assert "A face the first look missed, middle right" in page
     r = post(client, f"/review/{web.held_sha}/release", {"channel": "facebook"})
     assert r.status_code == 303
