@@ -881,3 +881,26 @@ def demo(home_dir: str, workers: int | None) -> None:
     click.echo("")
     click.echo(f"outbox:  {home.outbox}/<channel>/")
     click.echo(f"report:  {report_path}   (shows children unobscured: private)")
+    click.echo("")
+    click.echo("See it in the web browser (choose a PIN the first time):")
+    click.echo(f"  photoguard serve --home {home.root}")
+
+
+@main.command()
+@home_option
+@click.option("--port", type=click.IntRange(1, 65535), default=8470, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but this computer itself (127.0.0.1) lets others on the network "
+                   "reach the manager's pages: only with a reason.")
+def serve(home_dir: str | None, port: int, host: str) -> None:
+    """The manager's pages in the web browser: photos to check, children, ready to post.
+
+    Example: photoguard serve --home /srv/photoguard   (then open http://127.0.0.1:8470/)
+    """
+    from .web.serve import ServeError, serve as run
+
+    home = get_home(home_dir)
+    try:
+        run(home, host=host, port=port, echo=lambda m: click.echo(m, err=True))
+    except ServeError as exc:
+        raise click.ClickException(str(exc))

@@ -23,6 +23,7 @@ def test_demo_processes_the_samples_as_the_manifest_says(tmp_path):
         for path in (target / "outbox" / channel).iterdir():
             assert strip_check(path) == [], path
     assert "report:" in out.output
+    assert out.output.rstrip().endswith(f"photoguard serve --home {target}")
     report = Path(out.output.split("report:")[1].split()[0])
     assert report.is_file() and report.parent == target / ".photoguard" / "reports"
     # Who was shown where, as the roster says: Ada everywhere, Grace only on Facebook.

@@ -1,0 +1,11 @@
+"""The pages, one module each; every route calls the same library functions as the CLI."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+
+def routes() -> list[BaseRoute]:
+    from . import auth, dashboard, outbox, photos, review, roster
+
+    return [*auth.routes, *dashboard.routes, *roster.routes, *review.routes, *outbox.routes, *photos.routes]

@@ -1,0 +1,55 @@
+"""The first page: is PhotoGuard working, what waits for the manager, whose consent ends soon."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ...images import PHOTO_SUFFIXES
+from ...outbox import takedown_list
+from ...review import review_queue
+from ...roster import expiring
+from ...watch import watch_status
+from ..app import database, page, state
+
+EXPIRING_DAYS = 30
+
+
+def watcher_words(st) -> tuple[bool, str]:
+    """(running?, a sentence for the manager) from the watcher's own status."""
+    if st.watcher_pid is None:
+        return False, ("PhotoGuard is not watching the inbox: new photos wait there until it is started "
+                       "(photoguard watch, or the service).")
+    if st.watcher is None:
+        return True, "Another PhotoGuard job is working on the photos right now."
+    state_text = str(st.watcher.get("state", ""))
+    if state_text.startswith("paused: "):
+        return True, f"PhotoGuard is running but paused: {state_text.removeprefix('paused: ')}."
+    if state_text == "stopping":
+        return True, "PhotoGuard is stopping."
+    busy = int(st.watcher.get("in_flight", 0) or 0)
+    return True, "PhotoGuard is watching the inbox" + (f" and working on {busy} photo(s) now." if busy else ".")
+
+
+def failed_count(home) -> int:
+    return sum(1 for p in home.failed.rglob("*") if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+
+
+async def dashboard(request: Request) -> Response:
+    web = state(request)
+    home = web.home
+    st = watch_status(home, recent=8)
+    running, words = watcher_words(st)
+    with database(request) as conn:
+        soon = expiring(conn, EXPIRING_DAYS, date.today())
+        takedown = takedown_list(conn)
+        review_count = len(review_queue(home, conn))
+    return page(request, "dashboard.html", running=running, watcher_words=words, status=st,
+                review_count=review_count, failed=failed_count(home), expiring=soon,
+                takedown=takedown, expiring_days=EXPIRING_DAYS)
+
+
+routes = [Route("/", dashboard)]

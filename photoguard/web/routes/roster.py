@@ -1,0 +1,234 @@
+"""The children: consent per channel, reference photos, adding, changing, withdrawing, erasing.
+
+Every change is written to enrol/children.csv (the manager's own file, which ``enrol`` reads) and then
+synced exactly as ``photoguard enrol`` syncs it (roster_file.enrol).
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartParser
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from ...consent import may_show
+from ...references import MAX_UPLOAD_BYTES, ReferenceError, feedback, remove_reference, store_upload
+from ...roster import ID_CHARS, MIN_GOOD_PHOTOS, child_folder, child_history, list_children, load_consents
+from ...roster_file import ChildEntry, RosterFileError, enrol, fingerprint, read_child, remove_child, save_child
+from ..app import database, flash, page, state
+
+
+def _child_id(request: Request) -> str | None:
+    cid = request.path_params["child_id"]
+    return cid if cid and set(cid) <= ID_CHARS else None
+
+
+def enrol_now(request: Request) -> str:
+    """Sync as `photoguard enrol` does; a sentence on what happened to the outbox."""
+    web = state(request)
+    with database(request) as conn:
+        done = enrol(web.home, conn, detector=web.detector)
+    changed = [c for c in done.outbox if c.action in ("rerendered", "removed")]
+    if not changed:
+        return ""
+    return (f" {len(changed)} photo(s) in the outbox were changed to match: "
+            + "; ".join(f"{c.channel}: {c.source} {c.action}" for c in changed) + ".")
+
+
+async def children(request: Request) -> Response:
+    today = date.today()
+    with database(request) as conn:
+        rows = list_children(conn)
+    channels = state(request).home.settings.channels
+    table = [{"row": r, "shown": {ch: may_show(r.consent, ch, today) for ch in channels}} for r in rows]
+    return page(request, "children.html", table=table, min_good=MIN_GOOD_PHOTOS, today=today)
+
+
+def _entry_from_form(form, channels, child_id: str) -> ChildEntry:
+    expires_text = str(form.get("expires", "")).strip()
+    try:
+        expires = date.fromisoformat(expires_text) if expires_text else None
+    except ValueError:
+        raise RosterFileError(f"The end date '{expires_text}' is not a date: write it as YYYY-MM-DD, e.g. 2027-08-31.")
+    return ChildEntry(child_id=child_id, name=str(form.get("name", "")).strip(),
+                      face_matching=form.get("face_matching") == "yes",
+                      channels={ch: form.get(f"channel_{ch}") == "yes" for ch in channels}, expires=expires)
+
+
+async def child_form(request: Request) -> Response:
+    web = state(request)
+    new = "child_id" not in request.path_params
+    cid = None if new else _child_id(request)
+    if not new and cid is None:
+        return PlainTextResponse("No such child.", status_code=404)
+    entry = ChildEntry(child_id="") if new else read_child(web.home, cid)
+    if entry is None:
+        return PlainTextResponse("No such child in children.csv.", status_code=404)
+    error = None
+    if request.method == "POST":
+        form = await request.form()
+        cid = str(form.get("child_id", "")).strip() if new else cid
+        try:
+            entry = _entry_from_form(form, web.home.settings.channels, cid)
+            save_child(web.home, entry, new=new, expect=str(form.get("fingerprint", "")))
+        except RosterFileError as exc:
+            error = str(exc)
+        else:
+            outcome = await run_in_threadpool(enrol_now, request)
+            flash(request, f"Saved {entry.name or entry.child_id} in {web.home.roster_csv.name}.{outcome}")
+            return RedirectResponse(f"/children/{entry.child_id}", status_code=303)
+    return page(request, "child_form.html", status_code=400 if error else 200, entry=entry, new=new, error=error,
+                fingerprint=fingerprint(web.home.roster_csv))
+
+
+def _child_page(request: Request, cid: str, result=None, upload_error: str | None = None, status_code: int = 200):
+    web = state(request)
+    today = date.today()
+    with database(request) as conn:
+        consent = load_consents(conn).get(cid)
+        history = child_history(conn, cid)
+        photos = conn.execute("SELECT path, sha256, status, reason FROM reference_photos WHERE child_id = ? "
+                              "ORDER BY path", (cid,)).fetchall()
+        templates = conn.execute("SELECT COUNT(*) FROM templates WHERE child_id = ?", (cid,)).fetchone()[0]
+    if consent is None and not history:
+        return PlainTextResponse("No such child.", status_code=404)
+    shown = {ch: may_show(consent, ch, today) for ch in web.home.settings.channels} if consent else {}
+    folder = child_folder(web.home.enrol, cid)
+    waiting = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")) \
+        if folder.is_dir() else []
+    known = {p["path"].rsplit("/", 1)[-1] for p in photos}
+    return page(request, "child.html", status_code=status_code, cid=cid, consent=consent, history=history,
+                photos=photos, templates=templates, shown=shown, result=result, upload_error=upload_error,
+                unused=[n for n in waiting if n not in known], min_good=MIN_GOOD_PHOTOS,
+                max_mb=MAX_UPLOAD_BYTES // (1024 * 1024))
+
+
+async def child(request: Request) -> Response:
+    cid = _child_id(request)
+    if cid is None:
+        return PlainTextResponse("No such child.", status_code=404)
+    return _child_page(request, cid)
+
+
+class _InMemoryParser(MultiPartParser):
+    # The whole (size-checked) upload stays in memory: a child's photo is never spooled to /tmp.
+    spool_max_size = MAX_UPLOAD_BYTES + 1
+
+
+async def _read_upload(request: Request) -> tuple[UploadFile | None, str | None]:
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit() or int(length) > MAX_UPLOAD_BYTES + 64 * 1024:
+        return None, f"The photo is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB. Use a smaller copy."
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > int(length):
+            return None, "The upload was larger than announced and was refused."
+
+    async def once():
+        yield body
+
+    try:
+        form = await _InMemoryParser(request.headers, once(), max_part_size=64 * 1024).parse()
+    except Exception:
+        return None, "The upload could not be read. Choose the photo again."
+    upload = form.get("photo")
+    return (upload, None) if isinstance(upload, UploadFile) else (None, "Choose a photo first.")
+
+
+async def upload_photo(request: Request) -> Response:
+    web = state(request)
+    cid = _child_id(request)
+    if cid is None or read_child(web.home, cid) is None:
+        return PlainTextResponse("No such child.", status_code=404)
+    upload, error = await _read_upload(request)
+    if upload is None:
+        return _child_page(request, cid, upload_error=error, status_code=400)
+    data = await upload.read()
+    try:
+        path = store_upload(web.home, cid, data, upload.filename or "photo")
+    except ReferenceError as exc:
+        return _child_page(request, cid, upload_error=str(exc), status_code=400)
+    result = await run_in_threadpool(lambda: feedback(path, web.detector(), web.home.settings.min_face_px))
+    await run_in_threadpool(enrol_now, request)
+    return _child_page(request, cid, result=result)
+
+
+async def remove_photo(request: Request) -> Response:
+    web = state(request)
+    cid = _child_id(request)
+    form = await request.form()
+    with database(request) as conn:
+        row = conn.execute("SELECT path FROM reference_photos WHERE child_id = ? AND sha256 = ?",
+                           (cid, str(form.get("photo", "")))).fetchone()
+    if cid is None or row is None:
+        return PlainTextResponse("No such reference photo.", status_code=404)
+    try:
+        remove_reference(web.home, cid, row["path"])
+    except ReferenceError as exc:
+        flash(request, str(exc))
+    else:
+        await run_in_threadpool(enrol_now, request)
+        flash(request, "The reference photo was deleted and its face template erased.")
+    return RedirectResponse(f"/children/{cid}", status_code=303)
+
+
+async def withdraw(request: Request) -> Response:
+    web = state(request)
+    cid = _child_id(request)
+    entry = read_child(web.home, cid) if cid else None
+    if entry is None:
+        return PlainTextResponse("No such child in children.csv.", status_code=404)
+    if request.method == "POST":
+        form = await request.form()
+        entry.face_matching = False
+        entry.channels = {ch: False for ch in web.home.settings.channels}
+        try:
+            save_child(web.home, entry, new=False, expect=str(form.get("fingerprint", "")))
+        except RosterFileError as exc:
+            flash(request, str(exc))
+        else:
+            outcome = await run_in_threadpool(enrol_now, request)
+            flash(request, f"Consent withdrawn for {entry.name or cid}: from now on they are obscured everywhere and "
+                           f"their face templates are erased.{outcome}")
+        return RedirectResponse(f"/children/{cid}", status_code=303)
+    return page(request, "confirm.html", entry=entry, action="withdraw", fingerprint=fingerprint(web.home.roster_csv))
+
+
+async def erase(request: Request) -> Response:
+    web = state(request)
+    cid = _child_id(request)
+    entry = read_child(web.home, cid) if cid else None
+    if entry is None:
+        return PlainTextResponse("No such child in children.csv.", status_code=404)
+    if request.method == "POST":
+        form = await request.form()
+        try:
+            remove_child(web.home, cid, expect=str(form.get("fingerprint", "")))
+        except RosterFileError as exc:
+            flash(request, str(exc))
+            return RedirectResponse(f"/children/{cid}", status_code=303)
+        folder = child_folder(web.home.enrol, cid)
+        if form.get("photos") == "delete" and folder.is_dir() and folder.resolve().parent == web.home.enrol.resolve():
+            shutil.rmtree(folder)
+        outcome = await run_in_threadpool(enrol_now, request)
+        flash(request, f"{entry.name or cid} was taken off the roster: no consent, face templates erased.{outcome}")
+        return RedirectResponse("/children", status_code=303)
+    return page(request, "confirm.html", entry=entry, action="erase", fingerprint=fingerprint(web.home.roster_csv))
+
+
+routes = [
+    Route("/children", children),
+    Route("/children/new", child_form, methods=["GET", "POST"]),
+    Route("/children/{child_id}", child),
+    Route("/children/{child_id}/edit", child_form, methods=["GET", "POST"]),
+    Route("/children/{child_id}/photos", upload_photo, methods=["POST"]),
+    Route("/children/{child_id}/photos/remove", remove_photo, methods=["POST"]),
+    Route("/children/{child_id}/withdraw", withdraw, methods=["GET", "POST"]),
+    Route("/children/{child_id}/erase", erase, methods=["GET", "POST"]),
+]
