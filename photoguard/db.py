@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS templates (
     child_id TEXT NOT NULL,
     photo_sha256 TEXT NOT NULL,
     encoding BLOB NOT NULL,                   -- 128 float64, little-endian
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    model TEXT NOT NULL DEFAULT ''            -- the embedding that made it: 'name:sha256 of the model file' ('' = dlib, before SFace)
 );
 CREATE INDEX IF NOT EXISTS templates_child ON templates(child_id);
 
@@ -138,7 +139,9 @@ def connect(path: Path) -> sqlite3.Connection:
 
 # Columns added after a table first shipped: (table, column, declaration). A home made by an older
 # version gets them at its next connect; CREATE TABLE above already has them for a new home.
-ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = ()
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("templates", "model", "TEXT NOT NULL DEFAULT ''"),
+)
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
