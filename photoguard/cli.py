@@ -392,6 +392,7 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
     from .lock import HomeBusy, hold_lock
     from .pipeline import DiskFull, collect, open_processor, recheck_outbox, run_batch
     from .roster import RosterError
+    from .sface import ModelFileError
 
     home = get_home(home_dir)
     note = lambda msg: click.echo(msg, err=as_json)  # noqa: E731

@@ -77,7 +77,7 @@ CREATE TABLE IF NOT EXISTS faces (
     box TEXT NOT NULL,                        -- JSON [left, top, right, bottom] in oriented pixels
     score REAL,
     child_id TEXT,                            -- NULL = unknown
-    distance REAL,
+    distance REAL,                            -- 1 - similarity to the child (SFace cosine); older rows: dlib distance
     reason TEXT,                              -- why identified / unknown
     PRIMARY KEY (photo_sha256, idx)
 );

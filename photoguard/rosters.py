@@ -19,7 +19,7 @@ import numpy as np
 from .evaluate import EncodedPhoto
 from .identify import Template, look_alike_pairs, match_faces
 
-AGE = re.compile(r"A(\d{1,2})[a-z]?$", re.IGNORECASE)
+AGE = re.compile(r"^\d+A(\d{1,2})[a-z]?$", re.IGNORECASE)
 
 
 def photo_age(path: Path) -> int | None:
