@@ -7,7 +7,7 @@ says what to do, instead of producing numbers nobody calibrated.
 
 A face is aligned from five landmarks (eyes, nose tip, mouth corners, in the order
 ``cv2.FaceRecognizerSF.alignCrop`` expects: the eye and mouth corner on the left of the image first)
-to a 112x112 chip; chips of many faces go through the network as one batch.
+to a 112x112 chip, as ``alignCrop`` does it; chips of many faces go through the network as one batch.
 """
 
 from __future__ import annotations
@@ -77,14 +77,45 @@ def model_id(sha256: str = MODEL_SHA256) -> str:
     return f"{MODEL_NAME}:{sha256}"
 
 
+# Where SFace expects the five landmarks in its 112x112 input (the points cv2.FaceRecognizerSF.alignCrop
+# maps to): eye on the image's left, eye on the right, nose tip, mouth corner left, mouth corner right.
+CHIP_POINTS = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                        [41.5493, 92.3655], [70.7299, 92.2041]])
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray = CHIP_POINTS) -> np.ndarray:
+    """The 2x3 rotation + uniform scale + shift that best maps ``src`` points onto ``dst`` (least
+    squares, Umeyama; no reflection), as OpenCV's alignCrop computes it."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    ms, md = src.mean(axis=0), dst.mean(axis=0)
+    s, d = src - ms, dst - md
+    cov = d.T @ s / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    sign = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[1, 1] = -1
+    rot = u @ sign @ vt
+    scale = float(np.trace(np.diag(sig) @ sign) / max((s ** 2).sum() / len(src), 1e-12))
+    m = np.empty((2, 3))
+    m[:, :2] = scale * rot
+    m[:, 2] = md - scale * rot @ ms
+    return m
+
+
 class SFace:
-    """The checked model file loaded once: ``align`` faces and ``embed`` many chips at a time."""
+    """The checked model file loaded once: ``align`` faces and ``embed`` many chips at a time.
+
+    The network runs through OpenCV's DNN module on a batch of chips: the same numbers as
+    ``cv2.FaceRecognizerSF.feature`` on one chip at a time (checked in the tests), without a second
+    copy of the network in memory (``FaceRecognizerSF`` holds its own, ~60 MB, only for ``reference``).
+    """
 
     def __init__(self, path: Path | None = None) -> None:
         path = Path(path) if path is not None else find_model_file()
         self.model = model_id(check_model_file(path))
+        self._path = path
+        self._recognizer = None
         try:
-            self._recognizer = cv2.FaceRecognizerSF.create(str(path), "")
             self._net = cv2.dnn.readNetFromONNX(str(path))
         except cv2.error as exc:
             raise ModelFileError(f"cannot load the face matching model {path} ({exc}). Reinstall PhotoGuard (uv sync).")
@@ -92,9 +123,14 @@ class SFace:
     def align(self, image: np.ndarray, landmarks: Sequence[Sequence[float]]) -> np.ndarray:
         """A 112x112 chip of ``image`` (any channel order; the chip keeps it) with the five landmarks
         (x, y) moved to where SFace was trained to see them."""
-        row = np.zeros((1, 15), np.float32)
-        row[0, 4:14] = np.asarray(landmarks, np.float32).reshape(10)
-        return self._recognizer.alignCrop(np.ascontiguousarray(image), row)
+        m = similarity_transform(np.asarray(landmarks, np.float64).reshape(5, 2))
+        return cv2.warpAffine(np.ascontiguousarray(image), m, (CHIP_SIZE, CHIP_SIZE), flags=cv2.INTER_LINEAR)
+
+    def reference(self):
+        """OpenCV's own ``FaceRecognizerSF`` on the same checked file (for checking ``align`` and ``embed``)."""
+        if self._recognizer is None:
+            self._recognizer = cv2.FaceRecognizerSF.create(str(self._path), "")
+        return self._recognizer
 
     def embed(self, chips_rgb: np.ndarray) -> np.ndarray:
         """(N, 112, 112, 3) uint8 RGB chips -> (N, 128) unit-length float64 embeddings, one network call.
@@ -109,7 +145,7 @@ class SFace:
 
     def feature_one(self, chip_bgr: np.ndarray) -> np.ndarray:
         """OpenCV's own single-face path (for checking ``embed``)."""
-        return normalise(np.asarray(self._recognizer.feature(chip_bgr), np.float64).reshape(1, DIM))[0]
+        return normalise(np.asarray(self.reference().feature(chip_bgr), np.float64).reshape(1, DIM))[0]
 
 
 def normalise(x: np.ndarray) -> np.ndarray:

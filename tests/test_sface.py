@@ -124,3 +124,15 @@ def test_batched_embeddings_are_opencvs_own(detector, encoder):
     one = encoder.sface.feature_one(np.ascontiguousarray(chip[:, :, ::-1]))
     np.testing.assert_allclose(batch[0], one, atol=1e-5)
     np.testing.assert_allclose(batch[2], one, atol=1e-5)
+
+
+def test_alignment_is_opencvs_aligncrop(detector, encoder):
+    for name in ("astronaut", "hopper"):
+        rgb = facekit.face_image(name)
+        face = _main_face(detector, rgb)
+        ours = encoder.sface.align(rgb, face.landmarks).astype(int)
+        row = np.zeros((1, 15), np.float32)
+        row[0, 4:14] = np.asarray(face.landmarks, np.float32).reshape(10)
+        theirs = encoder.sface.reference().alignCrop(rgb, row).astype(int)
+        assert ours.shape == theirs.shape == (112, 112, 3)
+        assert np.abs(ours - theirs).max() <= 2
