@@ -21,7 +21,7 @@ what to do: add a recent photo.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from statistics import NormalDist
 
@@ -75,13 +75,13 @@ class Calibration:
         return asdict(self)
 
 
-def cross_scores(templates: Sequence[Template]) -> np.ndarray:
-    """Every reference photo scored against every other child, as a face would be."""
+def cross_scores(templates: Sequence[Template], skip: Collection[frozenset[str]] = ()) -> np.ndarray:
+    """Every reference photo scored against every other child, as a face would be (except pairs in ``skip``)."""
     groups = by_child(templates)
     out = []
     for a, refs in groups.items():
         for b, other in groups.items():
-            if a != b:
+            if a != b and frozenset((a, b)) not in skip:
                 out.append(scores_against(refs, other))
     return np.concatenate(out) if out else np.zeros(0)
 
@@ -132,7 +132,10 @@ def calibrate(
     groups = by_child(templates)
     children, total = len(groups), sum(len(v) for v in groups.values())
     notes: list[str] = []
-    cross = cross_scores(templates)
+    # Twins say nothing about how alike a stranger is to the roster (and are never identified): their
+    # scores would raise everyone's threshold. Pairs that are look-alikes at the lowest threshold this
+    # can suggest are left out of the fit.
+    cross = cross_scores(templates, skip=look_alike_pairs(templates, floor))
     cross = cross[np.isfinite(cross)]
     tail: Tail | None = None
     if len(cross) >= min_cross_scores:

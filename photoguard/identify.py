@@ -168,21 +168,17 @@ def match_faces(
     return result
 
 
-# Two children's references closer than this below the threshold are never look-alikes (see below).
-LOOK_ALIKE_BAND = 0.05
-
-
 def look_alike_pairs(templates: Sequence[Template], threshold: float) -> set[frozenset[str]]:
     """True look-alikes (twins, siblings): two children whose most alike references are as alike as
-    a child's own references are to each other, and near enough to the threshold to be mistaken.
+    a child's own references are to each other, and alike enough to pass for each other.
 
     For children A and B: their cross similarity (most alike pair of references) is compared with how
     alike each one's own references are (median over their own pairs). When the cross similarity
     reaches the lower of the two own levels, a face of either could as well be the other: neither is
     ever identified. Ordinary classmates are far below their own levels and are not caught. A child
-    whose own photos differ a lot (own level well under the threshold) would otherwise make every
-    classmate a look-alike, so the cross similarity must also reach ``threshold - LOOK_ALIKE_BAND``:
-    below that no reference of one child comes near to passing for the other. A child with one
+    whose own photos differ a lot (own level under the threshold) would otherwise make classmates
+    look-alikes whose photos could never pass for that child, so the cross similarity must also reach
+    the threshold: one child's reference photo would be taken for the other. A child with one
     reference photo has no own level; the threshold stands in for it.
     """
     groups = by_child(templates)
@@ -191,6 +187,6 @@ def look_alike_pairs(templates: Sequence[Template], threshold: float) -> set[fro
     for a, b, cross in closest_pairs(templates):
         levels = [own[c] if own[c] is not None else threshold for c in (a, b)]
         # Written as "not (apart)" so that a NaN counts as look-alike: fail closed.
-        if not (cross < min(levels) or cross < threshold - LOOK_ALIKE_BAND):
+        if not (cross < min(levels) or cross < threshold):
             out.add(frozenset((a, b)))
     return out
