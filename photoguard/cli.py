@@ -44,6 +44,9 @@ def config(home_dir: str | None) -> None:
     click.echo(f"home: {home.root}")
     for key, value, source in effective_settings(home.settings):
         click.echo(f"{key} = {value!r}    # {source}")
+    for key, source in sorted(home.settings.sources.items()):
+        if source.startswith("ignored"):
+            click.echo(f"# {key} in photoguard.toml is {source}")
 
 
 # --- roster commands (enrol, children) ---

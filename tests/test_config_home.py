@@ -93,6 +93,9 @@ def test_old_dlib_threshold_is_ignored_not_used_as_a_similarity(tmp_path):
     settings = load_settings(tmp_path)
     assert settings.match_similarity == 0.60 and settings.match_max_false_show == 0.001
     assert settings.sources["match.threshold"].startswith("ignored")
+    out = CliRunner().invoke(main, ["config", "--home", str(tmp_path)])
+    assert out.exit_code == 0 and "match.threshold in photoguard.toml is ignored" in out.output
+    assert "calibrate --apply" in out.output
 
 
 def test_config_command_prints_sources(tmp_path):
