@@ -357,7 +357,8 @@ class Processor:
             for face, encoding in zip(hidden, encode_faces(rendered, hidden, encoder=self.encoder)):
                 if encoding is None:
                     continue
-                # Still recognisable: as alike to a child's reference as a match would need (NaN: no).
+                # Still recognisable: as alike to any one reference of a child as a match must be to their
+                # mean (stricter than the matching rule: when in doubt, a person looks).
                 similarities = self.template_matrix @ encoding
                 best = int(np.argmax(similarities))
                 if similarities[best] >= self.settings.match_similarity:
