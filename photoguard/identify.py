@@ -10,8 +10,11 @@ unknown, with a reason. A NaN anywhere never counts as a match.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from functools import cache
+from types import ModuleType
 
 import numpy as np
 
@@ -44,6 +47,16 @@ class Identity:
     def distance(self) -> float | None:
         """1 - similarity (cosine distance), for records that sort "closer first"."""
         return None if self.similarity is None else 1.0 - self.similarity
+
+
+@cache
+def face_recognition() -> ModuleType:
+    """Import face_recognition (dlib's models; the tests use it as an independent check) without
+    face_recognition_models' pkg_resources warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import face_recognition as fr
+    return fr
 
 
 def encode_faces(rgb: np.ndarray, boxes: Sequence[FaceBox], min_width: int = 0,
