@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import facekit  # noqa: E402
 
+from photoguard.config import Settings  # noqa: E402
 from photoguard.detect import FaceDetector, turn_matrix  # noqa: E402
 from photoguard.evaluate import covers, load_rgb, read_imglab, evaluate_detection  # noqa: E402
 from photoguard.identify import Template, encode_faces, match_faces  # noqa: E402
@@ -179,7 +180,8 @@ def speed_part(detector: FaceDetector, runs: int, folder: Path, log) -> dict:
         boxes = detector.detect(rgb)
         t_det = time.perf_counter()
         encs = encode_faces(rgb, boxes, min_width=80)   # as the pipeline should: smaller faces are never identified
-        match_faces(encs, [b.width for b in boxes], templates, threshold=0.45, margin=0.08, min_face_px=80)
+        match_faces(encs, [b.width for b in boxes], templates, threshold=Settings.match_similarity,
+                    margin=Settings.match_margin, min_face_px=80)
         t2 = time.perf_counter()
         decode.append(t1 - t0)
         engine.append(t2 - t1)

@@ -44,6 +44,9 @@ def config(home_dir: str | None) -> None:
     click.echo(f"home: {home.root}")
     for key, value, source in effective_settings(home.settings):
         click.echo(f"{key} = {value!r}    # {source}")
+    for key, source in sorted(home.settings.sources.items()):
+        if source.startswith("ignored"):
+            click.echo(f"# {key} in photoguard.toml is {source}")
 
 
 # --- roster commands (enrol, children) ---
@@ -81,10 +84,14 @@ def enrol(home_dir: str | None) -> None:
     def progress(i: int, total: int, rel: str) -> None:
         click.echo(f"checking reference photo {i}/{total}: {rel}", err=True)
 
+    from .sface import ModelFileError
+
     try:
         result = sync_roster(home, conn, progress=progress)
     except RosterError as exc:
         raise click.ClickException(f"{exc}\nNothing was changed.")
+    except ModelFileError as exc:
+        raise click.ClickException(f"{exc}\nConsents were updated; reference photos were not checked.")
     today = date.today()
     for p in result.problems:
         click.secho(f"problem: {p}", fg="red", err=True)
@@ -211,10 +218,10 @@ def children_show(ctx: click.Context, home_dir: str | None, child_id: str) -> No
 
 @main.command()
 @home_option
-@click.option("--apply", "apply_", is_flag=True, help="Write the suggested match.threshold to photoguard.toml.")
+@click.option("--apply", "apply_", is_flag=True, help="Write the suggested match.similarity to photoguard.toml.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def calibrate(home_dir: str | None, apply_: bool, as_json: bool) -> None:
-    """Fit match.threshold to the enrolled children and list look-alike children."""
+    """Fit match.similarity to the enrolled children for the match.max_false_show target."""
     import json
 
     from . import db
@@ -229,19 +236,21 @@ def calibrate(home_dir: str | None, apply_: bool, as_json: bool) -> None:
     finally:
         conn.close()
     if not templates:
-        raise click.ClickException("no children are enrolled for face matching yet. Run 'photoguard enrol' first.")
-    cal = fit(templates, margin=home.settings.match_margin, min_face_px=home.settings.min_face_px)
+        raise click.ClickException("no children are enrolled for face matching yet (or their reference photos were "
+                                   "made with an older face model). Run 'photoguard enrol' first.")
+    s = home.settings
+    cal = fit(templates, margin=s.match_margin, max_false_show=s.match_max_false_show)
     if as_json:
         click.echo(json.dumps(cal.to_dict(), indent=2))
     else:
-        for line in format_calibration(cal, home.settings.match_threshold):
+        for line in format_calibration(cal, s.match_similarity):
             click.echo(line)
     if apply_:
-        if cal.threshold == home.settings.match_threshold:
-            click.echo(f"match.threshold is already {cal.threshold:.2f}", err=as_json)
+        if cal.threshold == s.match_similarity:
+            click.echo(f"match.similarity is already {cal.threshold:.2f}", err=as_json)
         else:
-            path = write_setting(home.root, "match.threshold", cal.threshold)
-            click.echo(f"wrote match.threshold = {cal.threshold:.2f} to {path}", err=as_json)
+            path = write_setting(home.root, "match.similarity", cal.threshold)
+            click.echo(f"wrote match.similarity = {cal.threshold:.2f} to {path}", err=as_json)
 
 
 @main.group()
@@ -297,45 +306,70 @@ def evaluate_detection_cmd(xml_files, extra, no_hog, threshold, as_json, home_di
 
 @evaluate.command("identity")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
-@click.option("--k", "k", type=int, default=1, show_default=True, help="Photos per person to enrol.")
+@click.option("--roster-sizes", default="10,30,56", show_default=True,
+              help="Simulated nursery rosters of these sizes (a third of each never enrolled).")
+@click.option("--runs", type=int, default=None, help="Random rosters per size (default: 20, 10, 5 by size).")
+@click.option("--window", type=int, default=2, show_default=True,
+              help="Years within which a child's reference and test photos lie (ages from file names).")
+@click.option("--k", "k", type=int, default=None,
+              help="Instead of rosters: enrol the first K photos of every person and test the rest.")
 @click.option("--holdout", multiple=True,
-              help="A person never enrolled (their faces must all come out unknown). Repeatable.")
-@click.option("--each-held-out", is_flag=True, help="Also run once with each person held out in turn.")
-@click.option("--threshold", type=float, default=None, help="Default: match.threshold.")
+              help="With --k: a person never enrolled (their faces must all come out unknown). Repeatable.")
+@click.option("--each-held-out", is_flag=True, help="With --k: also run once with each person held out in turn.")
+@click.option("--similarity", "threshold", type=float, default=None, help="Default: match.similarity.")
 @click.option("--margin", type=float, default=None, help="Default: match.margin.")
 @click.option("--min-face-px", type=int, default=None, help="Default: match.min_face_px.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--home", "home_dir", type=click.Path(file_okay=False), envvar="PHOTOGUARD_HOME", default=None,
               help="Take settings from this home (default: built-in defaults).")
-def evaluate_identity_cmd(folder, k, holdout, each_held_out, threshold, margin, min_face_px, as_json,
-                          home_dir) -> None:
-    """Correct keeps, wrong keeps (leaks) and unknowns on a folder of <person>/ photos."""
+def evaluate_identity_cmd(folder, roster_sizes, runs, window, k, holdout, each_held_out, threshold, margin,
+                          min_face_px, as_json, home_dir) -> None:
+    """Keep %, wrong shows (leaks) and unknowns on a folder of <child>/ photo folders."""
     import json
+    from dataclasses import asdict
 
     from .detect import FaceDetector
-    from .evaluate import EvaluationError, evaluate_identity, format_identity
+    from .evaluate import EvaluationError, encode_folder, format_identity, identity_report, merge_reports
+    from .rosters import format_rosters, simulate
 
     settings = _engine_settings(home_dir)
-    if k < 1:
+    rule = dict(threshold=settings.match_similarity if threshold is None else threshold,
+                margin=settings.match_margin if margin is None else margin,
+                min_face_px=settings.min_face_px if min_face_px is None else min_face_px)
+    try:
+        sizes = [int(x) for x in roster_sizes.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter("a list of whole numbers like 10,30,56", param_hint="--roster-sizes")
+    if k is not None and k < 1:
         raise click.BadParameter("must be at least 1", param_hint="--k")
     try:
-        report = evaluate_identity(
-            FaceDetector(settings.detect_threshold), Path(folder), k=k, holdout=holdout,
-            each_held_out=each_held_out,
-            threshold=settings.match_threshold if threshold is None else threshold,
-            margin=settings.match_margin if margin is None else margin,
-            min_face_px=settings.min_face_px if min_face_px is None else min_face_px,
-            progress=_progress,
-        )
+        photos = encode_folder(FaceDetector(settings.detect_threshold), Path(folder), _progress)
+        if k is not None or holdout or each_held_out:
+            fixed = dict(k=k or 1, **rule)
+            report = identity_report(photos, holdout=holdout, **fixed)
+            if each_held_out:
+                people = sorted({p.person for p in photos})
+                report = merge_reports([report] + [identity_report(photos, holdout=[p], **fixed) for p in people])
+            if as_json:
+                click.echo(json.dumps(report.to_dict(), indent=2))
+            else:
+                for line in format_identity(report):
+                    click.echo(line)
+            if report.wrong_keeps:
+                raise SystemExit(1)
+            return
     except EvaluationError as exc:
         raise click.ClickException(str(exc))
+    results = [simulate(photos, size, runs or (20 if size <= 10 else 10 if size <= 30 else 5), window=window,
+                        seed=size, **rule) for size in sizes]
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        click.echo(json.dumps([asdict(r) | {"keep_rate": r.keep_rate} for r in results], indent=2))
     else:
-        for line in format_identity(report):
+        for line in format_rosters(results, rule["threshold"], rule["margin"], rule["min_face_px"]):
             click.echo(line)
-    if report.wrong_keeps:
+    if any(r.wrong for r in results):
         raise SystemExit(1)
+
 
 # --- processing commands (process, review, audit, purge) ---
 
@@ -363,6 +397,7 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
     from .lock import HomeBusy, hold_lock
     from .pipeline import DiskFull, collect, open_processor, recheck_outbox, run_batch
     from .roster import RosterError
+    from .sface import ModelFileError
 
     home = get_home(home_dir)
     note = lambda msg: click.echo(msg, err=as_json)  # noqa: E731
@@ -388,7 +423,7 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
                 note(change.describe())
             for line in _takedowns_now(home):
                 note(line)
-    except (HomeBusy, RosterError) as exc:
+    except (HomeBusy, RosterError, ModelFileError) as exc:
         raise click.ClickException(str(exc))
     except DiskFull as exc:
         raise click.ClickException(str(exc))

@@ -19,11 +19,13 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class Settings:
     channels: tuple[str, ...] = ("facebook", "instagram", "twitter")
-    # A face is a child only if its distance to the child's nearest template is at most
-    # match_threshold AND the next child is at least match_margin farther. Stricter than
-    # face_recognition's 0.6: its authors warn that children get mixed up at 0.6.
-    match_threshold: float = 0.45
-    match_margin: float = 0.08
+    # A face is a child only if its SFace cosine similarity to the child's nearest reference is at
+    # least match_similarity AND the next child scores at least match_margin less. Calibrated on
+    # children (README, "How faces are matched"), not adults; `photoguard calibrate` fits it to a roster.
+    match_similarity: float = 0.60
+    match_margin: float = 0.05
+    # Calibration target: the chance that a child who is not enrolled is shown as someone on the roster.
+    match_max_false_show: float = 0.001
     # Faces narrower than this (pixels, in the oriented photo) are never identified.
     min_face_px: int = 80
     # CenterFace score threshold: low on purpose, over-obscuring is the safe error.
@@ -43,8 +45,9 @@ class Settings:
 # toml path ("section.key" or "key") -> Settings attribute
 _KEYS: dict[str, str] = {
     "channels": "channels",
-    "match.threshold": "match_threshold",
+    "match.similarity": "match_similarity",
     "match.margin": "match_margin",
+    "match.max_false_show": "match_max_false_show",
     "match.min_face_px": "min_face_px",
     "detect.threshold": "detect_threshold",
     "obscure.method": "obscure_method",
@@ -53,6 +56,11 @@ _KEYS: dict[str, str] = {
     "workers": "workers",
 }
 _ATTR_TO_KEY = {v: k for k, v in _KEYS.items()}
+# Settings of older versions that no longer mean anything, and why they are skipped.
+_RETIRED: dict[str, str] = {
+    "match.threshold": "a distance for the face model PhotoGuard used before SFace; not used any more "
+                       "(run 'photoguard calibrate --apply' to set match.similarity)",
+}
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -80,7 +88,11 @@ def _check(key: str, value: Any, where: Path) -> Any:
         if len(set(names)) != len(names):
             raise bad("lists a channel twice")
         return tuple(names)
-    if key in ("match.threshold", "match.margin", "detect.threshold"):
+    if key == "match.max_false_show":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 0.1:
+            raise bad("must be a small fraction above 0 and at most 0.1, e.g. 0.001 for 0.1 %")
+        return float(value)
+    if key in ("match.similarity", "match.margin", "detect.threshold"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise bad("must be a number between 0 and 1")
         return float(value)
@@ -112,6 +124,9 @@ def load_settings(home: Path) -> Settings:
         raise ConfigError(f"{path}: not valid TOML ({exc}). Fix the file or delete it to use defaults.")
     values: dict[str, Any] = {}
     for key, value in _flatten(data).items():
+        if key in _RETIRED:
+            sources[key] = f"ignored: {_RETIRED[key]}"
+            continue
         if key not in _KEYS:
             known = ", ".join(sorted(_KEYS))
             raise ConfigError(f"{path}: unknown setting '{key}'. Known settings: {known}.")

@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS templates (
     child_id TEXT NOT NULL,
     photo_sha256 TEXT NOT NULL,
     encoding BLOB NOT NULL,                   -- 128 float64, little-endian
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    model TEXT NOT NULL DEFAULT ''            -- the embedding that made it: 'name:sha256 of the model file' ('' = dlib, before SFace)
 );
 CREATE INDEX IF NOT EXISTS templates_child ON templates(child_id);
 
@@ -76,7 +77,7 @@ CREATE TABLE IF NOT EXISTS faces (
     box TEXT NOT NULL,                        -- JSON [left, top, right, bottom] in oriented pixels
     score REAL,
     child_id TEXT,                            -- NULL = unknown
-    distance REAL,
+    distance REAL,                            -- 1 - similarity to the child (SFace cosine); older rows: dlib distance
     reason TEXT,                              -- why identified / unknown
     PRIMARY KEY (photo_sha256, idx)
 );
@@ -197,6 +198,7 @@ def connect(path: Path) -> sqlite3.Connection:
 # version gets them at its next connect; CREATE TABLE above already has them for a new home.
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("events", "actor", "TEXT"),
+    ("templates", "model", "TEXT NOT NULL DEFAULT ''"),
 )
 
 

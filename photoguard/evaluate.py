@@ -172,7 +172,7 @@ class FaceOutcome:
     width: int
     shown_as: str | None   # the identity the engine gave (None = unknown, obscured)
     reason: str
-    distance: float | None
+    similarity: float | None
 
     @property
     def kind(self) -> str:
@@ -247,7 +247,7 @@ class EncodedPhoto:
 
 
 def encode_folder(detector: FaceDetector, folder: Path,
-                  progress: Callable[[str], None] | None = None) -> list[EncodedPhoto]:
+                  progress: Callable[[str], None] | None = None, encoder=None) -> list[EncodedPhoto]:
     """Detect and encode every face of every photo under ``folder/<person>/`` (once, for many rules)."""
     out = []
     for person, photos in person_photos(folder).items():
@@ -256,7 +256,7 @@ def encode_folder(detector: FaceDetector, folder: Path,
                 progress(str(path))
             rgb = load_rgb(path)
             faces = detector.detect(rgb)
-            out.append(EncodedPhoto(person, path, faces, encode_faces(rgb, faces)))
+            out.append(EncodedPhoto(person, path, faces, encode_faces(rgb, faces, encoder=encoder)))
     return out
 
 
@@ -275,7 +275,7 @@ def identity_report(
     Enrolment uses the largest face of a photo. In test photos the largest face is the folder's
     person; any other face found is a stranger, which must come out unknown.
     """
-    from .identify import confusable_pairs
+    from .identify import look_alike_pairs
 
     people = sorted({p.person for p in photos})
     missing = set(holdout) - set(people)
@@ -300,7 +300,7 @@ def identity_report(
             continue
         templates.append(Template(photo.person, photo.encodings[i]))
         enrolled.setdefault(photo.person, []).append(photo.path.name)
-    pairs = confusable_pairs(templates, threshold, margin) if use_look_alikes else set()
+    pairs = look_alike_pairs(templates, threshold) if use_look_alikes else set()
     for photo, is_enrolled in tests:
         if not photo.faces:
             report.skipped.append((str(photo.path), "no face found"))
@@ -312,7 +312,7 @@ def identity_report(
             report.faces.append(FaceOutcome(
                 person=photo.person if main else "(stranger)", photo=str(photo.path),
                 enrolled=is_enrolled and main and photo.person in enrolled, width=box.width,
-                shown_as=ident.child_id, reason=ident.reason, distance=ident.distance,
+                shown_as=ident.child_id, reason=ident.reason, similarity=ident.similarity,
             ))
     return report
 
@@ -397,12 +397,12 @@ def format_identity(report: IdentityReport) -> list[str]:
               f"wrong keeps (LEAKS, must be 0): {report.wrong_keeps}"]
     for f in report.faces:
         if f.kind == "wrong":
-            lines.append(f"  LEAK: {f.photo}: {f.person} shown as {f.shown_as} (distance {f.distance:.3f})")
+            lines.append(f"  LEAK: {f.photo}: {f.person} shown as {f.shown_as} (similarity {f.similarity:.3f})")
     unknown = [f for f in report.faces if f.enrolled and f.kind == "unknown"]
     if unknown:
         lines += ["", "enrolled faces left unknown (obscured):"]
         lines += [f"  {f.photo}: {f.person}, {f.width} px, {f.reason}"
-                  + (f" (distance {f.distance:.3f})" if f.distance is not None else "") for f in unknown]
+                  + (f" (similarity {f.similarity:.3f})" if f.similarity is not None else "") for f in unknown]
     for photo, why in report.skipped:
         lines.append(f"skipped {photo}: {why}")
     return lines

@@ -21,12 +21,15 @@ import os
 from contextlib import contextmanager
 from functools import cache
 
+import cv2
 import numpy as np
 
 # input_rgb_image_sized<150>: (pixel - mean) / 256
 _MEAN = np.array([122.782, 117.001, 104.298], np.float32)
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
+ENCODE_MAX_FACE_PX = 240
+ENCODE_MIN_FACE_PX = 8
 
 
 @cache
@@ -205,3 +208,61 @@ class FaceNet:
             x = np.maximum(self._add(y, shortcut), 0)
         x = x.mean(axis=(1, 2))
         return (x @ self.fc).astype(np.float64)
+
+
+class DlibEncoder:
+    """dlib's 5-point landmarks and face descriptor (the models face_recognition uses), loaded once.
+
+    PhotoGuard matched children with this before SFace; kept for measuring the two against each
+    other (benchmarks/bench_identity.py), not used to decide anything.
+
+    The descriptor network runs in numpy (``facenet.FaceNet``: same numbers, ~4x faster than the
+    dlib wheel); if its model file cannot be read that way, dlib itself is used.
+    """
+
+    def __init__(self) -> None:
+        import dlib
+
+        landmarks, network = model_paths()
+        self._dlib = dlib
+        self._landmarks = dlib.shape_predictor(str(landmarks))
+        self._net: FaceNet | None
+        try:
+            self._net = FaceNet(network)
+            self._dlib_net = None
+        except FaceNetError:
+            self._net = None
+            self._dlib_net = dlib.face_recognition_model_v1(str(network))
+
+    def encode(self, rgb: np.ndarray, boxes, min_width: int = 0) -> list[np.ndarray | None]:
+        h, w = rgb.shape[:2]
+        chips: list[np.ndarray] = []
+        where: list[int] = []
+        for i, box in enumerate(boxes):
+            bw, bh = box.right - box.left, box.bottom - box.top
+            if min(bw, bh) < ENCODE_MIN_FACE_PX or bw < min_width:
+                continue
+            pad = int(max(bw, bh) * 0.5)
+            x0, y0 = max(0, box.left - pad), max(0, box.top - pad)
+            x1, y1 = min(w, box.right + pad), min(h, box.bottom + pad)
+            crop = rgb[y0:y1, x0:x1]
+            scale = min(1.0, ENCODE_MAX_FACE_PX / max(bw, bh))
+            if scale < 1.0:
+                size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+                crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+            crop = np.ascontiguousarray(crop)
+            rect = self._dlib.rectangle(round((box.left - x0) * scale), round((box.top - y0) * scale),
+                                        round((box.right - x0) * scale), round((box.bottom - y0) * scale))
+            shape = self._landmarks(crop, rect)
+            chips.append(np.asarray(self._dlib.get_face_chip(crop, shape, 150, 0.25)))
+            where.append(i)
+        out: list[np.ndarray | None] = [None] * len(boxes)
+        if not chips:
+            return out
+        if self._net is not None:
+            encodings = self._net.describe(np.stack(chips))
+        else:
+            encodings = np.array([self._dlib_net.compute_face_descriptor(c) for c in chips], dtype=np.float64)
+        for i, enc in zip(where, encodings):
+            out[i] = np.asarray(enc, dtype=np.float64)
+        return out

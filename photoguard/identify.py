@@ -1,8 +1,11 @@
-"""Who is this face? 128-d encodings and a strict, pure matching rule.
+"""Who is this face? SFace embeddings and a strict, pure matching rule.
 
-Fail closed: a face is a child only when it is close to that child's templates, clearly closer
-than to any other child, large enough to judge, the only face in the photo claiming that child,
-and that child is not one of a pair of look-alikes. Anything else is unknown, with a reason.
+A face's score for a child is its mean cosine similarity to that child's reference photos (several
+references per child: on children the mean kept more faces than the nearest reference at the same
+false-show rate, see README and benchmarks/bench_identity.py). Fail closed: a face is a child only when that score reaches the threshold, the next
+child scores at least ``margin`` less, the face is large enough to judge, it is the only face in the
+photo claiming that child, and that child is not one of a pair of true look-alikes. Anything else is
+unknown, with a reason. A NaN anywhere never counts as a match.
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
 
-import cv2
 import numpy as np
 
 from .detect import FaceBox
+from .embed import ENCODE_MIN_FACE_PX, FaceEncoder, default_encoder  # noqa: F401  (re-exported)
 
 # Reasons (short, shown in reports).
 MATCHED = "matched"
@@ -25,108 +28,42 @@ NO_CHILDREN = "no enrolled child to compare with"
 NOT_CLOSE = "no enrolled child close enough"
 TOO_SMALL = "too small to identify"
 
-# Faces are measured at most this wide; the landmark model gains nothing from more pixels.
-ENCODE_MAX_FACE_PX = 240
-# Below this the landmark model has nothing to work with.
-ENCODE_MIN_FACE_PX = 8
-
 
 @dataclass(frozen=True)
 class Template:
     child_id: str
-    encoding: np.ndarray   # (128,) float64
+    encoding: np.ndarray   # (128,) float64, unit length
 
 
 @dataclass(frozen=True)
 class Identity:
     child_id: str | None       # None = unknown (obscured everywhere)
-    distance: float | None     # to the nearest template of the nearest child
-    runner_up: float | None    # nearest template of the next child
+    similarity: float | None   # the nearest child's score: mean cosine similarity to its references (1 = same picture)
+    runner_up: float | None    # the same for the next child
     reason: str                # "matched", "too small to identify", "no enrolled child close enough", ...
     nearest: str | None = None  # the nearest child, even when not identified (for reports and evaluation)
+
+    @property
+    def distance(self) -> float | None:
+        """1 - similarity (cosine distance), for records that sort "closer first"."""
+        return None if self.similarity is None else 1.0 - self.similarity
 
 
 @cache
 def face_recognition() -> ModuleType:
-    """Import face_recognition without face_recognition_models' pkg_resources warning."""
+    """Import face_recognition (dlib's models; the tests use it as an independent check) without
+    face_recognition_models' pkg_resources warning."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import face_recognition as fr
     return fr
 
 
-class FaceEncoder:
-    """dlib's 5-point landmarks and face descriptor (the models face_recognition uses), loaded once.
-
-    The descriptor network runs in numpy (``facenet.FaceNet``: same numbers, ~4x faster than the
-    dlib wheel); if its model file cannot be read that way, dlib itself is used.
-    """
-
-    def __init__(self) -> None:
-        import dlib
-
-        from .facenet import FaceNet, FaceNetError, model_paths
-
-        landmarks, network = model_paths()
-        self._dlib = dlib
-        self._landmarks = dlib.shape_predictor(str(landmarks))
-        self._net: FaceNet | None
-        try:
-            self._net = FaceNet(network)
-            self._dlib_net = None
-        except FaceNetError:
-            self._net = None
-            self._dlib_net = dlib.face_recognition_model_v1(str(network))
-
-    def encode(self, rgb: np.ndarray, boxes: Sequence[FaceBox], min_width: int = 0) -> list[np.ndarray | None]:
-        h, w = rgb.shape[:2]
-        chips: list[np.ndarray] = []
-        where: list[int] = []
-        for i, box in enumerate(boxes):
-            bw, bh = box.right - box.left, box.bottom - box.top
-            if min(bw, bh) < ENCODE_MIN_FACE_PX or bw < min_width:
-                continue
-            pad = int(max(bw, bh) * 0.5)
-            x0, y0 = max(0, box.left - pad), max(0, box.top - pad)
-            x1, y1 = min(w, box.right + pad), min(h, box.bottom + pad)
-            crop = rgb[y0:y1, x0:x1]
-            scale = min(1.0, ENCODE_MAX_FACE_PX / max(bw, bh))
-            if scale < 1.0:
-                size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
-                crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
-            crop = np.ascontiguousarray(crop)
-            rect = self._dlib.rectangle(round((box.left - x0) * scale), round((box.top - y0) * scale),
-                                        round((box.right - x0) * scale), round((box.bottom - y0) * scale))
-            shape = self._landmarks(crop, rect)
-            chips.append(np.asarray(self._dlib.get_face_chip(crop, shape, 150, 0.25)))
-            where.append(i)
-        out: list[np.ndarray | None] = [None] * len(boxes)
-        if not chips:
-            return out
-        if self._net is not None:
-            encodings = self._net.describe(np.stack(chips))
-        else:
-            encodings = np.array([self._dlib_net.compute_face_descriptor(c) for c in chips], dtype=np.float64)
-        for i, enc in zip(where, encodings):
-            out[i] = np.asarray(enc, dtype=np.float64)
-        return out
-
-
-@cache
-def default_encoder() -> FaceEncoder:
-    """One shared encoder per process, created on first use (not at import)."""
-    return FaceEncoder()
-
-
 def encode_faces(rgb: np.ndarray, boxes: Sequence[FaceBox], min_width: int = 0,
                  encoder: FaceEncoder | None = None) -> list[np.ndarray | None]:
-    """One encoding per box (None where no encoding is possible, or narrower than ``min_width``:
-    pass the matching rule's ``min_face_px`` to skip faces that will never be identified anyway).
-
-    Each face is cut out of the full-resolution photo with a margin, and very large faces are
-    scaled down first so a 1000 px close-up costs the same as a 200 px face. The numbers are
-    face_recognition's ``face_encodings`` (5-point landmarks, no jitter).
-    """
+    """One unit-length SFace embedding per box (None where none is possible, or narrower than
+    ``min_width``: pass the matching rule's ``min_face_px`` to skip faces never identified anyway).
+    All faces of a photo go through the network in one batch."""
     return (encoder or default_encoder()).encode(np.asarray(rgb), boxes, min_width)
 
 
@@ -143,16 +80,37 @@ def by_child(templates: Sequence[Template]) -> dict[str, np.ndarray]:
     return {c: np.stack(v) for c, v in sorted(groups.items())}
 
 
+AGGREGATE = "mean"
+
+
+def scores(encoding: np.ndarray, groups: dict[str, np.ndarray], aggregate: str = AGGREGATE) -> np.ndarray:
+    """A face's score for each child (in ``groups`` order): mean cosine similarity to the child's
+    references ("mean") or to the nearest one ("nearest"). NaN stays NaN."""
+    enc = np.asarray(encoding, dtype=np.float64)
+    out = []
+    for refs in groups.values():
+        sims = refs @ enc
+        out.append(sims.max() if aggregate == "nearest" else sims.mean())
+    return np.array(out, dtype=np.float64)
+
+
 def closest_pairs(templates: Sequence[Template]) -> list[tuple[str, str, float]]:
-    """For every pair of children, the distance between their closest templates, closest first."""
+    """For every pair of children, the similarity of their most alike references, most alike first."""
     groups = by_child(templates)
     names = list(groups)
     out = []
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
-            a, b = groups[names[i]], groups[names[j]]
-            out.append((names[i], names[j], float(np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2).min())))
-    return sorted(out, key=lambda p: p[2])
+            out.append((names[i], names[j], float((groups[names[i]] @ groups[names[j]].T).max())))
+    return sorted(out, key=lambda p: -p[2])
+
+
+def own_similarity(refs: np.ndarray) -> float | None:
+    """How alike one child's own references are: the median similarity between them (None with one)."""
+    if len(refs) < 2:
+        return None
+    sims = refs @ refs.T
+    return float(np.median(sims[np.triu_indices(len(refs), 1)]))
 
 
 def match_faces(
@@ -165,15 +123,13 @@ def match_faces(
     min_face_px: int,
     confusable: Collection[frozenset[str]] = (),
 ) -> list[Identity]:
-    """Pure rule: threshold, margin to the next child, minimum width, one face per child per photo.
-
-    ``confusable`` holds pairs of children too alike to tell apart (see ``confusable_pairs``): a
-    face whose nearest child is in such a pair is never identified.
-    """
+    """Pure rule: similarity threshold, margin to the next child, minimum width, one face per child per
+    photo. ``confusable`` holds pairs of true look-alikes (see ``look_alike_pairs``): a face whose
+    nearest child is in such a pair is never identified."""
     if len(encodings) != len(widths):
         raise ValueError("one width per encoding is needed")
     groups = by_child(templates)
-    children, stacks = list(groups), list(groups.values())
+    children = list(groups)
     look_alikes: dict[str, list[str]] = {}
     for pair in confusable:
         members = sorted(pair)
@@ -191,43 +147,59 @@ def match_faces(
         if enc is None:
             result.append(Identity(None, None, None, NO_ENCODING))
             continue
-        enc = np.asarray(enc, dtype=np.float64)
-        dists = np.array([np.linalg.norm(s - enc, axis=1).min() for s in stacks])
-        order = np.argsort(dists, kind="stable")
-        nearest, d1 = children[order[0]], float(dists[order[0]])
+        sims = scores(enc, groups)
+        if np.isnan(sims).any():
+            result.append(Identity(None, float("nan"), None, NO_ENCODING))
+            continue
+        order = np.argsort(-sims, kind="stable")
+        nearest, s1 = children[order[0]], float(sims[order[0]])
         runner = children[order[1]] if len(order) > 1 else None
-        d2 = float(dists[order[1]]) if len(order) > 1 else None
-        if width < min_face_px:
-            reason = TOO_SMALL
-        # Written as "not (ok)" so that a NaN distance (a broken encoding) never counts as a match.
-        elif not d1 <= threshold:
+        s2 = float(sims[order[1]]) if len(order) > 1 else None
+        # Written as "not (ok)" so that a NaN (a broken encoding) never counts as a match.
+        if not s1 >= threshold:
             reason = NOT_CLOSE
-        elif d2 is not None and not d2 - d1 >= margin:
+        elif s2 is not None and not s1 - s2 >= margin:
             reason = _pair_reason(nearest, runner)
         elif nearest in look_alikes:
             reason = _pair_reason(nearest, look_alikes[nearest][0])
         else:
             reason = MATCHED
-        result.append(Identity(nearest if reason == MATCHED else None, d1, d2, reason, nearest))
+        result.append(Identity(nearest if reason == MATCHED else None, s1, s2, reason, nearest))
 
-    # One face per child per photo: the closest keeps the match.
+    # One face per child per photo: the most alike keeps the match.
     best: dict[str, int] = {}
     for i, ident in enumerate(result):
         if ident.child_id is None:
             continue
         j = best.get(ident.child_id)
-        if j is None or ident.distance < result[j].distance:
+        if j is None or ident.similarity > result[j].similarity:
             best[ident.child_id] = i
     for i, ident in enumerate(result):
         if ident.child_id is not None and best[ident.child_id] != i:
-            result[i] = Identity(None, ident.distance, ident.runner_up,
-                                 f"another face in this photo is closer to {ident.child_id}", ident.nearest)
+            result[i] = Identity(None, ident.similarity, ident.runner_up,
+                                 f"another face in this photo is more like {ident.child_id}", ident.nearest)
     return result
 
 
-def confusable_pairs(templates: Sequence[Template], threshold: float, margin: float) -> set[frozenset[str]]:
-    """Pairs of children whose closest templates are nearer than ``threshold + margin``.
+def look_alike_pairs(templates: Sequence[Template], threshold: float) -> set[frozenset[str]]:
+    """True look-alikes (twins, siblings): two children whose most alike references are as alike as
+    a child's own references are to each other, and alike enough to pass for each other.
 
-    A face between two such children could be either, so neither is identified from it.
+    For children A and B: their cross similarity (most alike pair of references) is compared with how
+    alike each one's own references are (median over their own pairs). When the cross similarity
+    reaches the lower of the two own levels, a face of either could as well be the other: neither is
+    ever identified. Ordinary classmates are far below their own levels and are not caught. A child
+    whose own photos differ a lot (own level under the threshold) would otherwise make classmates
+    look-alikes whose photos could never pass for that child, so the cross similarity must also reach
+    the threshold: one child's reference photo would be taken for the other. A child with one
+    reference photo has no own level; the threshold stands in for it.
     """
-    return {frozenset((a, b)) for a, b, d in closest_pairs(templates) if d < threshold + margin}
+    groups = by_child(templates)
+    own = {c: own_similarity(refs) for c, refs in groups.items()}
+    out = set()
+    for a, b, cross in closest_pairs(templates):
+        levels = [own[c] if own[c] is not None else threshold for c in (a, b)]
+        # Written as "not (apart)" so that a NaN counts as look-alike: fail closed.
+        if not (cross < min(levels) or cross < threshold):
+            out.add(frozenset((a, b)))
+    return out

@@ -220,15 +220,14 @@ class Processor:
 
     def reload_roster(self) -> None:
         """Re-read templates and consents from the database (after ``enrol`` or a roster change)."""
-        from .identify import confusable_pairs
+        from .identify import look_alike_pairs
         from .roster import load_consents, load_templates
 
         self.roster_version = roster_version(self.conn)
         self.templates = load_templates(self.conn)
         self.template_matrix = np.stack([t.encoding for t in self.templates]) if self.templates else np.zeros((0, 128))
         self.consents = load_consents(self.conn)
-        self.confusable = list(confusable_pairs(
-            self.templates, threshold=self.settings.match_threshold, margin=self.settings.match_margin))
+        self.confusable = list(look_alike_pairs(self.templates, threshold=self.settings.match_similarity))
 
     # --- one photo ----------------------------------------------------------------------------------
 
@@ -237,7 +236,7 @@ class Processor:
                      if self.templates else [None] * len(faces))
         return match_faces(
             encodings, [f.width for f in faces], self.templates,
-            threshold=self.settings.match_threshold, margin=self.settings.match_margin,
+            threshold=self.settings.match_similarity, margin=self.settings.match_margin,
             min_face_px=self.settings.min_face_px, confusable=self.confusable,
         )
 
@@ -293,9 +292,11 @@ class Processor:
             for (i, face), encoding in zip(hidden, encodings):
                 if encoding is None:
                     continue
-                distances = np.linalg.norm(self.template_matrix - encoding, axis=1)
-                best = int(np.argmin(distances))
-                if distances[best] <= self.settings.match_threshold:
+                # Still recognisable: as alike to any one reference of a child as a match must be to their
+                # mean (stricter than the matching rule: when in doubt, a person looks).
+                similarities = self.template_matrix @ encoding
+                best = int(np.argmax(similarities))
+                if similarities[best] >= self.settings.match_similarity:
                     recognisable.append((i, self.templates[best].child_id))
         return SecondLook(width, height, missed, [f.box for f in faces], recognisable)
 

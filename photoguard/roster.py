@@ -295,13 +295,22 @@ def load_consents(conn: sqlite3.Connection) -> dict[str, ChildConsent]:
     return {row["id"]: _consent_from_row(row) for row in conn.execute("SELECT * FROM children ORDER BY id")}
 
 
-def load_templates(conn: sqlite3.Connection) -> list[Template]:
-    """Every stored template of a child on the roster (only children allowed to be matched have any)."""
+def current_model() -> str:
+    """The embedding model templates must come from to be compared (name and model file hash)."""
+    from .sface import model_id
+
+    return model_id()
+
+
+def load_templates(conn: sqlite3.Connection, model: str | None = None) -> list[Template]:
+    """Every stored template of a child on the roster made by ``model`` (default: the current engine).
+    A template of another model is never returned, so never compared; the next sync re-encodes it."""
     from .identify import Template
 
     rows = conn.execute(
         "SELECT t.child_id, t.encoding FROM templates t JOIN children c ON c.id = t.child_id "
-        "WHERE length(t.encoding) = 1024 ORDER BY t.child_id, t.id").fetchall()
+        "WHERE length(t.encoding) = 1024 AND t.model = ? ORDER BY t.child_id, t.id",
+        (model or current_model(),)).fetchall()
     return [Template(r["child_id"], np.frombuffer(r["encoding"], dtype="<f8").astype(np.float64)) for r in rows]
 
 
@@ -432,7 +441,8 @@ def _last_sync(conn: sqlite3.Connection) -> tuple[date | None, str | None]:
 
 def _check_rules(settings) -> str:
     """Changes when the rules for a good reference photo change: rejected photos are then checked again."""
-    return f"min_face_px={settings.min_face_px};sharpness={MIN_SHARPNESS};rival={RIVAL_FACE_RATIO};threshold={settings.detect_threshold}"
+    return (f"min_face_px={settings.min_face_px};sharpness={MIN_SHARPNESS};rival={RIVAL_FACE_RATIO};"
+            f"threshold={settings.detect_threshold};model={current_model()}")
 
 
 def child_folder(enrol: Path, child_id: str) -> Path:
@@ -562,6 +572,15 @@ def sync_roster(
                 erased += n
                 conn.execute("INSERT INTO events (at, kind, child_id, detail) VALUES (?,?,?,?)",
                              (now, "templates_erased", cid, f"{n} templates: {not_matched.get(cid) or 'not on the roster'}"))
+        # Templates of another embedding model (an older PhotoGuard) are never compared with today's:
+        # they are erased here and their photos, still in enrol/<id>/, are encoded again below.
+        model = current_model()
+        for cid, n in conn.execute("SELECT child_id, COUNT(*) FROM templates WHERE model != ? GROUP BY child_id",
+                                   (model,)).fetchall():
+            conn.execute("DELETE FROM templates WHERE child_id = ? AND model != ?", (cid, model))
+            erased += n
+            conn.execute("INSERT INTO events (at, kind, child_id, detail) VALUES (?,?,?,?)",
+                         (now, "templates_outdated", cid, f"{n} templates of an older face model: encoded again"))
         conn.execute("INSERT INTO events (at, kind, detail) VALUES (?,?,?)", (now, "roster_synced", json.dumps({"today": today.isoformat(), "checks": rules})))
 
     # Photos: what is in each allowed child's folder now, and what needs checking.
@@ -614,8 +633,8 @@ def sync_roster(
                 "INSERT OR REPLACE INTO reference_photos (child_id, path, sha256, status, reason, checked_at) "
                 "VALUES (?,?,?,?,?,?)", (cid, rel, sha, "rejected" if reason else "accepted", reason, _now()))
             if encoding is not None:
-                conn.execute("INSERT INTO templates (child_id, photo_sha256, encoding, created_at) VALUES (?,?,?,?)",
-                             (cid, sha, _encoding_bytes(encoding), _now()))
+                conn.execute("INSERT INTO templates (child_id, photo_sha256, encoding, created_at, model) "
+                             "VALUES (?,?,?,?,?)", (cid, sha, _encoding_bytes(encoding), _now(), model))
 
     if erased:
         db.scrub(conn)

@@ -1,4 +1,4 @@
-"""Calibration on made-up encodings, templates read from a real database, and the command."""
+"""Calibration on synthetic embeddings, templates read from a real database, and the command."""
 
 from __future__ import annotations
 
@@ -9,79 +9,128 @@ import pytest
 from click.testing import CliRunner
 
 from photoguard import db
-from photoguard.calibrate import CEILING, calibrate, pair_distances
-from photoguard.roster import load_templates
+from photoguard.calibrate import FLOOR, Tail, calibrate, cross_scores
 from photoguard.cli import main
 from photoguard.config import load_settings
-from photoguard.identify import Template
+from photoguard.identify import Template, match_faces
+from photoguard.roster import current_model, load_templates
 
 
-def at(*xs: float) -> np.ndarray:
-    v = np.zeros(128)
-    v[: len(xs)] = xs
-    return v
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def roster(**children: list[np.ndarray]) -> list[Template]:
-    return [Template(c, e) for c, encs in children.items() for e in encs]
+class Population:
+    """Synthetic children: a shared "child look", a per-child identity, per-photo variation."""
+
+    def __init__(self, seed: int, shared: float = 0.35, identity: float = 0.85, photo: float = 0.55) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.common = _unit(self.rng.normal(size=128))
+        self.shared, self.identity, self.photo = shared, identity, photo
+
+    def child(self) -> np.ndarray:
+        return _unit(self.rng.normal(size=128))
+
+    def photos_of_new_children(self, n: int) -> np.ndarray:
+        return self.photos(_unit(self.rng.normal(size=(n, 128))), n)
+
+    def photos(self, child: np.ndarray, n: int) -> np.ndarray:
+        noise = _unit(self.rng.normal(size=(n, 128)))
+        return _unit(self.shared * self.common + self.identity * child + self.photo * noise)
 
 
-def test_well_separated_children_keep_the_default():
-    cal = calibrate(roster(amy=[at(0), at(0.2)], ben=[at(1), at(1.25)], cal=[at(0, 1), at(0, 1.3)]), margin=0.08)
-    assert cal.threshold == CEILING
-    assert cal.look_alikes == []
-    assert cal.leave_one_out == {"correct": 6, "wrong": 0, "unknown": 0}
-    assert cal.same_child == pytest.approx([0.2, 0.2, 0.25, 0.25, 0.3, 0.3])
-    assert cal.cross_child_min == pytest.approx(0.8)
+def _roster(pop: Population, children: int, refs: int = 3) -> tuple[list[Template], dict[str, np.ndarray]]:
+    ids = {f"c{k:03d}": pop.child() for k in range(children)}
+    return [Template(c, e) for c, v in ids.items() for e in pop.photos(v, refs)], ids
 
 
-def test_close_children_lower_the_threshold_with_a_safety_margin():
-    cal = calibrate(roster(amy=[at(0), at(0.3)], ben=[at(0.8), at(1.0)]), margin=0.08)
-    # closest cross-child templates: 0.3 and 0.8 -> 0.5; minus safety 0.10
-    assert cal.threshold == pytest.approx(0.40)
-    assert cal.threshold < cal.cross_child_min
-    assert cal.look_alikes == []
-    assert any("lowered" in n for n in cal.notes)
-    assert cal.leave_one_out["wrong"] == 0
+@pytest.mark.parametrize("target", [0.01, 0.002])
+def test_threshold_hits_its_false_show_target_on_strangers(target):
+    pop = Population(seed=7)
+    templates, ids = _roster(pop, 40)
+    cal = calibrate(templates, margin=0.05, max_false_show=target, floor=0.0)
+    assert cal.threshold > 0 and cal.expected_false_show <= target
+
+    def shown(face: np.ndarray) -> bool:   # one face per photo
+        [ident] = match_faces([face], [200], templates, threshold=cal.threshold, margin=0.05, min_face_px=80)
+        return ident.child_id is not None
+
+    # 10,000 children who are not enrolled, one photo each, against the roster with the rule in use.
+    strangers = pop.photos_of_new_children(10000)
+    assert sum(map(shown, strangers)) / len(strangers) <= target
+    # ... and the threshold is not absurdly strict: most photos of enrolled children are still shown.
+    own = [pop.photos(v, 1)[0] for v in ids.values() for _ in range(5)]
+    assert sum(map(shown, own)) / len(own) > 0.8
 
 
-def test_twins_are_listed_not_allowed_to_drag_the_threshold_down():
-    cal = calibrate(roster(amy=[at(0)], zoe=[at(0, 0.25)], ben=[at(1)]), margin=0.08)
-    assert cal.threshold == CEILING
-    assert [(p.a, p.b) for p in cal.look_alikes] == [("amy", "zoe")]
-    assert any("look too alike" in n for n in cal.notes)
-    assert cal.leave_one_out["wrong"] == 0
+def test_tail_threshold_and_false_show_agree():
+    values = np.random.default_rng(3).normal(0.2, 0.1, 5000)
+    tail = Tail.fit(values)
+    for children in (10, 30, 56):
+        t = tail.threshold_for(0.001, children)
+        assert tail.false_show(t, children) == pytest.approx(0.001, rel=1e-6)
+    assert tail.threshold_for(0.001, 56) > tail.threshold_for(0.001, 10)   # a larger roster needs more
 
 
-def test_pair_inside_threshold_plus_margin_is_a_look_alike():
-    # 0.50 apart: threshold becomes 0.40, and 0.40 + 0.12 > 0.50 -> never told apart.
-    cal = calibrate(roster(amy=[at(0)], ben=[at(0.5)]), margin=0.12)
-    assert cal.threshold == pytest.approx(0.40)
-    assert [(p.a, p.b) for p in cal.look_alikes] == [("amy", "ben")]
+def test_never_below_the_floor_and_too_few_children_keep_the_default():
+    pop = Population(seed=2, shared=0.0)
+    templates, _ = _roster(pop, 40)
+    assert calibrate(templates, margin=0.05, max_false_show=0.001).threshold == FLOOR
+    cal = calibrate(templates[:6], margin=0.05, max_false_show=0.001)
+    assert cal.threshold == FLOOR and any("too few" in n for n in cal.notes)
 
 
-def test_pair_distances_use_the_closest_templates():
-    pairs = pair_distances(roster(amy=[at(0), at(0.9)], ben=[at(1.0)], cal=[at(5)]))
-    assert [(p.a, p.b, round(p.distance, 3)) for p in pairs] == [
-        ("amy", "ben", 0.1), ("ben", "cal", 4.0), ("amy", "cal", 4.1)]
+def test_alike_roster_raises_the_threshold():
+    pop = Population(seed=5, shared=0.9, identity=0.5, photo=0.25)
+    templates, _ = _roster(pop, 40)
+    cal = calibrate(templates, margin=0.05, max_false_show=0.001)
+    assert cal.threshold > FLOOR and any("raised" in n for n in cal.notes)
 
 
-def test_single_child_notes():
-    cal = calibrate(roster(amy=[at(0)]), margin=0.08)
-    assert cal.threshold == CEILING and cal.closest_pairs == []
-    assert len(cal.notes) == 2
+def test_weakest_child_is_named_with_what_to_do():
+    pop = Population(seed=9)
+    templates, ids = _roster(pop, 30)
+    # One child whose reference photos hardly agree with each other, one with a single photo.
+    weak = _unit(np.stack([pop.photos(ids["c000"], 1)[0], pop.child(), pop.child()]))
+    templates = [t for t in templates if t.child_id not in ("c000", "c001")]
+    templates += [Template("c000", e) for e in weak] + [Template("c001", pop.photos(ids["c001"], 1)[0])]
+    cal = calibrate(templates, margin=0.05, max_false_show=0.001)
+    assert cal.keep[0].child_id == "c001" and cal.keep[0].expected_keep is None
+    assert cal.keep[1].child_id == "c000" and cal.keep[1].expected_keep < 0.5
+    assert any("add a recent photo of c000" in n for n in cal.notes)
+    assert any(n.startswith("c001 has only one") for n in cal.notes)
 
 
-def _store(conn, child: str, enc: np.ndarray) -> None:
+def test_twins_are_listed_as_look_alikes():
+    pop = Population(seed=11)
+    templates, ids = _roster(pop, 30)
+    twin = [Template("twin", e) for e in pop.photos(ids["c005"], 3)]
+    cal = calibrate(templates + twin, margin=0.05, max_false_show=0.001)
+    assert [(p.a, p.b) for p in cal.look_alikes] == [("c005", "twin")]
+    assert any("c005 and twin look as alike" in n for n in cal.notes)
+    assert {k.child_id: k.expected_keep for k in cal.keep}["twin"] == 0.0
+
+
+def test_cross_scores_score_each_reference_against_the_other_children():
+    e = np.eye(128)
+    templates = [Template("a", e[0]), Template("a", e[1]), Template("b", e[0])]
+    # a's references against b: 1.0 and 0.0; b's reference against a (mean of 1.0 and 0.0): 0.5.
+    assert sorted(cross_scores(templates).tolist()) == [0.0, 0.5, 1.0]
+
+
+def _store(conn, child: str, enc: np.ndarray, model: str | None = None) -> None:
     conn.execute("INSERT OR IGNORE INTO children (id, updated_at) VALUES (?, ?)", (child, dt.datetime.now().isoformat()))
-    conn.execute("INSERT INTO templates (child_id, photo_sha256, encoding, created_at) VALUES (?, ?, ?, ?)",
-                 (child, "0" * 64, enc.astype("<f8").tobytes(), dt.datetime.now().isoformat()))
+    conn.execute("INSERT INTO templates (child_id, photo_sha256, encoding, created_at, model) VALUES (?, ?, ?, ?, ?)",
+                 (child, "0" * 64, enc.astype("<f8").tobytes(), dt.datetime.now().isoformat(),
+                  current_model() if model is None else model))
 
 
-def test_load_templates_round_trip(tmp_path):
+def test_load_templates_round_trip_and_only_of_the_current_model(tmp_path):
     conn = db.connect(tmp_path / "pg.db")
-    enc = np.random.default_rng(1).normal(size=128)
+    enc = _unit(np.random.default_rng(1).normal(size=128))
     _store(conn, "amy", enc)
+    _store(conn, "amy", enc * 0.5, model="")              # a dlib template of an older version
+    _store(conn, "ben", enc, model="sface-2021dec:" + "f" * 64)   # another model file
     [t] = load_templates(conn)
     assert t.child_id == "amy" and t.encoding.dtype == np.float64
     np.testing.assert_array_equal(t.encoding, enc)
@@ -93,18 +142,21 @@ def test_calibrate_command_apply(tmp_path):
     result = runner.invoke(main, ["calibrate", "--home", str(home)])
     assert result.exit_code != 0 and "enrol" in result.output
     conn = db.connect(home / ".photoguard" / "photoguard.db")
-    for child, encs in {"amy": [at(0), at(0.3)], "ben": [at(0.8), at(1.0)]}.items():
-        for e in encs:
-            _store(conn, child, e)
+    pop = Population(seed=5, shared=0.9, identity=0.5, photo=0.25)   # children alike: threshold goes up
+    templates, _ = _roster(pop, 30)
+    for t in templates:
+        _store(conn, t.child_id, t.encoding)
     conn.close()
     result = runner.invoke(main, ["calibrate", "--home", str(home)])
     assert result.exit_code == 0, result.output
-    assert "suggested match.threshold = 0.40" in result.output
-    assert load_settings(home).match_threshold == 0.45   # not applied yet
+    suggested = calibrate(templates, margin=0.05, max_false_show=0.001).threshold
+    assert f"suggested match.similarity = {suggested:.2f}" in result.output
+    assert "expected share of each child's photos" in result.output
+    assert load_settings(home).match_similarity == FLOOR   # not applied yet
     result = runner.invoke(main, ["calibrate", "--home", str(home), "--apply"])
     assert result.exit_code == 0, result.output
     settings = load_settings(home)
-    assert settings.match_threshold == pytest.approx(0.40)
-    assert settings.sources["match.threshold"].endswith("photoguard.toml")
+    assert settings.match_similarity == pytest.approx(suggested)
+    assert settings.sources["match.similarity"].endswith("photoguard.toml")
     result = runner.invoke(main, ["calibrate", "--home", str(home), "--json"])
-    assert '"threshold": 0.4' in result.output
+    assert f'"threshold": {suggested}' in result.output

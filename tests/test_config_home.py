@@ -42,11 +42,11 @@ def test_defaults_without_a_settings_file(tmp_path):
 
 def test_settings_file_overrides_and_says_where(tmp_path):
     (tmp_path / "photoguard.toml").write_text(
-        'channels = ["facebook", "parents-app"]\n[match]\nthreshold = 0.4\n[obscure]\nmethod = "fill"\n')
+        'channels = ["facebook", "parents-app"]\n[match]\nsimilarity = 0.7\n[obscure]\nmethod = "fill"\n')
     settings = load_settings(tmp_path)
     assert settings.channels == ("facebook", "parents-app")
-    assert settings.match_threshold == 0.4 and settings.obscure_method == "fill"
-    assert settings.sources["match.threshold"].endswith("photoguard.toml")
+    assert settings.match_similarity == 0.7 and settings.obscure_method == "fill"
+    assert settings.sources["match.similarity"].endswith("photoguard.toml")
     assert settings.sources["match.margin"] == "default"
     home = open_home(tmp_path)
     assert home.outbox_for("parents-app").is_dir()
@@ -54,8 +54,10 @@ def test_settings_file_overrides_and_says_where(tmp_path):
 
 @pytest.mark.parametrize("text, key", [
     ("[match]\nthreshhold = 0.4\n", "match.threshhold"),      # unknown key
-    ("[match]\nthreshold = 1.5\n", "match.threshold"),        # out of range
-    ("[match]\nthreshold = \"low\"\n", "match.threshold"),    # wrong type
+    ("[match]\nsimilarity = 1.5\n", "match.similarity"),      # out of range
+    ("[match]\nsimilarity = \"low\"\n", "match.similarity"),  # wrong type
+    ("[match]\nmax_false_show = 0\n", "match.max_false_show"),
+    ("[match]\nmax_false_show = 0.5\n", "match.max_false_show"),
     ("channels = []\n", "channels"),
     ("channels = [\"face book\"]\n", "channels"),
     ("[obscure]\nmethod = \"blur\"\n", "obscure.method"),     # never plain blur
@@ -77,20 +79,32 @@ def test_broken_toml_is_reported(tmp_path):
 
 def test_write_setting_keeps_other_lines(tmp_path):
     (tmp_path / "photoguard.toml").write_text("# our nursery\nworkers = 1\n\n[match]\nmargin = 0.1\n")
-    write_setting(tmp_path, "match.threshold", 0.38)
+    write_setting(tmp_path, "match.similarity", 0.62)
     write_setting(tmp_path, "match.margin", 0.12)
     text = (tmp_path / "photoguard.toml").read_text()
     assert "# our nursery" in text
     settings = load_settings(tmp_path)
-    assert (settings.match_threshold, settings.match_margin, settings.workers) == (0.38, 0.12, 1)
+    assert (settings.match_similarity, settings.match_margin, settings.workers) == (0.62, 0.12, 1)
+
+
+def test_old_dlib_threshold_is_ignored_not_used_as_a_similarity(tmp_path):
+    # A home calibrated by an older version has a dlib distance there; as a similarity it would be loose.
+    (tmp_path / "photoguard.toml").write_text("[match]\nthreshold = 0.4\n")
+    settings = load_settings(tmp_path)
+    assert settings.match_similarity == 0.60 and settings.match_max_false_show == 0.001
+    assert settings.sources["match.threshold"].startswith("ignored")
+    out = CliRunner().invoke(main, ["config", "--home", str(tmp_path)])
+    assert out.exit_code == 0 and "match.threshold in photoguard.toml is ignored" in out.output
+    assert "calibrate --apply" in out.output
 
 
 def test_config_command_prints_sources(tmp_path):
-    (tmp_path / "photoguard.toml").write_text("[match]\nthreshold = 0.4\n")
+    (tmp_path / "photoguard.toml").write_text("[match]\nsimilarity = 0.65\n")
     out = CliRunner().invoke(main, ["config", "--home", str(tmp_path)])
     assert out.exit_code == 0
-    assert "match.threshold = 0.4" in out.output and "photoguard.toml" in out.output
-    assert "match.margin = 0.08    # default" in out.output
+    assert "match.similarity = 0.65" in out.output and "photoguard.toml" in out.output
+    assert "match.margin = 0.05    # default" in out.output
+    assert "match.max_false_show = 0.001    # default" in out.output
 
 
 def test_bad_settings_file_is_a_clean_error(tmp_path):

@@ -119,11 +119,11 @@ def test_first_sync_builds_templates_and_rejects_bad_photos(enrolled, home):
     templates = load_templates(conn)
     assert sorted(t.child_id for t in templates) == ["amy"] * 3 + ["bob"] * 2
     assert all(t.encoding.shape == (128,) and t.encoding.dtype == np.float64 for t in templates)
-    # the same child's photos are close, the two children are far apart
+    # the same child's photos are alike, the two children are not (cosine similarity of SFace embeddings)
     a = [t.encoding for t in templates if t.child_id == "amy"]
     b = [t.encoding for t in templates if t.child_id == "bob"]
-    assert max(np.linalg.norm(x - y) for x in a for y in a) < 0.45
-    assert min(np.linalg.norm(x - y) for x in a for y in b) > 0.55
+    assert min(float(x @ y) for x in a for y in a) > 0.75
+    assert max(float(x @ y) for x in a for y in b) < 0.4
 
     rows = conn.execute("SELECT child_id, field FROM consent_history ORDER BY child_id").fetchall()
     assert [tuple(r) for r in rows] == [("amy", "added"), ("bob", "added")]
@@ -352,3 +352,39 @@ def test_cli_enrol_rerenders_outbox_when_consent_is_withdrawn(home):
     assert "consent reduced for: amy" in res.stdout
     assert "outbox facebook/party.jpg: rerendered" in res.stdout and "no consent for facebook" in res.stdout
     assert "twitter/party.jpg" not in res.stdout
+
+
+def test_home_enrolled_with_old_dlib_templates_is_encoded_again_at_the_next_sync(enrolled, tmp_path, detector):
+    """A home made by the version before SFace: no model column, dlib numbers in the templates. The next
+    sync (enrol, process and watch all sync first) encodes the reference photos again, by itself."""
+    root = tmp_path / "old"
+    shutil.copytree(enrolled[0], root)
+    h = open_home(root)
+    conn = db.connect(h.database)
+    new = {(r["child_id"], r["photo_sha256"]): bytes(r["encoding"])
+           for r in conn.execute("SELECT child_id, photo_sha256, encoding FROM templates")}
+    old = np.random.default_rng(0).normal(0, 0.1, size=(len(new), 128)).astype("<f8")   # dlib-like numbers
+    for (cid, sha), enc in zip(new, old):
+        conn.execute("UPDATE templates SET encoding = ? WHERE child_id = ? AND photo_sha256 = ?",
+                     (enc.tobytes(), cid, sha))
+    conn.execute("ALTER TABLE templates DROP COLUMN model")   # the old schema
+    conn.close()
+
+    conn = db.connect(h.database)   # the new version opens it: the column comes back, empty ('' = dlib)
+    assert {r[0] for r in conn.execute("SELECT model FROM templates")} == {""}
+    assert load_templates(conn) == []   # never compared with today's faces
+    result = sync(h, conn, detector)
+    assert result.photos_checked == 5 and result.templates_erased == 5
+    rows = conn.execute("SELECT child_id, photo_sha256, encoding, model FROM templates").fetchall()
+    from photoguard.roster import current_model
+
+    assert {r["model"] for r in rows} == {current_model()}
+    assert {(r["child_id"], r["photo_sha256"]): bytes(r["encoding"]) for r in rows} == new
+    assert len(load_templates(conn)) == 5
+    events = conn.execute("SELECT child_id FROM events WHERE kind = 'templates_outdated' ORDER BY child_id").fetchall()
+    assert [r[0] for r in events] == ["amy", "bob"]
+    assert_gone_from_file(h.database, [enc.tobytes() for enc in old])
+    # Nothing more to do on the sync after.
+    again = sync(h, conn, detector)
+    assert again.photos_checked == 0 and again.templates_erased == 0
+    conn.close()

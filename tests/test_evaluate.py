@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,7 +107,7 @@ def people(tmp_path_factory, detector):
 
 def test_identity_enrol_one_test_the_rest(people):
     folder, photos = people
-    report = identity_report(photos, k=1, threshold=0.45, margin=0.08, min_face_px=80)
+    report = identity_report(photos, k=1, threshold=0.60, margin=0.05, min_face_px=80)
     assert report.enrolled == {"astronaut": ["astronaut0.jpg"], "hopper": ["hopper0.jpg"]}
     ident = report.counts(report.identifiable())
     assert ident == {"faces": 4, "correct": 4, "wrong": 0, "unknown": 0}
@@ -117,7 +118,7 @@ def test_identity_enrol_one_test_the_rest(people):
 
 def test_identity_held_out_person_stays_unknown(people):
     _, photos = people
-    report = identity_report(photos, k=1, holdout=["hopper"], threshold=0.45, margin=0.08, min_face_px=80)
+    report = identity_report(photos, k=1, holdout=["hopper"], threshold=0.60, margin=0.05, min_face_px=80)
     hopper = [f for f in report.faces if f.photo.endswith(("hopper0.jpg", "hopper1.jpg", "hopper2.jpg"))
               and f.person == "hopper"]
     assert len(hopper) == 3 and all(f.shown_as is None and not f.enrolled for f in hopper)
@@ -127,7 +128,7 @@ def test_identity_held_out_person_stays_unknown(people):
 def test_identity_loose_rule_shows_leaks(people):
     # With an absurd threshold a held-out person is shown as the enrolled one: the report must say so.
     _, photos = people
-    report = identity_report(photos, k=1, holdout=["hopper"], threshold=1.5, margin=0.0, min_face_px=80)
+    report = identity_report(photos, k=1, holdout=["hopper"], threshold=-1.0, margin=0.0, min_face_px=80)
     assert report.wrong_keeps > 0
     assert "LEAK:" in "\n".join(format_identity(report))
 
@@ -140,3 +141,51 @@ def test_identity_command(people):
     assert data["all"]["wrong"] == 0 and data["enrolled_faces_min_width"]["correct"] == 4
     result = CliRunner().invoke(main, ["evaluate", "identity", str(folder), "--holdout", "nobody"])
     assert result.exit_code != 0 and "nobody" in result.output
+
+
+# --- simulated rosters -------------------------------------------------------------------------
+
+
+def _synthetic_children(n: int, seed: int = 0):
+    """EncodedPhoto lists of ``n`` made-up children, 5 photos each at ages 2-6, one 120 px face each."""
+    from photoguard.detect import FaceBox
+    from photoguard.evaluate import EncodedPhoto
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in range(n):
+        centre = rng.normal(size=128)
+        centre /= np.linalg.norm(centre)
+        for age in range(2, 7):
+            v = centre + 0.5 * rng.normal(size=128) / np.sqrt(128)
+            out.append(EncodedPhoto(f"child{c:03d}", Path(f"child{c:03d}/{c:03d}A{age:02d}.JPG"),
+                                    [FaceBox(0, 0, 120, 120, 0.9)], [v / np.linalg.norm(v)]))
+    return out
+
+
+def test_simulated_rosters_enrol_two_thirds_within_the_window_and_count_strangers():
+    from photoguard.rosters import format_rosters, photo_age, simulate
+
+    assert photo_age(Path("001A05.JPG")) == 5 and photo_age(Path("012A14a.JPG")) == 14
+    assert photo_age(Path("obama1.jpg")) is None
+    photos = _synthetic_children(15)
+    r = simulate(photos, 9, 4, threshold=0.60, margin=0.05, min_face_px=80)
+    assert r.enrolled_children == 4 * 6                 # a third of 9 never enrolled
+    assert r.stranger_faces == 4 * 3 * 5                # all their photos are strangers' faces
+    # window of 2 years: 3 photos in it, 2 enrolled, 1 tested per child
+    assert r.enrolled_faces == 4 * 6 * 1
+    assert r.wrong == 0 and r.kept == r.enrolled_faces
+    text = "\n".join(format_rosters([r], 0.60, 0.05, 80))
+    assert "100.0%" in text and "60/60" in text
+    # A rule that shows anyone reports the leaks.
+    loose = simulate(photos, 9, 2, threshold=-1.0, margin=0.0, min_face_px=80)
+    assert loose.wrong > 0 and loose.leaks
+
+
+def test_identity_command_runs_rosters(people):
+    folder, _ = people
+    result = CliRunner().invoke(main, ["evaluate", "identity", str(folder), "--roster-sizes", "2", "--runs", "3",
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    [r] = json.loads(result.stdout)
+    assert r["size"] == 2 and r["wrong"] == 0 and r["enrolled_children"] == 3

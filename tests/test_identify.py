@@ -9,85 +9,116 @@ from PIL import Image
 import facekit
 from photoguard.detect import FaceBox, FaceDetector
 from photoguard.identify import (
-    NO_CHILDREN, NO_ENCODING, NOT_CLOSE, TOO_SMALL, Template, confusable_pairs, encode_faces, match_faces,
+    NO_CHILDREN, NO_ENCODING, NOT_CLOSE, TOO_SMALL, Template, encode_faces, look_alike_pairs, match_faces,
 )
 
-RULE = dict(threshold=0.45, margin=0.08, min_face_px=80)
+RULE = dict(threshold=0.60, margin=0.05, min_face_px=80)
+E = np.eye(128)
 
 
-def at(*xs: float) -> np.ndarray:
-    """A 128-d encoding whose first coordinates are ``xs`` (distances are then easy to read)."""
+def unit(*xs: float) -> np.ndarray:
+    """A unit vector along the first axes with weights ``xs`` (similarities are then easy to read)."""
     v = np.zeros(128)
     v[: len(xs)] = xs
-    return v
+    return v / np.linalg.norm(v)
 
 
-AMY, BEN = Template("amy", at(0.0)), Template("ben", at(1.0))
+def sim(base: int, other: int, s: float) -> np.ndarray:
+    """A unit vector with similarity ``s`` to axis ``base``, the rest along axis ``other``."""
+    return s * E[base] + np.sqrt(1 - s * s) * E[other]
+
+
+AMY, BEN = Template("amy", E[0]), Template("ben", E[1])
 
 
 def test_match_close_and_clear():
-    [ident] = match_faces([at(0.3)], [120], [AMY, BEN], **RULE)
+    [ident] = match_faces([sim(0, 2, 0.8)], [120], [AMY, BEN], **RULE)
     assert ident.child_id == "amy" and ident.reason == "matched"
-    assert ident.distance == pytest.approx(0.3) and ident.runner_up == pytest.approx(0.7)
+    assert ident.similarity == pytest.approx(0.8) and ident.runner_up == pytest.approx(0.0)
+    assert ident.distance == pytest.approx(0.2)
 
 
-def test_threshold_is_inclusive_and_strict_beyond():
-    assert match_faces([at(0.45)], [120], [AMY], **RULE)[0].child_id == "amy"
-    ident = match_faces([at(0.46)], [120], [AMY], **RULE)[0]
+def test_threshold_is_inclusive_and_strict_below():
+    assert match_faces([sim(0, 2, 0.6)], [120], [AMY], **RULE)[0].child_id == "amy"
+    ident = match_faces([sim(0, 2, 0.59)], [120], [AMY], **RULE)[0]
     assert ident.child_id is None and ident.reason == NOT_CLOSE and ident.nearest == "amy"
 
 
 def test_margin_to_the_next_child():
-    # 0.44 from amy, 0.50 from ben: within threshold but only 0.06 apart (< margin 0.08).
-    ben = Template("ben", at(0.94))
-    ident = match_faces([at(0.44)], [120], [AMY, ben], **RULE)[0]
+    # 0.70 like amy, 0.67 like ben: above the threshold but only 0.03 ahead (< margin 0.05).
+    ident = match_faces([0.70 * E[0] + 0.67 * E[1] + np.sqrt(1 - 0.70**2 - 0.67**2) * E[2]], [120], [AMY, BEN], **RULE)[0]
     assert ident.child_id is None
     assert ident.reason == "too close to call between amy and ben"
-    # A bit farther from ben: identified.
-    assert match_faces([at(0.40)], [120], [AMY, ben], **RULE)[0].child_id == "amy"
+    # Farther from ben: identified.
+    ok = 0.75 * E[0] + 0.6 * E[1] + np.sqrt(1 - 0.75**2 - 0.6**2) * E[2]
+    assert match_faces([ok], [120], [AMY, BEN], **RULE)[0].child_id == "amy"
 
 
-def test_nearest_template_of_each_child_counts():
-    amy2 = Template("amy", at(0.0, 0.9))
-    ident = match_faces([at(0.1, 0.9)], [120], [AMY, amy2, BEN], **RULE)[0]
-    assert ident.child_id == "amy" and ident.distance == pytest.approx(0.1)
+def test_mean_over_a_childs_references_counts():
+    amy2 = Template("amy", E[3])
+    face = unit(1, 0, 0, 1)           # 0.707 like each of amy's two references
+    [ident] = match_faces([face], [120], [AMY, amy2, BEN], **RULE)
+    assert ident.child_id == "amy" and ident.similarity == pytest.approx(0.7071, abs=1e-3)
+    # Like one reference only: the mean (0.5) is not enough, though the nearest reference (1.0) would be.
+    [ident] = match_faces([E[0]], [120], [AMY, amy2, BEN], **RULE)
+    assert ident.child_id is None and ident.similarity == pytest.approx(0.5)
 
 
 def test_too_small_to_identify():
-    ident = match_faces([at(0.1)], [79], [AMY], **RULE)[0]
+    ident = match_faces([E[0]], [79], [AMY], **RULE)[0]
     assert ident.child_id is None and ident.reason == TOO_SMALL
-    assert match_faces([at(0.1)], [80], [AMY], **RULE)[0].child_id == "amy"
+    assert match_faces([E[0]], [80], [AMY], **RULE)[0].child_id == "amy"
     # Not even encoded because it is small: still "too small".
     assert match_faces([None], [30], [AMY], **RULE)[0].reason == TOO_SMALL
 
 
 def test_one_face_per_child_per_photo():
-    ids = match_faces([at(0.3), at(0.1), at(0.95)], [100, 100, 100], [AMY, BEN], **RULE)
+    ids = match_faces([sim(0, 2, 0.7), sim(0, 3, 0.9), sim(1, 4, 0.95)], [100, 100, 100], [AMY, BEN], **RULE)
     assert [i.child_id for i in ids] == [None, "amy", "ben"]
     assert "amy" in ids[0].reason and ids[0].reason != "matched"
 
 
-def test_confusable_pair_is_never_identified():
-    twin = Template("zoe", at(0.0, 0.3))
-    pairs = confusable_pairs([AMY, BEN, twin], 0.45, 0.08)
+def test_look_alike_pair_is_never_identified():
+    # Twins: zoe's reference is as like amy's as amy's own references are to each other.
+    amy = [Template("amy", sim(0, 5, 1.0)), Template("amy", sim(0, 6, 0.8))]
+    zoe = [Template("zoe", sim(0, 7, 0.85)), Template("zoe", unit(0.8, 0, 0, 0, 0, 0, 0, 0.6, 0.7))]
+    pairs = look_alike_pairs(amy + zoe + [BEN], 0.60)
     assert pairs == {frozenset({"amy", "zoe"})}
-    # Close to amy, clearly farther from zoe than the margin -- still refused.
-    face = at(0.0, -0.2)
-    assert match_faces([face], [120], [AMY, BEN, twin], **RULE)[0].child_id == "amy"
-    ident = match_faces([face], [120], [AMY, BEN, twin], **RULE, confusable=pairs)[0]
+    face = unit(1, 0, 0, 0, 0, 0, 0.2)
+    roster = amy + zoe + [BEN]
+    ident = match_faces([face], [120], roster, **RULE, confusable=pairs)[0]
     assert ident.child_id is None and ident.reason == "too close to call between amy and zoe"
     # Other children are unaffected.
-    assert match_faces([at(1.0)], [120], [AMY, BEN, twin], **RULE, confusable=pairs)[0].child_id == "ben"
+    assert match_faces([E[1]], [120], roster, **RULE, confusable=pairs)[0].child_id == "ben"
+
+
+def test_ordinary_classmates_are_not_look_alikes():
+    # 20 classmates who all share a common look (references of different children 0.62 alike, above the
+    # threshold), each with own references 0.85 alike: told apart, none is a look-alike.
+    templates = []
+    for k in range(20):
+        for j in range(3):
+            v = np.sqrt(0.23) * E[k] + np.sqrt(0.15) * E[40 + 3 * k + j] + np.sqrt(0.62) * E[127]
+            templates.append(Template(f"c{k:02d}", v))
+    assert look_alike_pairs(templates, 0.60) == set()
+    # A child whose own photos differ a lot (own level 0.0) does not make a classmate a look-alike
+    # when their references are far from passing for each other (0.28 alike).
+    odd = [Template("odd", sim(30, 100, 0.55)), Template("odd", sim(31, 101, 0.55))]
+    near = [Template("near", 0.5 * E[30] + 0.5 * E[31] + np.sqrt(0.5) * E[102])]
+    assert look_alike_pairs(templates + odd + near, 0.60) == set()
+    # The same children with a real twin added: only the twins are caught.
+    twin = [Template("twin", t.encoding) for t in templates if t.child_id == "c03"]
+    assert look_alike_pairs(templates + twin, 0.60) == {frozenset({"c03", "twin"})}
 
 
 def test_unknowns():
-    ids = match_faces([None, at(0.1)], [120, 120], [], **RULE)
+    ids = match_faces([None, E[0]], [120, 120], [], **RULE)
     assert [i.reason for i in ids] == [NO_CHILDREN, NO_CHILDREN]   # nobody to compare with says so
     assert match_faces([None], [120], [AMY], **RULE)[0].reason == NO_ENCODING
     assert all(i.child_id is None for i in ids)
     assert match_faces([], [], [AMY], **RULE) == []
     with pytest.raises(ValueError):
-        match_faces([at(0.1)], [], [AMY], **RULE)
+        match_faces([E[0]], [], [AMY], **RULE)
 
 
 # --- real faces ------------------------------------------------------------------------------
@@ -108,9 +139,10 @@ def templates(detector):
     return [Template(n, _largest_encoding(detector, facekit.face_image(n))[0]) for n in ("astronaut", "hopper")]
 
 
-def test_encodings_are_128_floats(templates):
+def test_encodings_are_128_floats_of_unit_length(templates):
     for t in templates:
         assert t.encoding.shape == (128,) and t.encoding.dtype == np.float64
+        assert np.linalg.norm(t.encoding) == pytest.approx(1.0)
 
 
 def test_variations_of_one_person_match_and_the_other_does_not(detector, templates):
@@ -124,7 +156,7 @@ def test_variations_of_one_person_match_and_the_other_does_not(detector, templat
         enc, box = _largest_encoding(detector, v)
         [ident] = match_faces([enc], [box.width], templates, **RULE)
         assert ident.child_id == "hopper", ident
-        assert ident.distance < 0.3 and ident.runner_up > 0.55
+        assert ident.similarity > 0.8 and ident.runner_up < 0.4
 
 
 def test_scene_with_both_faces_and_a_small_one(detector, templates):
@@ -188,7 +220,11 @@ def test_encodings_do_not_depend_on_batching(detector):
 def test_nan_distance_is_never_a_match():
     from photoguard.identify import Template, match_faces
 
-    templates = [Template("ada", np.zeros(128)), Template("grace", np.ones(128))]
+    templates = [Template("ada", E[0]), Template("grace", E[1])]
     broken = np.full(128, np.nan)
-    [ident] = match_faces([broken], [200], templates, threshold=0.45, margin=0.08, min_face_px=80)
+    [ident] = match_faces([broken], [200], templates, threshold=0.60, margin=0.05, min_face_px=80)
+    assert ident.child_id is None
+    # A broken template fails closed too, for every face.
+    [ident] = match_faces([E[0]], [200], templates + [Template("ada", np.full(128, np.nan))],
+                          threshold=0.60, margin=0.05, min_face_px=80)
     assert ident.child_id is None
