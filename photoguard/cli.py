@@ -915,3 +915,8 @@ def demo(home_dir: str, workers: int | None) -> None:
     click.echo("")
     click.echo(f"outbox:  {home.outbox}/<channel>/")
     click.echo(f"report:  {report_path}   (shows children unobscured: private)")
+
+
+from .cli_service import service  # noqa: E402
+
+main.add_command(service)
