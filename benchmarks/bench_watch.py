@@ -13,6 +13,13 @@ from a folder on the same disk), as a sync tool finishing a file would.
 - memory: peak of the summed RSS of the watcher and all its descendants (workers, forkserver), sampled
   every 0.25 s from /proc; and the watcher process alone before and after the burst;
 - --day N: afterwards N small (640x480) photos, to see whether the watcher's memory stays flat.
+
+    uv run python benchmarks/bench_watch.py --flood 500,2000,10000
+
+Only the watcher's intake, in this process, with real inotify events: N empty files are written into
+the inbox and the watcher's own event loop (``_drain_events``) runs until every file is waiting; then
+one periodic rescan of the whole inbox. Before issue 11 every folder event rescanned the whole inbox,
+so intake grew with the square of N.
 """
 
 from __future__ import annotations
@@ -109,6 +116,35 @@ def mb(n: int) -> float:
     return round(n / 2**20, 1)
 
 
+def flood(count: int) -> dict:
+    from photoguard.home import open_home
+    from photoguard.watch import Watcher, WatchOptions
+
+    work = Path(tempfile.mkdtemp(prefix="pg-bench-flood-"))
+    home = open_home(work / "home")
+    watcher = Watcher(home, WatchOptions(workers=1))
+    observer = watcher._observe()
+    try:
+        t0, c0 = time.monotonic(), time.process_time()
+        for i in range(count):
+            (home.inbox / f"IMG_{i:05d}.jpg").write_bytes(b"")
+        written = time.monotonic() - t0
+        while len(watcher.pending) < count and time.monotonic() - t0 < 1800:
+            watcher._drain_events()
+            time.sleep(0.05)
+        intake, cpu = time.monotonic() - t0, time.process_time() - c0
+        scans = getattr(watcher, "scans", None)   # folder scans during intake (None: older code, not counted)
+        t1 = time.monotonic()
+        watcher._scan_inbox()
+        rescan = time.monotonic() - t1
+    finally:
+        observer.stop()
+        observer.join(10)
+    return {"files": count, "seen": len(watcher.pending), "write_s": round(written, 2),
+            "intake_s": round(intake, 2), "intake_cpu_s": round(cpu, 2), "rescan_s": round(rescan, 3),
+            "folder_scans_during_intake": scans}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--burst", type=int, default=100)
@@ -117,7 +153,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="default: number of cores")
     parser.add_argument("--day", type=int, default=0, help="then N small photos, for memory flatness")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--flood", default=None, help="only the intake of N new files (comma-separated Ns)")
     args = parser.parse_args()
+    if args.flood:
+        for n in (int(x) for x in args.flood.split(",")):
+            r = flood(n)
+            print(json.dumps(r) if args.json else
+                  f"{r['files']} new files: all {r['seen']} waiting after {r['intake_s']}s "
+                  f"({r['intake_cpu_s']}s CPU; writing them took {r['write_s']}s); "
+                  f"a rescan of the whole inbox {r['rescan_s']}s; folder scans during intake {r['folder_scans_during_intake']}", flush=True)
+        return
 
     work = Path(tempfile.mkdtemp(prefix="pg-bench-watch-"))
     home = work / "home"

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import sqlite3
+import stat
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -127,8 +128,9 @@ def purge_archive(home: Home, conn: sqlite3.Connection, retention_days: int | No
     days = home.settings.archive_retention_days if retention_days is None else retention_days
     cutoff = (today or date.today()) - timedelta(days=days)
     purged = []
+    # A photo still waiting for review keeps its original: a release is rendered from it.
     rows = conn.execute("SELECT sha256, source, archive_path, finished_at FROM photos "
-                        "WHERE archive_path IS NOT NULL AND state = 'done'").fetchall()
+                        "WHERE archive_path IS NOT NULL AND state = 'done' AND outcome IS NOT 'review'").fetchall()
     for row in rows:
         finished = datetime.fromisoformat(row["finished_at"]).date()
         if finished >= cutoff:
@@ -144,10 +146,17 @@ def purge_archive(home: Home, conn: sqlite3.Connection, retention_days: int | No
                          (now_iso(), "purged", row["sha256"], f"{row['source']}: archived {row['finished_at'][:10]}"))
         purged.append(Purged(row["source"], path))
     # Second copies of processed photos, and reports (they show children unobscured), go with the
-    # originals they belong to.
-    leftovers = [*(home.archive / "duplicates").glob("*"), *home.reports.glob("report-*.html")]
+    # originals they belong to; so do files in failed/ (originals no one fixed) and in review/ (once the
+    # original is gone a review copy can no longer be released). Links and pipes in failed/ go as
+    # themselves; their targets are never touched.
+    leftovers = [*(home.archive / "duplicates").glob("*"), *home.reports.glob("report-*.html"),
+                 *home.failed.iterdir(), *home.review.iterdir()]
     for path in sorted(leftovers):
-        if path.is_file() and date.fromtimestamp(path.stat().st_mtime) < cutoff:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) and date.fromtimestamp(st.st_mtime) < cutoff:
             path.unlink()
             purged.append(Purged(path.name, path))
     return purged

@@ -407,6 +407,8 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
             files = collect([Path(p) for p in paths] or [home.inbox])
             if not files:
                 note(f"nothing to process in {home.inbox}")
+                for line in _takedowns_now(home):
+                    note(line)
                 return
             count = {"n": 0}
 
@@ -479,7 +481,7 @@ def review_show(home_dir: str | None, name: str) -> None:
     if not detail.faces:
         click.echo("  no faces")
     for face in detail.faces:
-        click.echo(f"  face {face.number}: {face.who} — {face.reason}")
+        click.echo(f"  face {face.number}: {face.reason}")
         for outcome in face.channels:
             click.echo(f"      {outcome.channel}: {'shown' if outcome.shown else 'obscured'} ({outcome.why})")
     for edit in detail.edits:
@@ -577,7 +579,8 @@ def review_undo(home_dir: str | None) -> None:
     from .review import os_actor, undo_last
 
     done = _review_call(home_dir, lambda home, conn: undo_last(home, conn, actor=os_actor()))
-    click.echo(f"{done.item.name} ({done.item.source}) is back in review; its {done.kind} was taken back")
+    what = "release" if done.kind == "released" else "rejection"
+    click.echo(f"{done.item.name} ({done.item.source}) is back in review; its {what} was taken back")
     for path in done.removed:
         click.echo(f"  removed from the outbox: {path}")
 
@@ -679,7 +682,8 @@ def posted(home_dir: str | None, name: str | None, channel: str | None, by: str 
                 click.echo("the outbox is empty" if channel is None else f"outbox/{channel} is empty")
             for p in photos:
                 state = f"posted {when_words(p.posted)} by {p.posted_by}" if p.posted else "not posted yet"
-                click.echo(f"#{p.id}  {p.channel}  {p.name}  (from {p.source}, {when_words(p.created)})  {state}")
+                source = f" (from {p.source})" if Path(p.source).stem != Path(p.name).stem else ""
+                click.echo(f"#{p.id}  {p.channel}  {p.name}{source}  in the outbox since {when_words(p.created)}  {state}")
             return
         if channel is None:
             raise click.ClickException(f"say where it was posted: photoguard posted {name} --channel "
@@ -706,13 +710,12 @@ def takedown(ctx: click.Context, home_dir: str | None, child_id: str | None) -> 
     if ctx.invoked_subcommand is not None:
         return
     from . import db
-    from .outbox import sweep, takedown_list
+    from .outbox import takedown_list
 
     home = get_home(home_dir)
     conn = db.connect(home.database)
     try:
-        sweep(home, conn)
-        items = takedown_list(conn, child_id)
+        items = takedown_list(conn, child_id, home=home)
     finally:
         conn.close()
     if not items:
@@ -823,12 +826,11 @@ def status(home_dir: str | None, recent: int) -> None:
 def _takedowns_now(home: Home) -> list[str]:
     """The take-down list as lines (empty when there is nothing to take down)."""
     from . import db
-    from .outbox import sweep, takedown_list
+    from .outbox import takedown_list
 
     conn = db.connect(home.database)
     try:
-        sweep(home, conn)
-        items = takedown_list(conn)
+        items = takedown_list(conn, home=home)
     finally:
         conn.close()
     return _takedown_lines(items) if items else []

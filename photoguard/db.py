@@ -80,6 +80,7 @@ CREATE TABLE IF NOT EXISTS faces (
     reason TEXT,                              -- why identified / unknown
     PRIMARY KEY (photo_sha256, idx)
 );
+-- As decided when the photo was processed; what each outbox file really showed is in outbox_files.
 CREATE TABLE IF NOT EXISTS face_actions (
     photo_sha256 TEXT NOT NULL,
     face_idx INTEGER NOT NULL,
@@ -89,6 +90,7 @@ CREATE TABLE IF NOT EXISTS face_actions (
     consent TEXT,                             -- JSON snapshot of the consent used
     PRIMARY KEY (photo_sha256, face_idx, channel)
 );
+-- The current outbox file per photo and channel (its history: outbox_files).
 CREATE TABLE IF NOT EXISTS outputs (
     photo_sha256 TEXT NOT NULL,
     channel TEXT NOT NULL,
@@ -120,6 +122,7 @@ CREATE TABLE IF NOT EXISTS outbox_files (
     posted_by TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_files_photo ON outbox_files(photo_sha256, channel);
+CREATE INDEX IF NOT EXISTS outbox_files_inode ON outbox_files(inode);
 -- Photos posted or collected that showed a child whose consent has gone, marked taken down by the manager.
 CREATE TABLE IF NOT EXISTS takedowns (
     file_id INTEGER PRIMARY KEY,              -- outbox_files.id

@@ -15,6 +15,8 @@ import hashlib
 import io
 import os
 import secrets
+import sys
+import threading
 import warnings
 from dataclasses import dataclass
 from functools import cache
@@ -194,6 +196,9 @@ def _decode_quietly(data: bytes) -> LoadedImage:
                 raise ImageError(f"truncated JPEG — the copy may be incomplete; {_COPY_AGAIN}")
             if problem is not None:
                 raise ImageError(f"damaged JPEG — the picture data is corrupt ({problem}); {_COPY_AGAIN}")
+            warning = libjpeg_warning(data)
+            if warning is not None:
+                raise ImageError(f"damaged JPEG — the picture data is corrupt ({warning}); {_COPY_AGAIN}")
         orientation = _orientation(im)
         try:
             rgb_im, converted = _to_rgb(im)
@@ -206,6 +211,49 @@ def _decode_quietly(data: bytes) -> LoadedImage:
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ImageError(f"unsupported colour format in this {label}")
     return LoadedImage(rgb=rgb, format=fmt, orientation=orientation, sha256=digest, icc_converted=converted)
+
+
+# libjpeg's warnings that mean the picture data is damaged (it decodes such data into grey or smeared
+# blocks without an error). Other warnings (an unknown JFIF revision, an odd thumbnail) are harmless.
+_CORRUPT_WARNINGS = ("corrupt jpeg data", "premature end of jpeg file", "invalid sos parameters",
+                     "inconsistent progression sequence", "bogus")
+_stderr_lock = threading.Lock()
+
+
+def libjpeg_warning(data: bytes) -> str | None:
+    """libjpeg's complaint about damaged picture data in this JPEG ("Corrupt JPEG data: 229 extraneous
+    bytes before marker 0xd9"), or None.
+
+    Pillow silences libjpeg's warnings; OpenCV's decoder lets them through to stderr. So the JPEG is
+    decoded once more by OpenCV at 1/8 scale (every byte of the picture data is still entropy-decoded,
+    ~50 ms for 12 MP) with the process's stderr caught for that moment; anything else written to
+    stderr meanwhile is passed on.
+    """
+    import tempfile
+
+    import cv2
+
+    with _stderr_lock, tempfile.TemporaryFile() as caught:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(caught.fileno(), 2)
+            cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        caught.seek(0)
+        text = caught.read().decode("utf-8", "replace")
+    found = None
+    others = []
+    for line in text.splitlines():
+        if found is None and any(w in line.lower() for w in _CORRUPT_WARNINGS):
+            found = line.strip().rstrip(".")
+        elif line.strip():
+            others.append(line)
+    if others:
+        os.write(2, ("\n".join(others) + "\n").encode("utf-8", "replace"))
+    return found
 
 
 def load_thumbnail(path: Path, max_px: int) -> tuple[Image.Image, float]:
@@ -571,11 +619,12 @@ def encode_stripped_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
     return data
 
 
-def save_stripped_jpeg(rgb: np.ndarray, folder: Path, stem: str, quality: int = 90) -> Path:
+def save_stripped_jpeg(rgb: np.ndarray, folder: Path, stem: str, quality: int = 90, mode: int = 0o640) -> Path:
     """Write ``folder/stem.jpg`` atomically with no metadata at all; never overwrite (adds -1, -2 ...).
 
-    Returns the path written. Raises SaveError (an OSError) with a clear message if writing fails;
-    no temporary file is left behind.
+    ``mode`` is set explicitly, whatever the umask: 0640 (readable by the manager's group) suits the
+    outbox, 0600 anything that holds faces not yet cleared. Returns the path written. Raises SaveError
+    (an OSError) with a clear message if writing fails; no temporary file is left behind.
     """
     folder = Path(folder)
     if not stem or "/" in stem or "\\" in stem or stem in (".", "..") or "\x00" in stem:
@@ -583,8 +632,9 @@ def save_stripped_jpeg(rgb: np.ndarray, folder: Path, stem: str, quality: int = 
     data = encode_stripped_jpeg(rgb, quality)
     tmp = folder / f".{stem}.jpg.{secrets.token_hex(6)}.tmp"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
+            os.fchmod(fd, mode)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]

@@ -42,6 +42,13 @@ if TYPE_CHECKING:
 
 COLLECTED, REPLACED, REMOVED = "collected", "replaced", "removed"
 
+# The library the CLI and the web app call (kept stable).
+__all__ = [
+    "OutboxError", "OutboxPhoto", "Recheck", "TakedownChild", "TakedownItem",
+    "list_outbox", "outbox_photo", "find_outbox_photo", "mark_posted", "takedown_list", "mark_taken_down",
+    "sweep", "recheck_outbox", "record_outbox_file", "publish_to_channel", "when_words",
+]
+
 
 class OutboxError(Exception):
     """A photo could not be found in an outbox or cannot be marked; the message says what to do."""
@@ -123,15 +130,26 @@ def record_outbox_file(home: Home, conn: sqlite3.Connection, sha: str, channel: 
     (``face_actions``). Returns the file's id.
     """
     if shown is None:
-        shown = [r[0] for r in conn.execute(
-            "SELECT face_idx FROM face_actions WHERE photo_sha256 = ? AND channel = ? AND action = ?",
-            (sha, channel, SHOWN))]
-    path = Path(path)
-    try:
-        st = os.stat(path, follow_symlinks=False)
-        device, inode = st.st_dev, st.st_ino
-    except FileNotFoundError:
-        device = inode = None  # already gone: the next sweep records it collected
+        shown = _decided_shown(conn, sha, channel)
+    return _insert_file(home, conn, sha, channel, Path(path), shown, made, file_sha256, replaces, follow=True)
+
+
+def _decided_shown(conn: sqlite3.Connection, sha: str, channel: str) -> list[int]:
+    """The faces shown on ``channel`` as decided when the photo was processed."""
+    return [r[0] for r in conn.execute(
+        "SELECT face_idx FROM face_actions WHERE photo_sha256 = ? AND channel = ? AND action = ?", (sha, channel, SHOWN))]
+
+
+def _insert_file(home: Home, conn: sqlite3.Connection, sha: str, channel: str, path: Path, shown: Iterable[int],
+                 made: str, file_sha256: str | None, replaces: int | None, follow: bool) -> int:
+    """``follow``: the file at ``path`` is ours, so follow its inode from now on."""
+    device = inode = None  # not followed by inode: found by name or content, else collected at the next sweep
+    if follow:
+        try:
+            st = os.stat(path, follow_symlinks=False)
+            device, inode = st.st_dev, st.st_ino
+        except FileNotFoundError:
+            pass
     if file_sha256 is None:
         file_sha256 = _hash_if_there(path)
     cur = conn.execute(
@@ -150,7 +168,7 @@ def publish_to_channel(home: Home, conn: sqlite3.Connection, staged: Path, sha: 
     ``shown``: the faces (``faces.idx``) visible in it; ``made``: why, e.g. "released by Mrs Jones".
     ``staged`` must be on the home's file system (``.photoguard/staging/``). For callers outside the
     pipeline (a release from review)."""
-    from .pipeline import publish
+    from .durable import publish
 
     copy = staged.with_name(f".{channel}-{secrets.token_hex(4)}.jpg")
     fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -184,15 +202,14 @@ def _adopt_untracked(home: Home, conn: sqlite3.Connection) -> None:
     rows = conn.execute(
         "SELECT o.* FROM outputs o WHERE o.removed_at IS NULL AND NOT EXISTS (SELECT 1 FROM outbox_files f "
         "WHERE f.photo_sha256 = o.photo_sha256 AND f.channel = o.channel AND f.path = o.path "
-        "AND f.file_sha256 IS o.file_sha256)").fetchall()
+        "AND (f.file_sha256 IS o.file_sha256 OR f.created_at >= o.created_at))").fetchall()
     for o in rows:
         path = home.root / o["path"]
+        shown = _decided_shown(conn, o["photo_sha256"], o["channel"])
+        # A file at that name with other bytes is not followed by its inode (it may not be ours).
         ours = o["file_sha256"] is None or _hash_if_there(path) == o["file_sha256"]
-        file_id = record_outbox_file(home, conn, o["photo_sha256"], o["channel"], path, made="recorded",
-                                     file_sha256=o["file_sha256"])
-        if not ours:
-            # Another file at that name: found again by name or content below, or recorded collected.
-            conn.execute("UPDATE outbox_files SET device = NULL, inode = NULL WHERE id = ?", (file_id,))
+        _insert_file(home, conn, o["photo_sha256"], o["channel"], path, shown, "recorded", o["file_sha256"], None,
+                     follow=ours)
 
 
 # --- where our files are now ------------------------------------------------------------------------
@@ -273,7 +290,7 @@ def sweep(home: Home, conn: sqlite3.Connection) -> dict[int, Path | None]:
         _adopt_untracked(home, conn)
         rows = _current(conn)
         where = _locate(home, rows)
-        now = now_iso()
+        now, root = now_iso(), str(home.root)
         for row in rows:
             found = where[row["id"]]
             if found is None:
@@ -281,7 +298,7 @@ def sweep(home: Home, conn: sqlite3.Connection) -> dict[int, Path | None]:
                              (COLLECTED, now, row["id"]))
                 _event(conn, "collected", row["photo_sha256"],
                        f"{row['channel']}: {_last_name(row)}: left the outbox")
-            elif str(found.relative_to(home.root)) != (row["seen_path"] or row["path"]):
+            elif str(found) != f"{root}/{row['seen_path'] or row['path']}":
                 # Renamed: remember the name the manager gave it, to name it by that later.
                 conn.execute("UPDATE outbox_files SET seen_path = ? WHERE id = ?",
                              (str(found.relative_to(home.root)), row["id"]))
@@ -329,15 +346,37 @@ def list_outbox(home: Home, conn: sqlite3.Connection, channel: str | None = None
 def outbox_photo(home: Home, conn: sqlite3.Connection, file_id: int) -> OutboxPhoto:
     """One outbox file by id, with where it is now (``path`` None once it has left the outbox).
 
-    Read only; the path is always a regular file inside that channel's outbox folder."""
+    Read only; the path is always a regular file inside that channel's outbox folder. Anything but a
+    known number (text from a request included) raises OutboxError."""
+    try:
+        number = int(file_id)
+    except (TypeError, ValueError):
+        raise OutboxError(f"{str(file_id)[:40]!r} is not an outbox photo number; see `photoguard posted --list`.") from None
     row = conn.execute("SELECT f.*, COALESCE(p.source, f.path) AS source FROM outbox_files f "
-                       "LEFT JOIN photos p ON p.sha256 = f.photo_sha256 WHERE f.id = ?", (int(file_id),)).fetchone()
+                       "LEFT JOIN photos p ON p.sha256 = f.photo_sha256 WHERE f.id = ?", (number,)).fetchone()
     if row is None:
-        raise OutboxError(f"there is no outbox photo number {file_id}; see `photoguard posted --help`.")
+        raise OutboxError(f"there is no outbox photo number {number}; see `photoguard posted --list`.")
     path = None
     if row["ended"] is None:
-        path = _locate(home, _current(conn, row["channel"])).get(row["id"])
+        path = _where_last_seen(home, conn, row) or _locate(home, _current(conn, row["channel"])).get(row["id"])
     return _photo(row, path)
+
+
+def _where_last_seen(home: Home, conn: sqlite3.Connection, row: sqlite3.Row) -> Path | None:
+    """The file still where it was last seen, with its inode, and no newer file claims that inode
+    (a quick answer for serving one photo; else the caller looks through the folder)."""
+    if row["inode"] is None:
+        return None
+    path = home.root / (row["seen_path"] or row["path"])
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (row["device"], row["inode"]):
+        return None
+    newer = conn.execute("SELECT 1 FROM outbox_files WHERE channel = ? AND device = ? AND inode = ? AND id > ? "
+                         "AND ended IS NULL", (row["channel"], row["device"], row["inode"], row["id"])).fetchone()
+    return None if newer else path
 
 
 def find_outbox_photo(home: Home, conn: sqlite3.Connection, name: str, channel: str) -> OutboxPhoto:
@@ -391,12 +430,16 @@ def mark_posted(home: Home, conn: sqlite3.Connection, photo: int | str, channel:
 # --- take-down list ---------------------------------------------------------------------------------
 
 
-def takedown_list(conn: sqlite3.Connection, child_id: str | None = None, today: date | None = None) -> list[TakedownItem]:
+def takedown_list(conn: sqlite3.Connection, child_id: str | None = None, *, home: Home | None = None,
+                  today: date | None = None) -> list[TakedownItem]:
     """Photos posted or collected that show a child whose consent does not allow that channel today,
     not yet marked taken down; oldest first. Worked out from today's consents each time: a consent
-    given back takes the photo off the list."""
+    given back takes the photo off the list. With ``home``, files that left the outbox since the last
+    look are recorded collected first (see ``sweep``)."""
     from .roster import load_consents
 
+    if home is not None:
+        sweep(home, conn)
     today = today or date.today()
     consents = load_consents(conn)
     names = {r["id"]: r["name"] or r["id"] for r in conn.execute("SELECT id, name FROM children")}

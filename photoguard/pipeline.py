@@ -12,6 +12,7 @@ linking is idempotent, so a run killed at any point is finished by the next one.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -23,24 +24,35 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import db
 from .consent import ChildConsent, ConsentDecision, may_show
 from .db import transaction
+from .durable import (_link_or_copy, _linked_copy, _unique_name, _write_text_atomic, display_name,  # noqa: F401
+                      glob_escape, move_durably, place_durably, publish, safe_name, same_entry, staged_copy,
+                      write_note)
 from .detect import FaceBox, FaceDetector, same_face
 from .home import Home
 from .identify import FaceEncoder, Identity, Template, default_encoder, encode_faces, match_faces
-from .images import ImageError, fsync_dir, load_image, save_stripped_jpeg, sha256_file
+from .images import MAX_FILE_BYTES, ImageError, fsync_dir, load_image, save_stripped_jpeg, sha256_file
+from .intake import (NotAPhotoFile, Snapshot, Source, StillChanging, hash_regular, is_inside, release_source,
+                     take_snapshot)
 from .obscure import obscure_face, obscure_mask
 from .places import where_in_photo
+
+if TYPE_CHECKING:
+    from .outbox import Recheck
 
 # Names of files that are still being written or are not photos staff meant to share.
 IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", ".download", ".swp")
 IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 
 SHOWN, OBSCURED = "shown", "obscured"
+PRIVATE_DIR = 0o700
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 # The second look at an output only counts confident new faces: the first look (at the low detection
 # threshold) is what finds faces; near-threshold specks that appear only once nearby faces are
@@ -151,136 +163,20 @@ def _consent_json(consent: ChildConsent | None) -> str | None:
     }, sort_keys=True)
 
 
-def _unique_name(folder: Path, name: str) -> Path:
-    stem, suffix = os.path.splitext(name)
-    candidate = folder / name
-    n = 0
-    while candidate.exists() or candidate.is_symlink():
-        n += 1
-        candidate = folder / f"{stem}-{n}{suffix}"
-    return candidate
-
-
-def _link_or_copy(src: Path, dest: Path) -> None:
-    """Give ``src`` the new name ``dest``; FileExistsError if that name is taken (never overwrites)."""
-    try:
-        os.link(src, dest)
-    except FileExistsError:
-        raise
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP):
-            raise
-        # Another file system (or no hard links): copy to a temporary name, fsync, then claim the name.
-        tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
-        shutil.copyfile(src, tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, dest)
-        finally:
-            os.unlink(tmp)
-
-
-def place_durably(src: Path, dest: Path) -> None:
-    """Move ``src`` to the exact path ``dest`` (chosen and recorded beforehand); safe to repeat after a crash.
-
-    Link-then-unlink: at every moment the file exists under at least one of the two names.
-    """
-    if not src.exists():
-        return  # already moved by an earlier, interrupted run
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists():
-        if not os.path.samefile(src, dest):
-            raise FileExistsError(errno.EEXIST, f"{dest} already exists and is another file", str(dest))
-    else:
-        _link_or_copy(src, dest)
-        fsync_dir(dest.parent)
-    os.unlink(src)
-    fsync_dir(src.parent)
-
-
-def _linked_copy(folder: Path, src: Path) -> Path | None:
-    """``src`` already linked into ``folder`` under its name or a suffixed one (a run killed mid-move)."""
-    stem, suffix = os.path.splitext(src.name)
-    for candidate in folder.glob(f"{glob_escape(stem)}*{glob_escape(suffix)}"):
-        try:
-            if os.path.samefile(src, candidate):
-                return candidate
-        except OSError:
-            continue
-    return None
-
-
-def glob_escape(text: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
-
-
-def move_durably(src: Path, folder: Path, before_unlink: Callable[[Path], None] | None = None) -> Path:
-    """Move a file into ``folder`` under a name not yet taken (``name-1.ext`` ...); never overwrites.
-
-    ``before_unlink(dest)`` runs once the file is in place but still also at its old name (to write a
-    note beside it): a run killed in between finds the file at both names and finishes the move.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    dest = _linked_copy(folder, src)
-    while dest is None:
-        candidate = _unique_name(folder, src.name)
-        try:
-            _link_or_copy(src, candidate)
-        except FileExistsError:
-            continue  # another worker took the name just now
-        dest = candidate
-    fsync_dir(folder)
-    if before_unlink is not None:
-        before_unlink(dest)
-    os.unlink(src)
-    fsync_dir(src.parent)
-    return dest
-
-
-def publish(staged: Path, folder: Path, stem: str) -> Path:
-    """Link a staged JPEG into ``folder`` as ``stem.jpg`` (or ``stem-N.jpg``); never overwrites."""
-    folder.mkdir(parents=True, exist_ok=True)
-    while True:
-        dest = _unique_name(folder, f"{stem}.jpg")
-        try:
-            os.link(staged, dest)
-        except FileExistsError:
-            continue
-        fsync_dir(folder)
-        return dest
-
-
-def _write_text_atomic(path: Path, text: str, private: bool = False) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o644)
-    with open(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def _staged_copy(src: Path, dest: Path) -> Path:
-    """A durable copy of a staged file under a new name in the same staging folder."""
-    shutil.copyfile(src, dest)
-    with open(dest, "rb+") as fh:
-        os.fsync(fh.fileno())
-    fsync_dir(dest.parent)
-    return dest
-
-
 def collect(paths: Iterable[Path]) -> list[Path]:
-    """Files to process from files and folders (recursively), skipping partial copies and system files."""
+    """Entries to process from files and folders (recursively), skipping partial copies and system files.
+
+    Inside folders, links and other entries that are not regular files are listed too (they are refused
+    to failed/ with a reason, never followed)."""
     found: list[Path] = []
     for path in paths:
         path = Path(path)
         if path.is_dir():
             for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found.extend(Path(root) / f for f in sorted(files) if is_candidate(Path(root) / f))
-        elif path.is_file() and is_candidate(path):
+                links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in links)
+                found.extend(Path(root) / f for f in sorted(files + links) if is_candidate(Path(root) / f))
+        elif os.path.lexists(path) and is_candidate(path):
             found.append(path)
     return found
 
@@ -403,56 +299,76 @@ class Processor:
                     recognisable.append((i, self.templates[best].child_id))
         return SecondLook(width, height, missed, [f.box for f in faces], recognisable)
 
-    def process(self, path: Path, today: date | None = None, sha: str | None = None) -> PhotoResult:
-        """Process one file end to end. Raises DiskFull (photo left in place) when the disk is full."""
+    def process(self, path: Path, today: date | None = None, sha: str | None = None,
+                _again: bool = True) -> PhotoResult:
+        """Process one file end to end. Raises DiskFull (photo left in place) when the disk is full.
+
+        Works on a private snapshot of the file (see intake.py); ``sha`` is the caller's hash of the
+        file, only a hint: the snapshot's own hash is what counts."""
         started = time.monotonic()
         today = today or date.today()
         path = Path(path)
+        name = display_name(path.name)
         if roster_version(self.conn) != self.roster_version:
             self.reload_roster()  # another process synced the roster: decide with today's consents
         try:
-            sha = sha or sha256_file(path)
+            snap = take_snapshot(path, self.staging, MAX_FILE_BYTES)
         except FileNotFoundError:
-            return PhotoResult(path.name, "failed", reason="the file disappeared before it could be read")
+            return PhotoResult(name, "failed", reason="the file disappeared before it could be read")
+        except NotAPhotoFile as exc:
+            return self._refuse(path, exc.reason, started)
+        except StillChanging:
+            return PhotoResult(name, "waiting", reason="the file is still being written; it stays in the inbox "
+                               "and is taken once it is complete")
         except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise DiskFull(errno.ENOSPC, str(exc)) from exc
-            return PhotoResult(path.name, "failed", reason=f"could not read the file: {exc.strerror}")
+            if exc.errno in _DISK_FULL:
+                raise DiskFull(errno.ENOSPC, f"no space left on the disk of {self.home.root}; "
+                               f"{name} stays in the inbox — free some space and run again") from exc
+            return self._refuse(path, f"could not read the file: {exc.strerror}", started)
+        sha = snap.sha256
 
         row = self.conn.execute("SELECT * FROM photos WHERE sha256 = ?", (sha,)).fetchone()
-        if row is not None and row["state"] == "done" and row["outcome"] != "failed":
-            return self._duplicate(path, sha, row, started)
         if row is not None and row["state"] == "publishing":
-            return self._finish_publishing(path, sha, started)
+            # The same bytes, decided by a run that was interrupted: finish that one, then this copy is
+            # a duplicate of it.
+            os.unlink(snap.path)
+            finished = self._finish_publishing(path, sha, started)
+            return self.process(path, today, _again=False) if _again and snap.source.unchanged() else finished
+        folder = self.staging / sha
+        folder.mkdir(mode=0o700, exist_ok=True)
+        original = folder / "original"
+        os.replace(snap.path, original)
+        snap = Snapshot(original, sha, snap.source)
+        if row is not None and row["state"] == "done" and row["outcome"] != "failed":
+            return self._duplicate(snap, name, row, started)
         self.conn.execute(
             "INSERT INTO photos (sha256, source, source_path, state, received_at) VALUES (?, ?, ?, 'processing', ?) "
             "ON CONFLICT(sha256) DO UPDATE SET state = 'processing', source = excluded.source, "
             "source_path = excluded.source_path",
-            (sha, path.name, str(path), now_iso()),
+            (sha, name, display_name(path), now_iso()),
         )
         try:
-            prepared = self._decide_and_stage(path, sha, today)
+            prepared = self._decide_and_stage(snap, name, sha, today)
         except OSError as exc:
             self._clear_staging(sha)
             self.conn.execute("UPDATE photos SET state = 'received' WHERE sha256 = ?", (sha,))
-            if exc.errno == errno.ENOSPC:
+            if exc.errno in _DISK_FULL:
                 raise DiskFull(errno.ENOSPC, f"no space left on the disk of {self.home.root}; "
-                               f"{path.name} stays in the inbox — free some space and run again") from exc
+                               f"{name} stays in the inbox — free some space and run again") from exc
             raise
         except Exception as exc:  # noqa: BLE001 — one photo that breaks a stage must not stop the batch
-            self._clear_staging(sha)
-            return self._fail(path, sha, f"PhotoGuard could not process it ({type(exc).__name__}: {exc}); "
-                              "please report this", started)
+            return self._fail(snap.path, name, sha, f"PhotoGuard could not process it ({type(exc).__name__}: "
+                              f"{display_name(str(exc))}); please report this", started, snap.source)
         if isinstance(prepared, str):
-            return self._fail(path, sha, prepared, started)
+            return self._fail(snap.path, name, sha, prepared, started, snap.source)
         # Decided and staged ('publishing'): from here on the photo is only ever finished, never decided
         # again. If finishing fails, the next run's resume_interrupted completes it.
         try:
             return self._finish_publishing(path, sha, started, prepared)
         except OSError as exc:
-            if exc.errno == errno.ENOSPC:
+            if exc.errno in _DISK_FULL:
                 raise DiskFull(errno.ENOSPC, f"no space left on the disk of {self.home.root} while publishing "
-                               f"{path.name}; free some space and run again to finish it") from exc
+                               f"{name}; free some space and run again to finish it") from exc
             raise
 
     def _decide_and_look(self, rgb: np.ndarray, faces: list[FaceBox], identities: list[Identity],
@@ -491,12 +407,12 @@ class Processor:
         problem = "; ".join(dict.fromkeys(problems)) or None
         return decision, renders, problem
 
-    def _decide_and_stage(self, path: Path, sha: str, today: date) -> list[FaceResult] | str:
+    def _decide_and_stage(self, snap: Snapshot, name: str, sha: str, today: date) -> list[FaceResult] | str:
         """Detect, identify, decide, render, verify and stage the outputs; record the plan.
 
         Returns the faces, or why the file cannot be processed (it then goes to failed/)."""
         try:
-            image = load_image(path)
+            image = load_image(snap.path)
         except ImageError as exc:
             return exc.reason
         except MemoryError:
@@ -518,7 +434,7 @@ class Processor:
                 face_result.actions[channel] = action
                 face_result.action_reasons[channel] = reason
 
-        stem = Path(path.name).stem or "photo"
+        stem = Path(safe_name(name)).stem or "photo"
         staging = self.staging / sha
         staging.mkdir(mode=0o700, exist_ok=True)
         if problem is None:
@@ -532,7 +448,7 @@ class Processor:
                     staged[shown] = save_stripped_jpeg(renders[shown], staging, f"render{len(staged)}")
                     plan[channel] = str(staged[shown])
                 else:
-                    plan[channel] = str(_staged_copy(staged[shown], staging / f"{channel}.jpg"))
+                    plan[channel] = str(staged_copy(staged[shown], staging / f"{channel}.jpg"))
             status, reason = "cleared", None
         else:
             # The candidate for review shows only faces shown on every channel, so releasing it
@@ -541,7 +457,8 @@ class Processor:
             candidate = renders.get(common)
             if candidate is None:
                 candidate = self.render(rgb, faces, common, seed)
-            plan = {"review": str(save_stripped_jpeg(candidate, staging, "review"))}
+            # Review copies hold faces no person has looked at yet: owner-only.
+            plan = {"review": str(save_stripped_jpeg(candidate, staging, "review", mode=0o600))}
             status, reason = "review", f"{problem}; look at it before releasing"
 
         with transaction(self.conn):  # audit + plan, all or nothing
@@ -559,8 +476,9 @@ class Processor:
             self.conn.execute(
                 "UPDATE photos SET state = 'publishing', outcome = ?, reason = ?, width = ?, height = ?, plan = ?, "
                 "source = ?, source_path = ?, seed = ? WHERE sha256 = ?",
-                (status, reason, width, height, json.dumps({"stem": stem, "files": plan}), path.name, str(path),
-                 str(seed), sha))
+                (status, reason, width, height,
+                 json.dumps({"stem": stem, "files": plan, "snapshot": str(snap.path), "source": snap.source.to_json()}),
+                 name, display_name(snap.source.path), str(seed), sha))
         return results
 
     def _finish_publishing(self, path: Path, sha: str, started: float, faces: list[FaceResult] | None = None) -> PhotoResult:
@@ -594,15 +512,19 @@ class Processor:
             # Choose and record the archive name first, so a run killed mid-move finds it again. The
             # content hash in the name means no other photo can ever take it.
             day_folder = self.home.archive / date.today().isoformat()
-            day_folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            archive_rel = str((day_folder / f"{sha[:12]}_{row['source']}").relative_to(self.home.root))
+            day_folder.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+            os.chmod(day_folder, PRIVATE_DIR)
+            archive_rel = str((day_folder / safe_name(f"{sha[:12]}_{row['source']}")).relative_to(self.home.root))
             self.conn.execute("UPDATE photos SET archive_path = ? WHERE sha256 = ?", (archive_rel, sha))
         archived = self.home.root / archive_rel
-        place_durably(path, archived)
-        if archived.exists():
-            os.chmod(archived, 0o600)
-        else:
+        # The snapshot that was processed is what is archived; journals written before snapshots
+        # existed name the dropped file itself.
+        snapshot = plan.get("snapshot")
+        place_durably(Path(snapshot) if snapshot else path, archived)
+        if not os.path.lexists(archived):
             archive_rel = None  # the original vanished before it could be archived (someone moved it)
+        if plan.get("source"):
+            release_source(Source.from_json(plan["source"]), self.home.inbox)
         finished = now_iso()
         seconds = time.monotonic() - started
         from .outbox import record_outbox_file
@@ -639,40 +561,60 @@ class Processor:
             faces.append(result)
         return faces
 
-    def _fail(self, path: Path, sha: str, reason: str, started: float) -> PhotoResult:
+    def _fail(self, entry: Path, name: str, sha: str | None, reason: str, started: float,
+              source: Source | None = None) -> PhotoResult:
+        """Move ``entry`` (our snapshot, or an inbox entry that could not be snapshotted) to failed/ with
+        a note beside it, then let go of the dropped file."""
         def note(dest: Path) -> None:
-            _write_text_atomic(dest.with_name(dest.name + ".txt"),
-                               f"{path.name} could not be processed: {reason}\n"
-                               f"It was not shared. Fix or re-export the photo and drop it into the inbox again.\n")
+            write_note(dest.with_name(dest.name + ".txt"),
+                       f"{name} could not be processed: {reason}\n"
+                       f"It was not shared. Fix or re-export the photo and drop it into the inbox again.\n")
 
-        dest = move_durably(path, self.home.failed, before_unlink=note)
+        dest = move_durably(entry, self.home.failed, before_unlink=note, name=name, companions=(".txt",))
+        if source is not None:
+            release_source(source, self.home.inbox)
+        if sha is not None:
+            self._clear_staging(sha)
         seconds = time.monotonic() - started
         with transaction(self.conn):
-            self._event("processed", sha, detail=f"failed: {path.name}: {reason}")
-            # Kept for the report and audit, but not as "done" content: the same bytes dropped again
-            # are tried again (a failure may have been passing).
-            self.conn.execute(
-                "UPDATE photos SET state = 'done', outcome = 'failed', reason = ?, finished_at = ?, seconds = ?, "
-                "archive_path = NULL, plan = ? WHERE sha256 = ?",
-                (reason, now_iso(), seconds, json.dumps({"failed": str(dest.relative_to(self.home.root))}), sha))
-        return PhotoResult(path.name, "failed", sha, {"failed": str(dest)}, [], reason, seconds)
+            self._event("processed", sha, detail=f"failed: {name}: {reason}")
+            if sha is not None:
+                # Kept for the report and audit, but not as "done" content: the same bytes dropped again
+                # are tried again (a failure may have been passing).
+                self.conn.execute(
+                    "UPDATE photos SET state = 'done', outcome = 'failed', reason = ?, finished_at = ?, seconds = ?, "
+                    "archive_path = NULL, plan = ? WHERE sha256 = ?",
+                    (reason, now_iso(), seconds, json.dumps({"failed": str(dest.relative_to(self.home.root))}), sha))
+        return PhotoResult(name, "failed", sha, {"failed": str(dest)}, [], reason, seconds)
 
-    def _duplicate(self, path: Path, sha: str, row: sqlite3.Row, started: float) -> PhotoResult:
-        archived = row["archive_path"]
-        if archived and (self.home.root / archived).exists() and os.path.samefile(path, self.home.root / archived):
-            return PhotoResult(path.name, "duplicate", sha, reason="already archived")
-        folder = self.home.archive / "duplicates"
-        folder.mkdir(mode=0o700, exist_ok=True)
-        def note(dest: Path) -> None:
-            os.chmod(dest, 0o600)
-            _write_text_atomic(dest.with_name(dest.name + ".txt"),
-                               f"{path.name} has the same content as {row['source']}, processed {row['finished_at']} "
-                               f"({row['outcome']}); this copy was not processed again.\n", private=True)
-
-        moved = move_durably(path, folder, before_unlink=note)
+    def _refuse(self, path: Path, reason: str, started: float, sha: str | None = None) -> PhotoResult:
+        """A file that cannot even be snapshotted (a link, a FIFO, too large, unreadable). In the inbox the
+        entry itself goes to failed/ (a link as the link: its target is never touched); anywhere else it
+        is not ours and stays where it is."""
+        name = display_name(path.name)
+        if is_inside(path, self.home.inbox):
+            return self._fail(path, name, sha, reason, started)
         with transaction(self.conn):
-            self._event("duplicate", sha, detail=f"{path.name} = {row['source']}")
-        return PhotoResult(path.name, "duplicate", sha, {"archive": str(moved)}, [],
+            self._event("processed", sha, detail=f"failed: {name}: {reason}")
+        return PhotoResult(name, "failed", sha, {}, [], f"{reason} (left where it is)", time.monotonic() - started)
+
+    def _duplicate(self, snap: Snapshot, name: str, row: sqlite3.Row, started: float) -> PhotoResult:
+        sha = snap.sha256
+        folder = self.home.archive / "duplicates"
+        folder.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+        os.chmod(folder, PRIVATE_DIR)
+
+        def note(dest: Path) -> None:
+            write_note(dest.with_name(dest.name + ".txt"),
+                       f"{name} has the same content as {row['source']}, processed {row['finished_at']} "
+                       f"({row['outcome']}); this copy was not processed again.\n")
+
+        moved = move_durably(snap.path, folder, before_unlink=note, name=name, companions=(".txt",))
+        release_source(snap.source, self.home.inbox)
+        self._clear_staging(sha)
+        with transaction(self.conn):
+            self._event("duplicate", sha, detail=f"{name} = {row['source']}")
+        return PhotoResult(name, "duplicate", sha, {"archive": str(moved)}, [],
                            f"same photo as {row['source']} (already processed)", time.monotonic() - started)
 
     def give_up(self, path: Path, sha: str, reason: str) -> PhotoResult | None:
@@ -683,7 +625,34 @@ class Processor:
         if row is not None and (row["state"] == "publishing" or (row["state"] == "done" and row["outcome"] != "failed")):
             return None
         self._clear_staging(sha)
-        return self._fail(path, sha, reason, time.monotonic())
+        return self._refuse(path, reason, time.monotonic(), sha if row is not None else None)
+
+    def abandon(self, sha: str, why: str) -> PhotoResult:
+        """A journal entry that cannot be finished (resume failed on it): take back what it had put in the
+        outbox or review, put its snapshot (or the dropped file) in failed/ with the reason."""
+        row = self.conn.execute("SELECT * FROM photos WHERE sha256 = ?", (sha,)).fetchone()
+        plan = json.loads(row["plan"] or "{}")
+        name = display_name(row["source"] or sha[:12])
+        for rel in (plan.get("published") or {}).values():
+            target = self.home.root / rel
+            staged = [Path(f) for f in (plan.get("files") or {}).values()]
+            # Only our own links (the staged file's inode), never a file another photo has put there since.
+            if any(same_entry(target, f) for f in staged) or not staged:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(target)
+        source = Source.from_json(plan["source"]) if plan.get("source") else None
+        snapshot = Path(plan["snapshot"]) if plan.get("snapshot") else None
+        reason = f"PhotoGuard could not finish it after an interruption ({why}); it was not shared"
+        if snapshot is not None and os.path.lexists(snapshot):
+            return self._fail(snapshot, name, sha, reason, time.monotonic(), source)
+        if source is not None and source.unchanged() and is_inside(Path(source.path), self.home.inbox):
+            return self._fail(Path(source.path), name, sha, reason, time.monotonic())
+        self._clear_staging(sha)
+        with transaction(self.conn):
+            self._event("processed", sha, detail=f"failed: {name}: {reason}")
+            self.conn.execute("UPDATE photos SET state = 'done', outcome = 'failed', reason = ?, finished_at = ? "
+                              "WHERE sha256 = ?", (reason, now_iso(), sha))
+        return PhotoResult(name, "failed", sha, {}, [], reason)
 
     def _clear_staging(self, sha: str) -> None:
         shutil.rmtree(self.staging / sha, ignore_errors=True)
@@ -741,22 +710,37 @@ def _find_link(folder: Path, staged: Path) -> Path | None:
 
 
 def resume_interrupted(processor: Processor) -> list[PhotoResult]:
-    """Finish photos a killed run left half done; re-queue ones that had not reached publishing."""
+    """Finish photos a killed run left half done; re-queue ones that had not reached publishing.
+
+    Each entry on its own: one that cannot be finished goes to failed/ with the reason and never stops
+    the others (or every later start)."""
     results = []
     rows = processor.conn.execute("SELECT sha256, source_path, state FROM photos WHERE state != 'done'").fetchall()
     for row in rows:
         sha = row["sha256"]
-        path = Path(row["source_path"]) if row["source_path"] else None
-        if row["state"] == "publishing":
-            results.append(processor._finish_publishing(path or Path("/nonexistent"), sha, time.monotonic()))
-        else:
-            # Nothing was published; the photo is still where it was dropped and will be taken again.
-            processor._clear_staging(sha)
-            processor.conn.execute("DELETE FROM photos WHERE sha256 = ? AND state != 'done'", (sha,))
-    # A run killed between marking a photo done and removing its staging folder leaves the folder behind.
-    for folder in processor.staging.iterdir():
-        if folder.is_dir():
-            shutil.rmtree(folder, ignore_errors=True)
+        try:
+            if row["state"] == "publishing":
+                path = Path(row["source_path"]) if row["source_path"] else Path("/nonexistent")
+                results.append(processor._finish_publishing(path, sha, time.monotonic()))
+            else:
+                # Nothing was published; the photo is still where it was dropped and will be taken again.
+                processor._clear_staging(sha)
+                processor.conn.execute("DELETE FROM photos WHERE sha256 = ? AND state != 'done'", (sha,))
+        except OSError as exc:
+            if exc.errno in _DISK_FULL:
+                raise DiskFull(errno.ENOSPC, f"no space left on the disk of {processor.home.root} while "
+                               "finishing interrupted photos; free some space and run again") from exc
+            results.append(processor.abandon(sha, f"{type(exc).__name__}: {display_name(str(exc))}"))
+        except Exception as exc:  # noqa: BLE001 — one bad entry must not stop the rest
+            results.append(processor.abandon(sha, f"{type(exc).__name__}: {display_name(str(exc))}"))
+    # A run killed between marking a photo done and removing its staging folder leaves the folder behind
+    # (and one killed while copying a file in, a snapshot).
+    for entry in processor.staging.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        elif entry.name.startswith(".intake-"):
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
     if results:
         # Those photos were decided before the interruption; a consent may have changed since.
         recheck_outbox(processor)
@@ -799,12 +783,11 @@ def run_batch(processor: Processor, paths: Sequence[Path], *, workers: int = 1, 
     later: list[tuple[Path, str]] = []
     for path in paths:
         try:
-            sha = sha256_file(path)
+            sha = hash_regular(path, MAX_FILE_BYTES)
         except FileNotFoundError:
             continue  # taken away while we were listing
-        except OSError as exc:
-            done(PhotoResult(path.name, "failed", reason=f"could not read the file: {exc.strerror}"))
-            continue
+        except (NotAPhotoFile, OSError):
+            sha = f"unread:{path}"   # not read: processing refuses it with the reason
         if sha in first:
             later.append((path, sha))
         else:
@@ -830,7 +813,7 @@ def run_batch(processor: Processor, paths: Sequence[Path], *, workers: int = 1, 
 
 # --- consent changes after photos were cleared ------------------------------------------------------
 
-def recheck_outbox(processor: Processor, today: date | None = None) -> list:
+def recheck_outbox(processor: Processor, today: date | None = None) -> list[Recheck]:
     """See ``outbox.recheck_outbox`` (the outbox's own module; named here for the watcher and the CLI)."""
     from .outbox import recheck_outbox as recheck
 

@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .home import Home
 from .images import ImageError, load_thumbnail
-from .outbox import TakedownItem, sweep, takedown_list, when_words
+from .outbox import TakedownItem, takedown_list, when_words
 
 THUMB_PX = 320
 OUTPUT_THUMB_PX = 240
@@ -44,6 +44,9 @@ EVENT_WORDS = {
     "duplicate": "Skipped a copy of a photo already done",
     "released": "Released from review",
     "rejected": "Rejected at review",
+    "released_undone": "Release taken back: back in review",
+    "rejected_undone": "Rejection taken back: back in review",
+    "second_look": "A face the first look missed, found before release and obscured",
     "rerendered": "Re-made with a face obscured after a consent change",
     "removed": "Removed from the outbox after a consent change",
     "collected": "Collected from the outbox",
@@ -208,9 +211,8 @@ def gather_report(home: Home, conn: sqlite3.Connection, since: date, until: date
         events.append(ReportEvent(e["at"], e["kind"], detail))
     rwhere, rargs = _in_range("received_at", since, until)
     in_progress = conn.execute(f"SELECT COUNT(*) FROM photos WHERE state != 'done' AND {rwhere}", rargs).fetchone()[0]
-    sweep(home, conn)  # a photo collected since the last run is noticed before the list is made
     return ReportData(since, until, tuple(home.settings.channels), photos, failed, events, in_progress,
-                      takedown_list(conn))
+                      takedown_list(conn, home=home))
 
 
 # --- images ------------------------------------------------------------------------------------
@@ -400,7 +402,8 @@ def _photo_card(home: Home, photo: ReportPhoto, channels: tuple[str, ...], with_
 
 def _takedown_section(items: list[TakedownItem]) -> str:
     rows = "".join(
-        f"<tr><td>{item.file_id}</td><td>{e(item.name)}<br><small>from {e(item.source)}</small></td>"
+        f"<tr><td>{item.file_id}</td><td>{e(item.name)}"
+        f"{'' if Path(item.source).stem == Path(item.name).stem else f'<br><small>from {e(item.source)}</small>'}</td>"
         f"<td>{e(item.channel)}</td><td>{e(item.how)} {e(when_words(item.out_since))}</td>"
         f"<td>{'<br>'.join(f'{e(c.name)} <small>({e(c.reason)})</small>' for c in item.children)}</td></tr>"
         for item in items)

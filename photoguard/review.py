@@ -6,7 +6,9 @@ it). A release renders each channel's picture again from the archived original w
 the manager's changes and today's consents (the consent rule decides, not the click), looks at it once
 more, and publishes exactly what :func:`render_preview` shows.
 
-Faces are numbered from 1 in the order the manager sees them (``ReviewFace.number``).
+Faces are numbered from 1 in the order the manager sees them (``ReviewFace.number``). ``name`` is the
+review name (``review/<name>.jpg``) or the photo's sha256 (the web app's id). ``actor`` is who did it:
+the CLI passes the computer user (:func:`os_actor`); the default is the web app's "manager".
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from .detect import FaceBox, same_face
 from .home import Home
 from .identify import MATCHED, NO_CHILDREN, NO_ENCODING, NOT_CLOSE, TOO_SMALL, Identity
 from .images import encode_stripped_jpeg, fsync_dir, load_image, sha256_file
-from .pipeline import OBSCURED, SECOND_LOOK_REASON, SHOWN, Action, Processor, _consent_json, decide, now_iso, publish
+from .durable import publish
+from .pipeline import OBSCURED, SECOND_LOOK_REASON, SHOWN, Action, Processor, _consent_json, decide, now_iso
 from .outbox import REMOVED, record_outbox_file
 from .places import where_in_photo
 
@@ -75,6 +78,11 @@ class ReviewItem:
     held_at: str            # when it was held (ISO time)
     image: Path | None      # review/<name>.jpg, a copy to look at (never published), if it is there
 
+    @property
+    def created(self) -> str:
+        """The name the web app's first review page used for ``held_at``."""
+        return self.held_at
+
 
 @dataclass(frozen=True)
 class ChannelOutcome:
@@ -89,7 +97,7 @@ class ReviewFace:
     box: tuple[int, int, int, int]       # left, top, right, bottom in pixels of the upright photo
     kind: str                            # 'face', 'second look' (the first look missed it) or 'drawn'
     child_id: str | None                 # who it is taken to be (engine or manager); None = unknown
-    who: str                             # "Ada Lovelace" or "unknown"
+    who: str                             # "Ada Lovelace", "unknown" or "an area you marked"
     where: str                           # "bottom left"
     reason: str                          # "a face the first look missed, bottom left"
     channels: tuple[ChannelOutcome, ...]
@@ -144,6 +152,17 @@ def review_queue(home: Home, conn: sqlite3.Connection) -> list[ReviewItem]:
     rows = conn.execute("SELECT * FROM photos WHERE state = 'done' AND outcome = 'review' "
                         "ORDER BY finished_at, rowid").fetchall()
     return [_item(home, row) for row in rows]
+
+
+def list_review(home: Home) -> list[ReviewItem]:
+    """:func:`review_queue` with a connection of its own."""
+    from .db import connect
+
+    conn = connect(home.database)
+    try:
+        return review_queue(home, conn)
+    finally:
+        conn.close()
 
 
 def find_item(home: Home, conn: sqlite3.Connection, name: str) -> ReviewItem:
@@ -276,7 +295,8 @@ def review_detail(home: Home, conn: sqlite3.Connection, name: str, today: date |
             edit_words = f"you confirmed it is {_who(edit['child_id'], plan.consents)}"
         elif row["reason"] == DRAWN_REASON:
             edit_words = "you marked this area"
-        faces.append(ReviewFace(i + 1, box, _kind(row), identity.child_id, _who(identity.child_id, plan.consents), where,
+        who = "an area you marked" if row["reason"] == DRAWN_REASON else _who(identity.child_id, plan.consents)
+        faces.append(ReviewFace(i + 1, box, _kind(row), identity.child_id, who, where,
                                 f"{_identity_words(row, identity, plan.consents)}, {where}", outcomes, edit_words))
     try:
         _archived(home, plan.photo)
@@ -313,7 +333,7 @@ def _record_edit(conn: sqlite3.Connection, item: ReviewItem, actor: str, kind: s
                  "VALUES (?,?,?,?,?,?,?)", (item.sha256, now_iso(), actor, kind, face_idx, child_id, undoes))
 
 
-def obscure_face(home: Home, conn: sqlite3.Connection, name: str, face: int, *, actor: str) -> str:
+def obscure_face(home: Home, conn: sqlite3.Connection, name: str, face: int, *, actor: str = WEB_ACTOR) -> str:
     """Obscure face number ``face`` on every channel, whoever it is."""
     item = find_item(home, conn, name)
     row = _face_row(conn, item, face)
@@ -323,7 +343,7 @@ def obscure_face(home: Home, conn: sqlite3.Connection, name: str, face: int, *, 
     return f"{item.name}: face {face} will be obscured on every channel"
 
 
-def confirm_face(home: Home, conn: sqlite3.Connection, name: str, face: int, child_id: str, *, actor: str,
+def confirm_face(home: Home, conn: sqlite3.Connection, name: str, face: int, child_id: str, *, actor: str = WEB_ACTOR,
                  today: date | None = None) -> str:
     """The manager says face ``face`` is ``child_id``. It is then shown only on the channels that child's
     consent allows today (the consent rule decides); everywhere else it stays obscured."""
@@ -351,7 +371,7 @@ def confirm_face(home: Home, conn: sqlite3.Connection, name: str, face: int, chi
     return f"{item.name}: face {face} is {_who(child_id, consents)}; shown on {where}, obscured elsewhere"
 
 
-def add_box(home: Home, conn: sqlite3.Connection, name: str, box: Sequence[int], *, actor: str) -> str:
+def add_box(home: Home, conn: sqlite3.Connection, name: str, box: Sequence[int], *, actor: str = WEB_ACTOR) -> str:
     """Mark an area (a face or anything identifying the detector missed) to be obscured on every channel.
     It becomes a numbered face of the photo, recorded and re-checked like any other."""
     item = find_item(home, conn, name)
@@ -376,10 +396,11 @@ def add_box(home: Home, conn: sqlite3.Connection, name: str, box: Sequence[int],
                          "VALUES (?,?,?,?,?,NULL)", (item.sha256, idx, channel, OBSCURED, DRAWN_REASON))
         _record_edit(conn, item, actor, "box", idx)
     _refresh_copy(home, conn, item)
-    return f"{item.name}: the area {where_in_photo((left, top, right, bottom), width, height)} (face {idx + 1}) will be obscured on every channel"
+    return (f"{item.name}: the marked area (face {idx + 1}, {where_in_photo((left, top, right, bottom), width, height)}) "
+            "will be obscured on every channel")
 
 
-def undo_edit(home: Home, conn: sqlite3.Connection, name: str, *, actor: str) -> str:
+def undo_edit(home: Home, conn: sqlite3.Connection, name: str, *, actor: str = WEB_ACTOR) -> str:
     """Take back the manager's last change to this photo."""
     item = find_item(home, conn, name)
     live = _live_edits(conn, item.sha256)
@@ -469,7 +490,7 @@ def _refresh_copy(home: Home, conn: sqlite3.Connection, item: ReviewItem, proces
 
 
 def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[str] | None = None, *,
-            actor: str, today: date | None = None, processor: Processor | None = None) -> Released:
+            actor: str = WEB_ACTOR, today: date | None = None, processor: Processor | None = None) -> Released:
     """Publish ``name`` to ``channels`` (default: every channel), each rendered from the archived original
     as :func:`render_preview` shows it: only faces whose child's consent allows that channel today are
     visible. The finished pictures are looked at again first; a face found then joins the photo (obscured)
@@ -506,6 +527,7 @@ def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[
     staging = proc.staging / f"release-{item.sha256}"
     staging.mkdir(mode=0o700, parents=True, exist_ok=True)
     placed: dict[str, Path] = {}
+    made: list[Path] = []   # placed by this release (not found left by an interrupted one)
     hashes: dict[str, str] = {}
     stem = Path(item.source).stem or item.name
     try:
@@ -516,30 +538,66 @@ def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[
             with open(staged, "rb+") as fh:
                 os.fsync(fh.fileno())
             hashes[channel] = sha256_file(staged)
-            placed[channel] = publish(staged, home.outbox_for(channel), stem)
+            placed[channel] = _left_by_a_crash(home, conn, channel, stem, hashes[channel])
+            if placed[channel] is None:
+                placed[channel] = publish(staged, home.outbox_for(channel), stem)
+                made.append(placed[channel])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
     at = now_iso()
-    with transaction(conn):
-        _record_decisions(conn, home, item, plan)
-        file_ids = {}
-        for channel, dest in placed.items():
-            conn.execute("INSERT OR REPLACE INTO outputs (photo_sha256, channel, path, file_sha256, created_at) "
-                         "VALUES (?,?,?,?,?)", (item.sha256, channel, str(dest.relative_to(home.root)), hashes[channel], at))
-            shown = [row["idx"] for row, keep in zip(plan.rows, plan.shown(channel)) if keep]
-            file_ids[channel] = record_outbox_file(home, conn, item.sha256, channel, dest, shown=shown,
-                                                   made=f"released by {actor}", file_sha256=hashes[channel])
-        conn.execute("UPDATE photos SET outcome = 'released' WHERE sha256 = ?", (item.sha256,))
-        conn.execute("INSERT INTO review_decisions (photo_sha256, at, actor, kind, channels, files) VALUES (?,?,?,?,?,?)",
-                     (item.sha256, at, actor, "released", json.dumps(channels), json.dumps(file_ids)))
-        not_released = [c for c in home.settings.channels if c not in channels]
-        detail = f"{item.name} released to {', '.join(channels)}" + (
-            f" (not to {', '.join(not_released)})" if not_released else "") + f" by {actor}"
-        conn.execute("INSERT INTO events (at, kind, photo_sha256, detail, actor) VALUES (?,?,?,?,?)",
-                     (at, "released", item.sha256, detail, actor))
+    try:
+        with transaction(conn):
+            _still_waiting(conn, item)
+            _record_released(conn, home, item, plan, placed, hashes, channels, actor, at)
+    except ReviewError:
+        for path in made:
+            path.unlink(missing_ok=True)
+        raise
     _remove_copy(home, item)
     return Released(item, placed)
+
+
+def _still_waiting(conn: sqlite3.Connection, item: ReviewItem) -> None:
+    """Inside the write transaction: nobody released or rejected it meanwhile (a second click, a second
+    window)."""
+    row = conn.execute("SELECT outcome FROM photos WHERE sha256 = ?", (item.sha256,)).fetchone()
+    if row is None or row["outcome"] != "review":
+        raise ReviewError(f"{item.name} was {row['outcome'] if row else 'removed'} by someone else just now; "
+                          "nothing more was done.")
+
+
+def _record_released(conn: sqlite3.Connection, home: Home, item: ReviewItem, plan: _Plan, placed: dict[str, Path],
+                     hashes: dict[str, str], channels: Sequence[str], actor: str, at: str) -> None:
+    _record_decisions(conn, home, item, plan)
+    file_ids = {}
+    for channel, dest in placed.items():
+        conn.execute("INSERT OR REPLACE INTO outputs (photo_sha256, channel, path, file_sha256, created_at) "
+                     "VALUES (?,?,?,?,?)", (item.sha256, channel, str(dest.relative_to(home.root)), hashes[channel], at))
+        shown = [row["idx"] for row, keep in zip(plan.rows, plan.shown(channel)) if keep]
+        file_ids[channel] = record_outbox_file(home, conn, item.sha256, channel, dest, shown=shown,
+                                               made=f"released by {actor}", file_sha256=hashes[channel])
+    conn.execute("UPDATE photos SET outcome = 'released' WHERE sha256 = ?", (item.sha256,))
+    conn.execute("INSERT INTO review_decisions (photo_sha256, at, actor, kind, channels, files) VALUES (?,?,?,?,?,?)",
+                 (item.sha256, at, actor, "released", json.dumps(channels), json.dumps(file_ids)))
+    not_released = [c for c in home.settings.channels if c not in channels]
+    detail = f"{item.name} released to {', '.join(channels)}" + (
+        f" (not to {', '.join(not_released)})" if not_released else "") + f" by {actor}"
+    conn.execute("INSERT INTO events (at, kind, photo_sha256, detail, actor) VALUES (?,?,?,?,?)",
+                 (at, "released", item.sha256, detail, actor))
+
+
+def _left_by_a_crash(home: Home, conn: sqlite3.Connection, channel: str, stem: str, file_hash: str) -> Path | None:
+    """This very picture already in the outbox but not on record: a release killed between placing the
+    file and recording it. Taken as this release's file, so the photo is not there twice."""
+    from .durable import glob_escape
+
+    recorded = {r[0] for r in conn.execute("SELECT path FROM outbox_files WHERE channel = ? AND ended IS NULL",
+                                           (channel,))}
+    for path in sorted(home.outbox_for(channel).glob(f"{glob_escape(stem)}*.jpg")):
+        if str(path.relative_to(home.root)) not in recorded and _hash_or_none(path) == file_hash:
+            return path
+    return None
 
 
 def _add_second_look_faces(home: Home, conn: sqlite3.Connection, item: ReviewItem, missed: Sequence[FaceBox],
@@ -580,11 +638,12 @@ def _record_decisions(conn: sqlite3.Connection, home: Home, item: ReviewItem, pl
                          "VALUES (?,?,?,?,?,?)", (item.sha256, row["idx"], channel, action, why, _consent_json(consent)))
 
 
-def reject(home: Home, conn: sqlite3.Connection, name: str, *, actor: str) -> ReviewItem:
+def reject(home: Home, conn: sqlite3.Connection, name: str, *, actor: str = WEB_ACTOR) -> ReviewItem:
     """The manager has looked and this photo is not to be shared. The original stays archived."""
     item = find_item(home, conn, name)
     at = now_iso()
     with transaction(conn):
+        _still_waiting(conn, item)
         conn.execute("UPDATE photos SET outcome = 'rejected' WHERE sha256 = ?", (item.sha256,))
         conn.execute("INSERT INTO review_decisions (photo_sha256, at, actor, kind) VALUES (?,?,?,?)",
                      (item.sha256, at, actor, "rejected"))
@@ -594,7 +653,7 @@ def reject(home: Home, conn: sqlite3.Connection, name: str, *, actor: str) -> Re
     return item
 
 
-def undo_last(home: Home, conn: sqlite3.Connection, *, actor: str) -> Undone:
+def undo_last(home: Home, conn: sqlite3.Connection, *, actor: str = WEB_ACTOR) -> Undone:
     """Take back the last release or rejection and put the photo back in review. A release is taken back
     only while every file it put in the outbox is still there, unchanged (not collected)."""
     last = conn.execute("SELECT * FROM review_decisions WHERE undone_at IS NULL ORDER BY id DESC LIMIT 1").fetchone()
@@ -632,7 +691,7 @@ def _claim_copy_name(home: Home, conn: sqlite3.Connection, item: ReviewItem) -> 
     """A photo back in review whose name another waiting photo took meanwhile gets a name of its own."""
     if not any(other.name == item.name and other.sha256 != item.sha256 for other in review_queue(home, conn)):
         return item
-    from .pipeline import _unique_name
+    from .durable import _unique_name
 
     taken = {other.name for other in review_queue(home, conn)}
     copy = _unique_name(home.review, f"{item.name}.jpg")

@@ -17,6 +17,7 @@ withdrawn consent is never outrun by a photo already queued.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -26,6 +27,7 @@ import os
 import queue
 import secrets
 import signal
+import sqlite3
 import stat
 import sys
 import threading
@@ -38,6 +40,9 @@ from datetime import date
 from pathlib import Path
 
 from .home import Home
+from .durable import display_name
+from .images import MAX_FILE_BYTES
+from .intake import NotAPhotoFile, open_regular
 from .pipeline import DiskFull, PhotoResult, _work, is_candidate, now_iso
 
 LOG_NAME = "photoguard.watch"
@@ -172,7 +177,11 @@ def wait_for_old_workers(home: Home, log: logging.Logger) -> int:
 
 def check_complete(path: Path) -> tuple[bool, str]:
     """(whether the file is a whole image, its sha256), reading it once. JPEGs are decoded at 1/8 scale
-    (which still reads every byte of the compressed data, so a truncated copy fails), others fully."""
+    (which still reads every byte of the compressed data, so a truncated copy fails), others fully.
+
+    Never follows a link and never blocks on a FIFO. Anything that is not a regular file, or is larger
+    than images.MAX_FILE_BYTES (checked by its size, before reading a byte), is "complete" at once: the
+    pipeline refuses it to failed/ with the reason, without reading it."""
     import hashlib
     import io
 
@@ -180,7 +189,13 @@ def check_complete(path: Path) -> tuple[bool, str]:
 
     from .images import register_heif
 
-    data = path.read_bytes()
+    try:
+        fd, st = open_regular(path, MAX_FILE_BYTES)
+    except NotAPhotoFile:
+        st = os.lstat(path)
+        return True, f"unread:{st.st_dev}:{st.st_ino}"
+    with open(fd, "rb") as fh:
+        data = fh.read(MAX_FILE_BYTES + 1)
     sha = hashlib.sha256(data).hexdigest()
     register_heif()
     try:
@@ -211,12 +226,16 @@ class _Waiting:
 
 
 def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    """(size, mtime, inode) of an entry, links not followed; None if gone or a folder. Entries that are
+    not regular files (links, FIFOs) get a key too: they are handed over at once and refused."""
     try:
-        st = path.stat()
+        st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    if not stat.S_ISREG(st.st_mode):
+    if stat.S_ISDIR(st.st_mode):
         return None
+    if not stat.S_ISREG(st.st_mode):
+        return (-2, st.st_mtime_ns, st.st_ino)
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
@@ -255,6 +274,8 @@ class Watcher:
         self.stuck: set[Path] = set()                 # files given up on that cannot be failed safely
         self._status_written: dict | None = None
         self.started_at = now_iso()
+        self.scans = 0                                # folder scans so far (rescans are incremental)
+        self.disk_full_said = False
 
     # --- signals ---
 
@@ -291,6 +312,10 @@ class Watcher:
                 if isinstance(path, bytes):
                     path = os.fsdecode(path)
                 tag = "dir" if event.is_directory else "file"
+                # A folder's "modified" (a file created or removed in it) needs no scan: the file has
+                # its own event. Only a folder that arrives whole is scanned.
+                if tag == "dir" and event.event_type not in ("created", "moved"):
+                    tag = "dir-touched"
                 events.put((f"{self.kind}-{tag}", path or ""))
 
         poll = self.options.poll
@@ -326,16 +351,22 @@ class Watcher:
             self.pending[path] = _Waiting(key, now)
 
     def _scan_inbox(self, folder: Path | None = None) -> None:
+        """Add what is new under ``folder`` (default: the whole inbox); already known files cost a lookup."""
         from .pipeline import collect
 
+        self.scans += 1
         now = time.monotonic()
         for path in collect([folder or self.home.inbox]):
             self._see(path, now)
 
-    def _drain_events(self) -> None:
+    def _drain_events(self, limit: int = 20_000) -> None:
+        """Take queued events (at most ``limit`` per call, so a flood of 10,000 new files does not hold up
+        dispatching). File events add that one file; a folder that arrived whole is scanned once, however
+        many events it brought; enrol/ changes are checked once."""
         now = time.monotonic()
         enrol_touched = False
-        while True:
+        folders: set[Path] = set()
+        for _ in range(limit):
             try:
                 kind, raw = self.events.get_nowait()
             except queue.Empty:
@@ -344,10 +375,13 @@ class Watcher:
             if kind == "inbox-file":
                 self._see(path, now)
             elif kind == "inbox-dir":
-                if path.is_dir():  # a folder moved in whole brings no event per file
-                    self._scan_inbox(path)
-            else:
+                folders.add(path)
+            elif kind.startswith("enrol"):
                 enrol_touched = True
+        for folder in sorted(folders):
+            # A subfolder inside one scanned anyway needs no scan of its own.
+            if folder.is_dir() and not folder.is_symlink() and not any(f in folder.parents for f in folders):
+                self._scan_inbox(folder)  # a folder moved in whole brings no event per file
         if enrol_touched:
             self._check_roster_files()
 
@@ -461,12 +495,12 @@ class Watcher:
                 del self.pending[path]
                 return False
             except OSError as exc:
-                self.log.warning(f"{path.name}: cannot be read yet ({exc.strerror}); trying again")
+                self.log.warning(f"{display_name(path.name)}: cannot be read yet ({exc.strerror}); trying again")
                 w.key, w.since = (-1, -1, -1), now
                 return False
             w.checked, w.checked_at = key, now
             if not w.decodable:
-                self.log.debug(f"{path.name}: not a whole image yet")
+                self.log.debug(f"{display_name(path.name)}: not a whole image yet")
         return w.decodable or now - w.since >= self.options.decode_timeout
 
     def _dispatch(self, now: float) -> None:
@@ -509,7 +543,7 @@ class Watcher:
                 broken = True
                 self._retry(job, "a worker process died while processing it", exhausted)
             except Exception as exc:  # noqa: BLE001 — a bug or a broken database must not stop the watcher
-                self.log.error(f"{job.path.name}: unexpected error ({type(exc).__name__}: {exc})")
+                self.log.error(f"{display_name(job.path.name)}: unexpected error ({type(exc).__name__}: {exc})")
                 self._retry(job, f"unexpected error {type(exc).__name__}: {exc}", exhausted)
             else:
                 self._done(result)
@@ -542,11 +576,11 @@ class Watcher:
                                             "PhotoGuard could not process it")
         except Exception as exc:  # noqa: BLE001
             self.stuck.add(job.path)
-            self.log.error(f"{job.path.name}: could not be moved to failed/ ({exc}); left in the inbox")
+            self.log.error(f"{display_name(job.path.name)}: could not be moved to failed/ ({exc}); left in the inbox")
             return
         if result is None:
             self.stuck.add(job.path)
-            self.log.error(f"{job.path.name}: {why}; left in the inbox — it is finished at the next start "
+            self.log.error(f"{display_name(job.path.name)}: {why}; left in the inbox — it is finished at the next start "
                            "of the watcher (or by photoguard process)")
             return
         self._done(result)
@@ -581,10 +615,17 @@ class Watcher:
             return
         path = self.home.state / STATUS_FILE
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(fd, "w", encoding="utf-8") as fh:
-            json.dump(status, fh)
-        os.replace(tmp, path)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with open(fd, "w", encoding="utf-8") as fh:
+                json.dump(status, fh)
+            os.replace(tmp, path)
+        except OSError:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
         self._status_written = status
 
     def _state(self) -> str:
@@ -595,7 +636,7 @@ class Watcher:
         if self.roster_changed_at is not None:
             return "paused: syncing the roster"
         if time.monotonic() < self.disk_full_until:
-            return "paused: the disk is full"
+            return "paused: the disk is full — free some space; photos wait in the inbox"
         return "watching"
 
     # --- main loop ---
@@ -623,6 +664,34 @@ class Watcher:
         self.log.info(f"watching {self.home.inbox} ({mode}, {self.workers} worker(s), settle {self.options.settle:g}s); "
                       f"{len(self.pending)} file(s) already waiting")
 
+    def _step(self) -> None:
+        now = time.monotonic()
+        self._drain_events()
+        if now - self.last_rescan >= self.options.rescan:
+            self._scan_inbox()
+            self._check_roster_files()
+            self.last_rescan = now
+        if not self.stopping and self._roster_gate(now) and now >= self.disk_full_until:
+            self._dispatch(now)
+        self._write_status(self._state())
+        if self.disk_full_said and now >= self.disk_full_until:
+            self.disk_full_said = False
+            self.log.info("the disk has space again; carrying on")
+        self._collect(self.options.tick)
+
+    def _pause_for_disk(self, exc: BaseException) -> None:
+        """The disk is full (writing the status, the database, a log...): pause, say so once, retry."""
+        self.disk_full_until = time.monotonic() + DISK_FULL_RETRY
+        if not self.disk_full_said:
+            self.disk_full_said = True
+            self.log.error(f"the disk of {self.home.root} is full ({exc}) — paused, retrying every "
+                           f"{DISK_FULL_RETRY:.0f}s; photos wait in the inbox, nothing is lost")
+        try:
+            self._write_status(self._state())
+        except OSError:
+            pass
+        self._collect(min(DISK_FULL_RETRY, 1.0))
+
     def run(self, install_signals: bool = True) -> int:
         if install_signals:
             signal.signal(signal.SIGTERM, self._on_signal)
@@ -630,16 +699,12 @@ class Watcher:
         self.start()
         try:
             while not (self.stopping and not self.inflight):
-                now = time.monotonic()
-                self._drain_events()
-                if now - self.last_rescan >= self.options.rescan:
-                    self._scan_inbox()
-                    self._check_roster_files()
-                    self.last_rescan = now
-                if not self.stopping and self._roster_gate(now) and now >= self.disk_full_until:
-                    self._dispatch(now)
-                self._write_status(self._state())
-                self._collect(self.options.tick)
+                try:
+                    self._step()
+                except (OSError, sqlite3.OperationalError) as exc:
+                    if not _disk_full(exc):
+                        raise
+                    self._pause_for_disk(exc)
         finally:
             self.observer.stop()
             if self.pool is not None:
@@ -648,6 +713,12 @@ class Watcher:
         done = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items())) or "no photos"
         self.log.info(f"stopped cleanly ({done} since start)")
         return 0
+
+
+def _disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return "full" in str(exc).lower()   # sqlite3: "database or disk is full"
 
 
 def _warm_up() -> None:

@@ -232,6 +232,8 @@ def test_library_api_for_the_web_app(home, processor):
         mark_posted(home, processor.conn, "nothing.jpg", "facebook", "web")
     with pytest.raises(OutboxError, match="no outbox photo number"):
         outbox_photo(home, processor.conn, 12345)
+    with pytest.raises(OutboxError, match="not an outbox photo number"):
+        outbox_photo(home, processor.conn, "../../etc/passwd")  # type: ignore[arg-type]
     # Collected after being renamed: named by the name it had last.
     list_outbox(home, processor.conn)
     out["facebook"].with_name("paint-final.jpg").unlink()
@@ -297,3 +299,30 @@ def test_posted_before_a_remake_marks_the_copy_that_was_posted(home, processor):
     # The copy in the outbox at that time showed Ada: it is the one to take down.
     assert [(i.channel, i.how, [c.child_id for c in i.children]) for i in takedown_list(processor.conn)] == \
         [("twitter", "posted", ["ada"])]
+
+
+def test_without_the_original_the_outbox_file_is_removed_and_recorded(home, processor):
+    _, _, out = published(processor, "purged.jpg", seed=30)
+    archived = processor.conn.execute("SELECT archive_path FROM photos WHERE source = 'purged.jpg'").fetchone()[0]
+    (home.root / archived).unlink()
+    changes = withdraw(home, processor)
+    assert {(c.channel, c.action) for c in changes} == {(c, "removed") for c in CHANNELS}
+    assert not any(p.exists() for p in out.values())
+    rows = processor.conn.execute("SELECT ended FROM outbox_files").fetchall()
+    assert [r[0] for r in rows] == ["removed"] * 3
+    assert list_outbox(home, processor.conn) == [] and takedown_list(processor.conn, home=home) == []
+
+
+def test_a_consent_that_expires_puts_posted_photos_on_the_list_the_next_day(home, processor):
+    from datetime import date
+
+    home.roster_csv.write_text(CSV_HEADER + "ada,Ada,yes,yes,yes,yes,2030-06-30\ngrace,Grace,yes,yes,no,no,\n",
+                               encoding="utf-8")
+    sync_roster(home, processor.conn)
+    processor.reload_roster()
+    _, _, out = published(processor, "trip.jpg", seed=31)
+    mark_posted(home, processor.conn, "trip.jpg", "instagram", "manager")
+    assert takedown_list(processor.conn, today=date(2030, 6, 30)) == []       # the last valid day
+    items = takedown_list(processor.conn, today=date(2030, 7, 1))
+    assert [(i.channel, i.children[0].child_id, i.children[0].reason) for i in items] == \
+        [("instagram", "ada", "consent expired 2030-06-30")]

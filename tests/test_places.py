@@ -23,3 +23,13 @@ def test_boxes_reaching_outside_the_photo_still_have_a_place():
     assert where_in_photo((290, 290, 400, 400), 300, 300) == "bottom right"
     with pytest.raises(ValueError):
         where_in_photo((0, 0, 1, 1), 0, 10)
+
+
+def test_second_look_problem_in_words():
+    from photoguard.detect import FaceBox
+    from photoguard.pipeline import SecondLook
+
+    assert SecondLook(900, 600, [], [(0, 0, 10, 10)], []).problem() is None
+    look = SecondLook(900, 600, [FaceBox(10, 500, 80, 580, 0.9)], [(800, 0, 900, 90)], [(0, "ada")])
+    assert look.problem() == ("a face the first look missed, bottom left; "
+                              "the obscured face (top right) can still be recognised as ada")

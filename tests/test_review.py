@@ -341,3 +341,75 @@ def test_a_confirmation_taken_back_after_an_undone_release_leaves_the_face_obscu
     assert face.reason == "you took back who it is, middle right"
     g = boxes["grace"]
     assert diff(crop(pixels(render_preview(home, conn, "held", "facebook")), g), crop(rgb, g)) > 15
+
+
+def test_a_release_killed_before_it_was_recorded_is_not_published_twice(home, conn, processor):
+    # What a release killed after placing its file and before recording it leaves behind.
+    (home.outbox_for("facebook") / "held.jpg").write_bytes(render_preview(home, conn, "held", "facebook"))
+    done = release(home, conn, "held", ["facebook"], actor="manager", processor=processor)
+    assert done.files["facebook"] == home.outbox_for("facebook") / "held.jpg"
+    assert [p.name for p in home.outbox_for("facebook").iterdir()] == ["held.jpg"]
+    assert conn.execute("SELECT COUNT(*) FROM outbox_files WHERE channel = 'facebook'").fetchone()[0] == 1
+
+
+def test_second_look_face_stays_obscured_when_a_consent_change_remakes_the_released_file(home, conn, processor):
+    from photoguard.pipeline import recheck_outbox
+
+    rgb, boxes = original()
+    done = release(home, conn, "held", ["facebook"], actor="manager", processor=processor)
+    a, g = boxes["ada"], boxes["grace"]
+    assert diff(region(done.files["facebook"], a), crop(rgb, a)) < 4
+    home.roster_csv.write_text(CSV_HEADER + "ada,Ada,yes,no,yes,yes,\ngrace,Grace,yes,yes,no,no,\n", encoding="utf-8")
+    sync_roster(home, conn)
+    changes = recheck_outbox(processor)
+    assert [(c.channel, c.action) for c in changes] == [("facebook", "rerendered")]
+    remade = home.outbox_for("facebook") / "held.jpg"
+    assert diff(region(remade, a), crop(rgb, a)) > 15     # Ada's consent went
+    assert diff(region(remade, g), crop(rgb, g)) > 15     # the face found on the second look is still obscured
+
+
+def test_purge_keeps_the_original_of_a_photo_waiting_for_review(home, conn, processor):
+    from datetime import date, timedelta
+
+    from photoguard.audit import purge_archive
+
+    assert purge_archive(home, conn, retention_days=0, today=date.today() + timedelta(days=400)) == []
+    assert review_detail(home, conn, "held").problem is None
+    release(home, conn, "held", ["facebook"], actor="manager", processor=processor)
+    purged = purge_archive(home, conn, retention_days=0, today=date.today() + timedelta(days=400))
+    assert [p.source for p in purged] == ["held.jpg"]
+
+
+def test_a_release_that_loses_a_race_publishes_nothing(home, conn, shared_processor):
+    """Two windows (or a double click): another release commits while this one is placing its files."""
+    import threading
+    import time
+
+    outcome: dict[str, object] = {}
+    ready, go = threading.Event(), threading.Event()
+
+    def second_window() -> None:
+        own = connect(home.database)
+        processor = Processor(home, own, detector=shared_processor)
+        ready.set()
+        go.wait(60)
+        try:
+            release(home, own, "held", ["facebook", "twitter"], actor="manager", processor=processor)
+        except ReviewError as exc:
+            outcome["error"] = str(exc)
+        finally:
+            own.close()
+
+    thread = threading.Thread(target=second_window)
+    thread.start()
+    assert ready.wait(60)
+    conn.execute("BEGIN IMMEDIATE")   # the first release, about to record
+    conn.execute("UPDATE photos SET outcome = 'released'")
+    go.set()
+    deadline = time.monotonic() + 120
+    while len(list(home.outbox_for("twitter").iterdir())) == 0 and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    conn.execute("COMMIT")
+    thread.join(120)
+    assert "released by someone else just now" in str(outcome.get("error"))
+    assert list(home.outbox_for("facebook").iterdir()) == [] and list(home.outbox_for("twitter").iterdir()) == []

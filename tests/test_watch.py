@@ -398,3 +398,80 @@ def test_polling_for_network_shares(home):
     finally:
         assert w.stop() == 0
     assert_each_in_one_place(home, {f"nas{i}" for i in range(3)})
+
+
+# --- files replaced, links, pipes and floods (issue 11: items 5, 8, 9) ---------------------------
+
+
+def test_photo_replaced_under_the_same_name_while_processed_is_a_photo_of_its_own(home):
+    """The first photo is big enough to take a while; it is replaced under the same name (a tablet
+    syncing again) once the worker has taken it. Each ends in the outbox, and the archive holds exactly
+    the bytes that were processed, under their own hash. A FIFO and a link to /dev/zero dropped beside
+    them go to failed/ as themselves, without blocking or spinning the watcher."""
+    import hashlib
+
+    first = jpeg_bytes(scene(2400, 1600, [("astronaut", 700, 500, 300)], seed=1)[0])
+    second = jpeg_bytes(scene(800, 600, [("hopper", 300, 200, 160)], seed=2)[0])
+    w = Watch(home.root).wait_watching()
+    try:
+        (home.inbox / "same.jpg").write_bytes(first)
+        conn = db.connect(home.database)
+        wait_until(lambda: conn.execute("SELECT state FROM photos WHERE source = 'same.jpg'").fetchone(), 60,
+                   "the worker to take same.jpg", w.proc)
+        replacement = home.inbox / ".same.jpg.tmp"
+        replacement.write_bytes(second)
+        os.replace(replacement, home.inbox / "same.jpg")
+        os.mkfifo(home.inbox / "pipe.jpg")
+        os.symlink("/dev/zero", home.inbox / "zero.jpg")
+        wait_until(lambda: not files(home.inbox) and not list(home.inbox.iterdir()), 180, "the inbox to empty",
+                   w.proc)
+        wait_until(lambda: len(files(home.outbox_for("facebook"))) == 2, 60, "both photos", w.proc)
+        conn.close()
+    finally:
+        assert w.stop() == 0
+    archived = {p.read_bytes() for p in files(home.archive)}
+    assert archived == {first, second}
+    for p in files(home.archive):
+        assert p.name.startswith(hashlib.sha256(p.read_bytes()).hexdigest()[:12] + "_")
+    assert sorted(p.name for p in files(home.outbox_for("facebook"))) == ["same-1.jpg", "same.jpg"]
+    assert stat_kind(home.failed / "pipe.jpg") == "fifo" and os.readlink(home.failed / "zero.jpg") == "/dev/zero"
+    assert (home.failed / "pipe.jpg.txt").exists() and (home.failed / "zero.jpg.txt").exists()
+    assert not list((home.state / "staging").iterdir())
+
+
+def stat_kind(path: Path) -> str:
+    import stat as st
+
+    mode = os.lstat(path).st_mode
+    return "fifo" if st.S_ISFIFO(mode) else "link" if st.S_ISLNK(mode) else "file"
+
+
+def test_thousands_of_new_files_are_seen_one_by_one_not_by_rescanning(home):
+    """Real inotify events for 3,000 new files (and a folder moved in whole): each file is seen from
+    its own event; the inbox is never rescanned per folder event (which made 10,000 files quadratic).
+    The time it takes lives in benchmarks/bench_watch.py."""
+    from photoguard.watch import Watcher, WatchOptions
+
+    watcher = Watcher(home, WatchOptions(workers=1))
+    observer = watcher._observe()
+    try:
+        for i in range(3000):
+            (home.inbox / f"IMG_{i:05d}.jpg").write_bytes(b"")
+        batch = home.root / "batch"
+        (batch / "deeper").mkdir(parents=True)
+        for i in range(50):
+            (batch / "deeper" / f"old_{i}.jpg").write_bytes(b"")
+        batch.rename(home.inbox / "batch")
+        seen = 0
+        deadline = time.monotonic() + 60
+        while seen < 3050 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            watcher._drain_events()
+            seen = len(watcher.pending)
+    finally:
+        observer.stop()
+        observer.join(5)
+    assert seen == 3050
+    assert watcher.scans == 1   # the folder that arrived whole, once
+    watcher._scan_inbox()       # the periodic rescan finds nothing new
+    assert len(watcher.pending) == 3050 and watcher.scans == 2
