@@ -30,7 +30,7 @@ def service() -> None:
 @click.option("--user", default=None, help="The account the service runs as (default: the home's owner; never root).")
 @click.option("--staff-group", default=None, help="The group whose members drop photos in inbox/ (it gets write access).")
 @click.option("--manager-group", default=None,
-              help="The group that may read outbox/, review/ and failed/ (default: the account's own group).")
+              help="The group that may read the outbox (default: the account's own group).")
 @click.option("--poll", is_flag=True, help="Poll inbox/ (the home is on a network file system).")
 @click.option("--executable", type=click.Path(dir_okay=False), default=None,
               help="The installed photoguard program (default: the one running now).")
