@@ -57,8 +57,9 @@ def _under(path: Path, *roots: str) -> bool:
 def render_unit(spec: ServiceSpec) -> str:
     home = _quote(str(spec.home))
     command = [_quote(str(spec.executable)), "watch", "--home", home] + (["--poll"] if spec.poll else [])
-    # ProtectHome=yes would hide the program or the home if either lives under /home.
-    under_home = _under(spec.executable, "/home", "/root", "/run/user") or _under(spec.home, "/home", "/root", "/run/user")
+    # ProtectHome=yes would hide the program, its Python or the home if one lives under /home.
+    homes = ("/home", "/root", "/run/user")
+    under_home = any(_under(p, *homes) for p in [spec.home, *program_files(spec.executable)])
     after = "local-fs.target remote-fs.target network-online.target" if spec.poll else "local-fs.target"
     lines = [
         MARK,

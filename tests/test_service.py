@@ -124,6 +124,13 @@ def test_a_home_under_home_is_reachable_read_only():
     assert settings(render_unit(spec))["ProtectHome"] == ["yes"]
 
 
+def test_a_program_whose_python_lives_under_home_is_reachable_read_only(tmp_path):
+    program = tmp_path / "photoguard"
+    program.write_text("#!/home/office/.local/share/uv/tools/photoguard/bin/python\n")
+    spec = ServiceSpec(home=Path("/srv/photoguard"), executable=program, user=USER, group=GROUP)
+    assert settings(render_unit(spec))["ProtectHome"] == ["read-only"]
+
+
 def test_dry_run_changes_nothing(tmp_path):
     home = init_home(tmp_path / "home").home
     before = home.root.stat()
