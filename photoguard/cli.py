@@ -12,6 +12,7 @@ import click  # noqa: E402
 
 from .config import ConfigError, effective_settings  # noqa: E402
 from .home import Home, HomeError, open_home  # noqa: E402
+from .starter import require_home  # noqa: E402
 
 home_option = click.option(
     "--home",
@@ -25,7 +26,9 @@ home_option = click.option(
 
 def get_home(home_dir: str | None) -> Home:
     try:
-        return open_home(home_dir)
+        # Only a folder made by `photoguard init` (or an earlier version): a mistyped --home, or a
+        # command run in the wrong folder, must not quietly become a new, empty home.
+        return open_home(require_home(home_dir))
     except (ConfigError, HomeError) as exc:
         raise click.ClickException(str(exc))
 
@@ -34,6 +37,36 @@ def get_home(home_dir: str | None) -> Home:
 @click.version_option(package_name="photoguard")
 def main() -> None:
     """PhotoGuard: obscure every child without consent before nursery photos are shared."""
+
+
+def _say_home(home: Home, err: bool = False) -> None:
+    click.echo(f"PhotoGuard home: {home.root}", err=err)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False))
+def init(folder: str) -> None:
+    """Make FOLDER a PhotoGuard home: the folders, a starter photoguard.toml and enrol/children.csv.
+
+    Example: photoguard init /srv/photoguard
+    """
+    from .starter import init_home
+
+    try:
+        done = init_home(Path(folder))
+    except (ConfigError, HomeError) as exc:
+        raise click.ClickException(str(exc))
+    home = done.home
+    click.echo(f"{home.root} {'was already' if done.already else 'is now'} a PhotoGuard home")
+    for path in done.written:
+        click.echo(f"  wrote {path}")
+    where = str(home.root)
+    click.echo("next:")
+    click.echo(f"  1. fill in {home.roster_csv} (one line per child) and put 3 or more photos of each child "
+               f"in {home.enrol}/<id>/")
+    click.echo(f"  2. photoguard enrol --home {where}")
+    click.echo(f"  3. photoguard watch --home {where}    (at boot: sudo photoguard service install --home {where})")
+    click.echo(f"  staff drop photos in {home.inbox}/ and cleared copies appear in {home.outbox}/<channel>/")
 
 
 @main.command()
@@ -79,6 +112,7 @@ def enrol(home_dir: str | None) -> None:
     from .roster import RosterError, sync_roster
 
     home = get_home(home_dir)
+    _say_home(home, err=True)
     conn = _open_roster_db(home)
 
     def progress(i: int, total: int, rel: str) -> None:
@@ -265,8 +299,8 @@ def _engine_settings(home_dir: str | None):
     if home_dir is None:
         return Settings()
     try:
-        return load_settings(Path(home_dir))
-    except ConfigError as exc:
+        return load_settings(require_home(home_dir))
+    except (ConfigError, HomeError) as exc:
         raise click.ClickException(str(exc))
 
 
@@ -401,6 +435,7 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
 
     home = get_home(home_dir)
     note = lambda msg: click.echo(msg, err=as_json)  # noqa: E731
+    _say_home(home, err=as_json)
     try:
         with hold_lock(home, "photoguard process"):
             processor = open_processor(home, note)
@@ -783,6 +818,7 @@ def watch(home_dir: str | None, settle: float, poll: bool, rescan: float, worker
     from .watch import watch as run_watch
 
     home = get_home(home_dir)
+    _say_home(home, err=True)
     options = WatchOptions(settle=settle, poll=poll, rescan=rescan, workers=workers, decode_timeout=decode_timeout)
     try:
         code = run_watch(home, options)
@@ -799,6 +835,7 @@ def status(home_dir: str | None, recent: int) -> None:
     from .watch import watch_status
 
     home = get_home(home_dir)
+    _say_home(home)
     st = watch_status(home, recent)
     for line in _takedowns_now(home):
         click.secho(line, fg="red") if line.startswith("take down") else click.echo(line)
@@ -879,14 +916,13 @@ def demo(home_dir: str, workers: int | None) -> None:
     """
     from datetime import date
 
-    from .demo import DemoError, build_demo_home
+    from .demo import DemoError, build_demo_home, demo_data_root
     from .lock import hold_lock
     from .pipeline import collect, open_processor, run_batch
     from .report import build_report
 
-    repo_root = Path(__file__).resolve().parent.parent
     try:
-        home = build_demo_home(Path(home_dir), repo_root)
+        home = build_demo_home(Path(home_dir), demo_data_root())
     except (DemoError, ConfigError, HomeError) as exc:
         raise click.ClickException(str(exc))
     click.echo(f"demo home: {home.root}")
@@ -935,7 +971,13 @@ def serve(home_dir: str | None, port: int, host: str) -> None:
     from .web.serve import ServeError, serve as run
 
     home = get_home(home_dir)
+    _say_home(home, err=True)
     try:
         run(home, host=host, port=port, echo=lambda m: click.echo(m, err=True))
     except ServeError as exc:
         raise click.ClickException(str(exc))
+
+
+from .cli_service import service  # noqa: E402
+
+main.add_command(service)

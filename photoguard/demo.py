@@ -9,13 +9,20 @@ import os
 import shutil
 from pathlib import Path
 
-from .home import Home, open_home
+from .home import Home
 from .images import PHOTO_SUFFIXES
+from .starter import init_home
 
 
 
 class DemoError(Exception):
     """The demo home cannot be built; the message says what to do."""
+
+
+def demo_data_root() -> Path:
+    """Where ``samples/`` and ``enrol/`` are: inside the installed package, else the source checkout."""
+    packaged = Path(__file__).resolve().parent / "demo_data"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent
 
 
 def _copy_private(src: Path, dest: Path) -> None:
@@ -37,7 +44,7 @@ def build_demo_home(target: Path, repo_root: Path) -> Home:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise DemoError(f"{target} already exists and is not empty. Choose a new folder for the demo, "
                         "or delete that one first.")
-    home = open_home(target)
+    home = init_home(target).home
     photos = sorted(p for p in samples.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
     for photo in photos:
         shutil.copyfile(photo, home.inbox / photo.name)

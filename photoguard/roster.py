@@ -136,6 +136,9 @@ def parse_roster(path: Path, channels: tuple[str, ...]) -> RosterParse:
     except OSError as exc:
         raise RosterError(f"cannot read {path}: {exc.strerror}. Close it in Excel and check its permissions.")
     text = _decode(path, raw, result.warnings)
+    # Lines starting with '#' (or '"#' as a spreadsheet may save them) are comments, e.g. the starter
+    # file's notes and example row; blanked, not removed, so problems keep their line numbers.
+    text = "\n".join("" if line.lstrip(' \t"').startswith("#") else line for line in text.splitlines())
     lines = text.splitlines()
     first = next((i for i, line in enumerate(lines) if line.strip(" ,;\t")), None)
     if first is None:

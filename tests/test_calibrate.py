@@ -139,6 +139,7 @@ def test_load_templates_round_trip_and_only_of_the_current_model(tmp_path):
 def test_calibrate_command_apply(tmp_path):
     home = tmp_path / "home"
     runner = CliRunner()
+    assert runner.invoke(main, ["init", str(home)]).exit_code == 0
     result = runner.invoke(main, ["calibrate", "--home", str(home)])
     assert result.exit_code != 0 and "enrol" in result.output
     conn = db.connect(home / ".photoguard" / "photoguard.db")

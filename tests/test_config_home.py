@@ -13,6 +13,7 @@ from photoguard.cli import main
 from photoguard.config import ConfigError, Settings, load_settings, write_setting
 from photoguard.db import connect
 from photoguard.home import open_home
+from photoguard.starter import init_home
 
 
 def mode(path) -> int:
@@ -99,6 +100,7 @@ def test_old_dlib_threshold_is_ignored_not_used_as_a_similarity(tmp_path):
 
 
 def test_config_command_prints_sources(tmp_path):
+    init_home(tmp_path)
     (tmp_path / "photoguard.toml").write_text("[match]\nsimilarity = 0.65\n")
     out = CliRunner().invoke(main, ["config", "--home", str(tmp_path)])
     assert out.exit_code == 0
@@ -108,6 +110,7 @@ def test_config_command_prints_sources(tmp_path):
 
 
 def test_bad_settings_file_is_a_clean_error(tmp_path):
+    init_home(tmp_path)
     (tmp_path / "photoguard.toml").write_text("colour = 3\n")
     out = CliRunner().invoke(main, ["config", "--home", str(tmp_path)])
     assert out.exit_code == 1 and "unknown setting 'colour'" in out.output
@@ -115,6 +118,7 @@ def test_bad_settings_file_is_a_clean_error(tmp_path):
 
 
 def test_home_from_environment(tmp_path, monkeypatch):
+    init_home(tmp_path / "envhome")
     monkeypatch.setenv("PHOTOGUARD_HOME", str(tmp_path / "envhome"))
     out = CliRunner().invoke(main, ["config"])
     assert out.exit_code == 0 and str(tmp_path / "envhome") in out.output

@@ -303,6 +303,7 @@ def test_cli_enrol_prints_table_rejections_and_warnings(home):
 
 
 def test_cli_enrol_missing_csv_is_an_error(tmp_path):
+    open_home(tmp_path / "new")  # a home (as an earlier version made them) without children.csv
     res = CliRunner().invoke(main, ["enrol", "--home", str(tmp_path / "new")])
     assert res.exit_code == 1
     assert "children.csv not found" in res.output and "Nothing was changed" in res.output

@@ -156,7 +156,9 @@ def test_collected_and_posted_photos_go_on_the_takedown_list_until_marked(home, 
     assert "garden.jpg" in listing and "posted" in listing and "Ada (no consent for facebook)" in listing
     status = runner.invoke(main, ["status", *args])
     assert status.exit_code == 0, status.output
-    assert status.output.startswith("take down: 2 photo(s)")
+    # Which home first, then the take-down list before anything else.
+    assert status.output.splitlines()[0].startswith("PhotoGuard home: ")
+    assert status.output.splitlines()[1].startswith("take down: 2 photo(s)")
     assert "garden.jpg" in status.output
 
     from photoguard.report import build_report

