@@ -28,9 +28,11 @@ _HOME_NAMES = {"inbox", "outbox", "review", "failed", "archive", "enrol", STATE_
 SETTING_HELP: dict[str, str] = {
     "channels": "Where photos are shared: one outbox folder and one consent column in children.csv each.",
     "workers": "Photos processed at the same time (worker processes); 0 = one per processor core.",
-    "match.threshold": "How close a face must be to a child's reference photos to count as that child "
-                       "(lower = stricter). `photoguard calibrate` suggests a value for your children.",
-    "match.margin": "How much farther the next closest child must be; a face close to two children is obscured.",
+    "match.similarity": "How alike a face must be to a child's reference photos to count as that child "
+                        "(higher = stricter). `photoguard calibrate` suggests a value for your children.",
+    "match.margin": "How much less alike the next most alike child must be; a face like two children is obscured.",
+    "match.max_false_show": "The chance `photoguard calibrate` allows that a child who is not enrolled is shown "
+                            "as one who is (0.001 = one in a thousand).",
     "match.min_face_px": "Faces narrower than this many pixels are too small to recognise: always obscured.",
     "detect.threshold": "How sure the face finder must be (lower finds more faces; a speck obscured by mistake "
                         "is the safe error).",

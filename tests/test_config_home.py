@@ -90,6 +90,7 @@ def test_write_setting_keeps_other_lines(tmp_path):
 
 def test_old_dlib_threshold_is_ignored_not_used_as_a_similarity(tmp_path):
     # A home calibrated by an older version has a dlib distance there; as a similarity it would be loose.
+    init_home(tmp_path)
     (tmp_path / "photoguard.toml").write_text("[match]\nthreshold = 0.4\n")
     settings = load_settings(tmp_path)
     assert settings.match_similarity == 0.60 and settings.match_max_false_show == 0.001

@@ -69,9 +69,9 @@ def test_starter_settings_name_every_setting_at_its_default():
 def test_one_uncommented_line_changes_one_setting(tmp_path):
     init_home(tmp_path)
     path = tmp_path / "photoguard.toml"
-    path.write_text(path.read_text().replace("# margin = 0.08", "margin = 0.1"))
+    path.write_text(path.read_text().replace("# margin = 0.05", "margin = 0.1"))
     settings = load_settings(tmp_path)
-    assert settings.match_margin == 0.1 and settings.match_threshold == 0.45
+    assert settings.match_margin == 0.1 and settings.match_similarity == 0.6
 
 
 def test_starter_roster_example_row_once_uncommented_is_a_child(tmp_path):

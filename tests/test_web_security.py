@@ -196,6 +196,9 @@ def test_serve_listens_on_this_computer_unless_told(tmp_path):
     from photoguard.cli import main
     from photoguard.web.security import allowed_hosts
 
+    from photoguard.starter import init_home
+
+    init_home(tmp_path)
     out = CliRunner().invoke(main, ["serve", "--home", str(tmp_path), "--host", "0.0.0.0"])
     assert out.exit_code != 0 and "this computer's own network address" in out.output
     assert "--host" in CliRunner().invoke(main, ["serve", "--help"]).output
