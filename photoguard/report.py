@@ -47,6 +47,7 @@ EVENT_WORDS = {
     "released_undone": "Release taken back: back in review",
     "rejected_undone": "Rejection taken back: back in review",
     "second_look": "A face the first look missed, found before release and obscured",
+    "decision_replaced": "Decided again at release (what the first look had decided)",
     "rerendered": "Re-made with a face obscured after a consent change",
     "removed": "Removed from the outbox after a consent change",
     "collected": "Collected from the outbox",

@@ -626,7 +626,13 @@ def _add_second_look_faces(home: Home, conn: sqlite3.Connection, item: ReviewIte
 
 def _record_decisions(conn: sqlite3.Connection, home: Home, item: ReviewItem, plan: _Plan) -> None:
     """Write what each channel gets into faces/face_actions, so the audit says what was published and the
-    outbox re-check keeps the manager's choices (a confirmed child is re-checked like a recognised one)."""
+    outbox re-check keeps the manager's choices (a confirmed child is re-checked like a recognised one).
+
+    History is appended, never lost: what the first look had decided, where the release decides otherwise,
+    is kept as a ``decision_replaced`` event before the row is replaced."""
+    before = {(r["face_idx"], r["channel"]): r for r in conn.execute(
+        "SELECT * FROM face_actions WHERE photo_sha256 = ?", (item.sha256,))}
+    at = now_iso()
     for i, (row, identity) in enumerate(zip(plan.rows, plan.identities)):
         if identity.reason == CONFIRMED_BY_MANAGER:
             reason = row["reason"] or ""
@@ -637,6 +643,13 @@ def _record_decisions(conn: sqlite3.Connection, home: Home, item: ReviewItem, pl
                          (identity.child_id, reason, item.sha256, row["idx"]))
         for channel in home.settings.channels:
             action, why, consent = plan.decision[channel][i]
+            old = before.get((row["idx"], channel))
+            if old is not None and (old["action"], old["reason"]) != (action, why):
+                conn.execute("INSERT INTO events (at, kind, photo_sha256, detail) VALUES (?,?,?,?)",
+                             (at, "decision_replaced", item.sha256,
+                              f"{item.name}, face {row['idx'] + 1}, {channel}: first decided {old['action']} "
+                              f"({_WORDS.get(old['reason'], old['reason'])}), released {action} "
+                              f"({_WORDS.get(why, why)})"))
             conn.execute("INSERT OR REPLACE INTO face_actions (photo_sha256, face_idx, channel, action, reason, consent) "
                          "VALUES (?,?,?,?,?,?)", (item.sha256, row["idx"], channel, action, why, _consent_json(consent)))
 

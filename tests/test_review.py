@@ -171,6 +171,9 @@ def test_confirmed_child_shown_only_where_her_consent_allows_each_channel(home, 
     actions = dict(conn.execute("SELECT channel, action FROM face_actions WHERE face_idx = ?", (number - 1,)).fetchall())
     assert actions == {"facebook": "shown", "instagram": "obscured", "twitter": "obscured"}
     assert conn.execute("SELECT actor FROM review_edits").fetchone()[0] == "manager"
+    # What the first look had decided is kept in the history, not lost with the replaced row.
+    replaced = [r["detail"] for r in conn.execute("SELECT detail FROM events WHERE kind = 'decision_replaced'")]
+    assert any(f"face {number}, facebook: first decided obscured" in d and "released shown" in d for d in replaced)
 
     # Grace's consent is withdrawn later: the outbox re-check knows it is her and re-renders Facebook.
     from photoguard.pipeline import recheck_outbox
