@@ -24,7 +24,7 @@ from photoguard.outbox import (OutboxError, list_outbox, mark_posted, mark_taken
                                recheck_outbox, sweep, takedown_list)
 from photoguard.pipeline import Processor
 from photoguard.roster import sync_roster
-from test_pipeline import CSV_HEADER, ROSTER, diff, drop, photo_of_both, region, write_reference_photos
+from test_pipeline import make_enrolled_home, CSV_HEADER, ROSTER, diff, drop, photo_of_both, region, write_reference_photos
 
 CHANNELS = ("facebook", "instagram", "twitter")
 NO_ADA = CSV_HEADER + "ada,Ada,yes,no,no,no,\ngrace,Grace,yes,yes,no,no,\n"
@@ -37,15 +37,7 @@ def detector() -> FaceDetector:
 
 @pytest.fixture(scope="module")
 def enrolled_home(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("outbox-enrolled")
-    home = open_home(root)
-    write_reference_photos(home.enrol, "ada", "astronaut")
-    write_reference_photos(home.enrol, "grace", "hopper")
-    home.roster_csv.write_text(ROSTER, encoding="utf-8")
-    conn = connect(home.database)
-    sync_roster(home, conn)
-    conn.close()
-    return root
+    return make_enrolled_home(tmp_path_factory.mktemp("outbox-enrolled"))
 
 
 @pytest.fixture

@@ -53,9 +53,8 @@ def detector() -> FaceDetector:
     return FaceDetector()
 
 
-@pytest.fixture(scope="module")
-def enrolled_home(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("enrolled")
+def make_enrolled_home(root: Path) -> Path:
+    """A home with Ada (astronaut) and Grace (Hopper) enrolled from three reference photos each."""
     home = open_home(root)
     write_reference_photos(home.enrol, "ada", "astronaut")
     write_reference_photos(home.enrol, "grace", "hopper")
@@ -65,6 +64,11 @@ def enrolled_home(tmp_path_factory) -> Path:
     assert conn.execute("SELECT COUNT(*) FROM templates").fetchone()[0] >= 4
     conn.close()
     return root
+
+
+@pytest.fixture(scope="module")
+def enrolled_home(tmp_path_factory) -> Path:
+    return make_enrolled_home(tmp_path_factory.mktemp("enrolled"))
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from photoguard.pipeline import Processor
 from photoguard.review import (ReviewError, add_box, confirm_face, obscure_face, os_actor, reject, release,
                                render_preview, review_detail, review_queue, undo_edit, undo_last)
 from photoguard.roster import sync_roster
-from test_pipeline import (CSV_HEADER, ROSTER, FirstLookMisses, diff, drop, photo_of_both, region,
+from test_pipeline import (make_enrolled_home, CSV_HEADER, ROSTER, FirstLookMisses, diff, drop, photo_of_both, region,
                            write_reference_photos)
 
 CHANNELS = ("facebook", "instagram", "twitter")
@@ -31,15 +31,7 @@ CHANNELS = ("facebook", "instagram", "twitter")
 
 @pytest.fixture(scope="module")
 def enrolled(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("review-enrolled")
-    home = open_home(root)
-    write_reference_photos(home.enrol, "ada", "astronaut")
-    write_reference_photos(home.enrol, "grace", "hopper")
-    home.roster_csv.write_text(ROSTER, encoding="utf-8")
-    conn = connect(home.database)
-    sync_roster(home, conn)
-    conn.close()
-    return root
+    return make_enrolled_home(tmp_path_factory.mktemp("review-enrolled"))
 
 
 @pytest.fixture(scope="module")
