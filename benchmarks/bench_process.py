@@ -68,13 +68,15 @@ def setup_home(root: Path, photos: list[Path]) -> None:
     from facekit import face_patch
     from PIL import Image
 
-    (root / "enrol").mkdir(parents=True)
+    from photoguard.starter import init_home
+
+    init_home(root)
     (root / "enrol" / "children.csv").write_text(ROSTER)
     for child, face in (("ada", "astronaut"), ("grace", "hopper")):
-        (root / "enrol" / child).mkdir()
+        (root / "enrol" / child).mkdir(exist_ok=True)
         for k, width in enumerate((150, 180, 210)):
             Image.fromarray(face_patch(face, width, 0.6 + 0.2 * k).rgb).save(root / "enrol" / child / f"{k}.jpg", quality=92)
-    (root / "inbox").mkdir()
+    (root / "inbox").mkdir(exist_ok=True)
     for p in photos:
         shutil.copy(p, root / "inbox" / p.name)
 
@@ -132,7 +134,10 @@ def main() -> None:
     for name, r in results.items():
         median = f"{r['median_photo_s']:.2f}" if "median_photo_s" in r else "-"
         print(f"{name:<16} {r['wall_s']:>8.1f} {r['s_per_photo']:>8.2f} {r['photos_per_s']:>9.2f} {median:>8} {r['peak_mb']:>8.0f}")
-    print(f"time per photo vs deface: 1 worker {ratio:.2f}x, 2 workers {ratio2:.2f}x")
+    if ratio == ratio:   # not NaN: deface ran
+        print(f"time per photo vs deface: 1 worker {ratio:.2f}x, 2 workers {ratio2:.2f}x")
+    else:
+        print("time per photo vs deface: not measured (deface's command did not run)")
     for name in ("photoguard_1w", "photoguard_2w"):
         print(f"{name} outcomes: {results[name]['statuses']}")
 
