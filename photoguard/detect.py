@@ -442,8 +442,8 @@ def _merge(found: _Found, width: int, height: int) -> list[FaceBox]:
     """Greedy clustering by score. A cluster's box is the union of its boxes (over-covering is the
     safe error: a zoomed-in pass sometimes boxes only part of a face), except that a box more than
     twice as wide as the cluster's best is left to form its own cluster, and only boxes found with
-    the photo turned as for the best one count: a face seen sideways gets a box of another shape,
-    which would make the union too loose to identify the face by."""
+    the photo turned one way count (as it stands if any was, else as for the best one): a face seen
+    sideways gets a box of another shape, which would make the union too loose to identify the face by."""
     n = len(found.scores)
     if n == 0:
         return []
@@ -464,7 +464,10 @@ def _merge(found: _Found, width: int, height: int) -> list[FaceBox]:
         members = np.nonzero(same[i] & ~taken & (bw <= 2 * bw[i]))[0]
         members = np.union1d(members, [i])
         taken[members] = True
-        members = members[turns[members] == turns[i]]
+        # Describe the face as the photo stands when it was found so; the turned passes are for faces
+        # the upright one does not see (and a face CenterFace finds upside down has its eyes swapped).
+        seen = turns[members]
+        members = members[seen == (0 if (seen == 0).any() else turns[i])]
         box = np.concatenate([boxes[members, :2].min(axis=0), boxes[members, 2:].max(axis=0)])
         kinds = set(sources[members].tolist())
         source = "both" if len(kinds) == 2 else ("hog" if 1 in kinds else "centerface")
