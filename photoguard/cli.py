@@ -109,7 +109,7 @@ def enrol(home_dir: str | None) -> None:
     """Read enrol/children.csv and enrol/<id>/ photos: store consents, build templates, erase withdrawn ones."""
     from datetime import date
 
-    from .roster import RosterError, sync_roster
+    from .roster_file import RosterFileError, enrol as enrol_home
 
     home = get_home(home_dir)
     _say_home(home, err=True)
@@ -121,11 +121,12 @@ def enrol(home_dir: str | None) -> None:
     from .sface import ModelFileError
 
     try:
-        result = sync_roster(home, conn, progress=progress)
-    except RosterError as exc:
-        raise click.ClickException(f"{exc}\nNothing was changed.")
+        enrolled = enrol_home(home, conn, progress=progress)   # the same sync + outbox re-check as the web pages
+    except RosterFileError as exc:
+        raise click.ClickException(str(exc))
     except ModelFileError as exc:
         raise click.ClickException(f"{exc}\nConsents were updated; reference photos were not checked.")
+    result = enrolled.sync
     today = date.today()
     for p in result.problems:
         click.secho(f"problem: {p}", fg="red", err=True)
@@ -156,10 +157,7 @@ def enrol(home_dir: str | None) -> None:
                     "its journal file until it finishes. Run `photoguard enrol` again later.", fg="yellow", err=True)
     if result.reduced:
         click.echo(f"consent reduced for: {', '.join(sorted(result.reduced))}")
-    # Cheap when nothing changed: models are loaded only if an outbox image must be re-rendered.
-    from .pipeline import Processor, recheck_outbox
-
-    for change in recheck_outbox(Processor(home, conn)):
+    for change in enrolled.outbox:
         click.echo(change.describe())
     for line in _takedowns_now(home):
         click.echo(line)
