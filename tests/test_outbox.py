@@ -17,39 +17,14 @@ from PIL import Image, ImageDraw
 
 from facekit import jpeg_bytes
 from photoguard.cli import main
-from photoguard.db import connect
-from photoguard.detect import FaceDetector
-from photoguard.home import open_home
 from photoguard.outbox import (OutboxError, list_outbox, mark_posted, mark_taken_down, outbox_photo,
                                recheck_outbox, sweep, takedown_list)
-from photoguard.pipeline import Processor
 from photoguard.roster import sync_roster
-from test_pipeline import make_enrolled_home, CSV_HEADER, ROSTER, diff, drop, photo_of_both, region, write_reference_photos
+from test_pipeline import detector, enrolled_home, home, processor  # noqa: F401 (the same fixtures)
+from test_pipeline import CSV_HEADER, ROSTER, diff, drop, photo_of_both, region
 
 CHANNELS = ("facebook", "instagram", "twitter")
 NO_ADA = CSV_HEADER + "ada,Ada,yes,no,no,no,\ngrace,Grace,yes,yes,no,no,\n"
-
-
-@pytest.fixture(scope="module")
-def detector() -> FaceDetector:
-    return FaceDetector()
-
-
-@pytest.fixture(scope="module")
-def enrolled_home(tmp_path_factory) -> Path:
-    return make_enrolled_home(tmp_path_factory.mktemp("outbox-enrolled"))
-
-
-@pytest.fixture
-def home(enrolled_home, tmp_path):
-    root = tmp_path / "home"
-    shutil.copytree(enrolled_home, root)
-    return open_home(root)
-
-
-@pytest.fixture
-def processor(home, detector) -> Processor:
-    return Processor(home, detector=detector)
 
 
 def withdraw(home, processor, roster: str = NO_ADA) -> list:
