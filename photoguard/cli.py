@@ -90,11 +90,10 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [headers, *rows]]
 
 
-def _consent_status(consent, today) -> str:
-    from .roster import template_eligibility
-
-    why = template_eligibility(consent, today)
-    return "ok" if why is None else ("PROBLEM" if consent.problem else why.replace("consent expired", "EXPIRED"))
+def _standing_cells(standing, channels) -> list[str]:
+    """matching, one cell per channel, expires, status: the same words in `enrol` and `children`."""
+    return ["yes" if standing.face_matching else "no", *("yes" if standing.channels[ch] else "no" for ch in channels),
+            standing.expires, standing.status]
 
 
 def _open_roster_db(home: Home):
@@ -109,6 +108,7 @@ def enrol(home_dir: str | None) -> None:
     """Read enrol/children.csv and enrol/<id>/ photos: store consents, build templates, erase withdrawn ones."""
     from datetime import date
 
+    from .roster import child_standing
     from .roster_file import RosterFileError, enrol as enrol_home
 
     home = get_home(home_dir)
@@ -133,13 +133,13 @@ def enrol(home_dir: str | None) -> None:
     for w in result.warnings:
         click.secho(f"warning: {w}", fg="yellow", err=True)
     channels = list(home.settings.channels)
-    rows = []
+    rows, problems = [], []
     for s in result.children:
         c = s.consent
+        standing = child_standing(c, s.templates, channels, today)
         photos = f"{len(s.accepted)} ok, {len(s.rejected)} rejected" if s.not_matched is None else f"{s.photo_files} not used"
-        rows.append([c.child_id, c.name, "yes" if c.face_matching else "no",
-                     *("yes" if c.channels.get(ch) else "no" for ch in channels),
-                     c.expires.isoformat() if c.expires else "-", _consent_status(c, today), photos, str(s.templates)])
+        rows.append([c.child_id, c.name, *_standing_cells(standing, channels), photos, str(s.templates)])
+        problems += [(c.child_id, p) for p in standing.problems]
     for line in _table(["child", "name", "matching", *channels, "expires", "status", "photos", "templates"], rows):
         click.echo(line)
     for s in result.children:
@@ -147,8 +147,10 @@ def enrol(home_dir: str | None) -> None:
             click.echo(f"  rejected {p.path}: {p.reason}")
         if s.not_matched is not None and s.photo_files:
             click.echo(f"  {s.child_id}: photos not used, no templates kept ({s.not_matched})")
-        if s.warning:
+        if s.warning and s.templates:
             click.secho(f"  warning {s.child_id}: {s.warning}", fg="yellow")
+    for child_id, problem in problems:
+        click.secho(f"  problem {child_id}: {problem}", fg="red")
     click.echo(f"{len(result.children)} children, {result.photos_checked} photos checked, "
                f"{result.photos_unchanged} unchanged, {result.templates_erased} templates erased, "
                f"{len(result.changes)} consent changes recorded ({result.seconds:.1f} s)")
@@ -161,6 +163,12 @@ def enrol(home_dir: str | None) -> None:
         click.echo(change.describe())
     for line in _takedowns_now(home):
         click.echo(line)
+    # Every good line was enrolled; the exit code tells a script (or the service) that some need fixing.
+    need_fixing = len({p.line for p in result.problems} | {cid for cid, _ in problems})
+    if need_fixing:
+        click.secho(f"{need_fixing} line(s) of the roster need fixing (see 'problem' above); "
+                    "every other child was enrolled.", fg="red", err=True)
+        raise SystemExit(1)
 
 
 @main.group(invoke_without_command=True)
@@ -175,7 +183,7 @@ def children(ctx: click.Context, home_dir: str | None, within: int | None) -> No
         return
     from datetime import date
 
-    from .roster import expiring, list_children
+    from .roster import child_standing, expiring, list_children
 
     home = get_home(home_dir)
     conn = _open_roster_db(home)
@@ -190,15 +198,18 @@ def children(ctx: click.Context, home_dir: str | None, within: int | None) -> No
                     else "last valid day is today" if days == 0 else f"ends in {days} day{'s' if days != 1 else ''}")
             click.echo(f"{consent.child_id}  {consent.name}  expires {consent.expires.isoformat()}  {when}")
         return
-    rows = [[r.consent.child_id, r.consent.name, "yes" if r.consent.face_matching else "no",
-             *("yes" if r.consent.channels.get(ch) else "no" for ch in channels),
-             r.consent.expires.isoformat() if r.consent.expires else "-", _consent_status(r.consent, today),
-             str(r.templates)] for r in list_children(conn)]
+    rows, problems = [], []
+    for r in list_children(conn):
+        standing = child_standing(r.consent, r.templates, channels, today)
+        rows.append([r.consent.child_id, r.consent.name, *_standing_cells(standing, channels), str(r.templates)])
+        problems += [f"problem {r.consent.child_id}: {p}" for p in standing.problems]
     if not rows:
         click.echo("no children enrolled: fill in enrol/children.csv and run `photoguard enrol`")
         return
     for line in _table(["child", "name", "matching", *channels, "expires", "status", "templates"], rows):
         click.echo(line)
+    for line in problems:
+        click.secho(line, fg="red")
 
 
 @children.command("show")
@@ -210,39 +221,46 @@ def children_show(ctx: click.Context, home_dir: str | None, child_id: str) -> No
     from datetime import date
 
     from .consent import may_show
-    from .roster import child_history, load_consents
+    from .localtime import when_words
+    from .roster import child_history, child_standing, load_consents, near_ids
 
     home = get_home(home_dir or ctx.obj)
     conn = _open_roster_db(home)
-    consent = load_consents(conn).get(child_id)
+    consents = load_consents(conn)
+    consent = consents.get(child_id)
     history = child_history(conn, child_id)
     if consent is None and not history:
-        raise click.ClickException(f"no child '{child_id}' on the roster. `photoguard children` lists them.")
+        near = near_ids(conn, child_id)
+        hint = f" Did you mean {' or '.join(near)}?" if near else ""
+        raise click.ClickException(f"no child '{child_id}' on the roster.{hint} `photoguard children` lists them.")
     today = date.today()
     if consent is None:
         click.echo(f"{child_id}: not on the roster any more (no consent, no templates)")
     else:
+        n = conn.execute("SELECT COUNT(*) FROM templates WHERE child_id = ?", (child_id,)).fetchone()[0]
+        standing = child_standing(consent, n, home.settings.channels, today)
         click.echo(f"{consent.child_id}  {consent.name}")
-        click.echo(f"  face matching: {'yes' if consent.face_matching else 'no'}")
-        click.echo(f"  expires: {consent.expires.isoformat() if consent.expires else 'never'}")
-        if consent.problem:
-            click.echo(f"  PROBLEM: {consent.problem}")
+        click.echo(f"  face matching: {'yes' if standing.face_matching else 'no'}")
+        expires = {"-": "no end date"}.get(standing.expires, standing.expires)
+        click.echo(f"  consent ends: {expires}")
+        for problem in standing.problems:
+            click.echo(f"  PROBLEM: {problem}")
         for ch in home.settings.channels:
             verdict = may_show(consent, ch, today)
             click.echo(f"  {ch}: {'shown' if verdict.allowed else 'obscured'} ({verdict.reason})")
         for r in conn.execute("SELECT path, status, reason FROM reference_photos WHERE child_id = ? ORDER BY path",
                               (child_id,)):
             click.echo(f"  photo {r['path']}: {r['status']}{': ' + r['reason'] if r['reason'] else ''}")
-        n = conn.execute("SELECT COUNT(*) FROM templates WHERE child_id = ?", (child_id,)).fetchone()[0]
         click.echo(f"  templates: {n}")
     click.echo("history:")
     for h in history:
+        when = when_words(h.changed_at)
         if h.field == "added":
-            click.echo(f"  {h.changed_at}  added: {h.new}")
+            click.echo(f"  {when}  added: {h.new}")
         elif h.field == "removed":
-            click.echo(f"  {h.changed_at}  removed (was: {h.old})")
+            click.echo(f"  {when}  removed (was: {h.old})")
         else:
-            click.echo(f"  {h.changed_at}  {h.field}: {h.old} -> {h.new}")
+            click.echo(f"  {when}  {h.field}: {h.old} -> {h.new}")
 
 
 # --- engine commands (calibrate, evaluate) ---
@@ -490,13 +508,14 @@ def _review_call(home_dir: str | None, call):
 @home_option
 def review_list(home_dir: str | None) -> None:
     """List photos waiting for review, oldest first, with the reason."""
+    from .localtime import when_words
     from .review import review_queue
 
     items = _review_call(home_dir, review_queue)
     if not items:
         click.echo("nothing waiting for review")
     for item in items:
-        click.echo(f"{item.name}\t{item.source}\t{item.held_at}\t{item.reason}")
+        click.echo(f"{item.name}\t{item.source}\theld {when_words(item.held_at)}\t{item.reason}")
 
 
 @review.command("show")
@@ -504,11 +523,12 @@ def review_list(home_dir: str | None) -> None:
 @click.argument("name")
 def review_show(home_dir: str | None, name: str) -> None:
     """Why NAME is held: each face, who it is, where, and what happens to it on each channel."""
+    from .localtime import when_words
     from .review import review_detail
 
     detail = _review_call(home_dir, lambda home, conn: review_detail(home, conn, name))
     item = detail.item
-    click.echo(f"{item.name} ({item.source}), held {item.held_at[:16].replace('T', ' ')}: {item.reason}")
+    click.echo(f"{item.name} ({item.source}), held {when_words(item.held_at)}: {item.reason}")
     if detail.problem:
         click.echo(f"  cannot be released: {detail.problem}")
     if not detail.faces:
@@ -837,23 +857,50 @@ def status(home_dir: str | None, recent: int) -> None:
     st = watch_status(home, recent)
     for line in _takedowns_now(home):
         click.secho(line, fg="red") if line.startswith("take down") else click.echo(line)
+    for line in status_lines(st):
+        click.echo(line)
+
+
+# What each result is called where the manager reads it (the folder it went to, in her words).
+_RESULT_WORDS = {"cleared": "cleared", "released": "released", "review": "to review", "failed": "in failed/",
+                 "duplicate": "duplicate"}
+
+
+def status_lines(st) -> list[str]:
+    """``photoguard status`` in words: calm for every normal state (nothing that reads like a crash)."""
+    from .localtime import when_words
+
+    lines = []
     if st.watcher_pid is None:
-        click.echo("watcher: not running")
+        lines.append("watcher: not running (start it with `photoguard watch`, or at boot with `photoguard service install`)")
     elif st.watcher is not None:
         w = st.watcher
-        click.echo(f"watcher: running (pid {st.watcher_pid}, since {w.get('started')}, {w.get('workers')} worker(s)) "
-                   f"— {w.get('state')}; {w.get('in_flight', 0)} in hand, {w.get('waiting', 0)} settling/queued")
+        busy = w.get("in_flight", 0)
+        waiting = w.get("waiting", 0)
+        doing = (f"{busy} photo(s) in hand, {waiting} waiting" if busy or waiting else "nothing to do right now")
+        lines.append(f"watcher: running since {when_words(w.get('started'))} with {w.get('workers')} worker(s), "
+                     f"{w.get('state')}; {doing} (process {st.watcher_pid})")
     else:
-        click.echo(f"watcher: another PhotoGuard process holds the home (pid {st.watcher_pid})")
-    click.echo(f"inbox: {st.inbox_waiting} file(s) waiting")
+        lines.append(f"watcher: another PhotoGuard command is using this home just now (process {st.watcher_pid})")
+    lines.append(f"inbox: {st.inbox_waiting} file(s) waiting")
     if st.unfinished:
-        click.echo(f"journal: {len(st.unfinished)} photo(s) not finished (resumed at the next start): "
-                   + ", ".join(f"{name} ({state})" for name, state in st.unfinished[:10]))
-    click.echo("today: " + ", ".join(f"{n} {k}" for k, n in st.today.items()))
+        names = ", ".join(name for name, _ in st.unfinished[:10]) + (" ..." if len(st.unfinished) > 10 else "")
+        if st.watcher_pid is not None:
+            lines.append(f"being processed now: {len(st.unfinished)} photo(s): {names}")
+        else:
+            lines.append(f"{len(st.unfinished)} photo(s) were stopped half way; PhotoGuard finishes them when it "
+                         f"next starts (nothing is lost): {names}")
+    counts = dict(st.today)
+    words = [f"{counts.pop('cleared', 0)} cleared", f"{counts.pop('review', 0)} held for review",
+             f"{counts.pop('failed', 0)} not usable (in failed/)", f"{counts.pop('duplicate', 0)} duplicate(s)"]
+    words += [f"{n} {_RESULT_WORDS.get(k, k)}" for k, n in counts.items()]
+    lines.append("today: " + ", ".join(words))
     if st.recent:
-        click.echo("last photos:")
+        lines.append("last photos:")
         for item in st.recent:
-            click.echo(f"  {item.at}  {item.status:<9} {item.name}" + (f" — {item.detail}" if item.detail else ""))
+            lines.append(f"  {when_words(item.at)}  {_RESULT_WORDS.get(item.status, item.status):<10} {item.name}"
+                         + (f" — {item.detail}" if item.detail else ""))
+    return lines
 
 
 def _takedowns_now(home: Home) -> list[str]:

@@ -111,11 +111,10 @@ class Recheck:
 
 
 def when_words(iso: str | None) -> str:
-    """'24 Nov 2026 14:05' for a person; the ISO text if it cannot be read."""
-    try:
-        return datetime.fromisoformat(iso).strftime("%d %b %Y %H:%M")  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return iso or ""
+    """'today 14:05' or '24 Nov 2026 14:05' in local time, for a person (see ``localtime``)."""
+    from .localtime import when_words as words
+
+    return words(iso)
 
 
 # --- recording files put into the outbox ------------------------------------------------------------

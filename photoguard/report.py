@@ -279,11 +279,9 @@ def e(value: object) -> str:
 
 
 def _when(iso: str, with_day: bool) -> str:
-    try:
-        moment = datetime.fromisoformat(iso)
-    except (TypeError, ValueError):
-        return iso or ""
-    return moment.strftime("%d %b %H:%M" if with_day else "%H:%M")
+    from .localtime import clock_words
+
+    return clock_words(iso, with_day)
 
 
 def _day(d: date) -> str:

@@ -722,3 +722,60 @@ def expiring(conn: sqlite3.Connection, within_days: int, today: date | None = No
     out = [(c, (c.expires - today).days) for c in load_consents(conn).values()
            if c.expires is not None and (c.expires - today).days <= within_days]
     return sorted(out, key=lambda item: (item[1], item[0].child_id))
+
+
+# ---------------------------------------------------------------- in the manager's words
+
+
+@dataclass(frozen=True)
+class ChildStanding:
+    """One child of the roster as the manager reads it (``children``, ``enrol`` and the web page alike)."""
+    face_matching: bool
+    channels: dict[str, bool]    # what the line allows; every channel "no" while the line has a problem
+    expires: str                 # "2026-08-31", "-" (no end date) or "not readable"
+    status: str                  # "ok", "PROBLEM", "EXPIRED", or why the child is not matched
+    problems: list[str]          # what needs the manager, in words, each saying what to do
+
+    @property
+    def has_problem(self) -> bool:
+        return bool(self.problems)
+
+
+def child_standing(consent: ChildConsent, templates: int, channels: tuple[str, ...] | list[str],
+                   on: date) -> ChildStanding:
+    """What a line of the roster means today. Fail closed in words too: a line with a problem shows "no"
+    for every channel, an expiry that cannot be read is never "no end date", and a child who may be
+    matched but has no usable reference photo is a problem (she can never be recognised, so never shown)."""
+    problems: list[str] = []
+    expiry_unreadable = bool(consent.problem) and "expires is '" in consent.problem
+    if consent.problem:
+        problems.append(f"the line in children.csv needs fixing: {consent.problem}. Until then: no consent")
+    why = template_eligibility(consent, on)
+    if why is None and templates == 0:
+        problems.append(f"no usable reference photo — add one in enrol/{consent.child_id}/ "
+                        "(until then this child cannot be recognised, so is always obscured)")
+    if problems:
+        status = "PROBLEM"
+    elif why is None:
+        status = "ok"
+    elif consent.expired(on):
+        status = "EXPIRED"
+    else:
+        status = why
+    ok_line = not consent.problem
+    return ChildStanding(
+        face_matching=ok_line and consent.face_matching is True,
+        channels={ch: ok_line and consent.channels.get(ch) is True for ch in channels},
+        expires="not readable" if expiry_unreadable else (consent.expires.isoformat() if consent.expires else "-"),
+        status=status, problems=problems)
+
+
+def near_ids(conn: sqlite3.Connection, child_id: str, limit: int = 3) -> list[str]:
+    """Roster ids (and ids of children who left) that look like ``child_id``: for a typo, "did you mean"."""
+    import difflib
+
+    known = {r[0] for r in conn.execute("SELECT id FROM children UNION SELECT DISTINCT child_id FROM consent_history")}
+    by_lower: dict[str, str] = {k.lower(): k for k in sorted(known)}
+    close = difflib.get_close_matches(child_id.lower(), list(by_lower), n=limit, cutoff=0.6)
+    starts = [k for k in by_lower if k.startswith(child_id.lower()) and k not in close] if child_id else []
+    return [by_lower[k] for k in [*close, *starts][:limit]]

@@ -191,7 +191,7 @@ def test_burst_of_200_each_processed_once_and_status_while_running(home):
 
         res = CliRunner().invoke(main, ["status", "--home", str(home.root)])
         assert res.exit_code == 0, res.output
-        assert f"watcher: running (pid {w.proc.pid}" in res.output
+        assert "watcher: running since" in res.output and f"(process {w.proc.pid})" in res.output
 
         wait_until(lambda: not files(home.inbox), 240, "the inbox to empty", w.proc)
     finally:
@@ -203,7 +203,7 @@ def test_burst_of_200_each_processed_once_and_status_while_running(home):
     res = CliRunner().invoke(main, ["status", "--home", str(home.root)])
     assert "watcher: not running" in res.output
     assert "inbox: 0 file(s) waiting" in res.output
-    assert "today: 200 cleared, 0 review, 0 failed, 2 duplicate" in res.output
+    assert "today: 200 cleared, 0 held for review, 0 not usable (in failed/), 2 duplicate(s)" in res.output
     assert "last photos:" in res.output
 
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -80,18 +80,9 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
 
 def _when(value: str | None) -> str:
     """An ISO time from the database as the nursery reads it: local time, no seconds or zone."""
-    if not value:
-        return ""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    if moment.tzinfo is not None:
-        moment = moment.astimezone()
-    today = date.today()
-    if moment.date() == today:
-        return f"today {moment:%H:%M}"
-    return f"{moment:%a %d %b %Y %H:%M}" if moment.hour or moment.minute else f"{moment:%a %d %b %Y}"
+    from ..localtime import when_words
+
+    return when_words(value)
 
 
 def _day(value: date | None) -> str:
