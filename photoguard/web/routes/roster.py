@@ -18,7 +18,8 @@ from starlette.routing import Route
 
 from ...consent import may_show
 from ...references import MAX_UPLOAD_BYTES, ReferenceError, feedback, remove_reference, store_upload
-from ...roster import ID_CHARS, MIN_GOOD_PHOTOS, child_folder, child_history, list_children, load_consents
+from ...roster import (ID_CHARS, MIN_GOOD_PHOTOS, child_folder, child_history, child_standing, list_children,
+                       load_consents)
 from ...roster_file import ChildEntry, RosterFileError, enrol, fingerprint, read_child, remove_child, save_child
 from ..app import database, flash, page, state
 
@@ -45,7 +46,8 @@ async def children(request: Request) -> Response:
     with database(request) as conn:
         rows = list_children(conn)
     channels = state(request).home.settings.channels
-    table = [{"row": r, "shown": {ch: may_show(r.consent, ch, today) for ch in channels}} for r in rows]
+    table = [{"row": r, "shown": {ch: may_show(r.consent, ch, today) for ch in channels},
+              "standing": child_standing(r.consent, r.templates, channels, today)} for r in rows]
     return page(request, "children.html", table=table, min_good=MIN_GOOD_PHOTOS, today=today)
 
 
@@ -98,12 +100,14 @@ def _child_page(request: Request, cid: str, result=None, upload_error: str | Non
     if consent is None and not history:
         return PlainTextResponse("No such child.", status_code=404)
     shown = {ch: may_show(consent, ch, today) for ch in web.home.settings.channels} if consent else {}
+    standing = child_standing(consent, templates, web.home.settings.channels, today) if consent else None
     folder = child_folder(web.home.enrol, cid)
     waiting = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")) \
         if folder.is_dir() else []
     known = {p["path"].rsplit("/", 1)[-1] for p in photos}
     return page(request, "child.html", status_code=status_code, cid=cid, consent=consent, history=history,
-                photos=photos, templates=templates, shown=shown, result=result, upload_error=upload_error,
+                photos=photos, templates=templates, shown=shown, standing=standing, result=result,
+                upload_error=upload_error,
                 unused=[n for n in waiting if n not in known], min_good=MIN_GOOD_PHOTOS,
                 max_mb=MAX_UPLOAD_BYTES // (1024 * 1024))
 
