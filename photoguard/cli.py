@@ -104,7 +104,9 @@ def _open_roster_db(home: Home):
 
 @main.command()
 @home_option
-def enrol(home_dir: str | None) -> None:
+@click.option("--accept-largest", is_flag=True,
+              help="Reference photos with another face behind the child (a poster, a picture): use the largest face.")
+def enrol(home_dir: str | None, accept_largest: bool) -> None:
     """Read enrol/children.csv and enrol/<id>/ photos: store consents, build templates, erase withdrawn ones."""
     from datetime import date
 
@@ -121,7 +123,7 @@ def enrol(home_dir: str | None) -> None:
     from .sface import ModelFileError
 
     try:
-        enrolled = enrol_home(home, conn, progress=progress)   # the same sync + outbox re-check as the web pages
+        enrolled = enrol_home(home, conn, progress=progress, accept_largest=accept_largest)   # the same sync + outbox re-check as the web pages
     except RosterFileError as exc:
         raise click.ClickException(str(exc))
     except ModelFileError as exc:

@@ -63,7 +63,7 @@ def feedback(path: Path, detector, min_face_px: int) -> Feedback:
             if rivals:
                 for r in rivals:
                     points.append((False, f"A second face, {where_in_photo(r.box, w, h)}, "
-                                          f"{round(float(r.score) * 100)} % sure. Use a photo of this child alone."))
+                                          f"at {round(float(r.score) * 100)} % confidence. Use a photo of this child alone."))
             else:
                 points.append((True, "Only one face."))
             big = face.width >= min_face_px

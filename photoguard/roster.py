@@ -483,8 +483,28 @@ def sharpness(rgb: np.ndarray, box: tuple[int, int, int, int]) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
-def check_photo(path: Path, detector: FaceDetector, min_face_px: int) -> tuple[np.ndarray | None, str | None]:
-    """(encoding, None) for a usable reference photo, else (None, why not and what to do)."""
+SECOND_FACE = "a second face"   # how a rejection for another face begins (``enrol --accept-largest`` re-checks them)
+
+
+def rival_words(rivals: list, width: int, height: int) -> str:
+    """"a second face, top right, at 58 % confidence: ..." — where the other faces are, never pixels."""
+    from .places import where_in_photo
+
+    rivals = sorted(rivals, key=lambda f: -f.width)
+    places = [f"{where_in_photo(f.box, width, height)}, at {round(float(f.score) * 100)} % confidence" for f in rivals]
+    what = f"{SECOND_FACE}, {places[0]}"
+    if len(places) > 1:
+        what += f" (and {len(places) - 1} more: " + "; ".join(places[1:]) + ")"
+    return (f"{what}: use a photo of this child alone, or if the other face is a poster or a picture, "
+            "not a person, run `photoguard enrol --accept-largest` to use the largest face")
+
+
+def check_photo(path: Path, detector: FaceDetector, min_face_px: int,
+                accept_largest: bool = False) -> tuple[np.ndarray | None, str | None]:
+    """(encoding, None) for a usable reference photo, else (None, why not and what to do).
+
+    ``accept_largest``: the manager has looked at the photo and says the other faces are not children
+    (a poster, a picture on the wall): the largest face is taken as the child's."""
     from .identify import encode_faces
     from .images import ImageError, load_image
 
@@ -503,8 +523,8 @@ def check_photo(path: Path, detector: FaceDetector, min_face_px: int) -> tuple[n
     # The detector's threshold is low on purpose (recall first), so a badge or a pattern can give
     # a small extra box. Only a face big enough to be mistaken for the child's counts as a second face.
     rivals = [f for f in faces if f is not face and f.width >= face.width * RIVAL_FACE_RATIO]
-    if rivals:
-        return None, f"{len(rivals) + 1} faces found: use a photo of this child alone"
+    if rivals and not accept_largest:
+        return None, rival_words(rivals, rgb.shape[1], rgb.shape[0])
     if face.width < min_face_px:
         return None, f"face only {face.width} px wide, needs at least {min_face_px} px: use a closer photo"
     sharp = sharpness(rgb, face.box)
@@ -523,6 +543,7 @@ def sync_roster(
     today: date | None = None,
     progress: ProgressFn | None = None,
     detector: FaceDetector | Callable[[], FaceDetector] | None = None,
+    accept_largest: bool = False,
 ) -> SyncResult:
     """Bring the database in line with children.csv and enrol/<id>/ photos.
 
@@ -606,7 +627,8 @@ def sync_roster(
         have &= shas
         for path, rel, sha in listing:
             row = known.get(rel)
-            if row is not None and row["sha256"] == sha and (
+            again = accept_largest and row is not None and (row["reason"] or "").startswith(SECOND_FACE)
+            if row is not None and row["sha256"] == sha and not again and (
                     (row["status"] == "rejected" and rules == last_rules) or (row["status"] == "accepted" and sha in have)):
                 unchanged += 1
             else:
@@ -625,7 +647,7 @@ def sync_roster(
                 detector = FaceDetector(threshold=settings.detect_threshold)
             elif not hasattr(detector, "detect"):
                 detector = detector()  # a caller's own detector, loaded only now that it is needed
-            encoding, reason = check_photo(path, detector, settings.min_face_px)
+            encoding, reason = check_photo(path, detector, settings.min_face_px, accept_largest)
             checked += 1
         with db.transaction(conn):
             # Another sync may have withdrawn this child's consent while we were encoding.

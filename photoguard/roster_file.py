@@ -253,14 +253,17 @@ class EnrolResult:
 
 
 def enrol(home: Home, conn: sqlite3.Connection, detector=None,
-          progress: Callable[[int, int, str], None] | None = None) -> EnrolResult:
-    """What ``photoguard enrol`` does: sync the roster, then re-check the outbox against the new consents."""
+          progress: Callable[[int, int, str], None] | None = None, accept_largest: bool = False) -> EnrolResult:
+    """What ``photoguard enrol`` does: sync the roster, then re-check the outbox against the new consents.
+
+    ``accept_largest``: reference photos rejected for a second face (a poster behind) are checked again
+    and their largest face used."""
     from .outbox import recheck_outbox
     from .pipeline import Processor
     from .roster import sync_roster
 
     try:
-        result = sync_roster(home, conn, progress=progress, detector=detector)
+        result = sync_roster(home, conn, progress=progress, detector=detector, accept_largest=accept_largest)
     except RosterError as exc:
         raise RosterFileError(f"{exc} Nothing was changed.")
     processor = Processor(home, conn, detector=detector if detector is not None and hasattr(detector, "detect") else None)

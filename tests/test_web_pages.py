@@ -239,10 +239,10 @@ def test_reference_photo_feedback_in_words(client, web):
     rgb, _ = scene(900, 600, [("astronaut", 80, 150, 200), ("hopper", 640, 60, 150)], seed=4)
     r = client.post("/children/ada/photos", files={"photo": ("two.jpg", jpeg_bytes(rgb), "image/jpeg")}, headers=ORIGIN)
     assert r.status_code == 200
-    assert "Not used: 2 faces found" in r.text and "A second face, top right" in r.text
+    assert "Not used: a second face, top right, at" in r.text and "A second face, top right, at" in r.text
     # Kept in the folder, shown as not usable, and removable.
     page = client.get("/children/ada").text
-    assert "not usable: 2 faces found" in page
+    assert "not usable: a second face, top right" in page
     sha = re.search(r'name="photo" value="([0-9a-f]{64})"', page[page.index("two.jpg"):]).group(1)
     assert post(client, "/children/ada/photos/remove", {"photo": sha}).status_code == 303
     assert not any(p.name.startswith("two") for p in (web.home.enrol / "ada").iterdir())
