@@ -136,12 +136,15 @@ def enrol(home_dir: str | None, accept_largest: bool) -> None:
         click.secho(f"warning: {w}", fg="yellow", err=True)
     channels = list(home.settings.channels)
     rows, problems = [], []
+    bad_lines = {p.line for p in result.problems}
     for s in result.children:
         c = s.consent
         standing = child_standing(c, s.templates, channels, today)
         photos = f"{len(s.accepted)} ok, {len(s.rejected)} rejected" if s.not_matched is None else f"{s.photo_files} not used"
         rows.append([c.child_id, c.name, *_standing_cells(standing, channels), photos, str(s.templates)])
         problems += [(c.child_id, p) for p in standing.problems]
+        if standing.problems:
+            bad_lines.add(s.line)
     for line in _table(["child", "name", "matching", *channels, "expires", "status", "photos", "templates"], rows):
         click.echo(line)
     for s in result.children:
@@ -166,7 +169,7 @@ def enrol(home_dir: str | None, accept_largest: bool) -> None:
     for line in _takedowns_now(home):
         click.echo(line)
     # Every good line was enrolled; the exit code tells a script (or the service) that some need fixing.
-    need_fixing = len({p.line for p in result.problems} | {cid for cid, _ in problems})
+    need_fixing = len(bad_lines)
     if need_fixing:
         click.secho(f"{need_fixing} line(s) of the roster need fixing (see 'problem' above); "
                     "every other child was enrolled.", fg="red", err=True)
@@ -224,7 +227,7 @@ def children_show(ctx: click.Context, home_dir: str | None, child_id: str) -> No
 
     from .consent import may_show
     from .localtime import when_words
-    from .roster import child_history, child_standing, load_consents, near_ids
+    from .roster import child_history, child_standing, history_words, load_consents, near_ids
 
     home = get_home(home_dir or ctx.obj)
     conn = _open_roster_db(home)
@@ -256,13 +259,7 @@ def children_show(ctx: click.Context, home_dir: str | None, child_id: str) -> No
         click.echo(f"  templates: {n}")
     click.echo("history:")
     for h in history:
-        when = when_words(h.changed_at)
-        if h.field == "added":
-            click.echo(f"  {when}  added: {h.new}")
-        elif h.field == "removed":
-            click.echo(f"  {when}  removed (was: {h.old})")
-        else:
-            click.echo(f"  {when}  {h.field}: {h.old} -> {h.new}")
+        click.echo(f"  {when_words(h.changed_at)}  {history_words(h)}")
 
 
 # --- engine commands (calibrate, evaluate) ---

@@ -801,3 +801,41 @@ def near_ids(conn: sqlite3.Connection, child_id: str, limit: int = 3) -> list[st
     close = difflib.get_close_matches(child_id.lower(), list(by_lower), n=limit, cutoff=0.6)
     starts = [k for k in by_lower if k.startswith(child_id.lower()) and k not in close] if child_id else []
     return [by_lower[k] for k in [*close, *starts][:limit]]
+
+
+def summary_words(summary: str | None) -> str:
+    """A consent summary as stored in the history ("face_matching=yes facebook=no expires=never
+    problem=...") as a sentence: "face matching yes, Facebook no, no end date, problem: ..."."""
+    if not summary:
+        return ""
+    head, _, problem = summary.partition(" problem=")
+    if summary.startswith("problem="):
+        head, problem = "", summary[len("problem="):]
+    words = []
+    for part in head.split(" "):
+        key, _, value = part.partition("=")
+        if key == "expires":
+            unreadable = value == "never" and "expires is '" in problem
+            words.append("end date not readable" if unreadable else "no end date" if value == "never" else f"ends {value}")
+        elif key == "face_matching":
+            words.append(f"face matching {value}")
+        elif key:
+            words.append(f"{key.capitalize()} {value}")
+    if problem:
+        words.append(f"problem: {problem}")
+    return ", ".join(words)
+
+
+def history_words(entry: HistoryEntry) -> str:
+    """One change of a child's consent in words (the time apart: see ``localtime.when_words``)."""
+    def value(v: str | None) -> str:
+        return {"never": "no end date", "none": "none"}.get(v or "", v or "")
+
+    if entry.field == "added":
+        return f"added to the roster: {summary_words(entry.new)}"
+    if entry.field == "removed":
+        return f"taken off the roster (was: {summary_words(entry.old)})"
+    if entry.field.startswith("channel:"):
+        return f"{entry.field[8:].capitalize()}: {entry.old} -> {entry.new}"
+    name = {"expires": "end date"}.get(entry.field, entry.field.replace("_", " "))
+    return f"{name}: {value(entry.old)} -> {value(entry.new)}"

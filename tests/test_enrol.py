@@ -326,7 +326,7 @@ def test_cli_children_list_show_and_expiring(home, detector):
     assert res.exit_code == 0, res.output
     assert "twitter: obscured (no consent for twitter)" in res.output
     assert "facebook: shown (consent for facebook)" in res.output
-    assert "channel:twitter: yes -> no" in res.output and "added:" in res.output
+    assert "Twitter: yes -> no" in res.output and "added to the roster: face matching yes" in res.output
     assert "photo amy/blurry.jpg: rejected: too blurry" in res.output
 
     res = runner.invoke(main, ["children", "show", "bob", "--home", str(h.root)])

@@ -90,23 +90,10 @@ def _day(value: date | None) -> str:
 
 
 def _consent_words(summary: str | None) -> str:
-    """roster's "face_matching=yes facebook=no expires=never" as a sentence."""
-    if not summary:
-        return ""
-    words = []
-    for part in summary.split(" "):
-        key, _, value = part.partition("=")
-        if key == "expires":
-            words.append("no end date" if value == "never" else f"ends {value}")
-        elif key == "face_matching":
-            words.append(f"face matching {value}")
-        elif key == "problem":
-            words.append(f"problem: {value}")
-        elif value:
-            words.append(f"{key.capitalize()} {value}")
-        else:
-            words[-1:] = [f"{words[-1]} {key}"] if words else [key]
-    return ", ".join(words)
+    """roster's "face_matching=yes facebook=no expires=never" as a sentence (``roster.summary_words``)."""
+    from ..roster import summary_words
+
+    return summary_words(summary)
 
 
 def make_templates() -> jinja2.Environment:
