@@ -735,7 +735,8 @@ def posted(home_dir: str | None, name: str | None, channel: str | None, by: str 
             for p in photos:
                 state = f"posted {when_words(p.posted)} by {p.posted_by}" if p.posted else "not posted yet"
                 source = f" (from {p.source})" if Path(p.source).stem != Path(p.name).stem else ""
-                click.echo(f"#{p.id}  {p.channel}  {p.name}{source}  in the outbox since {when_words(p.created)}  {state}")
+                click.echo(f"#{p.id}  {p.channel}  {p.shown_name}{source}  in the outbox since {when_words(p.created)}  "
+                           f"{state}")
             return
         if channel is None:
             raise click.ClickException(f"say where it was posted: photoguard posted {name} --channel "
@@ -746,7 +747,7 @@ def posted(home_dir: str | None, name: str | None, channel: str | None, by: str 
         raise click.ClickException(str(exc))
     finally:
         conn.close()
-    click.echo(f"#{item.id} {item.channel}: {item.name} marked posted {when_words(item.posted)} by {item.posted_by}")
+    click.echo(f"#{item.id} {item.channel}: {item.shown_name} marked posted {when_words(item.posted)} by {item.posted_by}")
 
 
 @main.group(invoke_without_command=True)

@@ -263,3 +263,53 @@ def _same_text(path: Path, text: str) -> bool:
         return stat.S_ISREG(st.st_mode) and st.st_size == len(want) and os.read(fd, len(want) + 1) == want
     finally:
         os.close(fd)
+
+
+# Folder names inside an outbox stay short enough that folder + file name fit any file system's limits.
+MAX_FOLDER_BYTES = 100
+
+
+def drop_folder(source_path: str | os.PathLike | None, inbox: Path) -> Path:
+    """The folder a photo was dropped in, relative to the inbox (``Room 2/Sports day``), as PhotoGuard may
+    write it: each part through ``safe_name``, never ``..`` or an absolute path, never a hidden (dot) name
+    (the outbox's own scan skips those). ``Path()`` for a photo dropped straight into the inbox or from
+    anywhere else."""
+    if not source_path:
+        return Path()
+    parent = Path(os.path.abspath(os.fsdecode(source_path))).parent
+    for base in (os.path.abspath(inbox), os.path.realpath(inbox)):
+        try:
+            rel = parent.relative_to(base)
+            break
+        except ValueError:
+            continue
+    else:
+        return Path()
+    parts = []
+    for part in rel.parts:
+        if part in ("", ".", ".."):
+            continue
+        name = safe_name(part, MAX_FOLDER_BYTES)
+        if name.startswith("."):
+            name = "_" + name.lstrip(".") if name.strip(".") else "_"
+        parts.append(name)
+    return Path(*parts)
+
+
+def make_folders(base: Path, rel: Path) -> Path:
+    """``base/rel``, creating each missing folder with ``base``'s own mode (an outbox shared with the
+    manager's group stays shared, a private review folder stays private), whatever the umask."""
+    base.mkdir(parents=True, exist_ok=True)
+    folder, mode = base, stat.S_IMODE(os.stat(base).st_mode)
+    for part in rel.parts:
+        candidate, n = folder / part, 0
+        while os.path.lexists(candidate) and not (candidate.is_dir() and not candidate.is_symlink()):
+            n += 1   # a file (or a link) took the folder's name: never write through it
+            candidate = folder / f"{part}-{n}"
+        try:
+            candidate.mkdir()
+            os.chmod(candidate, mode)
+        except FileExistsError:
+            pass    # another worker made it just now
+        folder = candidate
+    return folder

@@ -67,10 +67,16 @@ class OutboxPhoto:
     posted: str | None       # when the manager marked it posted
     posted_by: str | None
     collected: str | None    # when PhotoGuard noticed it had left the outbox
+    folder: str = ""         # its folder inside outbox/<channel>/ ("Room 2/Sports day"), "" at the top
 
     @property
     def in_outbox(self) -> bool:
         return self.path is not None
+
+    @property
+    def shown_name(self) -> str:
+        """The name a person reads: with its folder inside the channel's outbox, if any."""
+        return f"{self.folder}/{self.name}" if self.folder else self.name
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,9 @@ class Recheck:
     reason: str
 
     def describe(self) -> str:
-        return f"outbox {self.channel}/{Path(self.path).name}: {self.action} — {self.reason}"
+        parts = Path(self.path).parts
+        inside = "/".join(parts[2:]) if len(parts) > 2 and parts[0] == "outbox" else Path(self.path).name
+        return f"outbox {self.channel}/{inside}: {self.action} — {self.reason}"
 
 
 def when_words(iso: str | None) -> str:
@@ -322,7 +330,13 @@ def _photo(row: sqlite3.Row, path: Path | None) -> OutboxPhoto:
         id=row["id"], channel=row["channel"], name=path.name if path else _last_name(row), path=path,
         source=row["source"], photo_sha256=row["photo_sha256"], created=row["created_at"],
         posted=row["posted_at"], posted_by=row["posted_by"],
-        collected=row["ended_at"] if row["ended"] == COLLECTED else None)
+        collected=row["ended_at"] if row["ended"] == COLLECTED else None, folder=_folder(row))
+
+
+def _folder(row: sqlite3.Row) -> str:
+    """The file's folder inside its channel's outbox, as last seen ("outbox/facebook/Room 2/x.jpg" -> "Room 2")."""
+    parts = Path(row["seen_path"] or row["path"]).parts
+    return "/".join(parts[2:-1]) if len(parts) > 3 and parts[0] == "outbox" else ""
 
 
 def _check_channel(home: Home, channel: str) -> None:
@@ -383,12 +397,13 @@ def find_outbox_photo(home: Home, conn: sqlite3.Connection, name: str, channel: 
     when it left the outbox (the latest such)."""
     _check_channel(home, channel)
     stem = Path(name).stem if name.lower().endswith((".jpg", ".jpeg")) else name
-    in_outbox = [p for p in list_outbox(home, conn, channel) if p.name == name or Path(p.name).stem == stem]
+    in_outbox = [p for p in list_outbox(home, conn, channel)
+                 if name in (p.name, p.shown_name) or stem in (Path(p.name).stem, Path(p.shown_name).with_suffix("").as_posix())]
     if len(in_outbox) == 1:
         return in_outbox[0]
     if len(in_outbox) > 1:
         raise OutboxError(f"more than one photo in outbox/{channel} is called {name}: "
-                          + ", ".join(f"#{p.id} {p.name}" for p in in_outbox) + "; give the number instead.")
+                          + ", ".join(f"#{p.id} {p.shown_name}" for p in in_outbox) + "; give the number instead.")
     gone = [r for r in conn.execute(
         "SELECT f.*, COALESCE(p.source, f.path) AS source FROM outbox_files f LEFT JOIN photos p "
         "ON p.sha256 = f.photo_sha256 WHERE f.channel = ? AND f.ended = ? ORDER BY f.id DESC", (channel, COLLECTED))
@@ -465,7 +480,8 @@ def takedown_list(conn: sqlite3.Connection, child_id: str | None = None, *, home
         if child_id is not None and all(c.child_id != child_id for c in found):
             continue
         posted = row["posted_at"] is not None
-        items.append(TakedownItem(file_id, row["channel"], _last_name(row), row["source"], row["photo_sha256"],
+        name = f"{_folder(row)}/{_last_name(row)}" if _folder(row) else _last_name(row)
+        items.append(TakedownItem(file_id, row["channel"], name, row["source"], row["photo_sha256"],
                                   row["posted_at"] if posted else row["ended_at"], "posted" if posted else "collected",
                                   tuple(found)))
     return items

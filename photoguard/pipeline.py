@@ -32,8 +32,8 @@ from . import db
 from .consent import ChildConsent, ConsentDecision, may_show
 from .db import transaction
 from .durable import (_link_or_copy, _linked_copy, _unique_name, _write_text_atomic, display_name,  # noqa: F401
-                      glob_escape, move_durably, place_durably, publish, safe_name, same_entry, staged_copy,
-                      write_note)
+                      drop_folder, glob_escape, make_folders, move_durably, place_durably, publish, safe_name,
+                      same_entry, staged_copy, write_note)
 from .detect import FaceBox, FaceDetector, same_face
 from .home import Home
 from .identify import FaceEncoder, Identity, Template, default_encoder, encode_faces, match_faces
@@ -478,7 +478,8 @@ class Processor:
                 "UPDATE photos SET state = 'publishing', outcome = ?, reason = ?, width = ?, height = ?, plan = ?, "
                 "source = ?, source_path = ?, seed = ? WHERE sha256 = ?",
                 (status, reason, width, height,
-                 json.dumps({"stem": stem, "files": plan, "snapshot": str(snap.path), "source": snap.source.to_json()}),
+                 json.dumps({"stem": stem, "files": plan, "snapshot": str(snap.path), "source": snap.source.to_json(),
+                             "folder": drop_folder(snap.source.path, self.home.inbox).as_posix()}),
                  name, display_name(snap.source.path), str(seed), sha))
         return results
 
@@ -491,7 +492,11 @@ class Processor:
         for channel, staged in files.items():
             if channel in published:
                 continue
-            folder = self.home.review if channel == "review" else self.home.outbox_for(channel)
+            # The outbox keeps the folders staff dropped the photo in (inbox/Room 2/x.jpg -> outbox/<channel>/
+            # Room 2/x.jpg). Review stays one folder: its photos are named by file name alone, and a release
+            # puts them in the same subfolder of the outbox.
+            folder = (self.home.review if channel == "review"
+                      else make_folders(self.home.outbox_for(channel), Path(plan.get("folder") or ".")))
             staged_path = Path(staged)
             # A crash after linking but before recording: find our own file by inode, not by name.
             dest = _find_link(folder, staged_path)
@@ -566,10 +571,13 @@ class Processor:
               source: Source | None = None) -> PhotoResult:
         """Move ``entry`` (our snapshot, or an inbox entry that could not be snapshotted) to failed/ with
         a note beside it, then let go of the dropped file."""
+        came_from = drop_folder(source.path if source is not None else entry, self.home.inbox)
+
         def note(dest: Path) -> None:
+            where = f"It was dropped in inbox/{came_from.as_posix()}/. " if came_from.parts else ""
             write_note(dest.with_name(dest.name + ".txt"),
                        f"{name} could not be processed: {reason}\n"
-                       f"It was not shared. Fix or re-export the photo and drop it into the inbox again.\n")
+                       f"{where}It was not shared. Fix or re-export the photo and drop it into the inbox again.\n")
 
         dest = move_durably(entry, self.home.failed, before_unlink=note, name=name, companions=(".txt",))
         if source is not None:

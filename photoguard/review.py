@@ -32,7 +32,7 @@ from .detect import FaceBox, same_face
 from .home import OUTBOX_FILE, Home
 from .identify import MATCHED, NO_CHILDREN, NO_ENCODING, NOT_CLOSE, TOO_SMALL, Identity
 from .images import encode_stripped_jpeg, fsync_dir, load_image, sha256_file
-from .durable import publish
+from .durable import drop_folder, make_folders, publish
 from .pipeline import OBSCURED, SECOND_LOOK_REASON, SHOWN, Action, Processor, _consent_json, decide, now_iso
 from .outbox import REMOVED, record_outbox_file
 from .places import where_in_photo
@@ -530,6 +530,7 @@ def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[
     made: list[Path] = []   # placed by this release (not found left by an interrupted one)
     hashes: dict[str, str] = {}
     stem = Path(item.source).stem or item.name
+    came_from = _drop_folder(home, conn, item.sha256)
     try:
         for channel in channels:
             # Each channel its own file: changing one later never changes another.
@@ -541,9 +542,10 @@ def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[
                 fh.flush()
                 os.fsync(fh.fileno())
             hashes[channel] = sha256_file(staged)
-            placed[channel] = _left_by_a_crash(home, conn, channel, stem, hashes[channel])
+            outbox = make_folders(home.outbox_for(channel), came_from)   # the folder it was dropped in
+            placed[channel] = _left_by_a_crash(home, conn, channel, stem, hashes[channel], outbox)
             if placed[channel] is None:
-                placed[channel] = publish(staged, home.outbox_for(channel), stem)
+                placed[channel] = publish(staged, outbox, stem)
                 made.append(placed[channel])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -590,14 +592,29 @@ def _record_released(conn: sqlite3.Connection, home: Home, item: ReviewItem, pla
                  (at, "released", item.sha256, detail, actor))
 
 
-def _left_by_a_crash(home: Home, conn: sqlite3.Connection, channel: str, stem: str, file_hash: str) -> Path | None:
+def _drop_folder(home: Home, conn: sqlite3.Connection, sha: str) -> Path:
+    """The inbox folder the photo was dropped in (as the pipeline recorded it), for its place in the outbox."""
+    row = conn.execute("SELECT plan, source_path FROM photos WHERE sha256 = ?", (sha,)).fetchone()
+    if row is None:
+        return Path()
+    try:
+        folder = json.loads(row["plan"] or "{}").get("folder")
+    except (ValueError, AttributeError):
+        folder = None
+    if folder is not None:
+        return drop_folder(home.inbox / folder / "x", home.inbox)   # made safe once more: never trusted as is
+    return drop_folder(row["source_path"], home.inbox)
+
+
+def _left_by_a_crash(home: Home, conn: sqlite3.Connection, channel: str, stem: str, file_hash: str,
+                     outbox: Path | None = None) -> Path | None:
     """This very picture already in the outbox but not on record: a release killed between placing the
     file and recording it. Taken as this release's file, so the photo is not there twice."""
     from .durable import glob_escape
 
     recorded = {r[0] for r in conn.execute("SELECT path FROM outbox_files WHERE channel = ? AND ended IS NULL",
                                            (channel,))}
-    for path in sorted(home.outbox_for(channel).glob(f"{glob_escape(stem)}*.jpg")):
+    for path in sorted((outbox or home.outbox_for(channel)).glob(f"{glob_escape(stem)}*.jpg")):
         if str(path.relative_to(home.root)) not in recorded and _hash_or_none(path) == file_hash:
             return path
     return None

@@ -295,8 +295,17 @@ def test_names_never_overwrite(home, processor):
         (home.inbox / "sub").mkdir(exist_ok=True)
         drop(home, "sub/IMG_0001.jpg" if seed == 7 else "IMG_0001.jpg", jpeg_bytes(rgb))
     run_batch(processor, collect([home.inbox]))
-    names = sorted(p.name for p in home.outbox_for("twitter").iterdir())
-    assert names == ["IMG_0001-1.jpg", "IMG_0001.jpg"]
+    # The drop's folders are kept (tests/test_outbox_folders.py): two photos of one name stay apart.
+    names = sorted(p.relative_to(home.outbox_for("twitter")).as_posix()
+                   for p in home.outbox_for("twitter").rglob("*") if p.is_file())
+    assert names == ["IMG_0001.jpg", "sub/IMG_0001.jpg"]
+    for seed in (9, 10):   # the same name dropped again later into the same folder
+        rgb, _ = photo_of_both(seed=seed)
+        drop(home, "sub/IMG_0001.jpg" if seed == 9 else "IMG_0001.jpg", jpeg_bytes(rgb))
+    run_batch(processor, collect([home.inbox]))
+    names = sorted(p.relative_to(home.outbox_for("twitter")).as_posix()
+                   for p in home.outbox_for("twitter").rglob("*") if p.is_file())
+    assert names == ["IMG_0001-1.jpg", "IMG_0001.jpg", "sub/IMG_0001-1.jpg", "sub/IMG_0001.jpg"]
 
 
 class FirstLookMisses(FaceDetector):

@@ -68,7 +68,8 @@ async def download_all(request: Request) -> Response:
             path = inside(home.outbox_for(channel), photo.path) if photo.path else None
             if path is None:
                 continue
-            name = photo.name if photo.name not in names else f"{photo.id}-{photo.name}"
+            # The folders the photos were dropped in stay folders in the zip.
+            name = photo.shown_name if photo.shown_name not in names else f"{photo.id}-{photo.shown_name}"
             names.add(name)
             zf.write(path, name)
     return Response(buf.getvalue(), media_type="application/zip",
