@@ -396,9 +396,12 @@ def find_outbox_photo(home: Home, conn: sqlite3.Connection, name: str, channel: 
     """A photo of ``channel`` by its file name now (or its name without ``.jpg``), else by the name it had
     when it left the outbox (the latest such)."""
     _check_channel(home, channel)
-    stem = Path(name).stem if name.lower().endswith((".jpg", ".jpeg")) else name
-    in_outbox = [p for p in list_outbox(home, conn, channel)
-                 if name in (p.name, p.shown_name) or stem in (Path(p.name).stem, Path(p.shown_name).with_suffix("").as_posix())]
+    stem = name.rsplit(".", 1)[0] if name.lower().endswith((".jpg", ".jpeg")) else name
+    if "/" in name:   # "Room 2/x.jpg": that folder only
+        in_outbox = [p for p in list_outbox(home, conn, channel)
+                     if name == p.shown_name or stem == p.shown_name.rsplit(".", 1)[0]]
+    else:
+        in_outbox = [p for p in list_outbox(home, conn, channel) if p.name == name or Path(p.name).stem == stem]
     if len(in_outbox) == 1:
         return in_outbox[0]
     if len(in_outbox) > 1:
