@@ -536,6 +536,10 @@ def check_photo(path: Path, detector: FaceDetector, min_face_px: int,
     return encoding, None
 
 
+def _accepts_largest(accept_largest: bool | frozenset[str], rel: str) -> bool:
+    return accept_largest is True or (isinstance(accept_largest, frozenset) and rel in accept_largest)
+
+
 def sync_roster(
     home: Home,
     conn: sqlite3.Connection,
@@ -543,9 +547,12 @@ def sync_roster(
     today: date | None = None,
     progress: ProgressFn | None = None,
     detector: FaceDetector | Callable[[], FaceDetector] | None = None,
-    accept_largest: bool = False,
+    accept_largest: bool | frozenset[str] = False,
 ) -> SyncResult:
     """Bring the database in line with children.csv and enrol/<id>/ photos.
+
+    ``accept_largest``: True, or the reference photos (paths as "amy/poster.jpg") whose second face the
+    manager says is a poster or a picture: checked again, and their largest face used.
 
     Order matters for failing closed: consents and the erasing of templates are committed first,
     before any (slow) encoding; erased templates are then scrubbed from the file. Raises RosterError
@@ -627,7 +634,7 @@ def sync_roster(
         have &= shas
         for path, rel, sha in listing:
             row = known.get(rel)
-            again = accept_largest and row is not None and (row["reason"] or "").startswith(SECOND_FACE)
+            again = _accepts_largest(accept_largest, rel) and row is not None and (row["reason"] or "").startswith(SECOND_FACE)
             if row is not None and row["sha256"] == sha and not again and (
                     (row["status"] == "rejected" and rules == last_rules) or (row["status"] == "accepted" and sha in have)):
                 unchanged += 1
@@ -647,7 +654,7 @@ def sync_roster(
                 detector = FaceDetector(threshold=settings.detect_threshold)
             elif not hasattr(detector, "detect"):
                 detector = detector()  # a caller's own detector, loaded only now that it is needed
-            encoding, reason = check_photo(path, detector, settings.min_face_px, accept_largest)
+            encoding, reason = check_photo(path, detector, settings.min_face_px, _accepts_largest(accept_largest, rel))
             checked += 1
         with db.transaction(conn):
             # Another sync may have withdrawn this child's consent while we were encoding.

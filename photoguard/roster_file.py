@@ -253,7 +253,8 @@ class EnrolResult:
 
 
 def enrol(home: Home, conn: sqlite3.Connection, detector=None,
-          progress: Callable[[int, int, str], None] | None = None, accept_largest: bool = False) -> EnrolResult:
+          progress: Callable[[int, int, str], None] | None = None,
+          accept_largest: bool | frozenset[str] = False) -> EnrolResult:
     """What ``photoguard enrol`` does: sync the roster, then re-check the outbox against the new consents.
 
     ``accept_largest``: reference photos rejected for a second face (a poster behind) are checked again

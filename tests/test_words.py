@@ -198,3 +198,33 @@ def test_second_face_is_named_where_it_is_and_accept_largest_takes_the_child(hom
     res = run("enrol", "--home", str(home.root))
     assert res.exit_code == 0 and "rejected ada/poster.jpg" not in res.stdout
     conn.close()
+
+
+def test_web_reference_photo_with_a_poster_can_use_the_largest_face(web_template, tmp_path):
+    import webhome
+    from starlette.testclient import TestClient
+    from webhome import BASE, ORIGIN, PIN
+
+    from photoguard.web.app import create_app
+
+    web = webhome.copy(web_template, tmp_path / "home")
+    client = TestClient(create_app(web.home), base_url=BASE, follow_redirects=False)
+    assert client.post("/setup", data={"pin": PIN, "repeat": PIN}, headers=ORIGIN).status_code == 303
+    rgb, _ = scene(900, 600, [("astronaut", 200, 200, 260), ("hopper", 700, 40, 130)], seed=7)
+    r = client.post("/children/ada/photos", files={"photo": ("poster.jpg", jpeg_bytes(rgb), "image/jpeg")},
+                    headers=ORIGIN)
+    assert r.status_code == 200
+    assert "Not used: a second face, top right, at" in r.text
+    assert "use the largest face</button>" in r.text
+    sha = re.search(r'accept-largest"><input type="hidden" name="photo" value="([0-9a-f]{64})"', r.text).group(1)
+    done = client.post("/children/ada/photos/accept-largest", data={"photo": sha}, headers=ORIGIN)
+    assert done.status_code == 303
+    page = client.get("/children/ada").text
+    assert "poster.jpg: the largest face is used now." in page
+    assert "use the largest face</button>" not in page
+    conn = connect(web.home.database)
+    assert conn.execute("SELECT status FROM reference_photos WHERE sha256 = ?", (sha,)).fetchone()["status"] == "accepted"
+    conn.close()
+    # Only that photo: an unknown one is refused.
+    assert client.post("/children/ada/photos/accept-largest", data={"photo": "0" * 64},
+                       headers=ORIGIN).status_code == 404

@@ -18,8 +18,8 @@ from starlette.routing import Route
 
 from ...consent import may_show
 from ...references import MAX_UPLOAD_BYTES, ReferenceError, feedback, remove_reference, store_upload
-from ...roster import (ID_CHARS, MIN_GOOD_PHOTOS, child_folder, child_history, child_standing, list_children,
-                       load_consents)
+from ...roster import (ID_CHARS, MIN_GOOD_PHOTOS, SECOND_FACE, child_folder, child_history, child_standing,
+                       list_children, load_consents)
 from ...roster_file import ChildEntry, RosterFileError, enrol, fingerprint, read_child, remove_child, save_child
 from ..app import database, flash, page, state
 
@@ -29,11 +29,11 @@ def _child_id(request: Request) -> str | None:
     return cid if cid and set(cid) <= ID_CHARS else None
 
 
-def enrol_now(request: Request) -> str:
+def enrol_now(request: Request, accept_largest: frozenset[str] = frozenset()) -> str:
     """Sync as `photoguard enrol` does; a sentence on what happened to the outbox."""
     web = state(request)
     with database(request) as conn:
-        done = enrol(web.home, conn, detector=web.detector)
+        done = enrol(web.home, conn, detector=web.detector, accept_largest=accept_largest)
     changed = [c for c in done.outbox if c.action in ("rerendered", "removed")]
     if not changed:
         return ""
@@ -182,6 +182,26 @@ async def remove_photo(request: Request) -> Response:
     return RedirectResponse(f"/children/{cid}", status_code=303)
 
 
+async def accept_largest(request: Request) -> Response:
+    """The manager says the other face in this reference photo is a poster or a picture: use the largest
+    (`photoguard enrol --accept-largest`, for this one photo)."""
+    cid = _child_id(request)
+    form = await request.form()
+    with database(request) as conn:
+        row = conn.execute("SELECT path, reason FROM reference_photos WHERE child_id = ? AND sha256 = ?",
+                           (cid, str(form.get("photo", "")))).fetchone()
+    if cid is None or row is None or not (row["reason"] or "").startswith(SECOND_FACE):
+        return PlainTextResponse("No such reference photo.", status_code=404)
+    await run_in_threadpool(enrol_now, request, frozenset({row["path"]}))
+    with database(request) as conn:
+        now = conn.execute("SELECT status, reason FROM reference_photos WHERE child_id = ? AND path = ?",
+                           (cid, row["path"])).fetchone()
+    name = row["path"].rsplit("/", 1)[-1]
+    flash(request, f"{name}: the largest face is used now." if now is not None and now["status"] == "accepted"
+          else f"{name} still cannot be used: {now['reason'] if now else 'it is not in the folder any more'}.")
+    return RedirectResponse(f"/children/{cid}#reference-photos", status_code=303)
+
+
 async def withdraw(request: Request) -> Response:
     web = state(request)
     cid = _child_id(request)
@@ -233,6 +253,7 @@ routes = [
     Route("/children/{child_id}/edit", child_form, methods=["GET", "POST"]),
     Route("/children/{child_id}/photos", upload_photo, methods=["POST"]),
     Route("/children/{child_id}/photos/remove", remove_photo, methods=["POST"]),
+    Route("/children/{child_id}/photos/accept-largest", accept_largest, methods=["POST"]),
     Route("/children/{child_id}/withdraw", withdraw, methods=["GET", "POST"]),
     Route("/children/{child_id}/erase", erase, methods=["GET", "POST"]),
 ]
