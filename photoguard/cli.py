@@ -801,11 +801,16 @@ def takedown_done(ctx: click.Context, home_dir: str | None, numbers: tuple[str, 
               help="Worker processes (default: the 'workers' setting, 0 = cores).")
 @click.option("--decode-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
               help="A file unchanged this long that still does not decode is processed anyway (it goes to failed/).")
+@click.option("--clock-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="For rehearsals and tests: take today's date and time from this file (e.g. 2026-12-01T09:00) "
+                   "instead of the computer's clock.")
 def watch(home_dir: str | None, settle: float, poll: bool, rescan: float, workers: int | None,
-          decode_timeout: float) -> None:
+          decode_timeout: float, clock_file: Path | None) -> None:
     """Process photos as they arrive in inbox/ until stopped (Ctrl-C or SIGTERM).
 
-    Changes to enrol/ (children.csv, reference photos) take effect before the next photo.
+    Changes to enrol/ (children.csv, reference photos) and to photoguard.toml take effect before the next
+    photo. Once a day it deletes what `photoguard purge` deletes; empty inbox subfolders whose photos
+    it took are removed after inbox.remove_empty_after_minutes.
     Log: stderr and .photoguard/logs/watch.log.
 
     Example: photoguard watch --home /srv/photoguard
@@ -817,7 +822,8 @@ def watch(home_dir: str | None, settle: float, poll: bool, rescan: float, worker
 
     home = get_home(home_dir)
     _say_home(home, err=True)
-    options = WatchOptions(settle=settle, poll=poll, rescan=rescan, workers=workers, decode_timeout=decode_timeout)
+    options = WatchOptions(settle=settle, poll=poll, rescan=rescan, workers=workers, decode_timeout=decode_timeout,
+                           clock_file=clock_file)
     try:
         code = run_watch(home, options)
     except (HomeBusy, DiskFull) as exc:
@@ -832,8 +838,20 @@ def status(home_dir: str | None, recent: int) -> None:
     """Is a watcher running, what is waiting, what happened today (safe while the watcher runs)."""
     from .watch import watch_status
 
-    home = get_home(home_dir)
+    try:
+        home = open_home(require_home(home_dir))
+        settings_problem = None
+    except ConfigError as exc:
+        # The watcher keeps running with the settings it had: say what is wrong, and still show the rest.
+        from .config import Settings
+
+        home, settings_problem = Home(require_home(home_dir), Settings()), str(exc)
+    except HomeError as exc:
+        raise click.ClickException(str(exc))
     _say_home(home)
+    if settings_problem:
+        click.secho(f"settings: photoguard.toml cannot be used: {settings_problem} A running watcher carries on "
+                    "with the settings it had; other commands refuse to start until the file is fixed.", fg="red")
     st = watch_status(home, recent)
     for line in _takedowns_now(home):
         click.secho(line, fg="red") if line.startswith("take down") else click.echo(line)
@@ -843,6 +861,9 @@ def status(home_dir: str | None, recent: int) -> None:
         w = st.watcher
         click.echo(f"watcher: running (pid {st.watcher_pid}, since {w.get('started')}, {w.get('workers')} worker(s)) "
                    f"— {w.get('state')}; {w.get('in_flight', 0)} in hand, {w.get('waiting', 0)} settling/queued")
+        if w.get("settings_problem") and not settings_problem:
+            click.echo(f"watcher: still on its earlier settings — photoguard.toml could not be used "
+                       f"({w['settings_problem']}); it reads the file again when it changes")
     else:
         click.echo(f"watcher: another PhotoGuard process holds the home (pid {st.watcher_pid})")
     click.echo(f"inbox: {st.inbox_waiting} file(s) waiting")
