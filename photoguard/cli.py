@@ -438,6 +438,10 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
         with hold_lock(home, "photoguard process"):
             processor = open_processor(home, note)
             files = collect([Path(p) for p in paths] or [home.inbox])
+            if files and not processor.templates:
+                note("warning: no child is enrolled (no reference photos on file): every face in these photos will "
+                     "be obscured. Once children are enrolled, `photoguard reprocess --before-enrolment` processes "
+                     "them again")
             if not files:
                 note(f"nothing to process in {home.inbox}")
                 for line in _takedowns_now(home):
@@ -464,6 +468,57 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
     for r in results:
         totals[r.status] = totals.get(r.status, 0) + 1
     note("done: " + ", ".join(f"{n} {status}" for status, n in sorted(totals.items())))
+
+
+@main.command()
+@home_option
+@click.argument("names", nargs=-1)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Every photo processed on or after this day (YYYY-MM-DD).")
+@click.option("--child", "child", default=None, metavar="ID",
+              help="Photos this child was recognised in, and photos with an unrecognised face processed before "
+                   "the child's reference photos were on file.")
+@click.option("--before-enrolment", is_flag=True, help="Photos processed while no child was enrolled.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per photo on stdout.")
+def reprocess(home_dir: str | None, names: tuple[str, ...], since, child: str | None, before_enrolment: bool,
+              as_json: bool) -> None:
+    """Process photos again from their archived originals with today's roster and settings.
+
+    For a child enrolled late, a consent given since, a changed setting. NAMES are the photos' names as
+    dropped into the inbox. Their copies still in the outbox are replaced; a photo with a copy already
+    collected or posted, or one in review, is left as it is (and named). Stop the watcher first.
+
+    Example: photoguard reprocess --before-enrolment
+    """
+    from .lock import HomeBusy, hold_lock
+    from .pipeline import open_processor
+    from .reprocess import ReprocessError, reprocess as run_reprocess, select_photos, to_json
+    from .roster import RosterError
+    from .sface import ModelFileError
+
+    if not (names or since or child or before_enrolment):
+        raise click.UsageError("say which photos: NAME..., --since DATE, --child ID or --before-enrolment")
+    home = get_home(home_dir)
+    note = lambda msg: click.echo(msg, err=as_json)  # noqa: E731
+    _say_home(home, err=as_json)
+    try:
+        with hold_lock(home, "photoguard reprocess"):
+            processor = open_processor(home, note)
+            if not processor.templates:
+                note("warning: no child is enrolled, so every face is obscured again; enrol the children first "
+                     "(put their reference photos in enrol/ and run `photoguard enrol`)")
+            photos = select_photos(processor.conn, names, since.date() if since else None, child, before_enrolment)
+            if not photos:
+                note("no processed photo matches; nothing to do")
+                return
+            redone = run_reprocess(processor, photos)
+    except (HomeBusy, RosterError, ModelFileError, ReprocessError) as exc:
+        raise click.ClickException(str(exc))
+    totals: dict[str, int] = {}
+    for item in redone:
+        totals[item.outcome] = totals.get(item.outcome, 0) + 1
+        click.echo(to_json(item)) if as_json else click.echo(f"{item.outcome:<8} {item.describe()}")
+    note("done: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(totals.items())))
 
 
 @main.group()
@@ -867,6 +922,10 @@ def status(home_dir: str | None, recent: int) -> None:
     else:
         click.echo(f"watcher: another PhotoGuard process holds the home (pid {st.watcher_pid})")
     click.echo(f"inbox: {st.inbox_waiting} file(s) waiting")
+    early = _before_enrolment(home)
+    if early:
+        click.echo(f"{early} photo(s) were processed before any child was enrolled, so every face in them is "
+                   "obscured: run `photoguard reprocess --before-enrolment` to process them again with today's roster")
     if st.unfinished:
         click.echo(f"journal: {len(st.unfinished)} photo(s) not finished (resumed at the next start): "
                    + ", ".join(f"{name} ({state})" for name, state in st.unfinished[:10]))
@@ -875,6 +934,17 @@ def status(home_dir: str | None, recent: int) -> None:
         click.echo("last photos:")
         for item in st.recent:
             click.echo(f"  {item.at}  {item.status:<9} {item.name}" + (f" — {item.detail}" if item.detail else ""))
+
+
+def _before_enrolment(home: Home) -> int:
+    from . import db
+    from .reprocess import before_enrolment_count
+
+    conn = db.connect(home.database)
+    try:
+        return before_enrolment_count(conn)
+    finally:
+        conn.close()
 
 
 def _takedowns_now(home: Home) -> list[str]:

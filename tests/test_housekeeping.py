@@ -82,6 +82,7 @@ def test_running_watcher_purges_daily_reloads_settings_and_tidies_the_inbox(tmp_
         set_clock(clock_file, now + timedelta(minutes=11))
         wait_until(lambda: not sports.exists(), 20, "the empty folder to be removed", watch.proc)
         assert (home.inbox / "Room 2").is_dir() and (home.inbox / "Made by staff").is_dir()
+        assert watch.output().count("no child is enrolled") == 1     # warned once per run, not per photo
         assert "removed the empty inbox folder Room 2/Sports day/" in watch.output()
 
         # A new channel in photoguard.toml: the next photo has a copy for it.
