@@ -492,7 +492,7 @@ def reprocess(home_dir: str | None, names: tuple[str, ...], since, child: str | 
     """
     from .lock import HomeBusy, hold_lock
     from .pipeline import open_processor
-    from .reprocess import ReprocessError, reprocess as run_reprocess, select_photos, to_json
+    from .reprocess import ReprocessError, interrupted, reprocess as run_reprocess, select_photos, to_json
     from .roster import RosterError
     from .sface import ModelFileError
 
@@ -508,7 +508,7 @@ def reprocess(home_dir: str | None, names: tuple[str, ...], since, child: str | 
                 note("warning: no child is enrolled, so every face is obscured again; enrol the children first "
                      "(put their reference photos in enrol/ and run `photoguard enrol`)")
             photos = select_photos(processor.conn, names, since.date() if since else None, child, before_enrolment)
-            if not photos:
+            if not photos and not interrupted(processor.conn):
                 note("no processed photo matches; nothing to do")
                 return
             redone = run_reprocess(processor, photos)
@@ -922,10 +922,13 @@ def status(home_dir: str | None, recent: int) -> None:
     else:
         click.echo(f"watcher: another PhotoGuard process holds the home (pid {st.watcher_pid})")
     click.echo(f"inbox: {st.inbox_waiting} file(s) waiting")
-    early = _before_enrolment(home)
+    early, unfinished = _to_reprocess(home)
     if early:
         click.echo(f"{early} photo(s) were processed before any child was enrolled, so every face in them is "
                    "obscured: run `photoguard reprocess --before-enrolment` to process them again with today's roster")
+    if unfinished:
+        click.echo(f"{len(unfinished)} photo(s) were taken out of the outbox to be made again but not finished: "
+                   f"{', '.join(unfinished[:5])} — run `photoguard reprocess {unfinished[0]}` to finish them")
     if st.unfinished:
         click.echo(f"journal: {len(st.unfinished)} photo(s) not finished (resumed at the next start): "
                    + ", ".join(f"{name} ({state})" for name, state in st.unfinished[:10]))
@@ -936,13 +939,14 @@ def status(home_dir: str | None, recent: int) -> None:
             click.echo(f"  {item.at}  {item.status:<9} {item.name}" + (f" — {item.detail}" if item.detail else ""))
 
 
-def _before_enrolment(home: Home) -> int:
+def _to_reprocess(home: Home) -> tuple[int, list[str]]:
+    """(photos processed before any child was enrolled, names of photos whose reprocess did not finish)."""
     from . import db
-    from .reprocess import before_enrolment_count
+    from .reprocess import before_enrolment_count, interrupted
 
     conn = db.connect(home.database)
     try:
-        return before_enrolment_count(conn)
+        return before_enrolment_count(conn), [r["source"] for r in interrupted(conn)]
     finally:
         conn.close()
 

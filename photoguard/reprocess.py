@@ -11,7 +11,9 @@ pipeline itself (``Processor._decide_and_stage`` / ``_finish_publishing``), from
 - a photo whose original has been purged cannot be processed again.
 
 If the new decision needs a person (a face only the second look found), the photo goes to review and
-its old outbox copies are taken out: every photo stays in exactly one place.
+its old outbox copies are taken out: every photo stays in exactly one place. The old copies leave the
+outbox before the faces on file are rewritten; a reprocess interrupted in between leaves the photo
+archived (never lost, never shown as decided before) and the next ``reprocess`` finishes it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .outbox import COLLECTED, REPLACED, _current, sweep
 from .pipeline import SHOWN, Processor, now_iso
 
 REPROCESSED = "reprocessed"
+STARTED = "reprocess_started"
 
 
 class ReprocessError(Exception):
@@ -98,7 +101,10 @@ def reprocess(processor: Processor, photos: Sequence[sqlite3.Row], today: date |
     today = today or date.today()
     # Where our copies are now; one that left the outbox since the last look is recorded collected.
     where = sweep(processor.home, processor.conn)
-    return [_one(processor, row["sha256"], today, where) for row in photos]
+    chosen = {row["sha256"]: row for row in photos}
+    for row in interrupted(processor.conn):
+        chosen.setdefault(row["sha256"], row)   # a reprocess that did not finish is finished first
+    return [_one(processor, sha, today, where) for sha in chosen]
 
 
 def _shown_words(conn: sqlite3.Connection, sha: str, channels: Sequence[str]) -> str:
@@ -136,27 +142,9 @@ def _one(processor: Processor, sha: str, today: date, where: dict[int, Path]) ->
     before = _shown_words(conn, sha, processor.settings.channels)
     started = time.monotonic()
 
-    # The archived original, linked (not copied) into staging as the snapshot the pipeline decides on:
-    # archiving it again afterwards finds the same file already in place.
-    staging = processor.staging / sha
-    staging.mkdir(mode=0o700, exist_ok=True)
-    snapshot = staging / "original"
-    if os.path.lexists(snapshot):
-        snapshot.unlink()
-    os.link(archived, snapshot)
-    st = os.stat(archived)
-    snap = Snapshot(snapshot, sha, Source(str(archived), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
-    try:
-        prepared = processor._decide_and_stage(snap, name, sha, today)
-    except Exception as exc:  # noqa: BLE001 — nothing was changed: the photo stays as it was
-        processor._clear_staging(sha)
-        return Redo(name, sha, "failed", f"could not be processed again ({type(exc).__name__}: {exc}); "
-                    "it was left as it was")
-    if isinstance(prepared, str):
-        processor._clear_staging(sha)
-        return Redo(name, sha, "failed", f"could not be processed again ({prepared}); it was left as it was")
-
-    # Decided and staged ('publishing'): take the old copies out of the outbox, then publish the new ones.
+    # 1. The old copies leave the outbox first, with a 'reprocess_started' event: the faces on file are
+    # then never rewritten while a copy that relies on them is still in the outbox. Interrupted after
+    # this, the photo is still archived and `reprocess` finishes it at its next run (``interrupted``).
     with transaction(conn):
         replaced = []
         for file in _current(conn):
@@ -172,6 +160,28 @@ def _one(processor: Processor, sha: str, today: date, where: dict[int, Path]) ->
                          (REPLACED, now_iso(), file["id"]))
             replaced.append(f"{file['channel']}/{path.name}")
         conn.execute("UPDATE outputs SET removed_at = ? WHERE photo_sha256 = ? AND removed_at IS NULL", (now_iso(), sha))
+        _event(conn, STARTED, sha, f"{name}: taken out of the outbox to be made again: {', '.join(replaced) or 'none'}")
+
+    # 2. Decided again by the pipeline from the archived original, linked (not copied) into staging as the
+    # snapshot: archiving it again afterwards finds the same file already in place.
+    staging = processor.staging / sha
+    staging.mkdir(mode=0o700, exist_ok=True)
+    snapshot = staging / "original"
+    if os.path.lexists(snapshot):
+        snapshot.unlink()
+    os.link(archived, snapshot)
+    st = os.stat(archived)
+    snap = Snapshot(snapshot, sha, Source(str(archived), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    try:
+        prepared = processor._decide_and_stage(snap, name, sha, today)
+    except Exception as exc:  # noqa: BLE001 — the original stays archived; the next reprocess tries again
+        prepared = f"{type(exc).__name__}: {exc}"
+    if isinstance(prepared, str):
+        processor._clear_staging(sha)
+        return Redo(name, sha, "failed", f"could not be made again ({prepared}); its outbox copies were taken out "
+                    f"and the original stays archived — run `photoguard reprocess {name}` again")
+
+    # 3. Published like any photo: the outbox (or review), the audit, the journal.
     result = processor._finish_publishing(archived, sha, started, prepared)
     after = _shown_words(conn, sha, processor.settings.channels)
     if result.status == "review":
@@ -179,10 +189,22 @@ def _one(processor: Processor, sha: str, today: date, where: dict[int, Path]) ->
     else:
         detail = f"processed again with today's roster and settings — now shows {after}"
     with transaction(conn):
-        conn.execute("INSERT INTO events (at, kind, photo_sha256, detail) VALUES (?,?,?,?)",
-                     (now_iso(), REPROCESSED, sha, f"{name}: before: {before}; after: {after}; "
-                      f"replaced {', '.join(replaced) or 'no outbox copy'}"))
+        _event(conn, REPROCESSED, sha, f"{name}: before: {before}; after: {after}; "
+               f"replaced {', '.join(replaced) or 'no outbox copy'}")
     return Redo(name, sha, result.status, detail)
+
+
+def _event(conn: sqlite3.Connection, kind: str, sha: str, detail: str) -> None:
+    conn.execute("INSERT INTO events (at, kind, photo_sha256, detail) VALUES (?,?,?,?)", (now_iso(), kind, sha, detail))
+
+
+def interrupted(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    """Photos whose reprocess took their copies out of the outbox but did not finish (killed, disk full)."""
+    return conn.execute(
+        "SELECT p.* FROM photos p WHERE p.state = 'done' AND p.outcome = 'cleared' AND p.archive_path IS NOT NULL "
+        "AND (SELECT MAX(id) FROM events WHERE photo_sha256 = p.sha256 AND kind = ?) > "
+        "COALESCE((SELECT MAX(id) FROM events WHERE photo_sha256 = p.sha256 AND kind = ?), 0) "
+        "ORDER BY p.finished_at", (STARTED, REPROCESSED)).fetchall()
 
 
 def to_json(redo: Redo) -> str:

@@ -13,7 +13,8 @@ from photoguard.db import connect
 from photoguard.home import open_home
 from photoguard.reprocess import ReprocessError, select_photos
 from photoguard.roster import sync_roster
-from test_pipeline import ROSTER, diff, photo_of_both, region, write_reference_photos
+from photoguard.pipeline import Processor
+from test_pipeline import FirstLookMisses, ROSTER, diff, drop, photo_of_both, region, write_reference_photos
 
 
 def run(*args: str) -> str:
@@ -88,4 +89,27 @@ def test_photos_processed_before_enrolment_come_out_right_after_reprocess(tmp_pa
     # Again by name: a photo done again is replaced again, never doubled.
     assert "cleared  party.jpg" in run("reprocess", "--home", root, "party.jpg")
     assert sorted(p.name for p in home.outbox_for("twitter").iterdir()) == ["party.jpg", "picnic.jpg"]
+
+    # A photo waiting in review is left to the review.
+    held = Processor(home, conn, detector=FirstLookMisses())
+    assert held.process(drop(home, "held.jpg", jpeg_bytes(photo_of_both(seed=21)[0]))).status == "review"
+    out = run("reprocess", "--home", root, "held.jpg")
+    assert "skipped  held.jpg: is waiting in review" in out
+    assert [p.name for p in home.review.glob("*.jpg")] == ["held.jpg"]
+
+    # Interrupted after the old copies left the outbox (here: the archived original cannot be decided
+    # again): the photo stays archived, status says so, and the next reprocess finishes it.
+    archived = home.root / conn.execute("SELECT archive_path FROM photos WHERE source = 'party.jpg'").fetchone()[0]
+    kept = archived.read_bytes()
+    archived.write_bytes(kept[: len(kept) // 2])
+    out = run("reprocess", "--home", root, "party.jpg")
+    assert "failed   party.jpg: could not be made again" in out and "original stays archived" in out
+    assert not (home.outbox_for("facebook") / "party.jpg").exists()
+    assert "were taken out of the outbox to be made again but not finished: party.jpg" in (
+        run("status", "--home", root).replace("\n", " "))
+    archived.write_bytes(kept)
+    out = run("reprocess", "--home", root, "--since", (date.today() + timedelta(days=1)).isoformat())
+    assert "cleared  party.jpg: processed again" in out
+    assert diff(region(fb, ada), crop(party, ada)) < 4
+    assert "not finished" not in run("status", "--home", root)
     conn.close()
