@@ -181,6 +181,15 @@ def _one(processor: Processor, sha: str, today: date, where: dict[int, Path]) ->
         return Redo(name, sha, "failed", f"could not be made again ({prepared}); its outbox copies were taken out "
                     f"and the original stays archived — run `photoguard reprocess {name}` again")
 
+    # The drop's folder (inbox/Room 2/Sports day -> outbox/<channel>/Room 2/Sports day) is where the photo
+    # came from, not the archive it is read from now.
+    folder = json.loads(row["plan"] or "{}").get("folder")
+    if folder:
+        with transaction(conn):
+            plan = json.loads(conn.execute("SELECT plan FROM photos WHERE sha256 = ?", (sha,)).fetchone()[0])
+            plan["folder"] = folder
+            conn.execute("UPDATE photos SET plan = ? WHERE sha256 = ?", (json.dumps(plan), sha))
+
     # 3. Published like any photo: the outbox (or review), the audit, the journal.
     result = processor._finish_publishing(archived, sha, started, prepared)
     after = _shown_words(conn, sha, processor.settings.channels)
