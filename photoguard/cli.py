@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
@@ -455,6 +456,10 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
         with hold_lock(home, "photoguard process"):
             processor = open_processor(home, note)
             files = collect([Path(p) for p in paths] or [home.inbox])
+            if files and not processor.templates:
+                note("warning: no child is enrolled (no reference photos on file): every face in these photos will "
+                     "be obscured. Once children are enrolled, `photoguard reprocess --before-enrolment` processes "
+                     "them again")
             if not files:
                 note(f"nothing to process in {home.inbox}")
                 for line in _takedowns_now(home):
@@ -481,6 +486,57 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
     for r in results:
         totals[r.status] = totals.get(r.status, 0) + 1
     note("done: " + ", ".join(f"{n} {status}" for status, n in sorted(totals.items())))
+
+
+@main.command()
+@home_option
+@click.argument("names", nargs=-1)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Every photo processed on or after this day (YYYY-MM-DD).")
+@click.option("--child", "child", default=None, metavar="ID",
+              help="Photos this child was recognised in, and photos with an unrecognised face processed before "
+                   "the child's reference photos were on file.")
+@click.option("--before-enrolment", is_flag=True, help="Photos processed while no child was enrolled.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per photo on stdout.")
+def reprocess(home_dir: str | None, names: tuple[str, ...], since, child: str | None, before_enrolment: bool,
+              as_json: bool) -> None:
+    """Process photos again from their archived originals with today's roster and settings.
+
+    For a child enrolled late, a consent given since, a changed setting. NAMES are the photos' names as
+    dropped into the inbox. Their copies still in the outbox are replaced; a photo with a copy already
+    collected or posted, or one in review, is left as it is (and named). Stop the watcher first.
+
+    Example: photoguard reprocess --before-enrolment
+    """
+    from .lock import HomeBusy, hold_lock
+    from .pipeline import open_processor
+    from .reprocess import ReprocessError, interrupted, reprocess as run_reprocess, select_photos, to_json
+    from .roster import RosterError
+    from .sface import ModelFileError
+
+    if not (names or since or child or before_enrolment):
+        raise click.UsageError("say which photos: NAME..., --since DATE, --child ID or --before-enrolment")
+    home = get_home(home_dir)
+    note = lambda msg: click.echo(msg, err=as_json)  # noqa: E731
+    _say_home(home, err=as_json)
+    try:
+        with hold_lock(home, "photoguard reprocess"):
+            processor = open_processor(home, note)
+            if not processor.templates:
+                note("warning: no child is enrolled, so every face is obscured again; enrol the children first "
+                     "(put their reference photos in enrol/ and run `photoguard enrol`)")
+            photos = select_photos(processor.conn, names, since.date() if since else None, child, before_enrolment)
+            if not photos and not interrupted(processor.conn):
+                note("no processed photo matches; nothing to do")
+                return
+            redone = run_reprocess(processor, photos)
+    except (HomeBusy, RosterError, ModelFileError, ReprocessError) as exc:
+        raise click.ClickException(str(exc))
+    totals: dict[str, int] = {}
+    for item in redone:
+        totals[item.outcome] = totals.get(item.outcome, 0) + 1
+        click.echo(to_json(item)) if as_json else click.echo(f"{item.outcome:<8} {item.describe()}")
+    note("done: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(totals.items())))
 
 
 @main.group()
@@ -821,11 +877,16 @@ def takedown_done(ctx: click.Context, home_dir: str | None, numbers: tuple[str, 
               help="Worker processes (default: the 'workers' setting, 0 = cores).")
 @click.option("--decode-timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
               help="A file unchanged this long that still does not decode is processed anyway (it goes to failed/).")
+@click.option("--clock-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="For rehearsals and tests: take today's date and time from this file (e.g. 2026-12-01T09:00) "
+                   "instead of the computer's clock.")
 def watch(home_dir: str | None, settle: float, poll: bool, rescan: float, workers: int | None,
-          decode_timeout: float) -> None:
+          decode_timeout: float, clock_file: Path | None) -> None:
     """Process photos as they arrive in inbox/ until stopped (Ctrl-C or SIGTERM).
 
-    Changes to enrol/ (children.csv, reference photos) take effect before the next photo.
+    Changes to enrol/ (children.csv, reference photos) and to photoguard.toml take effect before the next
+    photo. Once a day it deletes what `photoguard purge` deletes; empty inbox subfolders whose photos
+    it took are removed after inbox.remove_empty_after_minutes.
     Log: stderr and .photoguard/logs/watch.log.
 
     Example: photoguard watch --home /srv/photoguard
@@ -837,7 +898,8 @@ def watch(home_dir: str | None, settle: float, poll: bool, rescan: float, worker
 
     home = get_home(home_dir)
     _say_home(home, err=True)
-    options = WatchOptions(settle=settle, poll=poll, rescan=rescan, workers=workers, decode_timeout=decode_timeout)
+    options = WatchOptions(settle=settle, poll=poll, rescan=rescan, workers=workers, decode_timeout=decode_timeout,
+                           clock_file=clock_file)
     try:
         code = run_watch(home, options)
     except (HomeBusy, DiskFull) as exc:
@@ -852,12 +914,25 @@ def status(home_dir: str | None, recent: int) -> None:
     """Is a watcher running, what is waiting, what happened today (safe while the watcher runs)."""
     from .watch import watch_status
 
-    home = get_home(home_dir)
+    try:
+        home = open_home(require_home(home_dir))
+        settings_problem = None
+    except ConfigError as exc:
+        # The watcher keeps running with the settings it had: say what is wrong, and still show the rest.
+        from .config import Settings
+
+        home, settings_problem = Home(require_home(home_dir), Settings()), str(exc)
+    except HomeError as exc:
+        raise click.ClickException(str(exc))
     _say_home(home)
+    if settings_problem:
+        click.secho(f"settings: photoguard.toml cannot be used: {settings_problem} A running watcher carries on "
+                    "with the settings it had; other commands refuse to start until the file is fixed.", fg="red")
     st = watch_status(home, recent)
     for line in _takedowns_now(home):
         click.secho(line, fg="red") if line.startswith("take down") else click.echo(line)
-    for line in status_lines(st):
+    early, unfinished = _to_reprocess(home)
+    for line in status_lines(st, settings_problem=settings_problem, early=early, unfinished=unfinished):
         click.echo(line)
 
 
@@ -866,7 +941,8 @@ _RESULT_WORDS = {"cleared": "cleared", "released": "released", "review": "to rev
                  "duplicate": "duplicate"}
 
 
-def status_lines(st) -> list[str]:
+def status_lines(st, *, settings_problem: str | None = None, early: int = 0,
+                 unfinished: Sequence[str] = ()) -> list[str]:
     """``photoguard status`` in words: calm for every normal state (nothing that reads like a crash)."""
     from .localtime import when_words
 
@@ -880,9 +956,18 @@ def status_lines(st) -> list[str]:
         doing = (f"{busy} photo(s) in hand, {waiting} waiting" if busy or waiting else "nothing to do right now")
         lines.append(f"watcher: running since {when_words(w.get('started'))} with {w.get('workers')} worker(s), "
                      f"{w.get('state')}; {doing} (process {st.watcher_pid})")
+        if w.get("settings_problem") and not settings_problem:
+            lines.append("watcher: still on its earlier settings — photoguard.toml could not be used "
+                         f"({w['settings_problem']}); it reads the file again when it changes")
     else:
         lines.append(f"watcher: another PhotoGuard command is using this home just now (process {st.watcher_pid})")
     lines.append(f"inbox: {st.inbox_waiting} file(s) waiting")
+    if early:
+        lines.append(f"{early} photo(s) were processed before any child was enrolled, so every face in them is "
+                     "obscured: run `photoguard reprocess --before-enrolment` to process them again with today's roster")
+    if unfinished:
+        lines.append(f"{len(unfinished)} photo(s) were taken out of the outbox to be made again but not finished: "
+                     f"{', '.join(unfinished[:5])} — run `photoguard reprocess {unfinished[0]}` to finish them")
     if st.unfinished:
         names = ", ".join(name for name, _ in st.unfinished[:10]) + (" ..." if len(st.unfinished) > 10 else "")
         if st.watcher_pid is not None:
@@ -901,6 +986,18 @@ def status_lines(st) -> list[str]:
             lines.append(f"  {when_words(item.at)}  {_RESULT_WORDS.get(item.status, item.status):<10} {item.name}"
                          + (f" — {item.detail}" if item.detail else ""))
     return lines
+
+
+def _to_reprocess(home: Home) -> tuple[int, list[str]]:
+    """(photos processed before any child was enrolled, names of photos whose reprocess did not finish)."""
+    from . import db
+    from .reprocess import before_enrolment_count, interrupted
+
+    conn = db.connect(home.database)
+    try:
+        return before_enrolment_count(conn), [r["source"] for r in interrupted(conn)]
+    finally:
+        conn.close()
 
 
 def _takedowns_now(home: Home) -> list[str]:

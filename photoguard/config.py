@@ -33,6 +33,8 @@ class Settings:
     obscure_method: str = "pixelate"  # "pixelate" (with noise) or "fill"
     obscure_grow: float = 1.3
     archive_retention_days: int = 30
+    # Empty inbox subfolders PhotoGuard took photos from are removed after this many quiet minutes (0 = never).
+    inbox_remove_empty_after_minutes: int = 10
     workers: int = 0  # 0 = number of cores
     # key -> "default" or the settings file that set it
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -53,6 +55,7 @@ _KEYS: dict[str, str] = {
     "obscure.method": "obscure_method",
     "obscure.grow": "obscure_grow",
     "archive.retention_days": "archive_retention_days",
+    "inbox.remove_empty_after_minutes": "inbox_remove_empty_after_minutes",
     "workers": "workers",
 }
 _ATTR_TO_KEY = {v: k for k, v in _KEYS.items()}
@@ -104,7 +107,7 @@ def _check(key: str, value: Any, where: Path) -> Any:
         if value not in ("pixelate", "fill"):
             raise bad("must be \"pixelate\" or \"fill\"")
         return value
-    if key in ("match.min_face_px", "archive.retention_days", "workers"):
+    if key in ("match.min_face_px", "archive.retention_days", "workers", "inbox.remove_empty_after_minutes"):
         low = 1 if key == "match.min_face_px" else 0
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise bad(f"must be a whole number of at least {low}")

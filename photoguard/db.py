@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS photos (
     height INTEGER,
     source_path TEXT,                         -- where it was taken from (to resume after a crash)
     plan TEXT,                                -- JSON: staged files and where they were published
-    seed TEXT                                 -- obscuring noise seed, so a re-render matches other channels
+    seed TEXT,                                -- obscuring noise seed, so a re-render matches other channels
+    templates_used INTEGER                    -- templates on the roster when it was decided (0 = before any child was enrolled)
 );
 CREATE TABLE IF NOT EXISTS faces (
     photo_sha256 TEXT NOT NULL,
@@ -199,6 +200,7 @@ def connect(path: Path) -> sqlite3.Connection:
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("events", "actor", "TEXT"),
     ("templates", "model", "TEXT NOT NULL DEFAULT ''"),
+    ("photos", "templates_used", "INTEGER"),
 )
 
 

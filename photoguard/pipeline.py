@@ -476,11 +476,11 @@ class Processor:
                         (sha, i, channel, action, why, _consent_json(consent)))
             self.conn.execute(
                 "UPDATE photos SET state = 'publishing', outcome = ?, reason = ?, width = ?, height = ?, plan = ?, "
-                "source = ?, source_path = ?, seed = ? WHERE sha256 = ?",
+                "source = ?, source_path = ?, seed = ?, templates_used = ? WHERE sha256 = ?",
                 (status, reason, width, height,
                  json.dumps({"stem": stem, "files": plan, "snapshot": str(snap.path), "source": snap.source.to_json(),
                              "folder": drop_folder(snap.source.path, self.home.inbox).as_posix()}),
-                 name, display_name(snap.source.path), str(seed), sha))
+                 name, display_name(snap.source.path), str(seed), len(self.templates), sha))
         return results
 
     def _finish_publishing(self, path: Path, sha: str, started: float, faces: list[FaceResult] | None = None) -> PhotoResult:

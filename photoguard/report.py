@@ -54,6 +54,9 @@ EVENT_WORDS = {
     "posted": "Marked posted",
     "taken_down": "Marked taken down",
     "purged": "Original deleted (end of archive period)",
+    "housekeeping": "Daily clean-up by the watcher",
+    "reprocessed": "Processed again with the roster and settings of the day",
+    "reprocess_started": "Taken out of the outbox to be processed again",
     "templates_erased": "Face templates erased",
 }
 HIDDEN_EVENTS = {"processed", "roster_synced"}   # processed: shown as photos; roster_synced: bookkeeping

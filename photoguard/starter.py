@@ -38,7 +38,10 @@ SETTING_HELP: dict[str, str] = {
                         "is the safe error).",
     "obscure.method": "\"pixelate\" (coarse blocks with noise) or \"fill\" (a solid colour). Both cannot be undone.",
     "obscure.grow": "How much larger than the face the obscured area is (1.3 takes in hair and ears).",
-    "archive.retention_days": "Days the original photos are kept in archive/ before `photoguard purge` deletes them.",
+    "archive.retention_days": "Days the original photos are kept in archive/ before `photoguard purge` deletes them "
+                              "(the running watcher purges once a day).",
+    "inbox.remove_empty_after_minutes": "Minutes after its last photo was taken that the watcher removes an empty "
+                                        "inbox subfolder it took photos from (0 = never). inbox/ itself always stays.",
 }
 
 

@@ -36,11 +36,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from .home import Home
 from .durable import display_name
+from .housekeeping import Clock, EmptyFolders, settings_signature
 from .images import MAX_FILE_BYTES
 from .intake import NotAPhotoFile, open_regular
 from .pipeline import DiskFull, PhotoResult, _work, is_candidate, now_iso
@@ -64,8 +65,9 @@ class WatchOptions:
     poll: bool = False             # PollingObserver (network shares: inotify does not see remote writes)
     poll_interval: float = 1.0
     workers: int | None = None     # default: the 'workers' setting (0 = number of cores)
-    roster_debounce: float = 2.0   # wait this long after the last change in enrol/ before syncing
+    roster_debounce: float = 2.0   # wait this long after the last change in enrol/ (or photoguard.toml) before using it
     tick: float = 0.2
+    clock_file: Path | None = None  # the watcher's date and time from this file (tests, rehearsals); default: the clock
 
 
 # --- logging ----------------------------------------------------------------------------------------
@@ -269,7 +271,15 @@ class Watcher:
         self.roster_broken: str | None = None         # children.csv unusable: paused until it changes
         self.roster_reason = "start"
         self.disk_full_until = 0.0
-        self.day = date.today()
+        self.clock = Clock(self.options.clock_file)
+        self.day = self.clock.today()
+        self.purged_on: date | None = None             # the day of the last daily purge
+        self.settings_seen = settings_signature(home.root)
+        self.settings_changed_at: float | None = None  # set: dispatching paused until the new settings are read
+        self.settings_problem: str | None = None       # photoguard.toml unusable: the old settings stay
+        self.folders = EmptyFolders(home.inbox)
+        self.folders_swept = 0.0
+        self.empty_roster_said = False
         self.counts: dict[str, int] = {}
         self.stuck: set[Path] = set()                 # files given up on that cannot be failed safely
         self._status_written: dict | None = None
@@ -426,6 +436,7 @@ class Watcher:
                     self.roster_broken = None  # a new home: no roster yet, so every face is obscured
                     self.log.info(f"no roster yet ({self.home.roster_csv}): every face will be obscured")
                     processor.reload_roster()
+                    self._say_if_no_child()
                     return
                 raise RosterError(f"{self.home.roster_csv} is missing. Put the roster back (or a roster with a "
                                   "header line only, to share no child); photos wait in the inbox until then")
@@ -439,6 +450,7 @@ class Watcher:
             for problem in getattr(report, attr, None) or []:
                 self.log.warning(f"roster: {problem}")
         processor.reload_roster()
+        self._say_if_no_child()
         changes = recheck_outbox(processor)
         for change in changes:
             self.log.info(change.describe())
@@ -448,9 +460,9 @@ class Watcher:
 
     def _roster_gate(self, now: float) -> bool:
         """True when dispatching may go on; runs a due roster sync or day change re-check when idle."""
-        if date.today() != self.day and self.roster_changed_at is None:
+        if self.clock.today() != self.day and self.roster_changed_at is None:
             self.log.info("a new day: re-checking the outbox against today's consents")
-            self.day = date.today()
+            self.day = self.clock.today()
             self.roster_changed_at = now - self.options.roster_debounce
             self.roster_reason = "a new day"
         if self.roster_changed_at is None:
@@ -460,6 +472,100 @@ class Watcher:
         self.roster_changed_at = None
         self._sync_roster(self.roster_reason)
         return self.roster_broken is None
+
+    def _say_if_no_child(self) -> None:
+        """Once per run: photos processed now obscure every face, and can be redone once children are enrolled."""
+        if self.processor.templates or self.empty_roster_said:
+            return
+        self.empty_roster_said = True
+        self.log.warning("no child is enrolled (no reference photos on file): every face in every photo will be "
+                         "obscured. Once children are enrolled, `photoguard reprocess --before-enrolment` "
+                         "processes these photos again")
+
+    # --- housekeeping: settings, the daily purge, empty inbox folders ---
+
+    def _check_settings_file(self, now: float) -> None:
+        signature = settings_signature(self.home.root)
+        if signature != self.settings_seen:
+            self.settings_seen = signature
+            if self.settings_changed_at is None:
+                self.log.info("photoguard.toml changed: pausing until it is read "
+                              f"({len(self.inflight)} photo(s) in hand finish first)")
+            self.settings_changed_at = now   # debounce: an editor may write the file in several steps
+
+    def _housekeeping(self, now: float) -> bool:
+        """True when dispatching may go on. Reads changed settings once nothing is in hand; runs the daily
+        purge when the day has changed; removes quiet, empty inbox folders."""
+        if self.settings_changed_at is not None:
+            if now - self.settings_changed_at < self.options.roster_debounce or self.inflight:
+                return False
+            self.settings_changed_at = None
+            self._apply_settings()
+        if self.clock.today() != self.purged_on:
+            self._daily_purge()
+        if self.folders.taken and now - self.folders_swept >= 1.0:
+            self.folders_swept = now
+            after = timedelta(minutes=self.home.settings.inbox_remove_empty_after_minutes)
+            busy = {p.parent for p in self.pending} | {j.path.parent for j in self.inflight.values()}
+            for folder in self.folders.sweep(self.clock.now(), after, busy):
+                where = display_name(str(folder.relative_to(self.home.inbox)))
+                self.log.info(f"removed the empty inbox folder {where}/ (its photos were all taken)")
+        return True
+
+    def _apply_settings(self) -> None:
+        """New settings for everything from the next photo on: a new engine here and new workers."""
+        from .config import ConfigError
+        from .home import HomeError, open_home
+        from .housekeeping import reload_settings
+        from .pipeline import Processor, recheck_outbox
+
+        assert not self.inflight
+        reload = reload_settings(self.home.root, self.home.settings)
+        if reload.settings is None:
+            self.settings_problem = reload.problem
+            self.log.error(reload.describe())
+            return
+        self.settings_problem = None
+        if not reload.changed:
+            self.log.info(reload.describe())
+            return
+        try:
+            home = open_home(self.home.root)   # makes the outbox folder of a new channel
+        except (ConfigError, HomeError) as exc:
+            self.settings_problem = str(exc)
+            self.log.error(f"photoguard.toml changed but cannot be used: {exc} — carrying on with the settings it "
+                           "had before")
+            return
+        old = self.processor
+        self.home = home
+        self.processor = Processor(home)
+        old.conn.close()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+        self.workers = self.options.workers or home.settings.worker_count
+        for change in recheck_outbox(self.processor):
+            self.log.info(change.describe())
+        self._ensure_pool()
+        self.log.info(reload.describe())
+
+    def _daily_purge(self) -> None:
+        from .housekeeping import daily_purge
+
+        today, before = self.clock.today(), self.purged_on
+        self.purged_on = today   # once a day, whatever happens
+        try:
+            purged = daily_purge(self.home, self.processor.conn, today)
+        except (OSError, sqlite3.OperationalError) as exc:
+            if _disk_full(exc):
+                self.purged_on = before   # tried again once there is space
+                raise
+            self.log.error(f"the daily clean-up could not finish ({exc}); it is tried again tomorrow, "
+                           "or run `photoguard purge`")
+            return
+        if purged:
+            self.log.info(f"daily clean-up: {len(purged)} file(s) older than "
+                          f"{self.home.settings.archive_retention_days} days deleted")
 
     # --- dispatch ---
 
@@ -508,7 +614,7 @@ class Watcher:
         if capacity <= 0 or not self.pending:
             return
         busy = {job.sha for job in self.inflight.values()}
-        today = date.today().isoformat()
+        today = self.clock.today().isoformat()
         for path, w in list(self.pending.items()):
             if capacity <= 0:
                 break
@@ -533,6 +639,7 @@ class Watcher:
         exhausted: list[tuple[_Job, str]] = []
         for future in done:
             job = self.inflight.pop(future)
+            self.folders.took_from(job.path, self.clock.now())
             try:
                 result = future.result()
             except DiskFull as exc:
@@ -610,6 +717,7 @@ class Watcher:
         status = {
             "pid": os.getpid(), "started": self.started_at, "state": state, "workers": self.workers,
             "waiting": len(self.pending), "in_flight": len(self.inflight), "since_start": dict(self.counts),
+            "settings_problem": self.settings_problem,
         }
         if status == self._status_written:
             return
@@ -635,6 +743,8 @@ class Watcher:
             return f"paused: {self.roster_broken}"
         if self.roster_changed_at is not None:
             return "paused: syncing the roster"
+        if self.settings_changed_at is not None:
+            return "paused: reading the new settings"
         if time.monotonic() < self.disk_full_until:
             return "paused: the disk is full — free some space; photos wait in the inbox"
         return "watching"
@@ -643,6 +753,7 @@ class Watcher:
 
     def start(self) -> None:
         """Everything before the loop: engine, roster sync, outbox re-check, resume, first scan."""
+        from .housekeeping import last_purge_day
         from .pipeline import Processor, resume_interrupted
 
         fd = wait_for_old_workers(self.home, self.log)
@@ -652,6 +763,7 @@ class Watcher:
             # wait in the inbox) instead of stopping: the watcher resumes as soon as the file is fixed.
             self.processor = Processor(self.home)
             self._sync_roster("start")
+            self.purged_on = last_purge_day(self.processor.conn)
             for result in resume_interrupted(self.processor):
                 self._done(result)
         finally:
@@ -671,7 +783,8 @@ class Watcher:
             self._scan_inbox()
             self._check_roster_files()
             self.last_rescan = now
-        if not self.stopping and self._roster_gate(now) and now >= self.disk_full_until:
+        self._check_settings_file(now)
+        if not self.stopping and self._housekeeping(now) and self._roster_gate(now) and now >= self.disk_full_until:
             self._dispatch(now)
         self._write_status(self._state())
         if self.disk_full_said and now >= self.disk_full_until:

@@ -1,0 +1,220 @@
+"""``photoguard reprocess``: run archived originals through today's roster and settings again.
+
+For a child enrolled late, a consent given since, a changed threshold. A photo is decided again by the
+pipeline itself (``Processor._decide_and_stage`` / ``_finish_publishing``), from its archived original:
+
+- its copies still in the outbox are replaced by the new ones (history is appended: the old
+  ``outbox_files`` rows end as "replaced", a ``reprocessed`` event says what each channel showed before);
+- a photo with a copy already collected or posted is not processed again: the copy out in the world
+  cannot be replaced, and the faces it shows stay on record for the take-down list;
+- a photo waiting in review, or released or rejected there by a person, is left to the review;
+- a photo whose original has been purged cannot be processed again.
+
+If the new decision needs a person (a face only the second look found), the photo goes to review and
+its old outbox copies are taken out: every photo stays in exactly one place. The old copies leave the
+outbox before the faces on file are rewritten; a reprocess interrupted in between leaves the photo
+archived (never lost, never shown as decided before) and the next ``reprocess`` finishes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from .db import transaction
+from .durable import display_name
+from .images import fsync_dir
+from .intake import Snapshot, Source
+from .outbox import COLLECTED, REPLACED, _current, sweep
+from .pipeline import SHOWN, Processor, now_iso
+
+REPROCESSED = "reprocessed"
+STARTED = "reprocess_started"
+
+
+class ReprocessError(Exception):
+    """What to reprocess could not be worked out; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Redo:
+    source: str          # the photo's name as dropped
+    sha256: str
+    outcome: str         # 'cleared' / 'review' (done again), 'skipped' (left as it was), 'failed' (left as it was)
+    detail: str
+
+    def describe(self) -> str:
+        return f"{self.source}: {self.detail}"
+
+
+def select_photos(conn: sqlite3.Connection, names: Sequence[str] = (), since: date | None = None,
+                  child: str | None = None, before_enrolment: bool = False) -> list[sqlite3.Row]:
+    """The processed photos asked for (every one that was not a failure), oldest first.
+
+    ``names``: the names they were dropped with (with or without the extension); ``since``: processed
+    on or after that day; ``child``: photos the child was recognised in, and photos with a face nobody was
+    recognised in that were processed before the child's reference photos were on file;
+    ``before_enrolment``: photos processed while no child was enrolled. Raises ReprocessError for a name
+    that matches nothing."""
+    rows = conn.execute("SELECT * FROM photos WHERE state = 'done' AND outcome IS NOT 'failed' "
+                        "ORDER BY finished_at, rowid").fetchall()
+    chosen: dict[str, sqlite3.Row] = {}
+    for name in names:
+        stem = Path(name).stem
+        found = [r for r in rows if r["source"] == name or Path(r["source"]).stem == stem]
+        if not found:
+            raise ReprocessError(f"no processed photo is called {name}. The names are the ones the photos had "
+                                 "in the inbox; see them with `photoguard report` or `photoguard status`.")
+        chosen.update((r["sha256"], r) for r in found)
+    if since is not None:
+        chosen.update((r["sha256"], r) for r in rows if (r["finished_at"] or "")[:10] >= since.isoformat())
+    if before_enrolment:
+        chosen.update((r["sha256"], r) for r in rows if r["templates_used"] == 0)
+    if child is not None:
+        if conn.execute("SELECT 1 FROM children WHERE id = ?", (child,)).fetchone() is None:
+            raise ReprocessError(f"there is no child with the id {child} on the roster; see `photoguard children`.")
+        first = conn.execute("SELECT MIN(created_at) FROM templates WHERE child_id = ?", (child,)).fetchone()[0]
+        seen = {r[0] for r in conn.execute("SELECT DISTINCT photo_sha256 FROM faces WHERE child_id = ?", (child,))}
+        unknown = {r[0] for r in conn.execute("SELECT DISTINCT photo_sha256 FROM faces WHERE child_id IS NULL")}
+        for r in rows:
+            if r["sha256"] in seen or (r["sha256"] in unknown and (first is None or (r["finished_at"] or "") < first)):
+                chosen[r["sha256"]] = r
+    return sorted(chosen.values(), key=lambda r: (r["finished_at"] or "", r["sha256"]))
+
+
+def before_enrolment_count(conn: sqlite3.Connection) -> int:
+    """Photos cleared while no child was enrolled, still archived, now that children are: for ``status``."""
+    if not conn.execute("SELECT COUNT(*) FROM templates").fetchone()[0]:
+        return 0
+    return conn.execute("SELECT COUNT(*) FROM photos WHERE state = 'done' AND outcome = 'cleared' "
+                        "AND templates_used = 0 AND archive_path IS NOT NULL").fetchone()[0]
+
+
+def reprocess(processor: Processor, photos: Sequence[sqlite3.Row], today: date | None = None) -> list[Redo]:
+    """Process each photo again (the caller holds the home's lock and has synced the roster)."""
+    today = today or date.today()
+    # Where our copies are now; one that left the outbox since the last look is recorded collected.
+    where = sweep(processor.home, processor.conn)
+    chosen = {row["sha256"]: row for row in photos}
+    for row in interrupted(processor.conn):
+        chosen.setdefault(row["sha256"], row)   # a reprocess that did not finish is finished first
+    return [_one(processor, sha, today, where) for sha in chosen]
+
+
+def _shown_words(conn: sqlite3.Connection, sha: str, channels: Sequence[str]) -> str:
+    """'facebook: ada, grace; instagram: nobody' — who each channel showed, from the decision on file."""
+    parts = []
+    for channel in channels:
+        who = [r[0] or f"face {r[1] + 1}" for r in conn.execute(
+            "SELECT f.child_id, f.idx FROM face_actions a JOIN faces f ON f.photo_sha256 = a.photo_sha256 "
+            "AND f.idx = a.face_idx WHERE a.photo_sha256 = ? AND a.channel = ? AND a.action = ? ORDER BY f.idx",
+            (sha, channel, SHOWN))]
+        parts.append(f"{channel}: {', '.join(who) or 'nobody'}")
+    return "; ".join(parts)
+
+
+def _one(processor: Processor, sha: str, today: date, where: dict[int, Path]) -> Redo:
+    conn, home = processor.conn, processor.home
+    row = conn.execute("SELECT * FROM photos WHERE sha256 = ?", (sha,)).fetchone()
+    name = display_name(row["source"])
+    if row["outcome"] == "review":
+        return Redo(name, sha, "skipped", "is waiting in review: decide on it there (`photoguard review show "
+                    f"{Path(name).stem}`); it is not processed again")
+    if row["outcome"] in ("released", "rejected"):
+        return Redo(name, sha, "skipped", f"was {row['outcome']} at review by a person; it is not processed again")
+    archived = home.root / row["archive_path"] if row["archive_path"] else None
+    if archived is None or not archived.is_file():
+        return Redo(name, sha, "skipped", "its original is no longer archived (deleted after "
+                    f"{home.settings.archive_retention_days} days), so it cannot be processed again")
+    out = conn.execute("SELECT channel, path, seen_path, ended, posted_at FROM outbox_files WHERE photo_sha256 = ? "
+                       "AND (ended = ? OR posted_at IS NOT NULL)", (sha, COLLECTED)).fetchall()
+    if out:
+        where = ", ".join(sorted({f"{r['channel']} ({'posted' if r['posted_at'] else 'collected'})" for r in out}))
+        return Redo(name, sha, "skipped", f"a copy has already left the outbox — {where} — so it is not processed "
+                    "again (a copy out in the world cannot be replaced; `photoguard takedown` lists any that show "
+                    "a child whose consent has gone)")
+    before = _shown_words(conn, sha, processor.settings.channels)
+    started = time.monotonic()
+
+    # 1. The old copies leave the outbox first, with a 'reprocess_started' event: the faces on file are
+    # then never rewritten while a copy that relies on them is still in the outbox. Interrupted after
+    # this, the photo is still archived and `reprocess` finishes it at its next run (``interrupted``).
+    with transaction(conn):
+        replaced = []
+        for file in _current(conn):
+            if file["photo_sha256"] != sha:
+                continue
+            path = where.get(file["id"]) or home.root / (file["seen_path"] or file["path"])
+            try:
+                path.unlink()
+                fsync_dir(path.parent)
+            except FileNotFoundError:
+                pass
+            conn.execute("UPDATE outbox_files SET ended = ?, ended_at = ? WHERE id = ? AND ended IS NULL",
+                         (REPLACED, now_iso(), file["id"]))
+            replaced.append(f"{file['channel']}/{path.name}")
+        conn.execute("UPDATE outputs SET removed_at = ? WHERE photo_sha256 = ? AND removed_at IS NULL", (now_iso(), sha))
+        _event(conn, STARTED, sha, f"{name}: taken out of the outbox to be made again: {', '.join(replaced) or 'none'}")
+
+    # 2. Decided again by the pipeline from the archived original, linked (not copied) into staging as the
+    # snapshot: archiving it again afterwards finds the same file already in place.
+    staging = processor.staging / sha
+    staging.mkdir(mode=0o700, exist_ok=True)
+    snapshot = staging / "original"
+    if os.path.lexists(snapshot):
+        snapshot.unlink()
+    os.link(archived, snapshot)
+    st = os.stat(archived)
+    snap = Snapshot(snapshot, sha, Source(str(archived), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    try:
+        prepared = processor._decide_and_stage(snap, name, sha, today)
+    except Exception as exc:  # noqa: BLE001 — the original stays archived; the next reprocess tries again
+        prepared = f"{type(exc).__name__}: {exc}"
+    if isinstance(prepared, str):
+        processor._clear_staging(sha)
+        return Redo(name, sha, "failed", f"could not be made again ({prepared}); its outbox copies were taken out "
+                    f"and the original stays archived — run `photoguard reprocess {name}` again")
+
+    # The drop's folder (inbox/Room 2/Sports day -> outbox/<channel>/Room 2/Sports day) is where the photo
+    # came from, not the archive it is read from now.
+    folder = json.loads(row["plan"] or "{}").get("folder")
+    if folder:
+        with transaction(conn):
+            plan = json.loads(conn.execute("SELECT plan FROM photos WHERE sha256 = ?", (sha,)).fetchone()[0])
+            plan["folder"] = folder
+            conn.execute("UPDATE photos SET plan = ? WHERE sha256 = ?", (json.dumps(plan), sha))
+
+    # 3. Published like any photo: the outbox (or review), the audit, the journal.
+    result = processor._finish_publishing(archived, sha, started, prepared)
+    after = _shown_words(conn, sha, processor.settings.channels)
+    if result.status == "review":
+        detail = f"now held for review ({result.reason}); its outbox copies were taken out"
+    else:
+        detail = f"processed again with today's roster and settings — now shows {after}"
+    with transaction(conn):
+        _event(conn, REPROCESSED, sha, f"{name}: before: {before}; after: {after}; "
+               f"replaced {', '.join(replaced) or 'no outbox copy'}")
+    return Redo(name, sha, result.status, detail)
+
+
+def _event(conn: sqlite3.Connection, kind: str, sha: str, detail: str) -> None:
+    conn.execute("INSERT INTO events (at, kind, photo_sha256, detail) VALUES (?,?,?,?)", (now_iso(), kind, sha, detail))
+
+
+def interrupted(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    """Photos whose reprocess took their copies out of the outbox but did not finish (killed, disk full)."""
+    return conn.execute(
+        "SELECT p.* FROM photos p WHERE p.state = 'done' AND p.outcome = 'cleared' AND p.archive_path IS NOT NULL "
+        "AND (SELECT MAX(id) FROM events WHERE photo_sha256 = p.sha256 AND kind = ?) > "
+        "COALESCE((SELECT MAX(id) FROM events WHERE photo_sha256 = p.sha256 AND kind = ?), 0) "
+        "ORDER BY p.finished_at", (STARTED, REPROCESSED)).fetchall()
+
+
+def to_json(redo: Redo) -> str:
+    return json.dumps({"photo": redo.source, "sha256": redo.sha256, "outcome": redo.outcome, "detail": redo.detail})
