@@ -113,3 +113,24 @@ def test_photos_processed_before_enrolment_come_out_right_after_reprocess(tmp_pa
     assert diff(region(fb, ada), crop(party, ada)) < 4
     assert "not finished" not in run("status", "--home", root)
     conn.close()
+
+
+def test_reprocess_keeps_the_drop_folder(tmp_path):
+    home = open_home(tmp_path / "home")
+    root = str(home.root)
+    party, boxes = photo_of_both(seed=3)
+    (home.inbox / "Room 2" / "Sports day").mkdir(parents=True)
+    (home.inbox / "Room 2" / "Sports day" / "party.jpg").write_bytes(jpeg_bytes(party, quality=95))
+    run("process", "--home", root, "--workers", "1")
+    write_reference_photos(home.enrol, "ada", "astronaut")
+    write_reference_photos(home.enrol, "grace", "hopper")
+    home.roster_csv.write_text(ROSTER, encoding="utf-8")
+    sync_roster(home, connect(home.database))
+
+    assert "cleared  party.jpg" in run("reprocess", "--home", root, "--before-enrolment")
+    for channel in home.settings.channels:
+        files = sorted(p.relative_to(home.outbox_for(channel)).as_posix()
+                       for p in home.outbox_for(channel).rglob("*") if p.is_file())
+        assert files == ["Room 2/Sports day/party.jpg"]
+    fb = home.outbox_for("facebook") / "Room 2" / "Sports day" / "party.jpg"
+    assert diff(region(fb, boxes["ada"]), crop(party, boxes["ada"])) < 4
