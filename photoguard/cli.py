@@ -367,20 +367,22 @@ def evaluate_detection_cmd(xml_files, extra, no_hog, threshold, as_json, home_di
               help="With --k: a person never enrolled (their faces must all come out unknown). Repeatable.")
 @click.option("--each-held-out", is_flag=True, help="With --k: also run once with each person held out in turn.")
 @click.option("--similarity", "threshold", type=float, default=None, help="Default: match.similarity.")
+@click.option("--curve", default="", help="Rosters only: also run them at these similarities, e.g. 0.55,0.58,0.62.")
 @click.option("--margin", type=float, default=None, help="Default: match.margin.")
 @click.option("--min-face-px", type=int, default=None, help="Default: match.min_face_px.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--home", "home_dir", type=click.Path(file_okay=False), envvar="PHOTOGUARD_HOME", default=None,
               help="Take settings from this home (default: built-in defaults).")
-def evaluate_identity_cmd(folder, roster_sizes, runs, window, k, holdout, each_held_out, threshold, margin,
-                          min_face_px, as_json, home_dir) -> None:
+def evaluate_identity_cmd(folder, roster_sizes, runs, window, k, holdout, each_held_out, threshold, curve,
+                          margin, min_face_px, as_json, home_dir) -> None:
     """Keep %, wrong shows (leaks) and unknowns on a folder of <child>/ photo folders."""
     import json
     from dataclasses import asdict
 
     from .detect import FaceDetector
     from .evaluate import EvaluationError, encode_folder, format_identity, identity_report, merge_reports
-    from .rosters import format_rosters, simulate
+    from .rosters import curve as roster_curve
+    from .rosters import format_curve, format_rosters, simulate
 
     settings = _engine_settings(home_dir)
     rule = dict(threshold=settings.match_similarity if threshold is None else threshold,
@@ -390,6 +392,10 @@ def evaluate_identity_cmd(folder, roster_sizes, runs, window, k, holdout, each_h
         sizes = [int(x) for x in roster_sizes.split(",") if x.strip()]
     except ValueError:
         raise click.BadParameter("a list of whole numbers like 10,30,56", param_hint="--roster-sizes")
+    try:
+        curve_at = [float(x) for x in curve.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter("a list of similarities like 0.55,0.58,0.62", param_hint="--curve")
     if k is not None and k < 1:
         raise click.BadParameter("must be at least 1", param_hint="--k")
     try:
@@ -410,12 +416,19 @@ def evaluate_identity_cmd(folder, roster_sizes, runs, window, k, holdout, each_h
             return
     except EvaluationError as exc:
         raise click.ClickException(str(exc))
-    results = [simulate(photos, size, runs or (20 if size <= 10 else 10 if size <= 30 else 5), window=window,
-                        seed=size, **rule) for size in sizes]
+    plan = [(size, runs or (20 if size <= 10 else 10 if size <= 30 else 5)) for size in sizes]
+    results = [simulate(photos, size, n, window=window, seed=size, **rule) for size, n in plan]
+    # The curve is for reading the trade-off; only the rule in force decides the exit status.
+    rows = roster_curve(photos, plan, curve_at, margin=rule["margin"], min_face_px=rule["min_face_px"],
+                        window=window)
     if as_json:
-        click.echo(json.dumps([asdict(r) | {"keep_rate": r.keep_rate} for r in results], indent=2))
+        click.echo(json.dumps([asdict(r) | {"keep_rate": r.keep_rate, "similarity": rule["threshold"]} for r in results]
+                              + [asdict(r) | {"keep_rate": r.keep_rate, "similarity": t}
+                                 for t, rs in rows for r in rs], indent=2))
     else:
         for line in format_rosters(results, rule["threshold"], rule["margin"], rule["min_face_px"]):
+            click.echo(line)
+        for line in format_curve(rows):
             click.echo(line)
     if any(r.wrong for r in results):
         raise SystemExit(1)

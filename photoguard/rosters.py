@@ -141,3 +141,23 @@ def format_rosters(results: Sequence[RosterResult], threshold: float, margin: fl
     for r in results:
         lines += [f"  LEAK (roster {r.size}): {leak}" for leak in r.leaks[:20]]
     return lines
+
+
+def curve(photos: Sequence[EncodedPhoto], sizes: Sequence[tuple[int, int]], thresholds: Sequence[float], *,
+          margin: float, min_face_px: int, window: int = 2) -> list[tuple[float, list[RosterResult]]]:
+    """The same rosters (same seeds) at each similarity threshold: how keep trades against wrong shows.
+    ``sizes`` holds (roster size, runs) pairs."""
+    return [(t, [simulate(photos, size, runs, threshold=t, margin=margin, min_face_px=min_face_px,
+                          window=window, seed=size) for size, runs in sizes])
+            for t in sorted(thresholds)]
+
+
+def format_curve(rows: Sequence[tuple[float, Sequence[RosterResult]]]) -> list[str]:
+    if not rows:
+        return []
+    sizes = [r.size for r in rows[0][1]]
+    lines = ["", "keep % / WRONG shows at other similarity thresholds (same rosters):",
+             f"{'similarity':>10} " + " ".join(f"{f'roster {s}':>16}" for s in sizes)]
+    for t, results in rows:
+        lines.append(f"{t:>10.2f} " + " ".join(f"{100 * r.keep_rate:>9.1f}% {r.wrong:>5}" for r in results))
+    return lines

@@ -189,3 +189,34 @@ def test_identity_command_runs_rosters(people):
     assert result.exit_code == 0, result.output
     [r] = json.loads(result.stdout)
     assert r["size"] == 2 and r["wrong"] == 0 and r["enrolled_children"] == 3
+
+
+def test_roster_curve_trades_keep_against_wrong_shows_on_the_same_rosters():
+    from photoguard.rosters import curve, format_curve, simulate
+
+    photos = _synthetic_children(15)
+    rows = curve(photos, [(9, 3)], [0.60, -1.0, 0.99], margin=0.0, min_face_px=80)
+    assert [t for t, _ in rows] == [-1.0, 0.60, 0.99]            # lowest similarity first
+    (loose,), (rule,), (strict,) = (rs for _, rs in rows)
+    assert loose.wrong > 0 and rule.wrong == 0 and strict.wrong == 0
+    assert loose.kept >= rule.kept >= strict.kept and strict.kept == 0
+    # The same rosters as a plain run at that similarity (same seed per size).
+    same = simulate(photos, 9, 3, threshold=0.60, margin=0.0, min_face_px=80, seed=9)
+    assert (same.kept, same.wrong, same.enrolled_faces) == (rule.kept, rule.wrong, rule.enrolled_faces)
+    text = "\n".join(format_curve(rows))
+    assert "roster 9" in text and "0.60" in text and "100.0%" in text
+    assert format_curve([]) == []
+
+
+def test_identity_command_curve_does_not_change_the_verdict(people):
+    folder, _ = people
+    args = ["evaluate", "identity", str(folder), "--roster-sizes", "2", "--runs", "3"]
+    result = CliRunner().invoke(main, args + ["--curve", "-1,0.6", "--json"])
+    assert result.exit_code == 0, result.output       # only the rule in force decides the exit status
+    rows = json.loads(result.stdout)
+    assert [r["similarity"] for r in rows] == [0.60, -1.0, 0.6]
+    assert rows[1]["wrong"] > 0 and rows[0]["wrong"] == 0
+    text = CliRunner().invoke(main, args + ["--curve", "0.5,0.7"])
+    assert text.exit_code == 0 and "keep % / WRONG shows at other similarity thresholds" in text.output
+    bad = CliRunner().invoke(main, args + ["--curve", "lots"])
+    assert bad.exit_code == 2 and "0.55,0.58,0.62" in bad.output
