@@ -769,9 +769,24 @@ def _init_worker(root: str) -> None:
     _worker = Processor(open_home(root), threads=1)
 
 
-def _work(item: tuple[str, str, str]) -> PhotoResult:
-    path, sha, today = item
+def warm_up_worker() -> None:
+    """Load a pool worker's models now, so its first photo does not wait for them."""
+    if _worker is not None:
+        _worker.detector
+        if _worker.templates:
+            _worker.encoder
+
+
+def _work(item: tuple[str, str, str] | tuple[str, str, str, int]) -> PhotoResult:
+    """Process one photo in a pool worker; a fourth item is how many threads the models may use for it
+    (more than one only when this photo is the only one in hand, so that it is done sooner)."""
+    path, sha, today, *threads = item
     assert _worker is not None
+    if threads:
+        import cv2
+
+        _worker.detector   # loaded first: loading sets the worker's one thread
+        cv2.setNumThreads(threads[0])
     return _worker.process(Path(path), date.fromisoformat(today), sha=sha)
 
 

@@ -550,7 +550,10 @@ class Watcher:
                 continue
             if w.sha in busy:
                 continue  # the same bytes are being processed; afterwards this copy is archived as a duplicate
-            future = self._ensure_pool().submit(_work, (str(path), w.sha, today))
+            # A photo alone (an idle watcher, one drop) may use every core: it reaches the outbox sooner.
+            # In a burst each worker keeps to one thread, so the workers do not fight over the cores.
+            threads = (os.cpu_count() or 1) if not self.inflight and len(self.pending) == 1 else 1
+            future = self._ensure_pool().submit(_work, (str(path), w.sha, today, threads))
             self.inflight[future] = _Job(path, w.sha, w.attempts + 1)
             busy.add(w.sha)
             del self.pending[path]
@@ -756,7 +759,9 @@ def _disk_full(exc: BaseException) -> bool:
 
 
 def _warm_up() -> None:
-    return None
+    from .pipeline import warm_up_worker
+
+    warm_up_worker()
 
 
 def watch(home: Home, options: WatchOptions | None = None, log: logging.Logger | None = None) -> int:
