@@ -55,3 +55,30 @@ def test_a_file_closed_before_it_is_whole_waits(tmp_path):
         wait_until(lambda: len(files(home.outbox_for("facebook"))) == 2, 60, "parts.jpg once whole", w.proc)
     finally:
         assert w.stop() == 0
+
+
+def test_which_notices_let_a_file_skip_the_settle_wait(tmp_path):
+    """The watcher's own bookkeeping, on real files, with the notices inotify would give (no subprocess)."""
+    import time
+
+    from photoguard.watch import Watcher, WatchOptions
+
+    home = open_home(tmp_path / "home")
+    watcher = Watcher(home, WatchOptions(settle=600))
+    names = ("renamed.jpg", "written.jpg", "closed.jpg", "changed.jpg")
+    for i, name in enumerate(names):
+        (home.inbox / name).write_bytes(tiny_jpeg(910 + i))
+    notices = [("inbox-created", "renamed.jpg"),                                   # renamed in from elsewhere
+               ("inbox-created", "written.jpg"), ("inbox-opened", "written.jpg"),  # a writer still at it
+               ("inbox-created", "closed.jpg"), ("inbox-opened", "closed.jpg"), ("inbox-finished", "closed.jpg"),
+               ("inbox-finished", "changed.jpg")]
+    for kind, name in notices:
+        watcher.events.put((kind, str(home.inbox / name)))
+    watcher._drain_events()
+    # Written to again after it was closed: its close no longer speaks for it.
+    with open(home.inbox / "changed.jpg", "ab") as fh:
+        fh.write(b"more")
+    time.sleep(Watcher.ARRIVED_QUIET + 0.05)
+    now = time.monotonic()
+    ready = {name for name in names if watcher._ready(home.inbox / name, watcher.pending[home.inbox / name], now)}
+    assert ready == {"renamed.jpg", "closed.jpg"}
