@@ -131,11 +131,12 @@ def recall_part(detector: FaceDetector, scenes_per_bucket: int, folder: Path, lo
     return out
 
 
-def rotation_part(detector: FaceDetector, scenes_per_bucket: int, folder: Path, log) -> dict:
+def rotation_part(detector: FaceDetector, scenes_per_bucket: int, folder: Path, log,
+                  turn_list: tuple[int, ...] = (0, 1, 2, 3)) -> dict:
     """Recall by size for the photo turned 0/90/180/270° in its pixels, with no orientation tag (a tablet
     held sideways or upside down), and the detection time per photo for each, medians."""
     out = {}
-    for turns in range(4):
+    for turns in turn_list:
         row, times = {}, []
         for low, high in BUCKETS:
             found = total = 0
@@ -232,12 +233,15 @@ def main() -> None:
                     help="also recall by rotation (photo turned in its pixels, no orientation tag)")
     ap.add_argument("--upright-only", action="store_true",
                     help="search the photo only as it stands (no quarter turns), to compare")
+    ap.add_argument("--turns", default="0,1,2,3", help="with --rotations: the quarter turns to check")
+    ap.add_argument("--turned-side", type=int, default=None,
+                    help="search the turned photo at this long side instead of the upright one's, to compare")
     args = ap.parse_args()
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    detector = FaceDetector(quarter_turns=(0,)) if args.upright_only else FaceDetector()
+    detector = FaceDetector(quarter_turns=(0,)) if args.upright_only else FaceDetector(turned_side=args.turned_side)
     result = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -247,7 +251,8 @@ def main() -> None:
             result["recall"] = recall_part(detector, 4 if args.quick else 8, folder, log,
                                            min_faces=30 if args.quick else 100)
         if args.rotations:
-            result["rotations"] = rotation_part(detector, 1 if args.quick else 2, folder, log)
+            result["rotations"] = rotation_part(detector, 1 if args.quick else 2, folder, log,
+                                                tuple(int(t) for t in args.turns.split(",")))
     if args.shared:
         result["shared"] = shared_part(detector, args.shared, log)
     if args.json:

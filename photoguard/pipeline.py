@@ -259,13 +259,17 @@ class Processor:
         return self.second_look(rendered, faces, shown, original).problem()
 
     def second_look(self, rendered: np.ndarray, faces: Sequence[FaceBox], shown: Sequence[bool],
-                    original: np.ndarray) -> SecondLook:
+                    original: np.ndarray, in_original: dict[tuple[int, int, int, int], bool] | None = None,
+                    ) -> SecondLook:
         """Look again at a finished picture before anyone can publish it.
 
         A face found that is neither one we show nor one we obscured, and that is there in the
         original photo too, was missed the first time; an obscured face that can still be recognised
-        as an enrolled child was not obscured enough.
+        as an enrolled child was not obscured enough. ``in_original`` remembers, across the pictures
+        of one photo, whether a place was looked at in the original and held a face: decided once.
         """
+        if in_original is None:
+            in_original = {}
         height, width = rendered.shape[:2]
         known = [f.box for f in faces]
         hidden_faces = [f for f, keep in zip(faces, shown) if not keep]
@@ -282,8 +286,11 @@ class Processor:
                 continue
             # ... and so can pixelation next to a face. Such a "face" is not in the photo: a close look
             # at the same place in the original finds nothing there.
-            if any(same_face(box, f.box) and not any(same_face(f.box, k) for k in known)
-                   for f in self.detector.faces_near(original, box, self.settings.detect_threshold)):
+            if box not in in_original:
+                in_original[box] = any(
+                    same_face(box, f.box) and not any(same_face(f.box, k) for k in known)
+                    for f in self.detector.faces_near(original, box, self.settings.detect_threshold))
+            if in_original[box]:
                 missed.append(found)
         recognisable: list[tuple[int, str]] = []
         hidden = [(i, f) for i, (f, keep) in enumerate(zip(faces, shown)) if not keep and f.width >= self.settings.min_face_px]
@@ -383,7 +390,9 @@ class Processor:
         and looked at again, a few times at most.
         """
         problems: list[str] = []
+        in_original: dict[tuple[int, int, int, int], bool] = {}
         for _ in range(3):
+            in_original.clear()   # ``faces`` grew: what counts as known changed
             decision = decide(identities, self.consents, channels, today)
             # Channels with the same faces shown share one rendering (and one second look).
             renders: dict[tuple[bool, ...], np.ndarray] = {}
@@ -393,7 +402,7 @@ class Processor:
                 if shown in renders:
                     continue
                 renders[shown] = self.render(rgb, faces, shown, seed)
-                look = self.second_look(renders[shown], faces, shown, rgb)
+                look = self.second_look(renders[shown], faces, shown, rgb, in_original)
                 look.missed = [m for m in look.missed if not any(same_face(m.box, o.box) for o in missed)]
                 missed += look.missed
                 if look.problem():
@@ -768,9 +777,24 @@ def _init_worker(root: str) -> None:
     _worker = Processor(open_home(root), threads=1)
 
 
-def _work(item: tuple[str, str, str]) -> PhotoResult:
-    path, sha, today = item
+def warm_up_worker() -> None:
+    """Load a pool worker's models now, so its first photo does not wait for them."""
+    if _worker is not None:
+        _worker.detector
+        if _worker.templates:
+            _worker.encoder
+
+
+def _work(item: tuple[str, str, str] | tuple[str, str, str, int]) -> PhotoResult:
+    """Process one photo in a pool worker; a fourth item is how many threads the models may use for it
+    (more than one only when this photo is the only one in hand, so that it is done sooner)."""
+    path, sha, today, *threads = item
     assert _worker is not None
+    if threads:
+        import cv2
+
+        _worker.detector   # loaded first: loading sets the worker's one thread
+        cv2.setNumThreads(threads[0])
     return _worker.process(Path(path), date.fromisoformat(today), sha=sha)
 
 

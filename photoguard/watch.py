@@ -2,9 +2,11 @@
 
 How a dropped file travels:
 1. seen (an inotify/polling event, the scan at start, or the periodic rescan) -> ``pending``;
-2. taken once its size and mtime have not changed for ``settle`` seconds AND it decodes (a cheap
-   check here; the worker decodes it fully). A file that never decodes is still handed over after
-   ``decode_timeout`` seconds unchanged, so the pipeline routes it to failed/ with a reason;
+2. taken once its writer is done AND it decodes (a cheap check here; the worker decodes it fully).
+   With file notifications (inotify) the writer is done when it closes the file after writing, or
+   when the file arrives whole by a rename; otherwise (polling, network shares, the scans) once its
+   size and mtime have not changed for ``settle`` seconds. A file that never decodes is still handed
+   over after ``decode_timeout`` seconds unchanged, so the pipeline routes it to failed/ with a reason;
 3. hashed here and dispatched to a worker process (at most 2 per worker at once, so the backlog
    waits as paths, not as pixels). Two files with the same bytes are never in flight together: the
    second waits and the pipeline archives it as a duplicate.
@@ -225,6 +227,11 @@ class _Waiting:
     decodable: bool = False
     sha: str | None = None          # computed for `checked`
     attempts: int = 0
+    # Notifications only: the key when its writer closed it after writing (or it was renamed in whole);
+    # while the file still has that key, there is no need to wait for it to settle.
+    finished: tuple[int, int, int] | None = None
+    created_at: float | None = None  # a "created" with no "opened" after it: moved in from elsewhere
+    opened: bool = False             # someone opened it since it was created (maybe to write)
 
 
 def _stat_key(path: Path) -> tuple[int, int, int] | None:
@@ -309,11 +316,13 @@ class Watcher:
         from watchdog.observers.polling import PollingObserver
 
         events = self.events
-        interesting = {"created", "modified", "moved", "closed", "deleted"}
+        interesting = {"created", "modified", "moved", "closed", "deleted", "opened"}
 
         class Handler(FileSystemEventHandler):
-            def __init__(self, kind: str) -> None:
+            def __init__(self, kind: str, notified: bool) -> None:
                 self.kind = kind
+                # inotify says when a writer closes a file; a polling observer only sees it change.
+                self.notified = notified
 
             def on_any_event(self, event: FileSystemEvent) -> None:
                 if event.event_type not in interesting:
@@ -326,13 +335,18 @@ class Watcher:
                 # its own event. Only a folder that arrives whole is scanned.
                 if tag == "dir" and event.event_type not in ("created", "moved"):
                     tag = "dir-touched"
+                if tag == "file" and self.notified and event.event_type in ("closed", "moved", "created", "opened"):
+                    # closed = closed after writing (IN_CLOSE_WRITE); moved = renamed whole into place.
+                    tag = {"closed": "finished", "moved": "finished"}.get(event.event_type, event.event_type)
+                elif event.event_type == "opened":
+                    return
                 events.put((f"{self.kind}-{tag}", path or ""))
 
         poll = self.options.poll
         while True:
             observer = PollingObserver(timeout=self.options.poll_interval) if poll else Observer()
-            observer.schedule(Handler("inbox"), str(self.home.inbox), recursive=True)
-            observer.schedule(Handler("enrol"), str(self.home.enrol), recursive=True)
+            observer.schedule(Handler("inbox", not poll), str(self.home.inbox), recursive=True)
+            observer.schedule(Handler("enrol", not poll), str(self.home.enrol), recursive=True)
             observer.daemon = True
             try:
                 observer.start()
@@ -382,8 +396,16 @@ class Watcher:
             except queue.Empty:
                 break
             path = Path(raw)
-            if kind == "inbox-file":
+            if kind in ("inbox-file", "inbox-finished", "inbox-created"):
                 self._see(path, now)
+                w = self.pending.get(path)
+                if w is not None and kind == "inbox-finished":
+                    w.finished = _stat_key(path)
+                elif w is not None and kind == "inbox-created":
+                    w.created_at, w.opened = now, False
+            elif kind == "inbox-opened":
+                if path in self.pending:
+                    self.pending[path].opened = True
             elif kind == "inbox-dir":
                 folders.add(path)
             elif kind.startswith("enrol"):
@@ -591,8 +613,9 @@ class Watcher:
             return False
         if key != w.key:
             w.key, w.since = key, now
-            return False
-        if now - w.since < self.options.settle:
+            if key != w.finished:
+                return False
+        if now - w.since < self.options.settle and not self._writer_done(w, key, now):
             return False
         if w.checked != key or (not w.decodable and now - w.checked_at >= max(self.options.settle, 1.0)):
             try:
@@ -609,6 +632,17 @@ class Watcher:
                 self.log.debug(f"{display_name(path.name)}: not a whole image yet")
         return w.decodable or now - w.since >= self.options.decode_timeout
 
+    # A file created by a rename from outside the inbox brings "created" and nothing else; one created
+    # by a writer brings "opened" right after "created" (the same system call). Wait a moment for it.
+    ARRIVED_QUIET = 0.15
+
+    def _writer_done(self, w: _Waiting, key: tuple[int, int, int], now: float) -> bool:
+        """Notifications say the file is complete as it stands: closed after writing, or renamed in."""
+        if w.finished is not None and w.finished == key:
+            return True
+        return w.created_at is not None and not w.opened and now - w.created_at >= self.ARRIVED_QUIET \
+            and w.since <= w.created_at
+
     def _dispatch(self, now: float) -> None:
         capacity = 2 * self.workers - len(self.inflight)
         if capacity <= 0 or not self.pending:
@@ -622,7 +656,10 @@ class Watcher:
                 continue
             if w.sha in busy:
                 continue  # the same bytes are being processed; afterwards this copy is archived as a duplicate
-            future = self._ensure_pool().submit(_work, (str(path), w.sha, today))
+            # A photo alone (an idle watcher, one drop) may use every core: it reaches the outbox sooner.
+            # In a burst each worker keeps to one thread, so the workers do not fight over the cores.
+            threads = (os.cpu_count() or 1) if not self.inflight and len(self.pending) == 1 else 1
+            future = self._ensure_pool().submit(_work, (str(path), w.sha, today, threads))
             self.inflight[future] = _Job(path, w.sha, w.attempts + 1)
             busy.add(w.sha)
             del self.pending[path]
@@ -835,7 +872,9 @@ def _disk_full(exc: BaseException) -> bool:
 
 
 def _warm_up() -> None:
-    return None
+    from .pipeline import warm_up_worker
+
+    warm_up_worker()
 
 
 def watch(home: Home, options: WatchOptions | None = None, log: logging.Logger | None = None) -> int:
