@@ -82,8 +82,10 @@ def select_photos(conn: sqlite3.Connection, names: Sequence[str] = (), since: da
         first = conn.execute("SELECT MIN(created_at) FROM templates WHERE child_id = ?", (child,)).fetchone()[0]
         seen = {r[0] for r in conn.execute("SELECT DISTINCT photo_sha256 FROM faces WHERE child_id = ?", (child,))}
         unknown = {r[0] for r in conn.execute("SELECT DISTINCT photo_sha256 FROM faces WHERE child_id IS NULL")}
+        # Times are kept to the second: a photo finished in the second the references arrived counts as
+        # before them (doing a photo again costs time, never safety).
         for r in rows:
-            if r["sha256"] in seen or (r["sha256"] in unknown and (first is None or (r["finished_at"] or "") < first)):
+            if r["sha256"] in seen or (r["sha256"] in unknown and (first is None or (r["finished_at"] or "") <= first)):
                 chosen[r["sha256"]] = r
     return sorted(chosen.values(), key=lambda r: (r["finished_at"] or "", r["sha256"]))
 
