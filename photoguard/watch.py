@@ -928,16 +928,27 @@ def watch_status(home: Home, recent: int = 10, today: date | None = None) -> Wat
             "SELECT source, state FROM photos WHERE state != 'done' ORDER BY received_at")]
         day = (today or date.today()).isoformat()
         counts = {"cleared": 0, "review": 0, "failed": 0, "duplicate": 0}
-        rows = conn.execute("SELECT kind, detail FROM events WHERE kind IN ('processed', 'duplicate') AND at >= ?",
-                            (day,)).fetchall()
-        for r in rows:
+        rows = conn.execute("SELECT id, kind, detail, photo_sha256 FROM events "
+                            "WHERE kind IN ('processed', 'duplicate') AND at >= ? ORDER BY id", (day,)).fetchall()
+        # A photo done again (`reprocess`) is one photo: it counts once, as it came out last.
+        last = {("p", r["photo_sha256"]) if r["kind"] == "processed" and r["photo_sha256"] else ("e", r["id"]): r
+                for r in rows}
+        for r in last.values():
             status = "duplicate" if r["kind"] == "duplicate" else (r["detail"] or "").split(":", 1)[0]
             counts[status] = counts.get(status, 0) + 1
         items = []
+        listed: set[str] = set()
         for r in conn.execute(
-                "SELECT e.at, e.kind, e.detail, p.source FROM events e LEFT JOIN photos p ON p.sha256 = e.photo_sha256 "
-                "WHERE e.kind IN ('processed', 'duplicate') ORDER BY e.id DESC LIMIT ?", (recent,)):
+                "SELECT e.at, e.kind, e.detail, e.photo_sha256, p.source FROM events e "
+                "LEFT JOIN photos p ON p.sha256 = e.photo_sha256 "
+                "WHERE e.kind IN ('processed', 'duplicate') ORDER BY e.id DESC LIMIT ?", (recent * 4,)):
+            if r["kind"] == "processed" and r["photo_sha256"]:
+                if r["photo_sha256"] in listed:
+                    continue
+                listed.add(r["photo_sha256"])
             items.append(_recent(r))
+            if len(items) == recent:
+                break
     finally:
         conn.close()
     return WatchStatus(pid, watcher, len(collect([home.inbox])), unfinished, counts, items)

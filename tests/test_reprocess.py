@@ -134,3 +134,6 @@ def test_reprocess_keeps_the_drop_folder(tmp_path):
         assert files == ["Room 2/Sports day/party.jpg"]
     fb = home.outbox_for("facebook") / "Room 2" / "Sports day" / "party.jpg"
     assert diff(region(fb, boxes["ada"]), crop(party, boxes["ada"])) < 4
+    # Done twice, still one photo in today's counts and in the list of last photos.
+    status = run("status", "--home", root)
+    assert "today: 1 cleared" in status and status.count("party.jpg") == 1
