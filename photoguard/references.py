@@ -16,7 +16,7 @@ import numpy as np
 from .home import Home
 from .images import ImageError, load_image, load_image_bytes, save_stripped_jpeg
 from .places import where_in_photo
-from .roster import MIN_SHARPNESS, RIVAL_FACE_RATIO, check_photo, child_folder, sharpness
+from .roster import MIN_SHARPNESS, RIVAL_FACE_RATIO, check_photo, child_folder, reason_on_page, sharpness
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 
@@ -74,7 +74,7 @@ def feedback(path: Path, detector, min_face_px: int) -> Feedback:
                            else "Too blurry: use a sharper photo."))
     if encoding is not None:
         return Feedback(True, "Good reference photo: it will be used to recognise this child.", points)
-    return Feedback(False, f"Not used: {reason}.", points)
+    return Feedback(False, f"Not used: {reason_on_page(reason)}.", points)
 
 
 def store_upload(home: Home, child_id: str, data: bytes, original_name: str) -> Path:

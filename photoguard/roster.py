@@ -496,7 +496,16 @@ def rival_words(rivals: list, width: int, height: int) -> str:
     if len(places) > 1:
         what += f" (and {len(places) - 1} more: " + "; ".join(places[1:]) + ")"
     return (f"{what}: use a photo of this child alone, or if the other face is a poster or a picture, "
-            "not a person, run `photoguard enrol --accept-largest` to use the largest face")
+            f"not a person, {_ACCEPT_LARGEST_COMMAND}")
+
+
+_ACCEPT_LARGEST_COMMAND = "run `photoguard enrol --accept-largest` to use the largest face"
+
+
+def reason_on_page(reason: str | None) -> str:
+    """A reference photo's rejection as the web page says it: the page has a button where the command
+    line has ``--accept-largest``."""
+    return (reason or "").replace(_ACCEPT_LARGEST_COMMAND, "use the button below to take the largest face")
 
 
 def check_photo(path: Path, detector: FaceDetector, min_face_px: int,

@@ -216,6 +216,7 @@ def test_web_reference_photo_with_a_poster_can_use_the_largest_face(web_template
     assert r.status_code == 200
     assert "Not used: a second face, top right, at" in r.text
     assert "use the largest face</button>" in r.text
+    assert "--accept-largest" not in r.text          # the page has a button, not a command
     sha = re.search(r'accept-largest"><input type="hidden" name="photo" value="([0-9a-f]{64})"', r.text).group(1)
     done = client.post("/children/ada/photos/accept-largest", data={"photo": sha}, headers=ORIGIN)
     assert done.status_code == 303

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from ...consent import may_show
 from ...references import MAX_UPLOAD_BYTES, ReferenceError, feedback, remove_reference, store_upload
 from ...roster import (ID_CHARS, MIN_GOOD_PHOTOS, SECOND_FACE, child_folder, child_history, child_standing,
-                       list_children, load_consents)
+                       list_children, load_consents, reason_on_page)
 from ...roster_file import ChildEntry, RosterFileError, enrol, fingerprint, read_child, remove_child, save_child
 from ..app import database, flash, page, state
 
@@ -106,7 +106,8 @@ def _child_page(request: Request, cid: str, result=None, upload_error: str | Non
         if folder.is_dir() else []
     known = {p["path"].rsplit("/", 1)[-1] for p in photos}
     return page(request, "child.html", status_code=status_code, cid=cid, consent=consent, history=history,
-                photos=photos, templates=templates, shown=shown, standing=standing, result=result,
+                photos=photos, reasons={p["sha256"]: reason_on_page(p["reason"]) for p in photos},
+                templates=templates, shown=shown, standing=standing, result=result,
                 upload_error=upload_error,
                 unused=[n for n in waiting if n not in known], min_good=MIN_GOOD_PHOTOS,
                 max_mb=MAX_UPLOAD_BYTES // (1024 * 1024))
