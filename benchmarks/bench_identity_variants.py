@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib.metadata
 import pickle
 import sys
@@ -130,6 +131,22 @@ def encode_all(folder: Path) -> dict[str, list[EncodedPhoto]]:
     return out
 
 
+def mean_of_views(encoded: dict[str, list[EncodedPhoto]]) -> list[EncodedPhoto]:
+    """Each face encoded as the normalised mean of its encodings under every variant."""
+    out = []
+    for same in zip(*encoded.values()):
+        encs = []
+        for i in range(len(same[0].encodings)):
+            vs = [p.encodings[i] for p in same]
+            if any(v is None for v in vs):
+                encs.append(None)
+                continue
+            m = np.mean([v / np.linalg.norm(v) for v in vs], axis=0)
+            encs.append(m / np.linalg.norm(m))
+        out.append(dataclasses.replace(same[0], encodings=encs))
+    return out
+
+
 def roc(photos: list[EncodedPhoto]) -> list[float]:
     mains = [(p.person, p.encodings[p.main]) for p in photos
              if p.main is not None and p.encodings[p.main] is not None and p.faces[p.main].width >= MIN_FACE_PX]
@@ -220,6 +237,11 @@ def main() -> None:
     for name, photos in encoded.items():
         for t in THRESHOLDS:
             print(row(name, photos, t), flush=True)
+    # Every view of a face at once: the normalised mean of its five encodings.
+    views = mean_of_views(encoded)
+    print(f"\n  {'mean of views':<12} ROC " + " / ".join(f"{x:.1f}" for x in roc(views)))
+    for t in THRESHOLDS:
+        print(row("mean of views", views, t), flush=True)
     for kind in ("nearest", "template"):
         with scored(kind):
             for t in THRESHOLDS:
