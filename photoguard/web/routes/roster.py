@@ -199,7 +199,7 @@ async def accept_largest(request: Request) -> Response:
                            (cid, row["path"])).fetchone()
     name = row["path"].rsplit("/", 1)[-1]
     flash(request, f"{name}: the largest face is used now." if now is not None and now["status"] == "accepted"
-          else f"{name} still cannot be used: {now['reason'] if now else 'it is not in the folder any more'}.")
+          else f"{name} still cannot be used: {reason_on_page(now['reason']) if now else 'it is not in the folder any more'}.")
     return RedirectResponse(f"/children/{cid}#reference-photos", status_code=303)
 
 
