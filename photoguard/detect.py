@@ -180,6 +180,22 @@ class CenterFace:
         blob[0, :, :h, :w] = rgb.transpose(2, 0, 1)
         return self.run_blob(blob, threshold)[0]
 
+    def near(self, rgb: np.ndarray, box: tuple[int, int, int, int], threshold: float, *, face_px: int,
+             span: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Like ``run``, on a square crop around ``box`` (``span`` times its size, outside the photo black),
+        scaled so a face of the box's size is about ``face_px`` wide (at most 4x); results in photo pixels."""
+        size = max(box[2] - box[0], box[3] - box[1], 8)
+        zoom = min(4.0, face_px / size)
+        side = span * size
+        x0, y0 = (box[0] + box[2]) / 2 - side / 2, (box[1] + box[3]) / 2 - side / 2
+        out = max(32, -(-int(side * zoom) // 32) * 32)
+        m = np.array([[zoom, 0, -x0 * zoom], [0, zoom, -y0 * zoom]], np.float32)
+        crop = cv2.warpAffine(np.ascontiguousarray(rgb), m, (out, out),
+                              flags=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        boxes, scores, marks = self.run(crop, threshold)
+        return boxes / zoom + [x0, y0, x0, y0], scores, marks / zoom + np.tile([x0, y0], 5)
+
     def run_blob(self, blob: np.ndarray, threshold: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Like ``run`` for a float32 batch (N, 3, H, W) of RGB 0..255, H and W multiples of 32."""
         self.net.setInput(blob)
@@ -385,19 +401,9 @@ class FaceDetector:
     def faces_near(self, rgb: np.ndarray, box: tuple[int, int, int, int], threshold: float) -> list[FaceBox]:
         """Faces CenterFace sees in a crop around ``box`` (three times its size), scaled so a face of
         the box's size is about 64 px: a close look at one place, for a few milliseconds."""
-        h, w = rgb.shape[:2]
-        side = 3 * max(box[2] - box[0], box[3] - box[1], 8)
-        zoom = min(4.0, self.NEAR_FACE / max(box[2] - box[0], box[3] - box[1], 1))
-        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        x0, y0 = cx - side / 2, cy - side / 2
-        out = -(-int(side * zoom) // 32) * 32
-        m = np.array([[zoom, 0, -x0 * zoom], [0, zoom, -y0 * zoom]], np.float32)
-        crop = cv2.warpAffine(np.ascontiguousarray(rgb), m, (out, out), flags=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        boxes, scores, marks = self.centerface.run(crop, threshold)
-        found = _Found(boxes / zoom + [x0, y0, x0, y0], scores, marks / zoom + np.tile([x0, y0], 5),
-                       np.zeros(len(scores), dtype=np.int8))
-        return _merge(found, w, h)
+        boxes, scores, marks = self.centerface.near(rgb, box, threshold, face_px=self.NEAR_FACE, span=3)
+        found = _Found(boxes, scores, marks, np.zeros(len(scores), dtype=np.int8))
+        return _merge(found, rgb.shape[1], rgb.shape[0])
 
     def detect(self, rgb: np.ndarray) -> list[FaceBox]:
         """All faces in an RGB uint8 (H, W, 3) array, at any quarter turn, best first. Low threshold:

@@ -51,29 +51,16 @@ class FaceEncoder:
         self._centerface: CenterFace | None = None
 
     def _look_again(self, rgb: np.ndarray, box: tuple[int, int, int, int]) -> Landmarks | None:
-        """Landmarks from CenterFace on a crop around a box that has none."""
+        """Landmarks of the best face CenterFace finds, centred in ``box``, on a close look around a box that has none."""
         if self._centerface is None:
             self._centerface = CenterFace()
-        left, top, right, bottom = box
-        size = max(right - left, bottom - top, 1)
-        zoom = min(4.0, LOOK_AGAIN_FACE / size)
-        side = 2 * size
-        cx, cy = (left + right) / 2, (top + bottom) / 2
-        x0, y0 = cx - side / 2, cy - side / 2
-        out = max(32, -(-int(side * zoom) // 32) * 32)
-        m = np.array([[zoom, 0, -x0 * zoom], [0, zoom, -y0 * zoom]], np.float32)
-        crop = cv2.warpAffine(rgb, m, (out, out), flags=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        boxes, scores, marks = self._centerface.run(crop, LOOK_AGAIN_THRESHOLD)
-        best = None
-        for b, s, mk in zip(boxes, scores, marks):
-            bx, by = (b[0] + b[2]) / 2 / zoom + x0, (b[1] + b[3]) / 2 / zoom + y0
-            if left <= bx < right and top <= by < bottom and (best is None or s > best[0]):
-                best = (s, mk)
-        if best is None:
+        boxes, scores, marks = self._centerface.near(rgb, box, LOOK_AGAIN_THRESHOLD, face_px=LOOK_AGAIN_FACE, span=2)
+        cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        inside = np.nonzero((cx >= box[0]) & (cx < box[2]) & (cy >= box[1]) & (cy < box[3]))[0]
+        if len(inside) == 0:
             return None
-        mk = best[1]
-        return tuple((float(mk[k] / zoom + x0), float(mk[k + 1] / zoom + y0)) for k in range(0, 10, 2))
+        mk = marks[inside[np.argmax(scores[inside])]]
+        return tuple((float(mk[k]), float(mk[k + 1])) for k in range(0, 10, 2))
 
     def landmarks(self, rgb: np.ndarray, face: FaceBox) -> Landmarks | None:
         if plausible(face.landmarks, face.box):
