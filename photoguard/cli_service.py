@@ -10,7 +10,8 @@ import click
 from .config import ConfigError
 from .home import HomeError, open_home
 from .service import (SYSTEM_UNIT_DIR, ServiceError, apply_ownership, find_executable, make_spec, ownership_plan,
-                      read_unit_home, remove_unit, render_unit, systemctl, systemd_running, verify_unit, write_unit)
+                      read_unit_home, remove_unit, render_unit, systemctl, systemd_running, unit_path, verify_unit,
+                      write_unit)
 from .starter import require_home
 
 name_option = click.option("--name", default="photoguard", show_default=True,
@@ -104,7 +105,7 @@ def install(home_dir: str, user: str | None, staff_group: str | None, manager_gr
 @unit_dir_option
 def status(name: str, unit_dir: str | None) -> None:
     """Is the service installed, enabled and running, and which home does it watch."""
-    path = Path(unit_dir or SYSTEM_UNIT_DIR) / f"{name}.service"
+    path = unit_path(name, unit_dir)
     if not path.exists():
         click.echo(f"not installed ({path} does not exist). Install it: sudo photoguard service install --home DIR")
         raise SystemExit(3)
@@ -129,7 +130,7 @@ def uninstall(name: str, unit_dir: str | None) -> None:
     """Stop the service and remove its unit. The home and its photos are left as they are."""
     import os
 
-    path = Path(unit_dir or SYSTEM_UNIT_DIR) / f"{name}.service"
+    path = unit_path(name, unit_dir)
     if not path.exists():
         click.echo(f"nothing to remove: {path} does not exist")
         return

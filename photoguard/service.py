@@ -42,6 +42,11 @@ class ServiceSpec:
         return f"{self.name}.service"
 
 
+def unit_path(name: str, unit_dir: str | Path | None = None) -> Path:
+    """Where the unit called ``name`` is (or would be) written: systemd's folder unless told otherwise."""
+    return Path(unit_dir or SYSTEM_UNIT_DIR) / f"{name}.service"
+
+
 def _quote(word: str) -> str:
     """A path as one word of a unit file: '%' escaped, quoted if it has spaces or quotes."""
     word = word.replace("%", "%%")
