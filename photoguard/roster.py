@@ -625,7 +625,7 @@ def sync_roster(
 
     # Photos: what is in each allowed child's folder now, and what needs checking.
     files: dict[str, list[tuple[Path, str, str]]] = {}   # child -> (file, rel path, sha256)
-    todo: list[tuple[str, Path, str, str]] = []
+    todo: list[tuple[str, Path, str, str, bool]] = []
     unchanged = 0
     for cid in sorted(allowed):
         listing = [(p, p.relative_to(home.enrol).as_posix(), sha256_file(p)) for p in _photo_files(child_folder(home.enrol, cid))]
@@ -643,15 +643,18 @@ def sync_roster(
         have &= shas
         for path, rel, sha in listing:
             row = known.get(rel)
-            again = _accepts_largest(accept_largest, rel) and row is not None and (row["reason"] or "").startswith(SECOND_FACE)
-            if row is not None and row["sha256"] == sha and not again and (
+            # The largest face is taken only from a photo already rejected for a second face, as it is
+            # now: a photo nobody has been told about (new, or replaced since) is checked in full.
+            largest = (_accepts_largest(accept_largest, rel) and row is not None and row["sha256"] == sha
+                       and (row["reason"] or "").startswith(SECOND_FACE))
+            if row is not None and row["sha256"] == sha and not largest and (
                     (row["status"] == "rejected" and rules == last_rules) or (row["status"] == "accepted" and sha in have)):
                 unchanged += 1
             else:
-                todo.append((cid, path, rel, sha))
+                todo.append((cid, path, rel, sha, largest))
 
     checked = 0
-    for i, (cid, path, rel, sha) in enumerate(todo, 1):
+    for i, (cid, path, rel, sha, largest) in enumerate(todo, 1):
         if progress is not None:
             progress(i, len(todo), rel)
         exists = conn.execute("SELECT 1 FROM templates WHERE child_id = ? AND photo_sha256 = ?", (cid, sha)).fetchone()
@@ -663,7 +666,7 @@ def sync_roster(
                 detector = FaceDetector(threshold=settings.detect_threshold)
             elif not hasattr(detector, "detect"):
                 detector = detector()  # a caller's own detector, loaded only now that it is needed
-            encoding, reason = check_photo(path, detector, settings.min_face_px, _accepts_largest(accept_largest, rel))
+            encoding, reason = check_photo(path, detector, settings.min_face_px, largest)
             checked += 1
         with db.transaction(conn):
             # Another sync may have withdrawn this child's consent while we were encoding.

@@ -197,6 +197,21 @@ def test_second_face_is_named_where_it_is_and_accept_largest_takes_the_child(hom
     # A plain enrol afterwards keeps it (the manager's choice stands until the photo changes).
     res = run("enrol", "--home", str(home.root))
     assert res.exit_code == 0 and "rejected ada/poster.jpg" not in res.stdout
+
+    # --accept-largest is an answer about photos already rejected for a second face: a photo nobody
+    # has been told about (here Grace large in front of Ada in Ada's folder) is checked in full ...
+    rgb, _ = scene(900, 600, [("hopper", 150, 150, 300), ("astronaut", 650, 250, 170)], seed=8)
+    Image.fromarray(rgb).save(home.enrol / "ada" / "new.jpg", quality=92)
+    res = run("enrol", "--accept-largest", "--home", str(home.root))
+    assert "rejected ada/new.jpg: a second face" in res.stdout
+    assert conn.execute("SELECT status FROM reference_photos WHERE path = 'ada/new.jpg'").fetchone()["status"] == "rejected"
+    # ... and so is a photo replaced under a name whose largest face was accepted.
+    (home.enrol / "ada" / "new.jpg").unlink()
+    rgb, _ = scene(900, 600, [("hopper", 120, 120, 320), ("astronaut", 600, 220, 180)], seed=9)
+    Image.fromarray(rgb).save(home.enrol / "ada" / "poster.jpg", quality=92)
+    res = run("enrol", "--accept-largest", "--home", str(home.root))
+    assert "rejected ada/poster.jpg: a second face" in res.stdout
+    assert conn.execute("SELECT COUNT(*) FROM templates WHERE child_id = 'ada'").fetchone()[0] == before
     conn.close()
 
 
