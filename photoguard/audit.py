@@ -131,9 +131,13 @@ def purge_archive(home: Home, conn: sqlite3.Connection, retention_days: int | No
     # A photo still waiting for review keeps its original: a release is rendered from it.
     rows = conn.execute("SELECT sha256, source, archive_path, finished_at FROM photos "
                         "WHERE archive_path IS NOT NULL AND state = 'done' AND outcome IS NOT 'review'").fetchall()
+    from .reprocess import interrupted
+
+    # A photo whose reprocess stopped half way is in no outbox any more: its original is its only copy.
+    unfinished = {r["sha256"] for r in interrupted(conn)}
     for row in rows:
         finished = datetime.fromisoformat(row["finished_at"]).date()
-        if finished >= cutoff:
+        if finished >= cutoff or row["sha256"] in unfinished:
             continue
         path = home.root / row["archive_path"]
         try:
@@ -160,7 +164,14 @@ def purge_archive(home: Home, conn: sqlite3.Connection, retention_days: int | No
             st = os.lstat(path)
         except FileNotFoundError:
             continue
-        if not stat.S_ISDIR(st.st_mode) and date.fromtimestamp(st.st_mtime) < cutoff:
+        # A file in failed/ is the only copy of that photo: it is aged from when it arrived there (moving
+        # or linking keeps its mtime, often the day the photo was taken, but sets its ctime).
+        arrived = max(st.st_mtime, st.st_ctime) if path.parent == home.failed else st.st_mtime
+        if not stat.S_ISDIR(st.st_mode) and date.fromtimestamp(arrived) < cutoff:
             path.unlink()
             purged.append(Purged(path.name, path))
+            if path.parent == home.failed and path.suffix != ".txt":
+                with transaction(conn):
+                    conn.execute("INSERT INTO events (at, kind, detail) VALUES (?,?,?)",
+                                 (now_iso(), "purged", f"failed/{path.name}: deleted after {days} days in failed/"))
     return purged

@@ -332,13 +332,19 @@ def test_modes_are_set_explicitly_even_with_umask_000(tmp_path, detector):
 def test_purge_clears_old_failed_and_review_files(home):
     from photoguard.audit import purge_archive
 
-    old, new = home.failed / "old.jpg", home.failed / "new.jpg"
-    for p in (old, old.with_name("old.jpg.txt"), new, home.review / "left.jpg", home.review / "left.json"):
-        p.write_bytes(b"x")
-    long_ago = (date.today() - timedelta(days=90)).strftime("%s")
+    old = home.failed / "old.jpg"
     for p in (old, old.with_name("old.jpg.txt"), home.review / "left.jpg", home.review / "left.json"):
-        os.utime(p, (int(long_ago), int(long_ago)))
+        p.write_bytes(b"x")
+    # A file from a camera keeps the day it was taken as its mtime: in failed/ (its only copy) it is
+    # aged from when it arrived.
+    long_ago = int((date.today() - timedelta(days=90)).strftime("%s"))
+    os.utime(old, (long_ago, long_ago))
     conn = connect(home.database)
-    purged = {p.path.name for p in purge_archive(home, conn)}
+    assert purge_archive(home, conn) == []
+    later = date.today() + timedelta(days=home.settings.archive_retention_days + 1)
+    purged = {p.path.name for p in purge_archive(home, conn, today=later)}
     assert purged == {"old.jpg", "old.jpg.txt", "left.jpg", "left.json"}
-    assert names_in(home.failed) == ["new.jpg"] and names_in(home.review) == []
+    assert names_in(home.failed) == [] and names_in(home.review) == []
+    # The history says a failed photo went (the note with it needs no line of its own).
+    assert [r[0] for r in conn.execute("SELECT detail FROM events WHERE kind = 'purged'")] == [
+        f"failed/old.jpg: deleted after {home.settings.archive_retention_days} days in failed/"]

@@ -107,6 +107,10 @@ def test_photos_processed_before_enrolment_come_out_right_after_reprocess(tmp_pa
     assert not (home.outbox_for("facebook") / "party.jpg").exists()
     assert "were taken out of the outbox to be made again but not finished: party.jpg" in (
         run("status", "--home", root).replace("\n", " "))
+    # Its original is now its only copy: purge leaves it, however old.
+    from photoguard.audit import purge_archive
+    purge_archive(home, conn, today=date.today() + timedelta(days=400))
+    assert archived.exists()
     archived.write_bytes(kept)
     out = run("reprocess", "--home", root, "--since", (date.today() + timedelta(days=1)).isoformat())
     assert "cleared  party.jpg: processed again" in out
