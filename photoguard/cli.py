@@ -747,8 +747,19 @@ def purge(home_dir: str | None, days: int | None) -> None:
     from .audit import purge_archive
     from .db import connect
 
+    from .lock import HomeBusy, hold_lock
+
     home = get_home(home_dir)
-    purged = purge_archive(home, connect(home.database), days)
+    try:
+        # Not while photos are being processed (a running watcher purges by itself once a day).
+        with hold_lock(home, "photoguard purge"):
+            conn = connect(home.database)
+            try:
+                purged = purge_archive(home, conn, days)
+            finally:
+                conn.close()
+    except HomeBusy as exc:
+        raise click.ClickException(str(exc))
     for item in purged:
         click.echo(f"deleted {item.path}")
     click.echo(f"{len(purged)} archived original(s) deleted")
@@ -968,12 +979,12 @@ def status_lines(st, *, settings_problem: str | None = None, early: int = 0,
         waiting = w.get("waiting", 0)
         doing = (f"{busy} photo(s) in hand, {waiting} waiting" if busy or waiting else "nothing to do right now")
         lines.append(f"watcher: running since {when_words(w.get('started'))} with {w.get('workers')} worker(s), "
-                     f"{w.get('state')}; {doing} (process {st.watcher_pid})")
+                     f"{w.get('state')}; {doing}")
         if w.get("settings_problem") and not settings_problem:
             lines.append("watcher: still on its earlier settings — photoguard.toml could not be used "
                          f"({w['settings_problem']}); it reads the file again when it changes")
     else:
-        lines.append(f"watcher: another PhotoGuard command is using this home just now (process {st.watcher_pid})")
+        lines.append("watcher: another PhotoGuard command is using this home just now (it finishes by itself)")
     lines.append(f"inbox: {st.inbox_waiting} file(s) waiting")
     if early:
         lines.append(f"{early} photo(s) were processed before any child was enrolled, so every face in them is "

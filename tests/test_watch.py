@@ -191,7 +191,7 @@ def test_burst_of_200_each_processed_once_and_status_while_running(home):
 
         res = CliRunner().invoke(main, ["status", "--home", str(home.root)])
         assert res.exit_code == 0, res.output
-        assert "watcher: running since" in res.output and f"(process {w.proc.pid})" in res.output
+        assert "watcher: running since" in res.output and "(process " not in res.output
 
         wait_until(lambda: not files(home.inbox), 240, "the inbox to empty", w.proc)
     finally:
