@@ -532,35 +532,41 @@ def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[
     stem = Path(item.source).stem or item.name
     came_from = _drop_folder(home, conn, item.sha256)
     try:
-        for channel in channels:
-            # Each channel its own file: changing one later never changes another.
-            staged = staging / f"{channel}.jpg"
-            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.fchmod(fd, OUTBOX_FILE)   # whatever the umask
-            with open(fd, "wb") as fh:
-                fh.write(encode_stripped_jpeg(renders[plan.shown(channel)]))
-                fh.flush()
-                os.fsync(fh.fileno())
-            hashes[channel] = sha256_file(staged)
-            outbox = make_folders(home.outbox_for(channel), came_from)   # the folder it was dropped in
-            placed[channel] = _left_by_a_crash(home, conn, channel, stem, hashes[channel], outbox)
-            if placed[channel] is None:
-                placed[channel] = publish(staged, outbox, stem)
-                made.append(placed[channel])
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-    at = now_iso()
-    try:
+        _publish_channels(home, conn, plan, renders, channels, staging, came_from, stem, placed, made, hashes)
         with transaction(conn):
             _still_waiting(conn, item)
-            _record_released(conn, home, item, plan, placed, hashes, channels, actor, at)
-    except ReviewError:
+            _record_released(conn, home, item, plan, placed, hashes, channels, actor, at=now_iso())
+    except BaseException:
+        # Whatever stopped it (someone else's decision, a full disk, a locked database), nothing this
+        # release put in the outbox stays there unrecorded.
         for path in made:
             path.unlink(missing_ok=True)
         raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     _remove_copy(home, item)
     return Released(item, placed)
+
+
+def _publish_channels(home: Home, conn: sqlite3.Connection, plan: _Plan,
+                      renders: dict, channels: Sequence[str], staging: Path, came_from: Path, stem: str,
+                      placed: dict[str, Path], made: list[Path], hashes: dict[str, str]) -> None:
+    """Each channel's file into its outbox folder; ``made`` collects those placed by this release."""
+    for channel in channels:
+        # Each channel its own file: changing one later never changes another.
+        staged = staging / f"{channel}.jpg"
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.fchmod(fd, OUTBOX_FILE)   # whatever the umask
+        with open(fd, "wb") as fh:
+            fh.write(encode_stripped_jpeg(renders[plan.shown(channel)]))
+            fh.flush()
+            os.fsync(fh.fileno())
+        hashes[channel] = sha256_file(staged)
+        outbox = make_folders(home.outbox_for(channel), came_from)   # the folder it was dropped in
+        placed[channel] = _left_by_a_crash(home, conn, channel, stem, hashes[channel], outbox)
+        if placed[channel] is None:
+            placed[channel] = publish(staged, outbox, stem)
+            made.append(placed[channel])
 
 
 def _still_waiting(conn: sqlite3.Connection, item: ReviewItem) -> None:

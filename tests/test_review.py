@@ -409,3 +409,20 @@ def test_a_release_that_loses_a_race_publishes_nothing(home, conn, shared_proces
     thread.join(120)
     assert "released by someone else just now" in str(outcome.get("error"))
     assert list(home.outbox_for("facebook").iterdir()) == [] and list(home.outbox_for("twitter").iterdir()) == []
+
+
+def test_a_release_that_fails_half_way_leaves_nothing_in_the_outbox(home, conn, processor):
+    """The second channel cannot be written (here its outbox folder is a file): the first channel's copy,
+    already placed, goes again; the photo is still waiting for review and can be released once mended."""
+    twitter = home.outbox_for("twitter")
+    shutil.rmtree(twitter)
+    twitter.write_bytes(b"not a folder")
+    with pytest.raises(OSError):
+        release(home, conn, "held", ["facebook", "twitter"], actor="manager", processor=processor)
+    assert list(home.outbox_for("facebook").rglob("*.jpg")) == []
+    assert conn.execute("SELECT COUNT(*) FROM outbox_files").fetchone()[0] == 0
+    assert [i.name for i in review_queue(home, conn)] == ["held"]
+    twitter.unlink()
+    twitter.mkdir()
+    done = release(home, conn, "held", ["facebook", "twitter"], actor="manager", processor=processor)
+    assert all(p.exists() for p in done.files.values())
