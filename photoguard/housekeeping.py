@@ -24,17 +24,21 @@ HOUSEKEEPING = "housekeeping"   # events.kind of the daily purge
 @dataclass(frozen=True)
 class Clock:
     """The watcher's idea of now: the computer's clock, or (for tests and rehearsals) the date and time
-    written in ``file`` (ISO, e.g. ``2026-12-01T09:00``), read afresh each time."""
+    written in ``file`` (ISO, e.g. ``2026-12-01T09:00``), read afresh each time. Never earlier than the
+    computer's clock: a date in the past would keep an expired consent valid."""
     file: Path | None = None
 
     def now(self) -> datetime:
+        real = datetime.now()
         if self.file is not None:
             try:
-                text = self.file.read_text(encoding="utf-8").strip()
-                return datetime.fromisoformat(text)
+                when = datetime.fromisoformat(self.file.read_text(encoding="utf-8").strip())
             except (OSError, ValueError):
-                pass  # a clock file being rewritten: the computer's clock for this look
-        return datetime.now()
+                return real  # a clock file being rewritten: the computer's clock for this look
+            if when.tzinfo is not None:
+                when = when.astimezone().replace(tzinfo=None)
+            return max(when, real)
+        return real
 
     def today(self) -> date:
         return self.now().date()

@@ -58,8 +58,12 @@ def test_empty_folders_only_quiet_empty_and_ours(tmp_path):
 def test_clock_file(tmp_path):
     clock = Clock(tmp_path / "clock")
     assert abs(clock.now() - datetime.now()) < timedelta(minutes=1)   # no file yet: the computer's clock
-    set_clock(tmp_path / "clock", datetime(2027, 3, 1, 8, 30))
-    assert clock.today().isoformat() == "2027-03-01"
+    ahead = datetime.now() + timedelta(days=100)
+    set_clock(tmp_path / "clock", ahead)
+    assert clock.today() == ahead.date()
+    # Never behind the computer's clock: yesterday would keep a consent that ended today valid.
+    set_clock(tmp_path / "clock", datetime.now() - timedelta(days=1))
+    assert clock.today() == datetime.now().date()
 
 
 def test_running_watcher_purges_daily_reloads_settings_and_tidies_the_inbox(tmp_path):
@@ -110,7 +114,7 @@ def test_running_watcher_purges_daily_reloads_settings_and_tidies_the_inbox(tmp_
         assert not files(home.archive) and not files(home.failed)
         day = (now + timedelta(days=31)).date().isoformat()
         assert events(home, "housekeeping")[-1].startswith(f"{day}: daily purge — 3 original(s)")
-        assert len(events(home, "purged")) == 3
+        assert len(events(home, "purged")) == 4   # three originals, and the photo that failed
         assert names(home.outbox_for("facebook")) == {"race.jpg", "picnic.jpg", "swings.jpg"}   # never touched
     finally:
         assert watch.stop() == 0, watch.output()
