@@ -655,14 +655,19 @@ class Processor:
             target = self.home.root / rel
             staged = [Path(f) for f in (plan.get("files") or {}).values()]
             # Only our own links (the staged file's inode), never a file another photo has put there since.
-            if any(same_entry(target, f) for f in staged) or not staged:
+            if any(same_entry(target, f) for f in staged):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(target)
         source = Source.from_json(plan["source"]) if plan.get("source") else None
         snapshot = Path(plan["snapshot"]) if plan.get("snapshot") else None
-        reason = f"PhotoGuard could not finish it after an interruption ({why}); it was not shared"
+        # The technical cause goes in the history; the note in failed/ is for the manager.
+        self._event("resume_failed", sha, detail=f"{name}: {why}")
+        reason = "PhotoGuard could not finish it after an interruption; it was not shared"
         if snapshot is not None and os.path.lexists(snapshot):
             return self._fail(snapshot, name, sha, reason, time.monotonic(), source)
+        archived = self.home.root / row["archive_path"] if row["archive_path"] else None
+        if archived is not None and os.path.lexists(archived):   # the snapshot had already been archived
+            return self._fail(archived, name, sha, reason, time.monotonic(), source)
         if source is not None and source.unchanged() and is_inside(Path(source.path), self.home.inbox):
             return self._fail(Path(source.path), name, sha, reason, time.monotonic())
         self._clear_staging(sha)

@@ -41,6 +41,8 @@ OUTCOME_WORDS = {
     "failed": "Failed",
 }
 EVENT_WORDS = {
+    "resume_failed": "Could not finish a photo after an interruption (it went to failed/)",
+    "templates_outdated": "Reference photos checked again for the new face model",
     "duplicate": "Skipped a copy of a photo already done",
     "released": "Released from review",
     "rejected": "Rejected at review",

@@ -467,3 +467,21 @@ def test_deleted_roster_with_children_on_file_stops_processing(enrolled_home, tm
     (root / "enrol" / "children.csv").unlink()
     with pytest.raises(RosterError, match="children.csv"):
         open_processor(open_home(root), lambda _: None)
+
+
+def test_an_entry_that_cannot_be_finished_goes_to_failed_even_once_archived(home, processor):
+    """Resume gave up on a photo whose snapshot had already been archived: the original goes to failed/
+    with a note in words, never left only in the archive."""
+    result = processor.process(drop(home, "swings.jpg", jpeg_bytes(photo_of_both(seed=5)[0])))
+    sha = result.sha256
+    row = processor.conn.execute("SELECT archive_path, plan FROM photos WHERE sha256 = ?", (sha,)).fetchone()
+    archived = home.root / row["archive_path"]
+    assert archived.exists()
+    with processor.conn:
+        processor.conn.execute("UPDATE photos SET state = 'publishing' WHERE sha256 = ?", (sha,))
+    done = processor.abandon(sha, "OSError: [Errno 5] Input/output error")
+    assert done.status == "failed" and not archived.exists()
+    assert sorted(p.name for p in home.failed.iterdir()) == ["swings.jpg", "swings.jpg.txt"]
+    note = (home.failed / "swings.jpg.txt").read_text()
+    assert "could not finish it after an interruption" in note and "Errno" not in note
+    assert processor.conn.execute("SELECT archive_path FROM photos WHERE sha256 = ?", (sha,)).fetchone()[0] is None
