@@ -31,7 +31,7 @@ from .db import transaction
 from .durable import display_name
 from .images import fsync_dir
 from .intake import Snapshot, Source
-from .outbox import COLLECTED, REPLACED, _current, sweep
+from .outbox import COLLECTED, REPLACED, sweep
 from .pipeline import SHOWN, Processor, now_iso
 
 REPROCESSED = "reprocessed"
@@ -101,12 +101,10 @@ def before_enrolment_count(conn: sqlite3.Connection) -> int:
 def reprocess(processor: Processor, photos: Sequence[sqlite3.Row], today: date | None = None) -> list[Redo]:
     """Process each photo again (the caller holds the home's lock and has synced the roster)."""
     today = today or date.today()
-    # Where our copies are now; one that left the outbox since the last look is recorded collected.
-    where = sweep(processor.home, processor.conn)
     chosen = {row["sha256"]: row for row in photos}
     for row in interrupted(processor.conn):
         chosen.setdefault(row["sha256"], row)   # a reprocess that did not finish is finished first
-    return [_one(processor, sha, today, where) for sha in chosen]
+    return [_one(processor, sha, today) for sha in chosen]
 
 
 def _shown_words(conn: sqlite3.Connection, sha: str, channels: Sequence[str]) -> str:
@@ -121,8 +119,11 @@ def _shown_words(conn: sqlite3.Connection, sha: str, channels: Sequence[str]) ->
     return "; ".join(parts)
 
 
-def _one(processor: Processor, sha: str, today: date, where: dict[int, Path]) -> Redo:
+def _one(processor: Processor, sha: str, today: date) -> Redo:
     conn, home = processor.conn, processor.home
+    # Where our copies are now, looked at just before this photo (each takes seconds): one that left
+    # the outbox meanwhile is recorded collected, and the photo is then left as it is.
+    where = sweep(home, conn)
     row = conn.execute("SELECT * FROM photos WHERE sha256 = ?", (sha,)).fetchone()
     name = display_name(row["source"])
     if row["outcome"] == "review":
@@ -149,15 +150,17 @@ def _one(processor: Processor, sha: str, today: date, where: dict[int, Path]) ->
     # this, the photo is still archived and `reprocess` finishes it at its next run (``interrupted``).
     with transaction(conn):
         replaced = []
-        for file in _current(conn):
-            if file["photo_sha256"] != sha:
-                continue
+        for file in conn.execute("SELECT * FROM outbox_files WHERE photo_sha256 = ? AND ended IS NULL", (sha,)):
             path = where.get(file["id"]) or home.root / (file["seen_path"] or file["path"])
             try:
                 path.unlink()
-                fsync_dir(path.parent)
             except FileNotFoundError:
-                pass
+                # Taken in the moment since the look above: out in the world, so it stays on the
+                # take-down list's watch.
+                conn.execute("UPDATE outbox_files SET ended = ?, ended_at = ? WHERE id = ? AND ended IS NULL",
+                             (COLLECTED, now_iso(), file["id"]))
+                continue
+            fsync_dir(path.parent)
             conn.execute("UPDATE outbox_files SET ended = ?, ended_at = ? WHERE id = ? AND ended IS NULL",
                          (REPLACED, now_iso(), file["id"]))
             replaced.append(f"{file['channel']}/{path.name}")
