@@ -172,8 +172,8 @@ def enrol(home_dir: str | None, accept_largest: bool) -> None:
     # Every good line was enrolled; the exit code tells a script (or the service) that some need fixing.
     need_fixing = len(bad_lines)
     if need_fixing:
-        click.secho(f"{need_fixing} line(s) of the roster need fixing (see 'problem' above); "
-                    "every other child was enrolled.", fg="red", err=True)
+        click.secho(f"{need_fixing} line(s) of the roster need fixing, or that child's reference photos do "
+                    "(see 'problem' above); every other child was enrolled.", fg="red", err=True)
         raise SystemExit(1)
 
 

@@ -194,11 +194,8 @@ def _decode_quietly(data: bytes) -> LoadedImage:
             problem = jpeg_problem(data)
             if problem is not None and problem.startswith("truncated"):
                 raise ImageError(f"truncated JPEG — the copy may be incomplete; {_COPY_AGAIN}")
-            if problem is not None:
-                raise ImageError(f"damaged JPEG — the picture data is corrupt ({problem}); {_COPY_AGAIN}")
-            warning = libjpeg_warning(data)
-            if warning is not None:
-                raise ImageError(f"damaged JPEG — the picture data is corrupt ({warning}); {_COPY_AGAIN}")
+            if problem is not None or libjpeg_warning(data) is not None:
+                raise ImageError(f"damaged JPEG — part of the picture data is damaged; {_COPY_AGAIN}")
         orientation = _orientation(im)
         try:
             rgb_im, converted = _to_rgb(im)

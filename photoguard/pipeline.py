@@ -40,6 +40,7 @@ from .identify import FaceEncoder, Identity, Template, default_encoder, encode_f
 from .images import MAX_FILE_BYTES, ImageError, fsync_dir, load_image, save_stripped_jpeg, sha256_file
 from .intake import (NotAPhotoFile, Snapshot, Source, StillChanging, hash_regular, is_inside, release_source,
                      take_snapshot)
+from .localtime import when_words
 from .obscure import obscure_face, obscure_mask
 from .places import where_in_photo
 
@@ -624,7 +625,7 @@ class Processor:
 
         def note(dest: Path) -> None:
             write_note(dest.with_name(dest.name + ".txt"),
-                       f"{name} has the same content as {row['source']}, processed {row['finished_at']} "
+                       f"{name} has the same content as {row['source']}, processed {when_words(row['finished_at'])} "
                        f"({row['outcome']}); this copy was not processed again.\n")
 
         moved = move_durably(snap.path, folder, before_unlink=note, name=name, companions=(".txt",))
@@ -645,7 +646,7 @@ class Processor:
         self._clear_staging(sha)
         return self._refuse(path, reason, time.monotonic(), sha if row is not None else None)
 
-    def abandon(self, sha: str, why: str) -> PhotoResult:
+    def abandon(self, sha: str, why: str, cause: str | None = None) -> PhotoResult:
         """A journal entry that cannot be finished (resume failed on it): take back what it had put in the
         outbox or review, put its snapshot (or the dropped file) in failed/ with the reason."""
         row = self.conn.execute("SELECT * FROM photos WHERE sha256 = ?", (sha,)).fetchone()
@@ -662,7 +663,8 @@ class Processor:
         snapshot = Path(plan["snapshot"]) if plan.get("snapshot") else None
         # The technical cause goes in the history; the note in failed/ is for the manager.
         self._event("resume_failed", sha, detail=f"{name}: {why}")
-        reason = "PhotoGuard could not finish it after an interruption; it was not shared"
+        reason = ("PhotoGuard could not finish it after an interruption"
+                  + (f" ({cause.lower()})" if cause else "") + "; it was not shared")
         if snapshot is not None and os.path.lexists(snapshot):
             return self._fail(snapshot, name, sha, reason, time.monotonic(), source)
         archived = self.home.root / row["archive_path"] if row["archive_path"] else None
@@ -753,7 +755,7 @@ def resume_interrupted(processor: Processor) -> list[PhotoResult]:
             if exc.errno in _DISK_FULL:
                 raise DiskFull(errno.ENOSPC, f"no space left on the disk of {processor.home.root} while "
                                "finishing interrupted photos; free some space and run again") from exc
-            results.append(processor.abandon(sha, f"{type(exc).__name__}: {display_name(str(exc))}"))
+            results.append(processor.abandon(sha, f"{type(exc).__name__}: {display_name(str(exc))}", exc.strerror))
         except Exception as exc:  # noqa: BLE001 — one bad entry must not stop the rest
             results.append(processor.abandon(sha, f"{type(exc).__name__}: {display_name(str(exc))}"))
     # A run killed between marking a photo done and removing its staging folder leaves the folder behind

@@ -260,7 +260,7 @@ def test_one_journal_entry_that_cannot_be_finished_never_stops_the_rest(home, pr
     assert results["p7.jpg"].status == "cleared"
     assert again == []
     assert (home.failed / "p6.jpg").read_bytes() == tiny_jpeg(6)
-    assert "File name too long" in (home.failed / "p6.jpg.txt").read_text()
+    assert "file name too long" in (home.failed / "p6.jpg.txt").read_text()
     assert os.listdir(home.inbox) == []
     assert sorted(os.listdir(home.outbox_for("facebook"))) == ["p7.jpg"]   # p6's copies were taken back
     rows = processor.conn.execute("SELECT source, state, outcome FROM photos ORDER BY source").fetchall()
@@ -294,7 +294,7 @@ def test_jpeg_with_corrupt_picture_data_goes_to_failed_not_the_outbox(home, proc
     result = processor.process(home.inbox / "garbage.jpg", date.today())
 
     assert result.status == "failed", result.status
-    assert "damaged JPEG" in result.reason and "Corrupt JPEG data" in result.reason
+    assert "damaged JPEG" in result.reason and "Corrupt JPEG data" not in result.reason   # words, not libjpeg's
     assert (home.failed / "garbage.jpg").read_bytes() == damaged
     assert not list(home.outbox.rglob("*.jpg"))
 
