@@ -46,7 +46,7 @@ COLLECTED, REPLACED, REMOVED = "collected", "replaced", "removed"
 __all__ = [
     "OutboxError", "OutboxPhoto", "Recheck", "TakedownChild", "TakedownItem",
     "list_outbox", "outbox_photo", "find_outbox_photo", "mark_posted", "takedown_list", "mark_taken_down",
-    "sweep", "recheck_outbox", "record_outbox_file", "publish_to_channel", "when_words",
+    "sweep", "recheck_outbox", "record_outbox_file", "when_words",
 ]
 
 
@@ -165,35 +165,6 @@ def _insert_file(home: Home, conn: sqlite3.Connection, sha: str, channel: str, p
         (sha, channel, str(path.relative_to(home.root)), file_sha256, device, inode,
          json.dumps(sorted(set(shown))), made, replaces, now_iso()))
     return int(cur.lastrowid)
-
-
-def publish_to_channel(home: Home, conn: sqlite3.Connection, staged: Path, sha: str, channel: str, stem: str, *,
-                       shown: Iterable[int], made: str) -> OutboxPhoto:
-    """Put a copy of the finished, stripped JPEG ``staged`` into ``outbox/<channel>/`` as ``stem.jpg`` (or
-    ``stem-N.jpg``) — a file of its own, never a link shared with another channel — and record it.
-
-    ``shown``: the faces (``faces.idx``) visible in it; ``made``: why, e.g. "released by Mrs Jones".
-    ``staged`` must be on the home's file system (``.photoguard/staging/``). For callers outside the
-    pipeline (a release from review)."""
-    from .durable import publish
-
-    copy = staged.with_name(f".{channel}-{secrets.token_hex(4)}.jpg")
-    fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        with open(fd, "wb") as fh:
-            fh.write(staged.read_bytes())
-            fh.flush()
-            os.fsync(fh.fileno())
-        dest = publish(copy, home.outbox_for(channel), stem)
-    finally:
-        copy.unlink(missing_ok=True)
-    file_hash = sha256_file(dest)
-    rel = str(dest.relative_to(home.root))
-    with transaction(conn):
-        conn.execute("INSERT OR REPLACE INTO outputs (photo_sha256, channel, path, file_sha256, created_at) "
-                     "VALUES (?,?,?,?,?)", (sha, channel, rel, file_hash, now_iso()))
-        file_id = record_outbox_file(home, conn, sha, channel, dest, shown=shown, made=made, file_sha256=file_hash)
-    return outbox_photo(home, conn, file_id)
 
 
 def _hash_if_there(path: Path) -> str | None:

@@ -242,20 +242,6 @@ def test_outputs_of_an_older_home_are_followed_too(home, processor):
     assert diff(region(out["facebook"].with_name("renamed.jpg"), a), crop(rgb, a)) > 15
 
 
-def test_publish_to_channel_gives_each_channel_its_own_recorded_file(home, processor, tmp_path):
-    from photoguard.outbox import publish_to_channel
-
-    rgb, _ = photo_of_both(seed=28)
-    staged = tmp_path / "released.jpg"
-    staged.write_bytes(jpeg_bytes(rgb))
-    placed = [publish_to_channel(home, processor.conn, staged, "e" * 64, c, "released", shown=[], made="released")
-              for c in ("facebook", "twitter")]
-    assert [p.name for p in placed] == ["released.jpg", "released.jpg"]
-    assert os.stat(placed[0].path).st_ino != os.stat(placed[1].path).st_ino and staged.exists()
-    assert {p.id for p in list_outbox(home, processor.conn)} == {p.id for p in placed}
-    assert not [p for p in home.outbox.rglob(".*")]
-
-
 def test_posted_before_a_remake_marks_the_copy_that_was_posted(home, processor):
     from datetime import datetime, timedelta
 
