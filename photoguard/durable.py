@@ -17,7 +17,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from .images import fsync_dir
+from .images import fsync_dir, write_all
 
 __all__ = ["_unique_name", "_link_or_copy", "place_durably", "_linked_copy", "glob_escape", "move_durably",
            "publish", "_write_text_atomic", "write_note", "fsync_dir", "display_name", "safe_name",
@@ -118,9 +118,7 @@ def _copy_regular(src: Path, dest: Path) -> None:
         try:
             os.fchmod(fd_out, PRIVATE_FILE)
             while chunk := os.read(fd_in, 1 << 20):
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd_out, view):]
+                write_all(fd_out, chunk)
             os.fsync(fd_out)
         finally:
             os.close(fd_out)

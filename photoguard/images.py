@@ -632,9 +632,7 @@ def save_stripped_jpeg(rgb: np.ndarray, folder: Path, stem: str, quality: int = 
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
             os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -675,6 +673,13 @@ def _claim_name(tmp: Path, folder: Path, stem: str) -> tuple[Path, bool]:
             raise
         return final, True
     raise FileExistsError(errno.EEXIST, f"too many files named {stem}-N.jpg in {folder}")
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Every byte of ``data`` to ``fd`` (``os.write`` may write less than it is given)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def fsync_dir(folder: Path) -> None:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .durable import PRIVATE_FILE
-from .images import fsync_dir
+from .images import fsync_dir, write_all
 
 
 class NotAPhotoFile(Exception):
@@ -129,9 +129,7 @@ def take_snapshot(path: Path, folder: Path, max_bytes: int) -> Snapshot:
                 if total > max_bytes:
                     raise NotAPhotoFile(too_large(total, max_bytes))
                 digest.update(chunk)
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(out, view):]
+                write_all(out, chunk)
             os.fsync(out)
         finally:
             os.close(out)
