@@ -495,10 +495,14 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
         raise click.ClickException(str(exc))
     except DiskFull as exc:
         raise click.ClickException(str(exc))
-    totals: dict[str, int] = {}
-    for r in results:
-        totals[r.status] = totals.get(r.status, 0) + 1
-    note("done: " + ", ".join(f"{n} {status}" for status, n in sorted(totals.items())))
+    note(_done_line(r.status for r in results))
+
+
+def _done_line(outcomes) -> str:
+    """'done: 3 cleared, 1 review' — how many photos ended each way."""
+    from collections import Counter
+
+    return "done: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(Counter(outcomes).items()))
 
 
 @main.command()
@@ -545,11 +549,9 @@ def reprocess(home_dir: str | None, names: tuple[str, ...], since, child: str | 
             redone = run_reprocess(processor, photos)
     except (HomeBusy, RosterError, ModelFileError, ReprocessError) as exc:
         raise click.ClickException(str(exc))
-    totals: dict[str, int] = {}
     for item in redone:
-        totals[item.outcome] = totals.get(item.outcome, 0) + 1
         click.echo(to_json(item)) if as_json else click.echo(f"{item.outcome:<8} {item.describe()}")
-    note("done: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(totals.items())))
+    note(_done_line(item.outcome for item in redone))
 
 
 @main.group()
