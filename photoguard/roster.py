@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from .home import Home
     from .identify import Template
 
+# How a row's problem with its end date begins: the words that tell "not readable" from "no end date".
+UNREADABLE_EXPIRY = "expires is '"
 ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 YES = {"yes", "y", "true", "1"}
 NO = {"no", "n", "false", "0", ""}
@@ -227,7 +229,7 @@ def parse_roster(path: Path, channels: tuple[str, ...]) -> RosterParse:
                     raise ValueError
                 expires = date.fromisoformat(raw_expires)
             except ValueError:
-                problems.append(f"expires is '{raw_expires}': write the date as YYYY-MM-DD, e.g. 2026-08-31")
+                problems.append(f"{UNREADABLE_EXPIRY}{raw_expires}': write the date as YYYY-MM-DD, e.g. 2026-08-31")
                 expires = None
         problem = "; ".join(problems) or None
         if problem:
@@ -788,7 +790,7 @@ def child_standing(consent: ChildConsent, templates: int, channels: tuple[str, .
     for every channel, an expiry that cannot be read is never "no end date", and a child who may be
     matched but has no usable reference photo is a problem (she can never be recognised, so never shown)."""
     problems: list[str] = []
-    expiry_unreadable = bool(consent.problem) and "expires is '" in consent.problem
+    expiry_unreadable = bool(consent.problem) and UNREADABLE_EXPIRY in consent.problem
     if consent.problem:
         problems.append(f"the line in children.csv needs fixing: {consent.problem}. Until then: no consent")
     why = template_eligibility(consent, on)
@@ -834,7 +836,7 @@ def summary_words(summary: str | None) -> str:
     for part in head.split(" "):
         key, _, value = part.partition("=")
         if key == "expires":
-            unreadable = value == "never" and "expires is '" in problem
+            unreadable = value == "never" and UNREADABLE_EXPIRY in problem
             words.append("end date not readable" if unreadable else "no end date" if value == "never" else f"ends {value}")
         elif key == "face_matching":
             words.append(f"face matching {value}")
