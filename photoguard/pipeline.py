@@ -418,9 +418,12 @@ class Processor:
         problem = "; ".join(dict.fromkeys(problems)) or None
         return decision, renders, problem
 
-    def _decide_and_stage(self, snap: Snapshot, name: str, sha: str, today: date) -> list[FaceResult] | str:
+    def _decide_and_stage(self, snap: Snapshot, name: str, sha: str, today: date,
+                          dropped: tuple[str, str] | None = None) -> list[FaceResult] | str:
         """Detect, identify, decide, render, verify and stage the outputs; record the plan.
 
+        ``dropped``: (drop folder, source path) as first recorded, for a photo decided again from its
+        archived original (``reprocess``); by default both come from where ``snap`` was taken.
         Returns the faces, or why the file cannot be processed (it then goes to failed/)."""
         try:
             image = load_image(snap.path)
@@ -484,13 +487,15 @@ class Processor:
                     self.conn.execute(
                         "INSERT INTO face_actions (photo_sha256, face_idx, channel, action, reason, consent) VALUES (?,?,?,?,?,?)",
                         (sha, i, channel, action, why, _consent_json(consent)))
+            folder, source_path = dropped or (drop_folder(snap.source.path, self.home.inbox).as_posix(),
+                                              display_name(snap.source.path))
             self.conn.execute(
                 "UPDATE photos SET state = 'publishing', outcome = ?, reason = ?, width = ?, height = ?, plan = ?, "
                 "source = ?, source_path = ?, seed = ?, templates_used = ? WHERE sha256 = ?",
                 (status, reason, width, height,
                  json.dumps({"stem": stem, "files": plan, "snapshot": str(snap.path), "source": snap.source.to_json(),
-                             "folder": drop_folder(snap.source.path, self.home.inbox).as_posix()}),
-                 name, display_name(snap.source.path), str(seed), len(self.templates), sha))
+                             "folder": folder}),
+                 name, source_path, str(seed), len(self.templates), sha))
         return results
 
     def _finish_publishing(self, path: Path, sha: str, started: float, faces: list[FaceResult] | None = None) -> PhotoResult:

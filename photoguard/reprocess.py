@@ -177,23 +177,17 @@ def _one(processor: Processor, sha: str, today: date) -> Redo:
     os.link(archived, snapshot)
     st = os.stat(archived)
     snap = Snapshot(snapshot, sha, Source(str(archived), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    # The drop's folder (inbox/Room 2/Sports day -> outbox/<channel>/Room 2/Sports day) and name are
+    # where the photo came from, not the archive it is read from now.
+    dropped = (json.loads(row["plan"] or "{}").get("folder") or ".", row["source_path"] or name)
     try:
-        prepared = processor._decide_and_stage(snap, name, sha, today)
+        prepared = processor._decide_and_stage(snap, name, sha, today, dropped)
     except Exception as exc:  # noqa: BLE001 — the original stays archived; the next reprocess tries again
         prepared = f"{type(exc).__name__}: {exc}"
     if isinstance(prepared, str):
         processor._clear_staging(sha)
         return Redo(name, sha, "failed", f"could not be made again ({prepared}); its outbox copies were taken out "
                     f"and the original stays archived — run `photoguard reprocess {name}` again")
-
-    # The drop's folder (inbox/Room 2/Sports day -> outbox/<channel>/Room 2/Sports day) is where the photo
-    # came from, not the archive it is read from now.
-    folder = json.loads(row["plan"] or "{}").get("folder")
-    if folder:
-        with transaction(conn):
-            plan = json.loads(conn.execute("SELECT plan FROM photos WHERE sha256 = ?", (sha,)).fetchone()[0])
-            plan["folder"] = folder
-            conn.execute("UPDATE photos SET plan = ? WHERE sha256 = ?", (json.dumps(plan), sha))
 
     # 3. Published like any photo: the outbox (or review), the audit, the journal.
     result = processor._finish_publishing(archived, sha, started, prepared)

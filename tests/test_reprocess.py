@@ -141,3 +141,7 @@ def test_reprocess_keeps_the_drop_folder(tmp_path):
     # Done twice, still one photo in today's counts and in the list of last photos.
     status = run("status", "--home", root)
     assert "today: 1 cleared" in status and status.count("party.jpg") == 1
+    # The photo decided again keeps the name and folder it was dropped with, in the same step as the
+    # decision (a run killed before publishing would otherwise resume into the outbox's top folder).
+    row = connect(home.database).execute("SELECT source_path, plan FROM photos WHERE source = 'party.jpg'").fetchone()
+    assert "archive" not in row["source_path"] and '"folder": "Room 2/Sports day"' in row["plan"]
