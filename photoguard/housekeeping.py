@@ -17,6 +17,7 @@ from .audit import Purged, purge_archive
 from .config import ConfigError, Settings, load_settings, SETTINGS_FILE
 from .db import transaction
 from .home import Home
+from .pipeline import now_iso
 
 HOUSEKEEPING = "housekeeping"   # events.kind of the daily purge
 
@@ -64,7 +65,7 @@ def daily_purge(home: Home, conn: sqlite3.Connection, today: date) -> list[Purge
     originals = sum(1 for p in purged if p.path.is_relative_to(home.archive) and "duplicates" not in p.path.parts)
     with transaction(conn):
         conn.execute("INSERT INTO events (at, kind, detail) VALUES (?,?,?)",
-                     (datetime.now().astimezone().isoformat(timespec="seconds"), HOUSEKEEPING,
+                     (now_iso(), HOUSEKEEPING,
                       f"{today.isoformat()}: daily purge — {originals} original(s) older than "
                       f"{home.settings.archive_retention_days} days and {len(purged) - originals} other old "
                       "file(s) deleted"))
