@@ -8,8 +8,9 @@ and dlib's descriptor (the engine before it). Then, per folder:
 
 * ROC: same-person pairs (photos at most ``--window`` years apart where ages are in the file names)
   against pairs of different people; the share of same-person pairs kept when 0.01 %, 0.1 % and 1 %
-  of different-people pairs would pass. For SFace, dlib, and "both must agree" (the best pair of
-  thresholds on this data for that false rate: an optimistic bound for the combination).
+  of different-people pairs would pass. For SFace, dlib, "both must agree" (the best pair of
+  thresholds on this data for that false rate: an optimistic bound for the combination), and the
+  weighted sum of the two cosine similarities (the best weight on this data, also optimistic).
 * Several references: a face against a child enrolled from 2-3 photos of the same years, scored as
   the nearest reference or their mean; keep at the same false rates.
 * Look-alikes: how many pairs of children the look-alike rule catches in a roster of everyone.
@@ -37,6 +38,7 @@ from photoguard.identify import Template, look_alike_pairs  # noqa: E402
 from photoguard.rosters import photo_age  # noqa: E402
 
 FALSE_RATES = (1e-4, 1e-3, 1e-2)
+SUM_WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)   # SFace's share in the weighted sum
 
 
 def encode(folder: Path, detector, sface, dlib) -> list[dict]:
@@ -102,12 +104,16 @@ def roc(items: list[dict], window: int) -> dict:
     di, dj = np.array(diff).T
     gs, is_ = (S[si] * S[sj]).sum(1), (S[di] * S[dj]).sum(1)
     gd, id_ = -np.linalg.norm(D[si] - D[sj], axis=1), -np.linalg.norm(D[di] - D[dj], axis=1)
+    U = D / np.linalg.norm(D, axis=1, keepdims=True)
+    gu, iu = (U[si] * U[sj]).sum(1), (U[di] * U[dj]).sum(1)
     out = {"faces": len(items), "same_pairs": len(same), "different_pairs": len(diff), "points": {}}
     for rate in FALSE_RATES:
         ts, ks = keep_at(gs, is_, rate)
         td, kd = keep_at(gd, id_, rate)
+        summed = max((keep_at(w * gs + (1 - w) * gu, w * is_ + (1 - w) * iu, rate)[1], w) for w in SUM_WEIGHTS)
         out["points"][f"{rate:.2%}"] = {"sface": ks, "sface_threshold": ts, "dlib": kd, "dlib_distance": -td,
-                                         "both": both_agree(gs, gd, is_, id_, rate)}
+                                         "both": both_agree(gs, gd, is_, id_, rate),
+                                         "sum": summed[0], "sum_sface_weight": summed[1]}
     out["sface_same_median"] = float(np.median(gs))
     out["sface_different_p99"] = float(np.quantile(is_, 0.99))
     return out
@@ -218,10 +224,11 @@ def main() -> None:
         roc_ = r["roc"]
         print(f"== {name}: {roc_['faces']} faces >= 80 px, {roc_['same_pairs']} same-person pairs "
               f"(<= {args.window} years apart), {roc_['different_pairs']} different-people pairs")
-        print(f"{'false pairs':>12} {'SFace':>7} {'(cos >=)':>9} {'dlib':>7} {'(dist <=)':>10} {'both agree':>11}")
+        print(f"{'false pairs':>12} {'SFace':>7} {'(cos >=)':>9} {'dlib':>7} {'(dist <=)':>10} {'both agree':>11} "
+              f"{'sum':>7} {'(SFace share)':>13}")
         for rate, p in roc_["points"].items():
             print(f"{rate:>12} {p['sface']:>7.1%} {p['sface_threshold']:>9.3f} {p['dlib']:>7.1%} "
-                  f"{p['dlib_distance']:>10.3f} {p['both']:>11.1%}")
+                  f"{p['dlib_distance']:>10.3f} {p['both']:>11.1%} {p['sum']:>7.1%} {p['sum_sface_weight']:>13.1f}")
         ref = r["references"]
         print(f"  several references ({ref['children']} people, SFace): keep at false rate  nearest / mean")
         for rate, p in ref["points"].items():

