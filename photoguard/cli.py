@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import warnings
 from collections.abc import Sequence
 
@@ -417,16 +418,20 @@ def evaluate_identity_cmd(folder, roster_sizes, runs, window, k, holdout, each_h
     except EvaluationError as exc:
         raise click.ClickException(str(exc))
     plan = [(size, runs or (20 if size <= 10 else 10 if size <= 30 else 5)) for size in sizes]
-    results = [simulate(photos, size, n, window=window, seed=size, **rule) for size, n in plan]
+    results = [simulate(photos, size, n, window=window, seed=size, ask_from=settings.match_ask_from, **rule)
+               for size, n in plan]
     # The curve is for reading the trade-off; only the rule in force decides the exit status.
     rows = roster_curve(photos, plan, curve_at, margin=rule["margin"], min_face_px=rule["min_face_px"],
                         window=window)
     if as_json:
-        click.echo(json.dumps([asdict(r) | {"keep_rate": r.keep_rate, "similarity": rule["threshold"]} for r in results]
+        click.echo(json.dumps([asdict(r) | {"keep_rate": r.keep_rate, "asked_rate": r.asked_rate,
+                                            "similarity": rule["threshold"], "ask_from": settings.match_ask_from}
+                               for r in results]
                               + [asdict(r) | {"keep_rate": r.keep_rate, "similarity": t}
                                  for t, rs in rows for r in rs], indent=2))
     else:
-        for line in format_rosters(results, rule["threshold"], rule["margin"], rule["min_face_px"]):
+        for line in format_rosters(results, rule["threshold"], rule["margin"], rule["min_face_px"],
+                                   settings.match_ask_from):
             click.echo(line)
         for line in format_curve(rows):
             click.echo(line)
@@ -607,6 +612,9 @@ def review_show(home_dir: str | None, name: str) -> None:
         click.echo(f"  face {face.number}: {face.reason}")
         for outcome in face.channels:
             click.echo(f"      {outcome.channel}: {'shown' if outcome.shown else 'obscured'} ({outcome.why})")
+        if face.asked_about:
+            click.echo(f"      if it is {face.asked_about}: photoguard review confirm {shlex.quote(item.name)} {face.number} "
+                       f"{face.asked_about}")
     for edit in detail.edits:
         click.echo(f"  changed: {edit}")
 

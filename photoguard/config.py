@@ -24,6 +24,11 @@ class Settings:
     # children (README, "How faces are matched"), not adults; `photoguard calibrate` fits it to a roster.
     match_similarity: float = 0.60
     match_margin: float = 0.05
+    # A face not sure enough to show, but at least this alike to a child whose consent would show it
+    # somewhere today, holds the photo in review with the question "is this <child>?" instead of being
+    # obscured without asking. 1 = never ask. On children (README) about a third of consented children's
+    # faces fall between 0.50 and 0.60, and 1-7 % of faces of children who are not enrolled.
+    match_ask_from: float = 0.50
     # Calibration target: the chance that a child who is not enrolled is shown as someone on the roster.
     match_max_false_show: float = 0.001
     # Faces narrower than this (pixels, in the oriented photo) are never identified.
@@ -49,6 +54,7 @@ _KEYS: dict[str, str] = {
     "channels": "channels",
     "match.similarity": "match_similarity",
     "match.margin": "match_margin",
+    "match.ask_from": "match_ask_from",
     "match.max_false_show": "match_max_false_show",
     "match.min_face_px": "min_face_px",
     "detect.threshold": "detect_threshold",
@@ -95,7 +101,7 @@ def _check(key: str, value: Any, where: Path) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 0.1:
             raise bad("must be a small fraction above 0 and at most 0.1, e.g. 0.001 for 0.1 %")
         return float(value)
-    if key in ("match.similarity", "match.margin", "detect.threshold"):
+    if key in ("match.similarity", "match.margin", "match.ask_from", "detect.threshold"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
             raise bad("must be a number between 0 and 1")
         return float(value)

@@ -80,6 +80,7 @@ CREATE TABLE IF NOT EXISTS faces (
     child_id TEXT,                            -- NULL = unknown
     distance REAL,                            -- 1 - similarity to the child (SFace cosine); older rows: dlib distance
     reason TEXT,                              -- why identified / unknown
+    asked_about TEXT,                         -- not sure enough to show: the child the manager is asked about
     PRIMARY KEY (photo_sha256, idx)
 );
 -- As decided when the photo was processed; what each outbox file really showed is in outbox_files.
@@ -201,6 +202,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("events", "actor", "TEXT"),
     ("templates", "model", "TEXT NOT NULL DEFAULT ''"),
     ("photos", "templates_used", "INTEGER"),
+    ("faces", "asked_about", "TEXT"),
 )
 
 

@@ -155,6 +155,47 @@ def decide(identities: Sequence[Identity], consents: dict[str, ChildConsent], ch
     return actions
 
 
+@dataclass(frozen=True)
+class Question:
+    """A face PhotoGuard is not sure enough to show, put to the manager: is face ``face`` (index) ``child_id``?"""
+    face: int
+    child_id: str
+
+
+def questions_to_ask(identities: Sequence[Identity], widths: Sequence[int], consents: dict[str, ChildConsent],
+                     channels: Sequence[str], today: date, *, ask_from: float, min_face_px: int) -> list[Question]:
+    """Pure: the faces worth asking the manager about instead of obscuring them without a word.
+
+    A face is asked about when it was not identified but is at least ``ask_from`` alike to its nearest
+    child, is wide enough to identify, no other face of the photo is already that child, and that child's
+    consent would show it on at least one channel today (asking about a child who is obscured anyway would
+    only cost the manager time). Asking never shows anything: the face stays obscured until a person says
+    who it is."""
+    taken = {ident.child_id for ident in identities if ident.child_id is not None}
+    out = []
+    for i, (ident, width) in enumerate(zip(identities, widths)):
+        child = ident.nearest
+        if ident.child_id is not None or child is None or child in taken or width < min_face_px:
+            continue
+        # Written as "not (alike enough)" so that a NaN similarity never asks.
+        if not (ident.similarity is not None and ident.similarity >= ask_from):
+            continue
+        if any(may_show(consents.get(child), channel, today).allowed for channel in channels):
+            out.append(Question(i, child))
+    return out
+
+
+def question_words(questions: Sequence[Question], faces: Sequence[FaceBox], consents: dict[str, ChildConsent],
+                   width: int, height: int) -> str:
+    """"not sure whether face 2 (top left) is Ada" for each question, joined."""
+    parts = []
+    for q in questions:
+        consent = consents.get(q.child_id)
+        who = consent.name if consent is not None and consent.name else q.child_id
+        parts.append(f"not sure whether face {q.face + 1} ({where_in_photo(faces[q.face].box, width, height)}) is {who}")
+    return "; ".join(parts)
+
+
 def _consent_json(consent: ChildConsent | None) -> str | None:
     if consent is None:
         return None
@@ -440,6 +481,11 @@ class Processor:
         identities = list(self.identify(rgb, faces))
         seed = secrets.randbits(63)
         decision, renders, problem = self._decide_and_look(rgb, faces, identities, channels, today, seed)
+        questions = questions_to_ask(identities, [f.width for f in faces], self.consents, channels, today,
+                                     ask_from=self.settings.match_ask_from, min_face_px=self.settings.min_face_px)
+        if questions:
+            problem = "; ".join(filter(None, (problem, question_words(questions, faces, self.consents, width, height))))
+        asked = {q.face: q.child_id for q in questions}
 
         results = [FaceResult(f.box, float(f.score), ident.child_id, ident.distance, ident.reason)
                    for f, ident in zip(faces, identities)]
@@ -480,8 +526,10 @@ class Processor:
             self.conn.execute("DELETE FROM face_actions WHERE photo_sha256 = ?", (sha,))
             for i, (face, ident) in enumerate(zip(faces, identities)):
                 self.conn.execute(
-                    "INSERT INTO faces (photo_sha256, idx, box, score, child_id, distance, reason) VALUES (?,?,?,?,?,?,?)",
-                    (sha, i, json.dumps(list(face.box)), float(face.score), ident.child_id, ident.distance, ident.reason))
+                    "INSERT INTO faces (photo_sha256, idx, box, score, child_id, distance, reason, asked_about) "
+                    "VALUES (?,?,?,?,?,?,?,?)",
+                    (sha, i, json.dumps(list(face.box)), float(face.score), ident.child_id, ident.distance, ident.reason,
+                     asked.get(i)))
                 for channel in channels:
                     action, why, consent = decision[channel][i]
                     self.conn.execute(

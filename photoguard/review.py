@@ -102,6 +102,7 @@ class ReviewFace:
     reason: str                          # "a face the first look missed, bottom left"
     channels: tuple[ChannelOutcome, ...]
     edit: str | None                     # the manager's change to it, in words, if any
+    asked_about: str | None = None       # not sure enough to show: the child the manager is asked about
 
     def shown_on(self) -> list[str]:
         return [c.channel for c in self.channels if c.shown]
@@ -296,8 +297,12 @@ def review_detail(home: Home, conn: sqlite3.Connection, name: str, today: date |
         elif row["reason"] == DRAWN_REASON:
             edit_words = "you marked this area"
         who = "an area you marked" if row["reason"] == DRAWN_REASON else _who(identity.child_id, plan.consents)
-        faces.append(ReviewFace(i + 1, box, _kind(row), identity.child_id, who, where,
-                                f"{_identity_words(row, identity, plan.consents)}, {where}", outcomes, edit_words))
+        words = _identity_words(row, identity, plan.consents)
+        asked = row["asked_about"] if edit is None and identity.child_id is None else None
+        if asked is not None:
+            words = f"looks like {_who(asked, plan.consents)}, but not alike enough to be sure"
+        faces.append(ReviewFace(i + 1, box, _kind(row), identity.child_id, who, where, f"{words}, {where}",
+                                outcomes, edit_words, asked))
     try:
         _archived(home, plan.photo)
         problem = None

@@ -41,11 +41,19 @@ class RosterResult:
     strangers_shown: int = 0
     small_faces: int = 0             # enrolled children's test faces < min_face_px (never kept)
     look_alike_pairs: int = 0
+    # With match.ask_from: faces put to the manager ("is this <child>?") instead of shown or obscured.
+    asked_right: int = 0             # enrolled children's test faces asked about as themselves
+    asked_other: int = 0             # enrolled children's test faces asked about as another child
+    strangers_asked: int = 0         # strangers' faces asked about (the manager says no)
     leaks: list[str] = field(default_factory=list)
 
     @property
     def keep_rate(self) -> float:
         return self.kept / self.enrolled_faces if self.enrolled_faces else float("nan")
+
+    @property
+    def asked_rate(self) -> float:
+        return self.asked_right / self.enrolled_faces if self.enrolled_faces else float("nan")
 
 
 def _enrol_choice(photos: list[EncodedPhoto], rng: np.random.Generator, window: int,
@@ -76,7 +84,16 @@ def _enrol_choice(photos: list[EncodedPhoto], rng: np.random.Generator, window: 
 
 
 def simulate(photos: Sequence[EncodedPhoto], size: int, runs: int, *, threshold: float, margin: float,
-             min_face_px: int, window: int = 2, seed: int = 0, look_alikes: bool = True) -> RosterResult:
+             min_face_px: int, window: int = 2, seed: int = 0, look_alikes: bool = True,
+             ask_from: float = 1.0) -> RosterResult:
+    """``ask_from``: also count the faces the pipeline would ask the manager about (every enrolled child
+    has consent for the one channel here, as the question needs)."""
+    from datetime import date
+
+    from .consent import ChildConsent
+    from .pipeline import questions_to_ask
+
+    today = date.today()
     by_child: dict[str, list[EncodedPhoto]] = {}
     for p in photos:
         by_child.setdefault(p.person, []).append(p)
@@ -102,9 +119,19 @@ def simulate(photos: Sequence[EncodedPhoto], size: int, runs: int, *, threshold:
         tests += [(p, False) for child in held for p in by_child[child]]
         pairs = look_alike_pairs(templates, threshold) if look_alikes else set()
         out.look_alike_pairs += len(pairs)
+        consents = {t.child_id: ChildConsent(t.child_id, t.child_id, True, {"photos": True}) for t in templates}
         for photo, enrolled in tests:
-            ids = match_faces(photo.encodings, [b.width for b in photo.faces], templates, threshold=threshold,
+            widths = [b.width for b in photo.faces]
+            ids = match_faces(photo.encodings, widths, templates, threshold=threshold,
                               margin=margin, min_face_px=min_face_px, confusable=pairs)
+            for q in questions_to_ask(ids, widths, consents, ("photos",), today, ask_from=ask_from,
+                                      min_face_px=min_face_px):
+                if not (enrolled and q.face == photo.main):
+                    out.strangers_asked += 1
+                elif q.child_id == photo.person:
+                    out.asked_right += 1
+                else:
+                    out.asked_other += 1
             for i, (box, ident) in enumerate(zip(photo.faces, ids)):
                 own = enrolled and i == photo.main
                 if own and box.width >= min_face_px:
@@ -126,7 +153,8 @@ def simulate(photos: Sequence[EncodedPhoto], size: int, runs: int, *, threshold:
     return out
 
 
-def format_rosters(results: Sequence[RosterResult], threshold: float, margin: float, min_face_px: int) -> list[str]:
+def format_rosters(results: Sequence[RosterResult], threshold: float, margin: float, min_face_px: int,
+                   ask_from: float = 1.0) -> list[str]:
     lines = [f"rule: similarity >= {threshold:.2f}, {margin:.2f} ahead of the next child, faces >= {min_face_px} px",
              "",
              f"{'roster':>6} {'runs':>5} {'enrolled':>9} {'test faces':>11} {'kept':>6} {'keep %':>7} "
@@ -138,6 +166,14 @@ def format_rosters(results: Sequence[RosterResult], threshold: float, margin: fl
     lines += ["", "enrolled = children enrolled over all runs; test faces = their other photos from the same "
               f"years, >= {min_face_px} px; strangers = unknown/all faces of never-enrolled children and bystanders;",
               "WRONG = faces shown as someone they are not (leaks, must be 0)."]
+    if ask_from < 1:
+        lines += ["", f"asked (match.ask_from {ask_from:.2f}): faces held for the manager's answer instead of obscured",
+                  f"{'roster':>6} {'test faces asked':>17} {'as themselves':>14} {'as another child':>17} "
+                  f"{'strangers asked':>16}"]
+        for r in results:
+            lines.append(f"{r.size:>6} {r.asked_right + r.asked_other:>17} {100 * r.asked_rate:>13.1f}% "
+                         f"{r.asked_other:>17} {r.strangers_asked:>5}/{r.stranger_faces:<5} "
+                         f"({100 * r.strangers_asked / max(r.stranger_faces, 1):.1f}%)")
     for r in results:
         lines += [f"  LEAK (roster {r.size}): {leak}" for leak in r.leaks[:20]]
     return lines

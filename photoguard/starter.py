@@ -31,6 +31,9 @@ SETTING_HELP: dict[str, str] = {
     "match.similarity": "How alike a face must be to a child's reference photos to count as that child "
                         "(higher = stricter). `photoguard calibrate` suggests a value for your children.",
     "match.margin": "How much less alike the next most alike child must be; a face like two children is obscured.",
+    "match.ask_from": "A face not quite alike enough to show, but at least this alike to a child with consent: "
+                      "the photo waits in review asking whether it is that child (1 = never ask; the face "
+                      "is then obscured).",
     "match.max_false_show": "The chance `photoguard calibrate` allows that a child who is not enrolled is shown "
                             "as one who is (0.001 = one in a thousand).",
     "match.min_face_px": "Faces narrower than this many pixels are too small to recognise: always obscured.",

@@ -5,7 +5,7 @@ from datetime import date
 from photoguard.consent import ChildConsent
 from photoguard.identify import Identity
 from photoguard.detect import same_face
-from photoguard.pipeline import OBSCURED, SHOWN, decide, is_candidate
+from photoguard.pipeline import OBSCURED, SHOWN, decide, is_candidate, questions_to_ask
 
 TODAY = date(2026, 11, 24)
 CHANNELS = ("facebook", "instagram")
@@ -63,3 +63,52 @@ def test_partial_copies_and_system_files_are_ignored():
         assert not is_candidate(Path(name)), name
     for name in ("IMG_0001.JPG", "photo.heic", "notes.txt"):
         assert is_candidate(Path(name)), name
+
+
+# --- faces PhotoGuard asks the manager about --------------------------------------------------------------
+
+def unsure(nearest, similarity, reason="no enrolled child close enough"):
+    return Identity(None, similarity, None, reason, nearest)
+
+
+def ask(identities, widths=None, ask_from=0.5, consents=CONSENTS):
+    widths = widths or [120] * len(identities)
+    return [(q.face, q.child_id) for q in questions_to_ask(identities, widths, consents, CHANNELS, TODAY,
+                                                            ask_from=ask_from, min_face_px=80)]
+
+
+def test_an_unsure_face_like_a_consented_child_is_asked_about():
+    assert ask([unsure("ada", 0.55)]) == [(0, "ada")]
+    assert ask([unsure("grace", 0.50)]) == [(0, "grace")]   # Grace's consent shows her on one channel
+
+
+def test_no_question_below_ask_from_too_small_or_nan():
+    assert ask([unsure("ada", 0.49)]) == []
+    assert ask([unsure("ada", 0.55)], widths=[79]) == []
+    assert ask([unsure("ada", float("nan"))]) == []
+    assert ask([unsure(None, None, "too small to identify")]) == []
+    assert ask([unsure("ada", 0.55)], ask_from=1.0) == []    # asking switched off
+
+
+def test_no_question_about_a_child_no_channel_would_show():
+    consents = dict(CONSENTS, sam=ChildConsent("sam", "Sam", True, {"facebook": False, "instagram": False}))
+    assert ask([unsure("old", 0.58)]) == []                  # consent ended yesterday
+    assert ask([unsure("sam", 0.58)], consents=consents) == []
+    assert ask([unsure("nobody", 0.58)]) == []               # not on the roster
+
+
+def test_no_question_when_another_face_already_is_that_child():
+    assert ask([ident("ada"), unsure("ada", 0.58, "another face in this photo is more like ada")]) == []
+    assert ask([ident("ada"), unsure("grace", 0.58)]) == [(1, "grace")]
+
+
+def test_a_look_alike_or_too_close_to_call_face_is_asked_about_its_nearest_child():
+    assert ask([unsure("grace", 0.70, "too close to call between grace and ada")]) == [(0, "grace")]
+
+
+def test_asking_never_shows_a_face():
+    identities = [unsure("ada", 0.58)]
+    assert ask(identities) == [(0, "ada")]
+    d = decide(identities, CONSENTS, CHANNELS, TODAY)
+    assert [a for a, _, _ in d["facebook"]] == [OBSCURED]
+    assert [a for a, _, _ in d["instagram"]] == [OBSCURED]

@@ -220,3 +220,23 @@ def test_identity_command_curve_does_not_change_the_verdict(people):
     assert text.exit_code == 0 and "keep % / WRONG shows at other similarity thresholds" in text.output
     bad = CliRunner().invoke(main, args + ["--curve", "lots"])
     assert bad.exit_code == 2 and "0.55,0.58,0.62" in bad.output
+
+
+def test_simulated_rosters_count_the_faces_the_manager_would_be_asked_about():
+    from photoguard.rosters import format_rosters, simulate
+
+    photos = _synthetic_children(15)
+    # Too strict to show anyone: every enrolled child's test face is put to the manager as themselves,
+    # and no stranger is (their faces are not alike enough to anyone).
+    r = simulate(photos, 9, 4, threshold=0.99, margin=0.05, min_face_px=80, ask_from=0.5)
+    assert r.kept == 0 and r.wrong == 0
+    assert r.asked_right == r.enrolled_faces and r.asked_other == 0 and r.strangers_asked == 0
+    text = "\n".join(format_rosters([r], 0.99, 0.05, 80, ask_from=0.5))
+    assert "asked (match.ask_from 0.50)" in text and "100.0%" in text
+    # Asking from below every stranger's similarity puts strangers to the manager too; nobody is shown.
+    loose = simulate(photos, 9, 4, threshold=0.99, margin=0.0, min_face_px=80, ask_from=-1.0)
+    assert loose.strangers_asked == loose.stranger_faces and loose.wrong == 0
+    # Asking off (the default): nothing is asked.
+    off = simulate(photos, 9, 4, threshold=0.99, margin=0.05, min_face_px=80)
+    assert off.asked_right == off.asked_other == off.strangers_asked == 0
+    assert "asked" not in "\n".join(format_rosters([off], 0.99, 0.05, 80))

@@ -236,3 +236,48 @@ def test_4_mark_posted_then_withdraw_consent(page, server, shots):
     page.click("text=Taken down")
     page.wait_for_url("**/outbox*")
     assert "Marked as taken down" in page.inner_text("main")
+
+
+def test_5_is_this_ada_the_manager_answers_the_question_photoguard_asks(page, server, shots):
+    import dataclasses
+    import re
+
+    from facekit import jpeg_bytes
+    from photoguard.pipeline import Processor
+    from test_ask import face_numbers
+
+    web, _ = server
+    # A strict similarity makes the astronaut's face "not sure enough" in this photo. Ada and Eileen
+    # (added in test 3) were both enrolled from the astronaut, so PhotoGuard may ask about either; Grace's
+    # consent was withdrawn in test 4, so there is nothing to ask about her.
+    strict = dataclasses.replace(web.home, settings=dataclasses.replace(
+        web.home.settings, match_similarity=0.99, match_ask_from=0.3))
+    rgb, boxes = webhome.photo_of_both(seed=12)
+    (web.home.inbox / "sandpit.jpg").write_bytes(jpeg_bytes(rgb))
+    processor = Processor(strict)
+    result = processor.process(web.home.inbox / "sandpit.jpg")
+    numbers = face_numbers(processor.conn, result.sha256, boxes)
+    processor.conn.close()
+    assert result.status == "review", result.reason
+    asked = re.fullmatch(rf"not sure whether face {numbers['ada']} \(.+\) is (Ada|Eileen); look at it before releasing",
+                         result.reason)
+    assert asked, result.reason
+    name = asked.group(1)
+
+    page.goto("/review")
+    page.click("text=sandpit.jpg")
+    page.wait_for_url(f"**/review/{result.sha256}")
+    face, grace = page.locator(f"#face-{numbers['ada']}"), page.locator(f"#face-{numbers['grace']}")
+    assert face.locator("h3").inner_text() == f"Face {numbers['ada']}: is this {name}?"
+    assert f"Looks like {name}, but not alike enough to be sure" in face.inner_text()
+    assert face.locator("select").input_value() == name.lower()     # the question's answer is preselected
+    assert "is this" not in grace.locator("h3").inner_text()
+    check_page(page, shots, "13-is-this-ada")
+    # The manager knows it is Ada: she picks Ada (whatever was asked) and confirms.
+    face.locator("select").select_option("ada")
+    face.locator("button:has-text('Confirm')").click()
+    page.wait_for_url(f"**/review/{result.sha256}")
+    face = page.locator(f"#face-{numbers['ada']}")
+    assert "You confirmed it is Ada" in face.inner_text()
+    assert "Facebook: shown" in face.inner_text()
+    check_page(page, shots, "14-ada-confirmed")

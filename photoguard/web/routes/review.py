@@ -56,7 +56,8 @@ def _detail(request: Request, sha: str):
     learnable = {f.number: f.child_id for f in detail.faces
                  if f.child_id and f.edit and f.edit.startswith("you confirmed")
                  and template_eligibility(consents.get(f.child_id), today) is None}
-    return dict(detail=detail, children=children, learnable=learnable, position=index + 1, total=len(items),
+    return dict(detail=detail, children=children, names=dict(children), learnable=learnable, position=index + 1,
+                total=len(items),
                 previous=items[index - 1].sha256 if index > 0 else None,
                 next=items[index + 1].sha256 if index + 1 < len(items) else None)
 

@@ -1,0 +1,120 @@
+"""Faces PhotoGuard is not sure enough to show are put to the manager ("is this Ada?") instead of being
+obscured without a word: real photos, the real pipeline, a real home and database, the review commands."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from facekit import jpeg_bytes
+from photoguard.cli import main
+from photoguard.db import connect
+from photoguard.home import open_home
+from photoguard.pipeline import Processor
+from photoguard.review import confirm_face, release, review_detail
+from test_pipeline import diff, drop, make_enrolled_home, photo_of_both, region
+
+# Ada (astronaut) and Grace (Hopper) are enrolled; their faces in the test photo match their references
+# well, so a strict similarity makes both "not sure enough" while still alike enough to ask about.
+STRICT = "[match]\nsimilarity = 0.99\nask_from = {ask_from}\n"
+
+
+@pytest.fixture(scope="module")
+def enrolled(tmp_path_factory) -> Path:
+    return make_enrolled_home(tmp_path_factory.mktemp("ask-enrolled"))
+
+
+def process_strictly(enrolled: Path, target: Path, name: str, seed: int, ask_from: float):
+    """A copy of the enrolled home with the strict rule; Ada and Grace's photo ``name`` processed there.
+    Returns (home, processor, result, photo, face boxes)."""
+    shutil.copytree(enrolled, target)
+    (target / "photoguard.toml").write_text(STRICT.format(ask_from=ask_from), encoding="utf-8")
+    home = open_home(target)
+    rgb, boxes = photo_of_both(seed=seed)
+    processor = Processor(home)
+    result = processor.process(drop(home, name, jpeg_bytes(rgb, quality=95)))
+    return home, processor, result, rgb, boxes
+
+
+def face_numbers(conn: sqlite3.Connection, sha: str, boxes: dict) -> dict[str, int]:
+    """Which face number (1, 2, ...) is Ada's and which Grace's, by where the boxes are."""
+    out = {}
+    for row in conn.execute("SELECT idx, box FROM faces WHERE photo_sha256 = ? ORDER BY idx", (sha,)):
+        left, top, right, bottom = json.loads(row["box"])
+        cx, cy = (left + right) / 2, (top + bottom) / 2
+        for child, (l2, t2, r2, b2) in boxes.items():
+            if l2 <= cx <= r2 and t2 <= cy <= b2:
+                out[child] = row["idx"] + 1
+    return out
+
+
+def test_unsure_faces_hold_the_photo_with_a_question_and_stay_obscured(enrolled, tmp_path):
+    home, processor, result, rgb, boxes = process_strictly(enrolled, tmp_path / "home", "sandpit.jpg", 31, ask_from=0.3)
+
+    assert result.status == "review"
+    assert "not sure whether face" in result.reason and "is Ada" in result.reason and "is Grace" in result.reason
+    assert not any(any(home.outbox_for(c).iterdir()) for c in home.settings.channels)   # nothing published
+    copy = home.review / "sandpit.jpg"
+    for child in ("ada", "grace"):    # asking never shows: both obscured in the copy waiting for review
+        assert diff(region(copy, boxes[child]), rgb[boxes[child][1]:boxes[child][3], boxes[child][0]:boxes[child][2]]) > 10
+
+    detail = review_detail(home, processor.conn, "sandpit")
+    numbers = face_numbers(processor.conn, result.sha256, boxes)
+    by_number = {f.number: f for f in detail.faces}
+    assert by_number[numbers["ada"]].asked_about == "ada"
+    assert by_number[numbers["grace"]].asked_about == "grace"
+    assert "looks like Ada, but not alike enough to be sure" in by_number[numbers["ada"]].reason
+    assert all(not o.shown for f in detail.faces for o in f.channels)
+    processor.conn.close()
+
+
+def test_the_manager_says_who_they_are_and_the_release_shows_each_where_consent_allows(enrolled, tmp_path):
+    home, processor, result, rgb, boxes = process_strictly(enrolled, tmp_path / "home", "paint.jpg", 32, ask_from=0.3)
+    assert result.status == "review"
+    numbers = face_numbers(processor.conn, result.sha256, boxes)
+
+    shown = CliRunner().invoke(main, ["review", "show", "paint", "--home", str(home.root)])
+    assert shown.exit_code == 0, shown.output
+    assert f"photoguard review confirm paint {numbers['ada']} ada" in shown.output
+    assert f"photoguard review confirm paint {numbers['grace']} grace" in shown.output
+
+    for child in ("ada", "grace"):
+        confirm_face(home, processor.conn, "paint", numbers[child], child, actor="test")
+    release(home, processor.conn, "paint", processor=processor)
+
+    def face(channel: str, child: str) -> np.ndarray:
+        return region(home.outbox_for(channel) / "paint.jpg", boxes[child])
+
+    original = {c: rgb[b[1]:b[3], b[0]:b[2]] for c, b in boxes.items()}
+    assert diff(face("facebook", "ada"), original["ada"]) < 6          # Ada: every channel
+    assert diff(face("instagram", "ada"), original["ada"]) < 6
+    assert diff(face("facebook", "grace"), original["grace"]) < 6      # Grace: Facebook only
+    assert diff(face("instagram", "grace"), original["grace"]) > 10
+    assert diff(face("twitter", "grace"), original["grace"]) > 10
+    processor.conn.close()
+
+
+def test_with_asking_off_an_unsure_face_is_obscured_and_the_photo_goes_out(enrolled, tmp_path):
+    home, processor, result, rgb, boxes = process_strictly(enrolled, tmp_path / "home", "blocks.jpg", 33, ask_from=1.0)
+    assert result.status == "cleared", result.reason
+    for channel in home.settings.channels:
+        for child, (left, top, right, bottom) in boxes.items():
+            assert diff(region(home.outbox_for(channel) / "blocks.jpg", boxes[child]), rgb[top:bottom, left:right]) > 10
+    assert processor.conn.execute("SELECT COUNT(*) FROM faces WHERE asked_about IS NOT NULL").fetchone()[0] == 0
+    processor.conn.close()
+
+
+def test_a_database_from_before_asking_gets_the_column_at_the_next_connect(tmp_path):
+    path = tmp_path / "photoguard.db"
+    conn = connect(path)
+    conn.execute("ALTER TABLE faces DROP COLUMN asked_about")
+    conn.close()
+    conn = connect(path)
+    assert "asked_about" in {row["name"] for row in conn.execute("PRAGMA table_info(faces)")}
+    conn.close()
