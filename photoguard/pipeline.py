@@ -185,15 +185,11 @@ def questions_to_ask(identities: Sequence[Identity], widths: Sequence[int], cons
     return out
 
 
-def question_words(questions: Sequence[Question], faces: Sequence[FaceBox], consents: dict[str, ChildConsent],
-                   width: int, height: int) -> str:
-    """"not sure whether face 2 (top left) is Ada" for each question, joined."""
-    parts = []
-    for q in questions:
-        consent = consents.get(q.child_id)
-        who = consent.name if consent is not None and consent.name else q.child_id
-        parts.append(f"not sure whether face {q.face + 1} ({where_in_photo(faces[q.face].box, width, height)}) is {who}")
-    return "; ".join(parts)
+def question_words(questions: Sequence[Question], faces: Sequence[FaceBox], width: int, height: int) -> str:
+    """"not sure who face 2 (top left) is" for each question, joined. No child's name: this goes into the
+    log; the review page asks "is this Ada?" itself."""
+    return "; ".join(f"not sure who face {q.face + 1} ({where_in_photo(faces[q.face].box, width, height)}) is"
+                     for q in questions)
 
 
 def _consent_json(consent: ChildConsent | None) -> str | None:
@@ -484,7 +480,7 @@ class Processor:
         questions = questions_to_ask(identities, [f.width for f in faces], self.consents, channels, today,
                                      ask_from=self.settings.match_ask_from, min_face_px=self.settings.min_face_px)
         if questions:
-            problem = "; ".join(filter(None, (problem, question_words(questions, faces, self.consents, width, height))))
+            problem = "; ".join(filter(None, (problem, question_words(questions, faces, width, height))))
         asked = {q.face: q.child_id for q in questions}
 
         results = [FaceResult(f.box, float(f.score), ident.child_id, ident.distance, ident.reason)
