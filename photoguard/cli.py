@@ -612,9 +612,9 @@ def review_show(home_dir: str | None, name: str) -> None:
         click.echo(f"  face {face.number}: {face.reason}")
         for outcome in face.channels:
             click.echo(f"      {outcome.channel}: {'shown' if outcome.shown else 'obscured'} ({outcome.why})")
-        if face.asked_about:
-            click.echo(f"      if it is {face.asked_about}: photoguard review confirm {shlex.quote(item.name)} {face.number} "
-                       f"{face.asked_about}")
+        if face.question:
+            answer = f"photoguard review confirm {shlex.quote(item.name)} {face.number} {face.asked_about or 'CHILD'}"
+            click.echo(f"      PhotoGuard asks: {face.question} To answer: {answer}")
     for edit in detail.edits:
         click.echo(f"  changed: {edit}")
 

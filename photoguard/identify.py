@@ -67,9 +67,20 @@ def encode_faces(rgb: np.ndarray, boxes: Sequence[FaceBox], min_width: int = 0,
     return (encoder or default_encoder()).encode(np.asarray(rgb), boxes, min_width)
 
 
+_PAIR = "too close to call between {} and {}"
+
+
 def _pair_reason(a: str, b: str) -> str:
-    first, second = sorted((a, b))
-    return f"too close to call between {first} and {second}"
+    return _PAIR.format(*sorted((a, b)))
+
+
+def pair_in(reason: str | None) -> tuple[str, str] | None:
+    """The two children of a "too close to call between a and b" reason, else None."""
+    head, _, tail = _PAIR.partition("{}")
+    if not reason or not reason.startswith(head):
+        return None
+    first, sep, second = reason[len(head):].partition(" and ")
+    return (first, second) if sep and first and second else None
 
 
 def by_child(templates: Sequence[Template]) -> dict[str, np.ndarray]:

@@ -169,10 +169,12 @@ def questions_to_ask(identities: Sequence[Identity], widths: Sequence[int], cons
     A face is asked about when it was not identified but is at least ``ask_from`` alike to its nearest
     child, is wide enough to identify, no other face of the photo is already that child, and that child's
     consent would show it on at least one channel today (asking about a child who is obscured anyway would
-    only cost the manager time). Asking never shows anything: the face stays obscured until a person says
-    who it is."""
+    only cost the manager time). One question per child: the most alike face. ``ask_from`` of 1 or more
+    asks nothing. Asking never shows anything: the face stays obscured until a person says who it is."""
+    if not ask_from < 1:
+        return []
     taken = {ident.child_id for ident in identities if ident.child_id is not None}
-    out = []
+    best: dict[str, int] = {}
     for i, (ident, width) in enumerate(zip(identities, widths)):
         child = ident.nearest
         if ident.child_id is not None or child is None or child in taken or width < min_face_px:
@@ -180,9 +182,11 @@ def questions_to_ask(identities: Sequence[Identity], widths: Sequence[int], cons
         # Written as "not (alike enough)" so that a NaN similarity never asks.
         if not (ident.similarity is not None and ident.similarity >= ask_from):
             continue
-        if any(may_show(consents.get(child), channel, today).allowed for channel in channels):
-            out.append(Question(i, child))
-    return out
+        if not any(may_show(consents.get(child), channel, today).allowed for channel in channels):
+            continue
+        if child not in best or ident.similarity > identities[best[child]].similarity:
+            best[child] = i
+    return sorted((Question(i, child) for child, i in best.items()), key=lambda q: q.face)
 
 
 def question_words(questions: Sequence[Question], faces: Sequence[FaceBox], width: int, height: int) -> str:

@@ -30,7 +30,7 @@ from .consent import ChildConsent
 from .db import transaction
 from .detect import FaceBox, same_face
 from .home import OUTBOX_FILE, Home
-from .identify import MATCHED, NO_CHILDREN, NO_ENCODING, NOT_CLOSE, TOO_SMALL, Identity
+from .identify import MATCHED, NO_CHILDREN, NO_ENCODING, NOT_CLOSE, TOO_SMALL, Identity, pair_in
 from .images import encode_stripped_jpeg, fsync_dir, load_image, sha256_file
 from .durable import drop_folder, make_folders, publish
 from .pipeline import OBSCURED, SECOND_LOOK_REASON, SHOWN, Action, Processor, _consent_json, decide, now_iso
@@ -102,7 +102,8 @@ class ReviewFace:
     reason: str                          # "a face the first look missed, bottom left"
     channels: tuple[ChannelOutcome, ...]
     edit: str | None                     # the manager's change to it, in words, if any
-    asked_about: str | None = None       # not sure enough to show: the child the manager is asked about
+    question: str | None = None          # not sure enough to show: "is this Ada?" (or "is this Ada or Eve?")
+    asked_about: str | None = None       # ... the child the answer is taken to be until the manager picks another
 
     def shown_on(self) -> list[str]:
         return [c.channel for c in self.channels if c.shown]
@@ -297,12 +298,12 @@ def review_detail(home: Home, conn: sqlite3.Connection, name: str, today: date |
         elif row["reason"] == DRAWN_REASON:
             edit_words = "you marked this area"
         who = "an area you marked" if row["reason"] == DRAWN_REASON else _who(identity.child_id, plan.consents)
-        words = _identity_words(row, identity, plan.consents)
-        asked = row["asked_about"] if edit is None and identity.child_id is None else None
-        if asked is not None:
-            words = f"looks like {_who(asked, plan.consents)}, but not alike enough to be sure"
+        words, question, asked = _identity_words(row, identity, plan.consents), None, None
+        if edit is None and identity.child_id is None and identity.reason != UNCONFIRMED:
+            question, asked, asked_words = _question(row, plan.consents, channels, today)
+            words = asked_words or words
         faces.append(ReviewFace(i + 1, box, _kind(row), identity.child_id, who, where, f"{words}, {where}",
-                                outcomes, edit_words, asked))
+                                outcomes, edit_words, question, asked))
     try:
         _archived(home, plan.photo)
         problem = None
@@ -310,6 +311,25 @@ def review_detail(home: Home, conn: sqlite3.Connection, name: str, today: date |
         problem = str(exc)
     edits = tuple(_edit_words(e, plan.consents) for e in _live_edits(conn, item.sha256))
     return ReviewDetail(item, width, height, channels, tuple(faces), edits, problem)
+
+
+def _question(row: sqlite3.Row, consents: dict[str, ChildConsent], channels: Sequence[str],
+              today: date) -> tuple[str | None, str | None, str | None]:
+    """What PhotoGuard asks about a face it was not sure of: (question, child to choose for the answer, words
+    for the face), or Nones. Nothing is asked about a child who is off the roster or whose consent shows
+    them nowhere today (whatever the answer, the face stays obscured); a face as alike to two children
+    asks which one, with neither chosen for the manager."""
+    from .consent import may_show
+
+    asked = row["asked_about"]
+    if asked is None or not any(may_show(consents.get(asked), c, today).allowed for c in channels):
+        return None, None, None
+    pair = pair_in(row["reason"])
+    if pair is not None:
+        first, second = (_who(c, consents) for c in pair)
+        return f"is this {first} or {second}?", None, f"looks as much like {first} as like {second}"
+    name = _who(asked, consents)
+    return f"is this {name}?", asked, f"looks like {name}, but not alike enough to be sure"
 
 
 def _edit_words(edit: sqlite3.Row, consents: dict[str, ChildConsent]) -> str:
@@ -666,6 +686,8 @@ def _record_decisions(conn: sqlite3.Connection, home: Home, item: ReviewItem, pl
             reason = row["reason"] or ""
             if not reason.startswith(CONFIRMED_BY_MANAGER):
                 was = _WORDS.get(reason, reason) if row["child_id"] is None else f"recognised as {row['child_id']}"
+                if row["asked_about"]:
+                    was += f"; PhotoGuard asked whether it was {row['asked_about']}"
                 reason = f"{CONFIRMED_BY_MANAGER} (first look: {was})"
             conn.execute("UPDATE faces SET child_id = ?, reason = ? WHERE photo_sha256 = ? AND idx = ?",
                          (identity.child_id, reason, item.sha256, row["idx"]))

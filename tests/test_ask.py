@@ -17,8 +17,11 @@ from photoguard.cli import main
 from photoguard.db import connect
 from photoguard.home import open_home
 from photoguard.pipeline import Processor
+from photoguard.reprocess import interrupted, reprocess, select_photos
 from photoguard.review import confirm_face, release, review_detail
-from test_pipeline import diff, drop, make_enrolled_home, photo_of_both, region
+from photoguard.roster import sync_roster
+from test_pipeline import CSV_HEADER, diff, drop, make_enrolled_home, photo_of_both, region, write_reference_photos
+from webhome import BASE, ORIGIN, PIN
 
 # Ada (astronaut) and Grace (Hopper) are enrolled; their faces in the test photo match their references
 # well, so a strict similarity makes both "not sure enough" while still alike enough to ask about.
@@ -71,6 +74,7 @@ def test_unsure_faces_hold_the_photo_with_a_question_and_stay_obscured(enrolled,
     assert by_number[numbers["ada"]].asked_about == "ada"
     assert by_number[numbers["grace"]].asked_about == "grace"
     assert "looks like Ada, but not alike enough to be sure" in by_number[numbers["ada"]].reason
+    assert by_number[numbers["ada"]].question == "is this Ada?"
     assert all(not o.shown for f in detail.faces for o in f.channels)
     processor.conn.close()
 
@@ -82,7 +86,7 @@ def test_the_manager_says_who_they_are_and_the_release_shows_each_where_consent_
 
     shown = CliRunner().invoke(main, ["review", "show", "paint", "--home", str(home.root)])
     assert shown.exit_code == 0, shown.output
-    assert f"photoguard review confirm paint {numbers['ada']} ada" in shown.output
+    assert f"PhotoGuard asks: is this Ada? To answer: photoguard review confirm paint {numbers['ada']} ada" in shown.output
     assert f"photoguard review confirm paint {numbers['grace']} grace" in shown.output
 
     for child in ("ada", "grace"):
@@ -98,6 +102,9 @@ def test_the_manager_says_who_they_are_and_the_release_shows_each_where_consent_
     assert diff(face("facebook", "grace"), original["grace"]) < 6      # Grace: Facebook only
     assert diff(face("instagram", "grace"), original["grace"]) > 10
     assert diff(face("twitter", "grace"), original["grace"]) > 10
+    # The history keeps that PhotoGuard had asked, and what the manager answered.
+    reasons = [r["reason"] for r in processor.conn.execute("SELECT reason FROM faces ORDER BY idx")]
+    assert any("confirmed by the manager" in r and "PhotoGuard asked whether it was ada" in r for r in reasons)
     processor.conn.close()
 
 
@@ -119,3 +126,74 @@ def test_a_database_from_before_asking_gets_the_column_at_the_next_connect(tmp_p
     conn = connect(path)
     assert "asked_about" in {row["name"] for row in conn.execute("PRAGMA table_info(faces)")}
     conn.close()
+
+
+def test_a_face_as_alike_to_two_children_asks_which_with_neither_chosen(tmp_path):
+    # Twins: Eve enrolled from the same face as Ada. Ada's face is too close to call between them.
+    home = open_home(make_enrolled_home(tmp_path / "home"))
+    write_reference_photos(home.enrol, "eve", "astronaut")
+    home.roster_csv.write_text(CSV_HEADER + "ada,Ada,yes,yes,yes,yes,\ngrace,Grace,yes,yes,no,no,\n"
+                               "eve,Eve,yes,yes,yes,yes,\n", encoding="utf-8")
+    conn = connect(home.database)
+    sync_roster(home, conn)
+    conn.close()
+    rgb, boxes = photo_of_both(seed=41)
+    processor = Processor(home)
+    result = processor.process(drop(home, "twins.jpg", jpeg_bytes(rgb, quality=95)))
+    assert result.status == "review"
+    number = face_numbers(processor.conn, result.sha256, boxes)["ada"]
+    face = {f.number: f for f in review_detail(home, processor.conn, "twins").faces}[number]
+    assert face.question == "is this Ada or Eve?" and face.asked_about is None
+    assert "looks as much like Ada as like Eve" in face.reason
+    assert all(not o.shown for o in face.channels)
+    processor.conn.close()
+
+
+def test_no_question_about_a_child_taken_off_the_roster_and_no_one_chosen_in_her_place(enrolled, tmp_path):
+    from starlette.testclient import TestClient
+
+    from photoguard.web.app import create_app
+
+    home, processor, result, rgb, boxes = process_strictly(enrolled, tmp_path / "home", "sandpit.jpg", 34, ask_from=0.3)
+    numbers = face_numbers(processor.conn, result.sha256, boxes)
+    processor.conn.close()
+    # Ada's parents ask for her to be erased while the photo waits: her line leaves the roster.
+    csv = home.roster_csv.read_text(encoding="utf-8")
+    home.roster_csv.write_text("".join(line for line in csv.splitlines(True) if not line.startswith("ada,")),
+                               encoding="utf-8")
+    conn = connect(home.database)
+    sync_roster(home, conn)
+    face = {f.number: f for f in review_detail(home, conn, "sandpit").faces}[numbers["ada"]]
+    conn.close()
+    assert face.question is None and face.asked_about is None and "Ada" not in face.reason
+
+    client = TestClient(create_app(home), base_url=BASE, follow_redirects=False)
+    assert client.post("/setup", data={"pin": PIN, "repeat": PIN}, headers=ORIGIN).status_code == 303
+    page = client.get(f"/review/{result.sha256}").text
+    card = page[page.index(f'id="face-{numbers["ada"]}"'):]
+    select = card[card.index("<select"):card.index("</select>")]
+    # Nothing a browser would send for her unless the manager picks a child: the placeholder is chosen.
+    assert '<option value="" selected disabled>choose a child</option>' in select
+    assert "is this" not in card[:card.index("</h3>")]
+
+
+def test_reprocess_with_asking_on_puts_the_question_for_a_photo_already_cleared(enrolled, tmp_path):
+    home, processor, result, rgb, boxes = process_strictly(enrolled, tmp_path / "home", "blocks.jpg", 35, ask_from=1.0)
+    assert result.status == "cleared"
+    processor.conn.close()
+    (home.root / "photoguard.toml").write_text(STRICT.format(ask_from=0.3), encoding="utf-8")
+    home = open_home(home.root)
+    processor = Processor(home)
+    redo = reprocess(processor, select_photos(processor.conn, ["blocks.jpg"]))
+    assert [r.outcome for r in redo] == ["review"]
+    assert "not sure who face" in redo[0].detail and "ada" not in redo[0].detail.lower()
+    for channel in home.settings.channels:                      # its uncollected copies are taken back
+        assert list(home.outbox_for(channel).rglob("*.jpg")) == []
+    assert sorted(p.name for p in home.review.iterdir()) == ["blocks.jpg", "blocks.json"]
+    for child, (left, top, right, bottom) in boxes.items():
+        assert diff(region(home.review / "blocks.jpg", boxes[child]), rgb[top:bottom, left:right]) > 10
+    row = processor.conn.execute("SELECT outcome, state, archive_path FROM photos").fetchone()
+    assert (row["outcome"], row["state"]) == ("review", "done") and (home.root / row["archive_path"]).is_file()
+    assert interrupted(processor.conn) == []
+    assert [r.outcome for r in reprocess(processor, select_photos(processor.conn, ["blocks.jpg"]))] == ["skipped"]
+    processor.conn.close()

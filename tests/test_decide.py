@@ -84,6 +84,7 @@ def test_an_unsure_face_like_a_consented_child_is_asked_about():
 
 def test_no_question_below_ask_from_too_small_or_nan():
     assert ask([unsure("ada", 0.49)]) == []
+    assert ask([unsure("ada", 1.0)], ask_from=1.0) == []       # 1 means never, even for a perfect score
     assert ask([unsure("ada", 0.55)], widths=[79]) == []
     assert ask([unsure("ada", float("nan"))]) == []
     assert ask([unsure(None, None, "too small to identify")]) == []
@@ -112,3 +113,7 @@ def test_asking_never_shows_a_face():
     d = decide(identities, CONSENTS, CHANNELS, TODAY)
     assert [a for a, _, _ in d["facebook"]] == [OBSCURED]
     assert [a for a, _, _ in d["instagram"]] == [OBSCURED]
+
+
+def test_one_question_per_child_about_her_most_alike_face():
+    assert ask([unsure("ada", 0.52), unsure("ada", 0.58), unsure("grace", 0.51)]) == [(1, "ada"), (2, "grace")]
