@@ -252,18 +252,25 @@ def _identity_words(row: sqlite3.Row, identity: Identity, consents: dict[str, Ch
         return f"recognised as {_who(identity.child_id, consents)}"
     if identity.reason in (OBSCURED_BY_MANAGER, UNCONFIRMED):
         return _WORDS[identity.reason]
-    reason = row["reason"] or ""
-    return _WORDS.get(reason, reason or "not recognised")
+    return _reason_words(row["reason"] or "", consents) or "not recognised"
+
+
+def _reason_words(reason: str, consents: dict[str, ChildConsent]) -> str:
+    """The engine's reason as the manager reads it, children by name."""
+    pair = pair_in(reason)
+    return f"as alike to {_who(pair[0], consents)} as to {_who(pair[1], consents)}" if pair else _WORDS.get(reason, reason)
 
 
 def _kind(row: sqlite3.Row) -> str:
     return {SECOND_LOOK_REASON: "second look", DRAWN_REASON: "drawn"}.get(row["reason"], "face")
 
 
-def _outcome_words(action: Action, identity: Identity) -> str:
+def _outcome_words(action: Action, identity: Identity, consents: dict[str, ChildConsent]) -> str:
     what, why, _ = action
     if identity.child_id is None:
-        return _WORDS.get(why, why) if why in (DRAWN_REASON, OBSCURED_BY_MANAGER, UNCONFIRMED) else f"not recognised: {_WORDS.get(why, why)}"
+        if why in (DRAWN_REASON, OBSCURED_BY_MANAGER, UNCONFIRMED):
+            return _WORDS[why]
+        return f"not recognised: {_reason_words(why, consents)}"
     return why
 
 
@@ -287,7 +294,7 @@ def review_detail(home: Home, conn: sqlite3.Connection, name: str, today: date |
     for i, (row, identity) in enumerate(zip(plan.rows, plan.identities)):
         box = tuple(int(v) for v in json.loads(row["box"]))
         where = where_in_photo(box, width, height) if width and height else "somewhere in the photo"
-        outcomes = tuple(ChannelOutcome(c, plan.decision[c][i][0] == SHOWN, _outcome_words(plan.decision[c][i], identity))
+        outcomes = tuple(ChannelOutcome(c, plan.decision[c][i][0] == SHOWN, _outcome_words(plan.decision[c][i], identity, plan.consents))
                          for c in channels)
         edit = plan.edits.get(row["idx"])
         edit_words = None
