@@ -76,7 +76,7 @@ def _pair_reason(a: str, b: str) -> str:
 
 def pair_in(reason: str | None) -> tuple[str, str] | None:
     """The two children of a "too close to call between a and b" reason, else None."""
-    head, _, tail = _PAIR.partition("{}")
+    head = _PAIR.partition("{}")[0]
     if not reason or not reason.startswith(head):
         return None
     first, sep, second = reason[len(head):].partition(" and ")
