@@ -483,6 +483,9 @@ class Processor:
         decision, renders, problem = self._decide_and_look(rgb, faces, identities, channels, today, seed)
         questions = questions_to_ask(identities, [f.width for f in faces], self.consents, channels, today,
                                      ask_from=self.settings.match_ask_from, min_face_px=self.settings.min_face_px)
+        # Held only to ask who someone is (the pictures themselves passed the second look): the manager is
+        # answering a question, not deciding whether the photo may go out, so its page ticks every channel.
+        held_only_to_ask = bool(questions) and problem is None
         if questions:
             problem = "; ".join(filter(None, (problem, question_words(questions, faces, width, height))))
         asked = {q.face: q.child_id for q in questions}
@@ -542,7 +545,7 @@ class Processor:
                 "source = ?, source_path = ?, seed = ?, templates_used = ? WHERE sha256 = ?",
                 (status, reason, width, height,
                  json.dumps({"stem": stem, "files": plan, "snapshot": str(snap.path), "source": snap.source.to_json(),
-                             "folder": folder}),
+                             "folder": folder, "held_only_to_ask": held_only_to_ask}),
                  name, source_path, str(seed), len(self.templates), sha))
         return results
 

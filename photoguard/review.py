@@ -118,6 +118,7 @@ class ReviewDetail:
     faces: tuple[ReviewFace, ...]
     edits: tuple[str, ...]               # the manager's changes so far, in words, oldest first
     problem: str | None                  # why it cannot be released (e.g. the original is gone), or None
+    held_only_to_ask: bool = False       # held only to ask who someone is: every channel is ticked to release
 
 
 @dataclass(frozen=True)
@@ -317,7 +318,8 @@ def review_detail(home: Home, conn: sqlite3.Connection, name: str, today: date |
     except ReviewError as exc:
         problem = str(exc)
     edits = tuple(_edit_words(e, plan.consents) for e in _live_edits(conn, item.sha256))
-    return ReviewDetail(item, width, height, channels, tuple(faces), edits, problem)
+    held_only_to_ask = bool(json.loads(plan.photo["plan"] or "{}").get("held_only_to_ask"))
+    return ReviewDetail(item, width, height, channels, tuple(faces), edits, problem, held_only_to_ask)
 
 
 def _question(row: sqlite3.Row, consents: dict[str, ChildConsent], channels: Sequence[str],
@@ -340,12 +342,15 @@ def _question(row: sqlite3.Row, consents: dict[str, ChildConsent], channels: Seq
 
 
 def _edit_words(edit: sqlite3.Row, consents: dict[str, ChildConsent]) -> str:
+    from .localtime import when_words
+
     number = edit["face_idx"] + 1
+    by = f"({edit['actor']}, {when_words(edit['at'])})"
     if edit["kind"] == "obscure":
-        return f"face {number}: obscure it ({edit['actor']}, {edit['at'][:16].replace('T', ' ')})"
+        return f"face {number}: obscure it {by}"
     if edit["kind"] == "confirm":
-        return f"face {number}: it is {_who(edit['child_id'], consents)} ({edit['actor']}, {edit['at'][:16].replace('T', ' ')})"
-    return f"face {number}: an area marked to obscure ({edit['actor']}, {edit['at'][:16].replace('T', ' ')})"
+        return f"face {number}: it is {_who(edit['child_id'], consents)} {by}"
+    return f"face {number}: an area marked to obscure {by}"
 
 
 # --- the manager's changes ---------------------------------------------------------------------------
@@ -399,8 +404,9 @@ def confirm_face(home: Home, conn: sqlite3.Connection, name: str, face: int, chi
         _record_edit(conn, item, actor, "confirm", row["idx"], child_id)
     _refresh_copy(home, conn, item)
     allowed = [c for c in home.settings.channels if may_show(consents[child_id], c, today).allowed]
-    where = ", ".join(allowed) if allowed else "no channel (no consent today)"
-    return f"{item.name}: face {face} is {_who(child_id, consents)}; shown on {where}, obscured elsewhere"
+    where = ", ".join(c.capitalize() for c in allowed) if allowed else "no channel (no consent today)"
+    rest = ", obscured elsewhere" if allowed and len(allowed) < len(home.settings.channels) else ""
+    return f"{item.name}: face {face} is {_who(child_id, consents)}; shown on {where}{rest}"
 
 
 def add_box(home: Home, conn: sqlite3.Connection, name: str, box: Sequence[int], *, actor: str = WEB_ACTOR) -> str:

@@ -92,8 +92,11 @@ def test_the_manager_says_who_they_are_and_the_release_shows_each_where_consent_
     assert f"PhotoGuard asks: is this Ada? To answer: photoguard review confirm paint {numbers['ada']} ada" in shown.output
     assert f"photoguard review confirm paint {numbers['grace']} grace" in shown.output
 
-    for child in ("ada", "grace"):
-        confirm_face(home, processor.conn, "paint", numbers[child], child, actor="test")
+    said = [confirm_face(home, processor.conn, "paint", numbers[child], child, actor="test") for child in ("ada", "grace")]
+    assert said[0].endswith("is Ada; shown on Facebook, Instagram, Twitter")             # shown everywhere
+    assert said[1].endswith("is Grace; shown on Facebook, obscured elsewhere")
+    changes = review_detail(home, processor.conn, "paint").edits
+    assert changes[0] == f"face {numbers['ada']}: it is Ada (test, today {changes[0][-6:-1]})", changes
     release(home, processor.conn, "paint", processor=processor)
 
     def face(channel: str, child: str) -> np.ndarray:

@@ -144,7 +144,7 @@ def test_confirmed_child_shown_only_where_her_consent_allows_each_channel(home, 
     detail = review_detail(home, conn, "held")
     number = next(f.number for f in detail.faces if f.kind == "second look")
     message = confirm_face(home, conn, "held", number, "grace", actor="manager")
-    assert "shown on facebook, obscured elsewhere" in message
+    assert "shown on Facebook, obscured elsewhere" in message
     grace = review_detail(home, conn, "held").faces[number - 1]
     assert grace.who == "Grace" and grace.reason == "you confirmed it is Grace, middle right"
     assert {c.channel: c.shown for c in grace.channels} == {"facebook": True, "instagram": False, "twitter": False}
@@ -307,7 +307,7 @@ def test_cli_show_confirm_release_undo(home, conn):
     assert "recognised as Ada, middle left" in out.output and "instagram: obscured (not recognised" in out.output
     number = next(f.number for f in review_detail(home, conn, "held").faces if f.kind == "second look")
     out = runner.invoke(main, ["review", "confirm", "held", str(number), "grace", *args])
-    assert out.exit_code == 0 and "shown on facebook" in out.output
+    assert out.exit_code == 0 and "shown on Facebook" in out.output
     out = runner.invoke(main, ["review", "obscure", "held", "7", *args])
     assert out.exit_code != 0 and "no face 7" in out.output and "Traceback" not in out.output
     preview = home.root / "preview.jpg"

@@ -154,6 +154,8 @@ def test_2_review_draw_a_box_and_release_to_one_channel(page, server, shots):
     assert "will be obscured on every channel" in page.inner_text("main")
     assert page.locator("svg#photo g.drawn rect").count() == 1
     check_page(page, shots, "06-after-drawing-a-box")
+    # Held by the second look: the manager decides where it goes, nothing is ticked for her.
+    assert page.locator("input[name=channel]:checked").count() == 0
     page.check("input[name=channel][value=facebook]")
     page.keyboard.press("r")
     page.wait_for_url("**/review")
@@ -278,4 +280,14 @@ def test_5_is_this_ada_the_manager_answers_the_question_photoguard_asks(page, se
     face = page.locator(f"#face-{numbers['ada']}")
     assert "You confirmed it is Ada" in face.inner_text()
     assert "Facebook: shown" in face.inner_text()
+    # Held only to ask: every channel is ticked, so answering and pressing R is all it takes.
+    assert page.locator("input[name=channel]:checked").count() == 3
+    assert "held this photo only to ask who is in it" in page.inner_text("main")
     check_page(page, shots, "14-ada-confirmed")
+    page.keyboard.press("r")
+    page.wait_for_url("**/review")
+    assert "released to Facebook, Instagram, Twitter" in page.inner_text("main")
+    a = boxes["ada"]
+    for channel in ("facebook", "instagram", "twitter"):
+        published = web.home.outbox_for(channel) / "sandpit.jpg"
+        assert np.abs(pixels(published, a) - rgb.astype(np.int16)[a[1]:a[3], a[0]:a[2]]).mean() < 6   # Ada shown

@@ -172,7 +172,7 @@ def test_review_changes_preview_and_undo(client, web):
     # Confirm face 2 as Grace: the consent rule decides (Facebook only).
     post(client, f"/review/{sha}/confirm", {"face": "2", "child": "grace"})
     page = client.get(f"/review/{sha}").text
-    assert "face 2 is Grace; shown on facebook, obscured elsewhere" in page
+    assert "face 2 is Grace; shown on Facebook, obscured elsewhere" in page
     assert "Face 2: Grace" in page and "You confirmed it is Grace" in page
     # Obscure face 1 (Ada), then take it back.
     post(client, f"/review/{sha}/obscure", {"face": "1"})
