@@ -310,6 +310,8 @@ def review_detail(home: Home, conn: sqlite3.Connection, name: str, today: date |
         if edit is None and identity.child_id is None and identity.reason != UNCONFIRMED:
             question, asked, asked_words = _question(row, plan.consents, channels, today)
             words = asked_words or words
+            if question is not None:
+                outcomes = tuple(ChannelOutcome(o.channel, o.shown, "until you say who it is") for o in outcomes)
         faces.append(ReviewFace(i + 1, box, _kind(row), identity.child_id, who, where, f"{words}, {where}",
                                 outcomes, edit_words, question, asked))
     try:

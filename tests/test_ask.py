@@ -151,8 +151,20 @@ def test_a_face_as_alike_to_two_children_asks_which_with_neither_chosen(tmp_path
     face = {f.number: f for f in review_detail(home, processor.conn, "twins").faces}[number]
     assert face.question == "is this Ada or Eve?" and face.asked_about is None
     assert "looks as much like Ada as like Eve" in face.reason
-    assert all(not o.shown and o.why == "not recognised: as alike to Ada as to Eve" for o in face.channels)
+    assert all(not o.shown and o.why == "until you say who it is" for o in face.channels)
     processor.conn.close()
+
+
+def test_the_engine_reason_for_two_alike_children_names_them():
+    from photoguard.consent import ChildConsent
+    from photoguard.identify import _pair_reason, pair_in
+    from photoguard.review import _reason_words
+
+    consents = {c: ChildConsent(c, c.capitalize(), True, {"facebook": True}) for c in ("ada", "eve")}
+    assert pair_in(_pair_reason("eve", "ada")) == ("ada", "eve")
+    assert pair_in("no enrolled child close enough") is None
+    assert _reason_words(_pair_reason("eve", "ada"), consents) == "as alike to Ada as to Eve"
+    assert _reason_words("no enrolled child close enough", consents) == "not close enough to any enrolled child"
 
 
 def test_no_question_about_a_child_taken_off_the_roster_and_no_one_chosen_in_her_place(enrolled, tmp_path):
