@@ -215,3 +215,19 @@ def test_reprocess_with_asking_on_puts_the_question_for_a_photo_already_cleared(
     assert interrupted(processor.conn) == []
     assert [r.outcome for r in reprocess(processor, select_photos(processor.conn, ["blocks.jpg"]))] == ["skipped"]
     processor.conn.close()
+
+
+def test_after_an_undone_release_a_taken_back_answer_is_not_asked_again(enrolled, tmp_path):
+    from photoguard.review import undo_edit, undo_last
+
+    home, processor, result, rgb, boxes = process_strictly(enrolled, tmp_path / "home", "slide.jpg", 36, ask_from=0.3)
+    number = face_numbers(processor.conn, result.sha256, boxes)["ada"]
+    confirm_face(home, processor.conn, "slide", number, "ada", actor="test")
+    release(home, processor.conn, "slide", ["facebook"], actor="test", processor=processor)
+    undo_last(home, processor.conn, actor="test")
+    undo_edit(home, processor.conn, "slide", actor="test")
+    # The manager took back who it is: the face says so, stays obscured, and is not asked about again.
+    face = {f.number: f for f in review_detail(home, processor.conn, "slide").faces}[number]
+    assert face.question is None and face.asked_about is None
+    assert face.reason.startswith("you took back who it is") and not any(o.shown for o in face.channels)
+    processor.conn.close()
