@@ -170,36 +170,28 @@ def encode_all(folder: Path, facenet_path: Path | None = None) -> dict[str, list
     return out
 
 
-def mean_of_views(encoded: dict[str, list[EncodedPhoto]]) -> list[EncodedPhoto]:
-    """Each face encoded as the normalised mean of its encodings under every variant."""
-    out = []
-    for same in zip(*encoded.values()):
-        encs = []
-        for i in range(len(same[0].encodings)):
-            vs = [p.encodings[i] for p in same]
-            if any(v is None for v in vs):
-                encs.append(None)
-                continue
-            m = np.mean([v / np.linalg.norm(v) for v in vs], axis=0)
-            encs.append(m / np.linalg.norm(m))
-        out.append(dataclasses.replace(same[0], encodings=encs))
-    return out
-
-
-def summed(parts: list[list[EncodedPhoto]], shares: list[float]) -> list[EncodedPhoto]:
-    """Each face as its normalised encodings concatenated, scaled by the square roots of ``shares``
-    (summing to 1): the cosine of two such vectors is the shares' weighted mean of the cosines."""
+def _per_face(parts: list[list[EncodedPhoto]], combine: Callable[[list[np.ndarray]], np.ndarray]) -> list[EncodedPhoto]:
+    """The same photos with each face's encodings (one per list in ``parts``, each normalised) combined
+    into one; a face missing from any part has none."""
     out = []
     for same in zip(*parts):
         encs = []
         for i in range(len(same[0].encodings)):
             vs = [p.encodings[i] for p in same]
-            if any(v is None for v in vs):
-                encs.append(None)
-                continue
-            encs.append(np.concatenate([np.sqrt(w) * v / np.linalg.norm(v) for w, v in zip(shares, vs)]))
+            encs.append(None if any(v is None for v in vs) else combine([v / np.linalg.norm(v) for v in vs]))
         out.append(dataclasses.replace(same[0], encodings=encs))
     return out
+
+
+def mean_of_views(encoded: dict[str, list[EncodedPhoto]]) -> list[EncodedPhoto]:
+    """Each face encoded as the normalised mean of its encodings under every variant."""
+    return _per_face(list(encoded.values()), lambda vs: (m := np.mean(vs, axis=0)) / np.linalg.norm(m))
+
+
+def summed(parts: list[list[EncodedPhoto]], shares: list[float]) -> list[EncodedPhoto]:
+    """Each face as its normalised encodings concatenated, scaled by the square roots of ``shares``
+    (summing to 1): the cosine of two such vectors is the shares' weighted mean of the cosines."""
+    return _per_face(parts, lambda vs: np.concatenate([np.sqrt(w) * v for w, v in zip(shares, vs)]))
 
 
 def at_false_rates(photos: list[EncodedPhoto], rates=(1e-4, 3e-4, 1e-3)) -> list[float]:
