@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
 
@@ -462,8 +463,41 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
 
     Example: photoguard process --home /srv/photoguard
     """
+    from .pipeline import DiskFull, collect, recheck_outbox, run_batch
+
+    with _processing(home_dir, "process", as_json, DiskFull) as (home, note, processor):
+        files = collect([Path(p) for p in paths] or [home.inbox])
+        if files and not processor.templates:
+            note("warning: no child is enrolled (no reference photos on file): every face in these photos will "
+                 "be obscured. Once children are enrolled, `photoguard reprocess --before-enrolment` processes "
+                 "them again")
+        if not files:
+            note(f"nothing to process in {home.inbox}")
+            for line in _takedowns_now(home):
+                note(line)
+            return
+        count = {"n": 0}
+
+        def show(result) -> None:
+            count["n"] += 1
+            _print_result(result, count["n"], len(files), as_json)
+
+        results = run_batch(processor, files, workers=workers if workers is not None else home.settings.worker_count,
+                            on_result=show)
+        # `enrol` may have changed a consent while photos decided before it were being published.
+        for change in recheck_outbox(processor):
+            note(change.describe())
+        for line in _takedowns_now(home):
+            note(line)
+    note(_done_line(r.status for r in results))
+
+
+@contextmanager
+def _processing(home_dir: str | None, command: str, as_json: bool, *errors: type[Exception]):
+    """The home, a ``note`` for messages (stderr with --json) and a processor, under the home's lock;
+    the errors a manager can act on (home busy, roster, model file, ``errors``) become plain messages."""
     from .lock import HomeBusy, hold_lock
-    from .pipeline import DiskFull, collect, open_processor, recheck_outbox, run_batch
+    from .pipeline import open_processor
     from .roster import RosterError
     from .sface import ModelFileError
 
@@ -471,36 +505,10 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
     note = lambda msg: click.echo(msg, err=as_json)  # noqa: E731
     _say_home(home, err=as_json)
     try:
-        with hold_lock(home, "photoguard process"):
-            processor = open_processor(home, note)
-            files = collect([Path(p) for p in paths] or [home.inbox])
-            if files and not processor.templates:
-                note("warning: no child is enrolled (no reference photos on file): every face in these photos will "
-                     "be obscured. Once children are enrolled, `photoguard reprocess --before-enrolment` processes "
-                     "them again")
-            if not files:
-                note(f"nothing to process in {home.inbox}")
-                for line in _takedowns_now(home):
-                    note(line)
-                return
-            count = {"n": 0}
-
-            def show(result) -> None:
-                count["n"] += 1
-                _print_result(result, count["n"], len(files), as_json)
-
-            results = run_batch(processor, files, workers=workers if workers is not None else home.settings.worker_count,
-                                on_result=show)
-            # `enrol` may have changed a consent while photos decided before it were being published.
-            for change in recheck_outbox(processor):
-                note(change.describe())
-            for line in _takedowns_now(home):
-                note(line)
-    except (HomeBusy, RosterError, ModelFileError) as exc:
+        with hold_lock(home, f"photoguard {command}"):
+            yield home, note, open_processor(home, note)
+    except (HomeBusy, RosterError, ModelFileError, *errors) as exc:
         raise click.ClickException(str(exc))
-    except DiskFull as exc:
-        raise click.ClickException(str(exc))
-    note(_done_line(r.status for r in results))
 
 
 def _done_line(outcomes) -> str:
@@ -530,30 +538,19 @@ def reprocess(home_dir: str | None, names: tuple[str, ...], since, child: str | 
 
     Example: photoguard reprocess --before-enrolment
     """
-    from .lock import HomeBusy, hold_lock
-    from .pipeline import open_processor
     from .reprocess import ReprocessError, interrupted, reprocess as run_reprocess, select_photos, to_json
-    from .roster import RosterError
-    from .sface import ModelFileError
 
     if not (names or since or child or before_enrolment):
         raise click.UsageError("say which photos: NAME..., --since DATE, --child ID or --before-enrolment")
-    home = get_home(home_dir)
-    note = lambda msg: click.echo(msg, err=as_json)  # noqa: E731
-    _say_home(home, err=as_json)
-    try:
-        with hold_lock(home, "photoguard reprocess"):
-            processor = open_processor(home, note)
-            if not processor.templates:
-                note("warning: no child is enrolled, so every face is obscured again; enrol the children first "
-                     "(put their reference photos in enrol/ and run `photoguard enrol`)")
-            photos = select_photos(processor.conn, names, since.date() if since else None, child, before_enrolment)
-            if not photos and not interrupted(processor.conn):
-                note("no processed photo matches; nothing to do")
-                return
-            redone = run_reprocess(processor, photos)
-    except (HomeBusy, RosterError, ModelFileError, ReprocessError) as exc:
-        raise click.ClickException(str(exc))
+    with _processing(home_dir, "reprocess", as_json, ReprocessError) as (home, note, processor):
+        if not processor.templates:
+            note("warning: no child is enrolled, so every face is obscured again; enrol the children first "
+                 "(put their reference photos in enrol/ and run `photoguard enrol`)")
+        photos = select_photos(processor.conn, names, since.date() if since else None, child, before_enrolment)
+        if not photos and not interrupted(processor.conn):
+            note("no processed photo matches; nothing to do")
+            return
+        redone = run_reprocess(processor, photos)
     for item in redone:
         click.echo(to_json(item)) if as_json else click.echo(f"{item.outcome:<8} {item.describe()}")
     note(_done_line(item.outcome for item in redone))
