@@ -538,11 +538,12 @@ def reprocess(home_dir: str | None, names: tuple[str, ...], since, child: str | 
 
     Example: photoguard reprocess --before-enrolment
     """
+    from .pipeline import DiskFull
     from .reprocess import ReprocessError, interrupted, reprocess as run_reprocess, select_photos, to_json
 
     if not (names or since or child or before_enrolment):
         raise click.UsageError("say which photos: NAME..., --since DATE, --child ID or --before-enrolment")
-    with _processing(home_dir, "reprocess", as_json, ReprocessError) as (home, note, processor):
+    with _processing(home_dir, "reprocess", as_json, ReprocessError, DiskFull) as (home, note, processor):
         if not processor.templates:
             note("warning: no child is enrolled, so every face is obscured again; enrol the children first "
                  "(put their reference photos in enrol/ and run `photoguard enrol`)")

@@ -18,6 +18,7 @@ archived (never lost, never shown as decided before) and the next ``reprocess`` 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -31,8 +32,8 @@ from .db import transaction
 from .durable import display_name
 from .images import fsync_dir
 from .intake import Snapshot, Source
-from .outbox import COLLECTED, REPLACED, sweep
-from .pipeline import SHOWN, Processor, now_iso
+from .outbox import COLLECTED, REPLACED, _hash_if_there, sweep
+from .pipeline import _DISK_FULL, SHOWN, DiskFull, Processor, now_iso
 
 REPROCESSED = "reprocessed"
 STARTED = "reprocess_started"
@@ -146,26 +147,36 @@ def _one(processor: Processor, sha: str, today: date) -> Redo:
     started = time.monotonic()
 
     # 1. The old copies leave the outbox first, with a 'reprocess_started' event: the faces on file are
-    # then never rewritten while a copy that relies on them is still in the outbox. Interrupted after
-    # this, the photo is still archived and `reprocess` finishes it at its next run (``interrupted``).
-    with transaction(conn):
-        replaced = []
-        for file in conn.execute("SELECT * FROM outbox_files WHERE photo_sha256 = ? AND ended IS NULL", (sha,)):
-            path = where.get(file["id"]) or home.root / (file["seen_path"] or file["path"])
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                # Taken in the moment since the look above: out in the world, so it stays on the
-                # take-down list's watch.
+    # then never rewritten while a copy that relies on them is still in the outbox. Recorded (committed)
+    # before anything is deleted: a run killed in between is listed by ``interrupted`` and the next run
+    # deletes what is left. Only our own bytes are deleted, and a copy taken meanwhile stops the photo.
+    live = conn.execute("SELECT * FROM outbox_files WHERE photo_sha256 = ? AND ended IS NULL", (sha,)).fetchall()
+    paths = {f["id"]: where.get(f["id"]) or home.root / (f["seen_path"] or f["path"]) for f in live}
+    held = {f["id"]: _hash_if_there(paths[f["id"]]) for f in live}
+    taken = [f for f in live if held[f["id"]] is None]
+    if taken:
+        # Taken in the moment since the look above: out in the world, so it stays on the take-down
+        # list's watch, and the photo is left as it is, like any photo with a collected copy.
+        with transaction(conn):
+            for f in taken:
                 conn.execute("UPDATE outbox_files SET ended = ?, ended_at = ? WHERE id = ? AND ended IS NULL",
-                             (COLLECTED, now_iso(), file["id"]))
-                continue
-            fsync_dir(path.parent)
+                             (COLLECTED, now_iso(), f["id"]))
+        return Redo(name, sha, "skipped", "a copy was taken from the outbox just now — "
+                    f"{', '.join(sorted(f['channel'] for f in taken))} — so it is not processed again")
+    changed = [f for f in live if f["file_sha256"] and held[f["id"]] != f["file_sha256"]]
+    if changed:
+        files = ", ".join(sorted(f"{f['channel']}/{paths[f['id']].name}" for f in changed))
+        return Redo(name, sha, "skipped", f"its copy in the outbox was changed by someone ({files}); PhotoGuard "
+                    "does not delete a file it did not make. Move that file out of the outbox (keep it if you "
+                    f"want it), then run `photoguard reprocess {name}` again")
+    replaced = [f"{f['channel']}/{paths[f['id']].name}" for f in live]
+    with transaction(conn):
+        for f in live:
             conn.execute("UPDATE outbox_files SET ended = ?, ended_at = ? WHERE id = ? AND ended IS NULL",
-                         (REPLACED, now_iso(), file["id"]))
-            replaced.append(f"{file['channel']}/{path.name}")
+                         (REPLACED, now_iso(), f["id"]))
         conn.execute("UPDATE outputs SET removed_at = ? WHERE photo_sha256 = ? AND removed_at IS NULL", (now_iso(), sha))
         _event(conn, STARTED, sha, f"{name}: taken out of the outbox to be made again: {', '.join(replaced) or 'none'}")
+    _delete_replaced(conn, home, sha)
 
     # 2. Decided again by the pipeline from the archived original, linked (not copied) into staging as the
     # snapshot: archiving it again afterwards finds the same file already in place.
@@ -182,6 +193,14 @@ def _one(processor: Processor, sha: str, today: date) -> Redo:
     dropped = (json.loads(row["plan"] or "{}").get("folder") or ".", row["source_path"] or name)
     try:
         prepared = processor._decide_and_stage(snap, name, sha, today, dropped)
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            raise
+        # Every further photo would lose its outbox copies the same way: stop here (this one is finished
+        # by the next run, its original still archived).
+        processor._clear_staging(sha)
+        raise DiskFull(errno.ENOSPC, f"no space left on the disk of {home.root} while making {name} again; "
+                       "free some space and run `photoguard reprocess` again (it finishes this photo first)") from exc
     except Exception as exc:  # noqa: BLE001 — the original stays archived; the next reprocess tries again
         prepared = f"{type(exc).__name__}: {exc}"
     if isinstance(prepared, str):
@@ -190,7 +209,13 @@ def _one(processor: Processor, sha: str, today: date) -> Redo:
                     f"and the original stays archived — run `photoguard reprocess {name}` again")
 
     # 3. Published like any photo: the outbox (or review), the audit, the journal.
-    result = processor._finish_publishing(archived, sha, started, prepared)
+    try:
+        result = processor._finish_publishing(archived, sha, started, prepared)
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            raise
+        raise DiskFull(errno.ENOSPC, f"no space left on the disk of {home.root} while publishing {name}; free "
+                       "some space and run PhotoGuard again (it finishes publishing this photo first)") from exc
     after = _shown_words(conn, sha, processor.settings.channels)
     if result.status == "review":
         detail = f"now held for review ({result.reason}); its outbox copies were taken out"
@@ -200,6 +225,16 @@ def _one(processor: Processor, sha: str, today: date) -> Redo:
         _event(conn, REPROCESSED, sha, f"{name}: before: {before}; after: {after}; "
                f"replaced {', '.join(replaced) or 'no outbox copy'}")
     return Redo(name, sha, result.status, detail)
+
+
+def _delete_replaced(conn: sqlite3.Connection, home, sha: str) -> None:
+    """Delete every copy of the photo recorded as replaced that is still in the outbox with the very bytes
+    PhotoGuard made (a file changed or put there by someone else is left)."""
+    for f in conn.execute("SELECT * FROM outbox_files WHERE photo_sha256 = ? AND ended = ?", (sha, REPLACED)):
+        path = home.root / (f["seen_path"] or f["path"])
+        if f["file_sha256"] and _hash_if_there(path) == f["file_sha256"]:
+            path.unlink(missing_ok=True)
+            fsync_dir(path.parent)
 
 
 def _event(conn: sqlite3.Connection, kind: str, sha: str, detail: str) -> None:
