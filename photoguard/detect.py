@@ -181,20 +181,28 @@ class CenterFace:
         return self.run_blob(blob, threshold)[0]
 
     def near(self, rgb: np.ndarray, box: tuple[int, int, int, int], threshold: float, *, face_px: int,
-             span: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             span: float, turns: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Like ``run``, on a square crop around ``box`` (``span`` times its size, outside the photo black),
-        scaled so a face of the box's size is about ``face_px`` wide (at most 4x); results in photo pixels."""
+        scaled so a face of the box's size is about ``face_px`` wide (at most 4x) and turned by ``turns``
+        quarter turns (as ``np.rot90``; the photo itself is never turned); results in photo pixels."""
         size = max(box[2] - box[0], box[3] - box[1], 8)
         zoom = min(4.0, face_px / size)
         side = span * size
-        x0, y0 = (box[0] + box[2]) / 2 - side / 2, (box[1] + box[3]) / 2 - side / 2
+        h, w = rgb.shape[:2]
+        turn = turn_matrix(turns, w, h)
+        cx, cy, _ = turn @ [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, 1]
+        x0, y0 = cx - side / 2, cy - side / 2
         out = max(32, -(-int(side * zoom) // 32) * 32)
-        m = np.array([[zoom, 0, -x0 * zoom], [0, zoom, -y0 * zoom]], np.float32)
-        crop = cv2.warpAffine(np.ascontiguousarray(rgb), m, (out, out),
+        to_crop = np.array([[zoom, 0, -x0 * zoom], [0, zoom, -y0 * zoom], [0, 0, 1]]) @ turn
+        crop = cv2.warpAffine(np.ascontiguousarray(rgb), to_crop[:2].astype(np.float32), (out, out),
                               flags=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         boxes, scores, marks = self.run(crop, threshold)
-        return boxes / zoom + [x0, y0, x0, y0], scores, marks / zoom + np.tile([x0, y0], 5)
+        back = np.linalg.inv(to_crop)[:2]
+        a = np.c_[boxes[:, :2], np.ones(len(boxes))] @ back.T
+        b = np.c_[boxes[:, 2:], np.ones(len(boxes))] @ back.T
+        points = np.c_[marks.reshape(-1, 2), np.ones(len(marks) * 5)] @ back.T
+        return np.c_[np.minimum(a, b), np.maximum(a, b)], scores, points.reshape(-1, 10)
 
     def run_blob(self, blob: np.ndarray, threshold: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Like ``run`` for a float32 batch (N, 3, H, W) of RGB 0..255, H and W multiples of 32."""

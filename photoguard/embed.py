@@ -42,6 +42,18 @@ def plausible(landmarks: Landmarks | None, box: tuple[int, int, int, int]) -> bo
     return bool(inside.all()) and float(np.linalg.norm(pts[0] - pts[1])) >= 0.1 * max(w, h)
 
 
+def upright_turns(landmarks: Landmarks) -> int:
+    """The quarter turns (as ``np.rot90``) that make the face upright: 0 while the eyes are above the mouth
+    within 45°, 1 when the top of the head points right, 2 upside down, 3 pointing left."""
+    pts = np.asarray(landmarks, float)
+    up_x, up_y = (pts[0] + pts[1]) / 2 - (pts[3] + pts[4]) / 2   # mouth -> eyes
+    if -up_y >= abs(up_x):
+        return 0
+    if up_y >= abs(up_x):
+        return 2
+    return 1 if up_x > 0 else 3
+
+
 class FaceEncoder:
     """SFace (checked model file) and, for HOG-only boxes, a CenterFace for the landmarks; loaded once."""
 
@@ -50,11 +62,13 @@ class FaceEncoder:
         self.model = self.sface.model
         self._centerface: CenterFace | None = None
 
-    def _look_again(self, rgb: np.ndarray, box: tuple[int, int, int, int]) -> Landmarks | None:
-        """Landmarks of the best face CenterFace finds, centred in ``box``, on a close look around a box that has none."""
+    def _look_again(self, rgb: np.ndarray, box: tuple[int, int, int, int], turns: int = 0) -> Landmarks | None:
+        """Landmarks of the best face CenterFace finds, centred in ``box``, on a close look around it,
+        turned by ``turns`` quarter turns."""
         if self._centerface is None:
             self._centerface = CenterFace()
-        boxes, scores, marks = self._centerface.near(rgb, box, LOOK_AGAIN_THRESHOLD, face_px=LOOK_AGAIN_FACE, span=2)
+        boxes, scores, marks = self._centerface.near(rgb, box, LOOK_AGAIN_THRESHOLD, face_px=LOOK_AGAIN_FACE, span=2,
+                                                     turns=turns)
         cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
         inside = np.nonzero((cx >= box[0]) & (cx < box[2]) & (cy >= box[1]) & (cy < box[3]))[0]
         if len(inside) == 0:
@@ -63,10 +77,17 @@ class FaceEncoder:
         return tuple((float(mk[k]), float(mk[k + 1])) for k in range(0, 10, 2))
 
     def landmarks(self, rgb: np.ndarray, face: FaceBox) -> Landmarks | None:
-        if plausible(face.landmarks, face.box):
-            return face.landmarks
-        found = self._look_again(rgb, face.box)
-        return found if plausible(found, face.box) else None
+        marks = face.landmarks if plausible(face.landmarks, face.box) else None
+        turns = upright_turns(marks) if marks is not None else 0
+        if marks is not None and turns == 0:
+            return marks
+        # No landmarks, or those of a face lying on its side or upside down (a photo turned without an
+        # orientation tag, a child lying on the mat): the upright search describes such a face poorly,
+        # so look again with the face turned upright.
+        found = self._look_again(rgb, face.box, turns)
+        if plausible(found, face.box):
+            return found
+        return marks
 
     def chip(self, rgb: np.ndarray, face: FaceBox, landmarks: Landmarks) -> np.ndarray:
         """The aligned 112x112 RGB chip; big faces are first shrunk with area averaging."""
