@@ -32,7 +32,7 @@ from .db import transaction
 from .durable import display_name
 from .images import fsync_dir
 from .intake import Snapshot, Source
-from .outbox import COLLECTED, REPLACED, _hash_if_there, sweep
+from .outbox import COLLECTED, REPLACED, _event, _hash_if_there, sweep
 from .pipeline import _DISK_FULL, SHOWN, DiskFull, Processor, now_iso
 
 REPROCESSED = "reprocessed"
@@ -235,10 +235,6 @@ def _delete_replaced(conn: sqlite3.Connection, home, sha: str) -> None:
         if f["file_sha256"] and _hash_if_there(path) == f["file_sha256"]:
             path.unlink(missing_ok=True)
             fsync_dir(path.parent)
-
-
-def _event(conn: sqlite3.Connection, kind: str, sha: str, detail: str) -> None:
-    conn.execute("INSERT INTO events (at, kind, photo_sha256, detail) VALUES (?,?,?,?)", (now_iso(), kind, sha, detail))
 
 
 def interrupted(conn: sqlite3.Connection) -> list[sqlite3.Row]:
