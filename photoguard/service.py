@@ -147,7 +147,7 @@ def find_executable(given: str | Path | None = None) -> Path:
 
 
 SYSTEM_INSTALL = ("sudo env UV_TOOL_DIR=/opt/photoguard UV_TOOL_BIN_DIR=/usr/local/bin uv tool install . "
-                  "--python /usr/bin/python3 --overrides deploy/overrides.txt")
+                  "--python /usr/bin/python3 --constraints deploy/constraints.txt --overrides deploy/overrides.txt")
 
 
 def program_files(path: Path) -> list[Path]:

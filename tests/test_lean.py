@@ -47,3 +47,40 @@ print(" ".join(sorted(n for n in sys.modules if n.split(".")[0] in {NOT_AT_RUN_T
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == ""
+
+
+def _locked_runtime() -> tuple[set[tuple[str, str]], set[str]]:
+    """(name, version) of every package in uv.lock, and the names PhotoGuard needs at run time."""
+    lock = tomllib.loads((REPO / "uv.lock").read_text())
+    packages = lock["package"]
+    pinned = {(p["name"], p["version"]) for p in packages if p["name"] != "photoguard"}
+    other_systems = ("win32", "Windows", "darwin")  # uv export leaves these out on Linux
+    deps = {p["name"]: {d["name"] for d in p.get("dependencies", [])
+                        if not any(s in d.get("marker", "") for s in other_systems)} for p in packages}
+    needed: set[str] = set()
+    todo = list(deps["photoguard"])
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo += deps.get(name, ())
+    return pinned, needed
+
+
+def test_tool_install_constraints_are_the_locked_versions():
+    """The README's tool install gets exactly the versions the tests ran on (issue: it installed a newer
+    OpenCV than the lock's)."""
+    lines = (REPO / "deploy" / "constraints.txt").read_text().splitlines()
+    pins = set()
+    for line in lines:
+        requirement = line.split(";")[0].strip()
+        if requirement and not requirement.startswith("#"):
+            name, _, version = requirement.partition("==")
+            assert version, f"deploy/constraints.txt: {line!r} is not pinned to one version"
+            pins.add((name.strip(), version.strip()))
+    pinned, needed = _locked_runtime()
+    assert pins <= pinned, f"not what uv.lock has: {sorted(pins - pinned)}"
+    assert needed <= {name for name, _ in pins}, f"missing: {sorted(needed - {n for n, _ in pins})}"
+    readme = (REPO / "README.md").read_text()
+    assert "--constraints deploy/constraints.txt --overrides deploy/overrides.txt" in readme
+    assert "tool install . --overrides" not in readme and "whl --overrides" not in readme
