@@ -54,7 +54,8 @@ def _locked_runtime() -> tuple[set[tuple[str, str]], set[str]]:
     lock = tomllib.loads((REPO / "uv.lock").read_text())
     packages = lock["package"]
     pinned = {(p["name"], p["version"]) for p in packages if p["name"] != "photoguard"}
-    other_systems = ("win32", "Windows", "darwin")  # uv export leaves these out on Linux
+    # uv export leaves out what other systems need, and what an override made impossible
+    other_systems = ("win32", "Windows", "darwin", "never", "< '0'")
     deps = {p["name"]: {d["name"] for d in p.get("dependencies", [])
                         if not any(s in d.get("marker", "") for s in other_systems)} for p in packages}
     needed: set[str] = set()
