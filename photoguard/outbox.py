@@ -33,7 +33,7 @@ import numpy as np
 from .consent import may_show
 from .db import transaction
 from .detect import FaceBox
-from .home import Home
+from .home import OUTBOX_FILE, Home
 from .images import encode_stripped_jpeg, fsync_dir, load_image, sha256_file
 from .pipeline import SHOWN, now_iso
 
@@ -566,7 +566,8 @@ class _OutboxFix:
         # A file of its own for this channel, written beside the old one and put in its place (an editor
         # may have renamed it: the new copy takes the name it has now).
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OUTBOX_FILE)
+        os.fchmod(fd, OUTBOX_FILE)   # whatever the umask, as every other outbox copy
         try:
             with open(fd, "wb") as fh:
                 fh.write(data)

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import stat
 from datetime import date
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from PIL import Image, ImageDraw
 
 from facekit import jpeg_bytes
 from photoguard.cli import main
+from photoguard.home import OUTBOX_FILE
 from photoguard.outbox import (OutboxError, list_outbox, mark_posted, mark_taken_down, outbox_photo,
                                recheck_outbox, sweep, takedown_list)
 from photoguard.roster import sync_roster
@@ -88,6 +90,7 @@ def test_renamed_and_edited_outbox_files_are_remade_when_consent_goes(home, proc
     assert not out["facebook"].exists()                          # re-made where it is now, not where it was
     for path in (renamed, out["instagram"], out["twitter"]):
         assert diff(region(path, a), crop(rgb, a)) > 15          # Ada obscured everywhere
+        assert stat.S_IMODE(os.stat(path).st_mode) == OUTBOX_FILE  # re-made with the outbox's mode (was 0644)
     assert os.stat(out["instagram"]).st_ino != ino_ig
     assert len({os.stat(p).st_ino for p in (renamed, out["instagram"], out["twitter"])}) == 3
     assert takedown_list(processor.conn) == []                  # nothing had left the outbox
