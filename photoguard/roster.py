@@ -12,8 +12,10 @@ Fail closed throughout: a row that cannot be read, a duplicated id, an unreadabl
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import os
 import re
 import sqlite3
 import time
@@ -40,6 +42,8 @@ ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_
 YES = {"yes", "y", "true", "1"}
 NO = {"no", "n", "false", "0", ""}
 IGNORED_FILES = {"thumbs.db", "desktop.ini"}
+LINKED_PHOTO = ("a link to a file elsewhere, not a photo in the folder: copy the photo itself into the "
+                "child's folder and delete the link")
 MIN_GOOD_PHOTOS = 3
 # In a reference photo, another face at least this fraction of the largest face's width is a rival.
 RIVAL_FACE_RATIO = 0.4
@@ -462,10 +466,24 @@ def child_folder(enrol: Path, child_id: str) -> Path:
 
 
 def _photo_files(folder: Path) -> list[Path]:
+    """The files in a child's folder, links to files included (so that they are listed and refused)."""
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.name.lower() not in IGNORED_FILES)
+                  if (p.is_file() or (p.is_symlink() and not p.is_dir()))
+                  and not p.name.startswith(".") and p.name.lower() not in IGNORED_FILES)
+
+
+def _is_link(path: Path) -> bool:
+    """``path`` or its child folder is a symbolic link: it may lead anywhere on the computer."""
+    return path.is_symlink() or path.parent.is_symlink()
+
+
+def _fingerprint(path: Path) -> str:
+    """The photo's sha256; for a link, of where it points (a link's target is never read)."""
+    if _is_link(path):
+        return hashlib.sha256(b"link:" + os.fsencode(os.readlink(path) if path.is_symlink() else path)).hexdigest()
+    return sha256_file(path)
 
 
 def sharpness(rgb: np.ndarray, box: tuple[int, int, int, int]) -> float:
@@ -519,6 +537,8 @@ def check_photo(path: Path, detector: FaceDetector, min_face_px: int,
     from .identify import encode_faces
     from .images import ImageError, load_image
 
+    if _is_link(path):
+        return None, LINKED_PHOTO
     if path.suffix.lower() not in PHOTO_SUFFIXES:
         return None, "not a JPEG, PNG or HEIC photo: remove it from the folder"
     try:
@@ -630,7 +650,7 @@ def sync_roster(
     todo: list[tuple[str, Path, str, str, bool]] = []
     unchanged = 0
     for cid in sorted(allowed):
-        listing = [(p, p.relative_to(home.enrol).as_posix(), sha256_file(p)) for p in _photo_files(child_folder(home.enrol, cid))]
+        listing = [(p, p.relative_to(home.enrol).as_posix(), _fingerprint(p)) for p in _photo_files(child_folder(home.enrol, cid))]
         files[cid] = listing
         current = {rel: sha for _, rel, sha in listing}
         shas = set(current.values())
@@ -661,7 +681,7 @@ def sync_roster(
             progress(i, len(todo), rel)
         exists = conn.execute("SELECT 1 FROM templates WHERE child_id = ? AND photo_sha256 = ?", (cid, sha)).fetchone()
         encoding, reason = None, None
-        if not exists:   # the same picture twice in one folder is encoded once
+        if not exists or _is_link(path):   # the same picture twice in one folder is encoded once
             if detector is None:
                 from .detect import FaceDetector
 

@@ -390,3 +390,23 @@ def test_home_enrolled_with_old_dlib_templates_is_encoded_again_at_the_next_sync
     again = sync(h, conn, detector)
     assert again.photos_checked == 0 and again.templates_erased == 0
     conn.close()
+
+
+def test_a_link_to_a_photo_elsewhere_is_not_a_reference(home, detector, tmp_path):
+    """A symbolic link in enrol/<id>/ (to a file anywhere on the computer, or a linked folder) is refused
+    with words that say what to do: only photos put in the child's folder are the child's references."""
+    h, conn = home
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    jpeg(outside / "bob-portrait.jpg", face_patch("hopper", 130, context=0.5).rgb)
+    (h.enrol / "amy" / "linked.jpg").symlink_to(outside / "bob-portrait.jpg")
+    (h.enrol / "bob" / "more").symlink_to(outside, target_is_directory=True)
+
+    result = sync(h, conn, detector)
+
+    amy = {s.child_id: s for s in result.children}["amy"]
+    reasons = {p.path: p.reason for p in amy.rejected}
+    assert "amy/linked.jpg" in reasons and "link" in reasons["amy/linked.jpg"]
+    assert "copy the photo itself" in reasons["amy/linked.jpg"]
+    assert amy.templates == 3
+    assert sorted(t.child_id for t in load_templates(conn)) == ["amy"] * 3 + ["bob"] * 2
