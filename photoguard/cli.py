@@ -977,6 +977,7 @@ def status_lines(st, *, settings_problem: str | None = None, early: int = 0,
                  unfinished: Sequence[str] = ()) -> list[str]:
     """``photoguard status`` in words: calm for every normal state (nothing that reads like a crash)."""
     from .localtime import when_words
+    from .watch import not_taken_words
 
     lines = []
     if st.watcher_pid is None:
@@ -994,6 +995,8 @@ def status_lines(st, *, settings_problem: str | None = None, early: int = 0,
     else:
         lines.append("watcher: another PhotoGuard command is using this home just now (it finishes by itself)")
     lines.append(f"inbox: {st.inbox_waiting} file(s) waiting")
+    if st.inbox_not_taken:
+        lines.append(f"inbox: {not_taken_words(st.inbox_not_taken)}")
     if early:
         lines.append(f"{early} photo(s) were processed before any child was enrolled, so every face in them is "
                      "obscured: run `photoguard reprocess --before-enrolment` to process them again with today's roster")

@@ -44,8 +44,9 @@ def safe_name(name: str, limit: int = MAX_NAME_BYTES) -> str:
     begin alike stay apart.
     """
     text = display_name(name).replace("/", "_").strip() or "photo"
-    if text in (".", ".."):
-        text = "photo"
+    visible = text.lstrip(".")
+    if visible != text:   # a name PhotoGuard writes is never hidden: ".party.jpg" -> "party.jpg", "..jpg" -> "photo.jpg"
+        text = visible if "." in visible else f"photo.{visible}" if visible else "photo"
     raw = text.encode("utf-8")
     if len(raw) <= limit:
         return text

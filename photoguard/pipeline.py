@@ -37,7 +37,7 @@ from .durable import (_link_or_copy, _linked_copy, _unique_name, _write_text_ato
 from .detect import FaceBox, FaceDetector, same_face
 from .home import Home
 from .identify import FaceEncoder, Identity, Template, default_encoder, encode_faces, match_faces
-from .images import MAX_FILE_BYTES, ImageError, fsync_dir, load_image, save_stripped_jpeg, sha256_file
+from .images import MAX_FILE_BYTES, PHOTO_SUFFIXES, ImageError, fsync_dir, load_image, save_stripped_jpeg, sha256_file
 from .intake import (NotAPhotoFile, Snapshot, Source, StillChanging, hash_regular, is_inside, release_source,
                      take_snapshot)
 from .localtime import when_words
@@ -66,12 +66,27 @@ class DiskFull(OSError):
 
 
 def is_candidate(path: Path) -> bool:
-    """Whether a file in the inbox is something to process (not a partial copy or system file)."""
+    """Whether a file in the inbox is something to process (not a partial copy or system file).
+
+    A hidden name that ends like a photo (".party.jpg", "..jpg") is a photo like any other; other hidden
+    names are copies still being written (".IMG_1.jpg.Xb3k9" from rsync) or system files, as are a Mac's
+    "._IMG_1.jpg" companions."""
     name = path.name
     lower = name.lower()
-    if name.startswith(".") or name.startswith("~$") or lower in IGNORED_NAMES:
+    if name.startswith(("~$", "._")) or lower in IGNORED_NAMES or lower.endswith(IGNORED_SUFFIXES):
         return False
-    return not lower.endswith(IGNORED_SUFFIXES)
+    return not name.startswith(".") or "." + lower.lstrip(".").rsplit(".", 1)[-1] in PHOTO_SUFFIXES
+
+
+def not_taken(inbox: Path) -> list[str]:
+    """Files in the inbox PhotoGuard leaves alone (unfinished copies, a Mac's companion files), by their
+    path in the inbox, so that no file waits there unseen; system files like Thumbs.db are not listed."""
+    left = []
+    for root, dirs, files in os.walk(inbox):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))   # as collect: hidden folders are not the staff's
+        left += [(Path(root) / f).relative_to(inbox).as_posix() for f in sorted(files)
+                 if f.lower() not in IGNORED_NAMES and not is_candidate(Path(root) / f)]
+    return left
 
 
 def now_iso() -> str:

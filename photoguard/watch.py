@@ -34,10 +34,11 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -904,13 +905,14 @@ class WatchStatus:
     unfinished: list[tuple[str, str]]    # (source, state) of journal rows not done
     today: dict[str, int]                # cleared / review / failed / duplicate
     recent: list[Recent]
+    inbox_not_taken: list[str] = field(default_factory=list)   # files in inbox/ PhotoGuard leaves alone
 
 
 def watch_status(home: Home, recent: int = 10, today: date | None = None) -> WatchStatus:
     """What ``photoguard status`` shows; safe while the watcher runs (SQLite WAL, read only)."""
     from . import db
     from .lock import lock_holder
-    from .pipeline import collect
+    from .pipeline import collect, not_taken
 
     pid = lock_holder(home)
     watcher = None
@@ -951,7 +953,14 @@ def watch_status(home: Home, recent: int = 10, today: date | None = None) -> Wat
                 break
     finally:
         conn.close()
-    return WatchStatus(pid, watcher, len(collect([home.inbox])), unfinished, counts, items)
+    return WatchStatus(pid, watcher, len(collect([home.inbox])), unfinished, counts, items, not_taken(home.inbox))
+
+
+def not_taken_words(names: Sequence[str], show: int = 3) -> str:
+    """The inbox files PhotoGuard leaves alone, in words a manager can act on."""
+    listed = ", ".join(names[:show]) + (f" and {len(names) - show} more" if len(names) > show else "")
+    return (f"{len(names)} file(s) PhotoGuard does not take ({listed}): copies still being written, or a "
+            "computer's own files; delete them if nobody is copying photos in just now")
 
 
 def _recent(row) -> Recent:

@@ -262,3 +262,9 @@ def test_change_a_consent_from_the_child_page(client, web):
     data.update(expires="31/07/2027", fingerprint=fingerprint(client, "/children/ada/edit"))
     r = post(client, "/children/ada/edit", data)
     assert r.status_code == 400 and "YYYY-MM-DD" in r.text
+
+
+def test_dashboard_names_inbox_files_photoguard_does_not_take(client, web):
+    (web.home.inbox / "._IMG_0001.jpg").write_bytes(b"\0\5\26\7 Mac OS X companion")
+    text = client.get("/").text
+    assert "In the inbox too: 1 file(s) PhotoGuard does not take (._IMG_0001.jpg)" in text

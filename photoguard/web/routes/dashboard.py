@@ -12,7 +12,7 @@ from ...images import PHOTO_SUFFIXES
 from ...outbox import takedown_list
 from ...review import review_queue
 from ...roster import expiring
-from ...watch import watch_status
+from ...watch import not_taken_words, watch_status
 from ..app import database, page, state
 
 EXPIRING_DAYS = 30
@@ -49,7 +49,8 @@ async def dashboard(request: Request) -> Response:
         review_count = len(review_queue(home, conn))
     return page(request, "dashboard.html", running=running, watcher_words=words, status=st,
                 review_count=review_count, failed=failed_count(home), expiring=soon,
-                takedown=takedown, expiring_days=EXPIRING_DAYS)
+                takedown=takedown, expiring_days=EXPIRING_DAYS,
+                not_taken=not_taken_words(st.inbox_not_taken) if st.inbox_not_taken else None)
 
 
 routes = [Route("/", dashboard)]
