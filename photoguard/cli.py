@@ -980,6 +980,9 @@ def status_lines(st, *, settings_problem: str | None = None, early: int = 0,
     from .watch import not_taken_words
 
     lines = []
+    if st.disk_full:
+        lines.append("disk: full — PhotoGuard cannot take photos in or change anything until there is room. Free "
+                     "some space (e.g. posted photos in the outbox); photos wait in the inbox")
     if st.watcher_pid is None:
         lines.append("watcher: not running (start it with `photoguard watch`, or at boot with `photoguard service install`)")
     elif st.watcher is not None:
@@ -1028,7 +1031,7 @@ def _to_reprocess(home: Home) -> tuple[int, list[str]]:
     from . import db
     from .reprocess import before_enrolment_count, interrupted
 
-    conn = db.connect(home.database)
+    conn = db.connect(home.database, snapshot_when_full=True)
     try:
         return before_enrolment_count(conn), [r["source"] for r in interrupted(conn)]
     finally:
@@ -1040,7 +1043,7 @@ def _takedowns_now(home: Home) -> list[str]:
     from . import db
     from .outbox import takedown_list
 
-    conn = db.connect(home.database)
+    conn = db.connect(home.database, snapshot_when_full=True)
     try:
         items = takedown_list(conn, home=home)
     finally:

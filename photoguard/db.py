@@ -8,6 +8,7 @@ biometric templates.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -170,9 +171,41 @@ CREATE TABLE IF NOT EXISTS review_decisions (
 """
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) the database, owner-only, with deleted bytes overwritten."""
+class Snapshot(sqlite3.Connection):
+    """A read-only look at the database as it was last written whole, for when the disk is full: SQLite
+    cannot even open a WAL database for reading then (it needs room for its shared-memory file)."""
+
+
+# Below this much free space a database that cannot be opened is taken to be on a full disk.
+FULL_DISK_BYTES = 1 << 20
+
+
+def disk_is_full(folder: Path) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < FULL_DISK_BYTES
+
+
+def connect(path: Path, *, snapshot_when_full: bool = False) -> sqlite3.Connection:
+    """Open (creating if needed) the database, owner-only, with deleted bytes overwritten.
+
+    ``snapshot_when_full``: on a full disk, give a read-only ``Snapshot`` instead of failing (for pages and
+    ``status``, which must still say what is going on); a write through it fails."""
     path = Path(path)
+    try:
+        return _connect(path)
+    except sqlite3.OperationalError:
+        if not (snapshot_when_full and path.exists() and disk_is_full(path.parent)):
+            raise
+    conn = sqlite3.connect(f"{path.absolute().as_uri()}?immutable=1", uri=True, isolation_level=None,
+                           factory=Snapshot)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     fresh = not path.exists()
     if fresh:
@@ -181,19 +214,32 @@ def connect(path: Path) -> sqlite3.Connection:
         os.close(fd)
     os.chmod(path, 0o600)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA secure_delete = ON")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.executescript(SCHEMA)
-    _add_missing_columns(conn)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    try:
+        _set_up(conn)
+    except BaseException:
+        conn.close()
+        raise
     for suffix in ("-wal", "-shm"):
         side = path.with_name(path.name + suffix)
         if side.exists():
             os.chmod(side, 0o600)
     return conn
+
+
+def _set_up(conn: sqlite3.Connection) -> None:
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA secure_delete = ON")
+    # Only what is not so already is written: opening the database to read it writes nothing.
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+    if not set(re.findall(r"CREATE (?:TABLE|INDEX) IF NOT EXISTS (\w+)", SCHEMA)) <= have:
+        conn.executescript(SCHEMA)
+    _add_missing_columns(conn)
+    if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 # Columns added after a table first shipped: (table, column, declaration). A home made by an older

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .consent import may_show
+from . import db
 from .db import transaction
 from .detect import FaceBox
 from .home import OUTBOX_FILE, Home
@@ -426,7 +427,7 @@ def takedown_list(conn: sqlite3.Connection, child_id: str | None = None, *, home
     look are recorded collected first (see ``sweep``)."""
     from .roster import load_consents
 
-    if home is not None:
+    if home is not None and not isinstance(conn, db.Snapshot):   # a full disk: the list as last recorded
         sweep(home, conn)
     today = today or date.today()
     consents = load_consents(conn)

@@ -906,6 +906,7 @@ class WatchStatus:
     today: dict[str, int]                # cleared / review / failed / duplicate
     recent: list[Recent]
     inbox_not_taken: list[str] = field(default_factory=list)   # files in inbox/ PhotoGuard leaves alone
+    disk_full: bool = False              # the home's disk is full (then the rest is as last written whole)
 
 
 def watch_status(home: Home, recent: int = 10, today: date | None = None) -> WatchStatus:
@@ -924,7 +925,7 @@ def watch_status(home: Home, recent: int = 10, today: date | None = None) -> Wat
             watcher = None
         if watcher is not None and watcher.get("pid") != pid:
             watcher = None  # left by an earlier run; the lock is held by `process`
-    conn = db.connect(home.database)
+    conn = db.connect(home.database, snapshot_when_full=True)
     try:
         unfinished = [(r["source"], r["state"]) for r in conn.execute(
             "SELECT source, state FROM photos WHERE state != 'done' ORDER BY received_at")]
@@ -953,7 +954,8 @@ def watch_status(home: Home, recent: int = 10, today: date | None = None) -> Wat
                 break
     finally:
         conn.close()
-    return WatchStatus(pid, watcher, len(collect([home.inbox])), unfinished, counts, items, not_taken(home.inbox))
+    return WatchStatus(pid, watcher, len(collect([home.inbox])), unfinished, counts, items, not_taken(home.inbox),
+                       db.disk_is_full(home.root))
 
 
 def not_taken_words(names: Sequence[str], show: int = 3) -> str:

@@ -206,3 +206,38 @@ def test_serve_listens_on_this_computer_unless_told(tmp_path):
     assert "127.0.0.1:8470" in local and "localhost:8470" in local and "192.168.1.20:8470" not in local
     lan = allowed_hosts("192.168.1.20", 8470)
     assert "192.168.1.20:8470" in lan and "evil.example:8470" not in lan
+
+
+def test_odd_ids_are_not_found(client):
+    """'²' is a digit to Python but not a number to SQLite, and an id past SQLite's integers overflows:
+    both are simply not found (both answered 500)."""
+    for path in ("/outbox/file/²/download", "/outbox/file/99999999999999999999999/download",
+                 "/photo/outbox/²", "/photo/outbox/99999999999999999999999"):
+        assert client.get(path).status_code == 404, path
+    for path in ("/outbox/file/²/posted", "/takedown/99999999999999999999999/done"):
+        assert client.post(path, headers=ORIGIN).status_code in (303, 404), path
+
+
+def test_a_page_that_fails_is_logged_without_what_it_said(web, clock):
+    """The guard in front of every page writes a failure to web.log (the kind of error and where in the
+    code, never its message, which may name a child) and answers in words."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from photoguard.web.security import Guard, PinStore, Sessions, request_logger
+
+    def boom(request):
+        raise RuntimeError("Ada's photo could not be read")
+
+    sessions = Sessions(clock)
+    pins = PinStore(web.home, clock)
+    pins.set_pin(PIN, PIN)
+    token = sessions.start()
+    app = Starlette(routes=[Route("/boom", boom)])
+    app.add_middleware(Guard, hosts={"127.0.0.1:8470"}, pins=pins, sessions=sessions, log=request_logger(web.home))
+    client = TestClient(app, base_url=BASE, raise_server_exceptions=False, cookies={"photoguard_session": token})
+    r = client.get("/boom")
+    assert r.status_code == 500 and "Something went wrong on this page" in r.text and "Ada" not in r.text
+    log = (web.home.logs / "web.log").read_text()
+    assert "GET /boom failed: RuntimeError" in log and "in boom" in log
+    assert "Ada" not in log

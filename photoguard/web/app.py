@@ -55,11 +55,18 @@ def state(request: Request) -> WebState:
 
 @contextmanager
 def database(request: Request) -> Iterator[sqlite3.Connection]:
-    conn = db.connect(state(request).home.database)
+    conn = db.connect(state(request).home.database, snapshot_when_full=True)
     try:
         yield conn
     finally:
         conn.close()
+
+
+def record_id(text: str) -> int | None:
+    """A row id from a URL ("12"), or None for anything else ("²" is a digit to Python, not to SQLite)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
+    return int(text)
 
 
 def flash(request: Request, message: str) -> None:
@@ -117,5 +124,5 @@ def create_app(home: Home, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
     app = Starlette(routes=[*routes(), Mount("/static", StaticFiles(directory=HERE / "static"), name="static")])
     app.state.web = web
     app.add_middleware(Guard, hosts=allowed_hosts(host, port), pins=web.pins, sessions=web.sessions,
-                       log=request_logger(home))
+                       log=request_logger(home), disk_full=lambda: db.disk_is_full(home.root))
     return app

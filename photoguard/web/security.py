@@ -13,6 +13,7 @@ import logging
 import logging.handlers
 import os
 import secrets
+import traceback
 from collections.abc import Callable
 from urllib.parse import urlencode
 from dataclasses import dataclass
@@ -48,11 +49,15 @@ class PinError(Exception):
 def _write_private(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.chmod(path, 0o600)
 
 
@@ -61,6 +66,7 @@ class LoginAttempt:
     ok: bool
     message: str              # what to tell the manager
     wait_seconds: int = 0     # > 0: refused without checking, try again after this
+    unavailable: bool = False  # refused without checking: the try could not be written down
 
 
 class PinStore:
@@ -93,6 +99,13 @@ class PinStore:
         except (OSError, ValueError, KeyError, TypeError):
             return 0, 0.0
 
+    def _record(self, failures: int, last: float) -> bool:
+        try:
+            _write_private(self.tries_path, json.dumps({"failures": failures, "last": last}))
+            return True
+        except OSError:
+            return False
+
     def wait_seconds(self) -> int:
         failures, last = self._tries()
         if failures < FREE_TRIES:
@@ -104,19 +117,22 @@ class PinStore:
         wait = self.wait_seconds()
         if wait:
             return LoginAttempt(False, f"Too many wrong PINs. Wait {duration(wait)}, then try again.", wait)
+        # The try is written down as wrong before the PIN is looked at: no check without a record of it
+        # (on a full disk, guessing would otherwise be free), and a try cut short still counts.
+        failures, _ = self._tries()
+        if not self._record(failures + 1, self.clock()):
+            return LoginAttempt(False, "PhotoGuard cannot check a PIN just now: it could not write down this try "
+                                       "(is the computer's disk full?). Free some space, then try again.",
+                                unavailable=True)
         try:
             stored = json.loads(self.pin_path.read_text(encoding="utf-8"))
             digest = hashlib.scrypt(pin.encode("utf-8"), salt=bytes.fromhex(stored["salt"]), **stored["scrypt"])
             ok = hmac.compare_digest(digest.hex(), stored["hash"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise PinError(f"The PIN file {self.pin_path} cannot be read ({exc}). Delete it and set a new PIN.")
-        failures, _ = self._tries()
         if ok:
-            if failures:
-                _write_private(self.tries_path, json.dumps({"failures": 0, "last": 0}))
+            self._record(0, 0)   # if even this cannot be written, the try stays counted: the safe side
             return LoginAttempt(True, "")
-        failures += 1
-        _write_private(self.tries_path, json.dumps({"failures": failures, "last": self.clock()}))
         wait = self.wait_seconds()
         return LoginAttempt(False, "That PIN is not right." + (f" Wait {duration(wait)} before the next try." if wait else ""),
                             wait)
@@ -188,12 +204,13 @@ class Guard:
     """
 
     def __init__(self, app: ASGIApp, *, hosts: set[str], pins: PinStore, sessions: Sessions,
-                 log: logging.Logger) -> None:
+                 log: logging.Logger, disk_full: Callable[[], bool] = lambda: False) -> None:
         self.app = app
         self.hosts = hosts
         self.pins = pins
         self.sessions = sessions
         self.log = log
+        self.disk_full = disk_full
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -228,10 +245,27 @@ class Guard:
             elif not self.sessions.touch(token):
                 target = path if method in SAFE_METHODS and path.startswith("/") and not path.startswith("//") else "/"
                 refusal = RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
-        if refusal is not None:
-            await refusal(scope, receive, send_with_headers)
-        else:
-            await self.app(scope, receive, send_with_headers)
+        try:
+            if refusal is not None:
+                await refusal(scope, receive, send_with_headers)
+            else:
+                await self.app(scope, receive, send_with_headers)
+        except Exception as exc:
+            # Logged by the kind of error only: its message may name a child.
+            route = getattr(scope.get("route"), "path", None) or "(before any page)"
+            self.log.error("%s %s failed: %s\n%s", method, route, type(exc).__name__,
+                           "\n".join(f"  {f.filename}:{f.lineno} in {f.name}" for f in traceback.extract_tb(exc.__traceback__)))
+            if status["code"]:
+                raise   # the page had begun: nothing better can be sent now
+            if self.disk_full():
+                answer = PlainTextResponse("The computer's disk is full, so PhotoGuard could not do this. Free some "
+                                           "space (empty the outbox of posted photos, the recycle bin), then try "
+                                           "again.", status_code=503)
+            else:
+                answer = PlainTextResponse("Something went wrong on this page. Go back, look whether your change "
+                                           "was made, and try again; if it keeps happening, the details are in "
+                                           "web.log in PhotoGuard's logs folder.", status_code=500)
+            await answer(scope, receive, send_with_headers)
         route = scope.get("route")
         self.log.info("%s %s %s", method, getattr(route, "path", None) or "(before any page)", status["code"])
 

@@ -53,7 +53,7 @@ async def login(request: Request) -> Response:
         attempt = web.pins.check(str(form.get("pin", "")))
         if attempt.ok:
             return _signed_in(request, target)
-        error, status = attempt.message, 429 if attempt.wait_seconds else 401
+        error, status = attempt.message, 503 if attempt.unavailable else 429 if attempt.wait_seconds else 401
     else:
         wait = web.pins.wait_seconds()
         if wait:

@@ -20,6 +20,10 @@ EXPIRING_DAYS = 30
 
 def watcher_words(st) -> tuple[bool, str]:
     """(running?, a sentence for the manager) from the watcher's own status."""
+    if st.disk_full:
+        return st.watcher_pid is not None, ("The computer's disk is full: PhotoGuard cannot take photos in or "
+                                            "change anything until there is room. Free some space (posted photos "
+                                            "in the outbox, the recycle bin); photos wait in the inbox.")
     if st.watcher_pid is None:
         return False, ("PhotoGuard is not watching the inbox: new photos wait there until it is started "
                        "(photoguard watch, or the service).")

@@ -12,7 +12,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ... import outbox as library
-from ..app import database, flash, page, state
+from ..app import database, flash, page, record_id, state
 from .photos import inside
 
 ACTOR = "manager (web)"
@@ -20,12 +20,13 @@ ACTOR = "manager (web)"
 
 def outbox_file(request: Request, file_id: str):
     """(photo, path) of an outbox file still in the outbox, by its id, else None."""
-    if not file_id.isdigit():
+    number = record_id(file_id)
+    if number is None:
         return None
     home = state(request).home
     with database(request) as conn:
         try:
-            photo = library.outbox_photo(home, conn, int(file_id))
+            photo = library.outbox_photo(home, conn, number)
         except library.OutboxError:
             return None
     if photo.path is None:
@@ -78,12 +79,12 @@ async def download_all(request: Request) -> Response:
 
 async def posted(request: Request) -> Response:
     home = state(request).home
-    file_id = request.path_params["file_id"]
-    if not file_id.isdigit():
+    file_id = record_id(request.path_params["file_id"])
+    if file_id is None:
         return PlainTextResponse("No such photo.", status_code=404)
     with database(request) as conn:
         try:
-            photo = library.outbox_photo(home, conn, int(file_id))
+            photo = library.outbox_photo(home, conn, file_id)
             library.mark_posted(home, conn, photo.id, photo.channel, ACTOR)
         except library.OutboxError as exc:
             flash(request, f"Not marked: {exc}")
@@ -93,12 +94,12 @@ async def posted(request: Request) -> Response:
 
 
 async def taken_down(request: Request) -> Response:
-    file_id = request.path_params["file_id"]
-    if not file_id.isdigit():
+    file_id = record_id(request.path_params["file_id"])
+    if file_id is None:
         return PlainTextResponse("No such photo.", status_code=404)
     try:
         with database(request) as conn:
-            library.mark_taken_down(conn, int(file_id), ACTOR)
+            library.mark_taken_down(conn, file_id, ACTOR)
     except library.OutboxError as exc:
         flash(request, f"Not marked: {exc}")
     else:

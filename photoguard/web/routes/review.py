@@ -18,7 +18,7 @@ from starlette.routing import Route
 from ... import review as library
 from ...references import ReferenceError, learn_from_face
 from ...roster import load_consents, template_eligibility
-from ..app import database, flash, page, state
+from ..app import database, flash, page, record_id, state
 from .photos import SHA
 from .roster import enrol_now
 
@@ -134,7 +134,7 @@ async def learn(request: Request) -> Response:
         return _gone()
     form = await request.form()
     number = str(form.get("face", ""))
-    child = context["learnable"].get(int(number)) if number.isdigit() else None
+    child = context["learnable"].get(record_id(number))
     if child is None:
         flash(request, "Only a face you confirmed, of a child whose parents allow face matching, can be learnt.")
         return RedirectResponse(f"/review/{sha}", status_code=303)
