@@ -82,6 +82,7 @@ CREATE TABLE IF NOT EXISTS faces (
     distance REAL,                            -- 1 - similarity to the child (SFace cosine); older rows: dlib distance
     reason TEXT,                              -- why identified / unknown
     asked_about TEXT,                         -- not sure enough to show: the child the manager is asked about
+    landmarks TEXT,                           -- JSON [[x, y] x 5] eyes, nose, mouth corners (NULL: none found)
     PRIMARY KEY (photo_sha256, idx)
 );
 -- As decided when the photo was processed; what each outbox file really showed is in outbox_files.
@@ -249,6 +250,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("templates", "model", "TEXT NOT NULL DEFAULT ''"),
     ("photos", "templates_used", "INTEGER"),
     ("faces", "asked_about", "TEXT"),
+    ("faces", "landmarks", "TEXT"),
 )
 
 

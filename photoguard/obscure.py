@@ -10,7 +10,9 @@ only in its owner-only database to re-render the same way when a consent changes
 
 The region is a superellipse (|x/a|^4 + |y/b|^4 <= 1, a rounded rectangle) whose half-axes are
 ``grow`` x the box's half-sizes, joined with the box itself. A plain 1.3x ellipse leaves the box's
-corners (jaw, temples) untouched; this shape takes in hair and ears and always the whole box.
+corners (jaw, temples) untouched; this shape takes in hair and ears and always the whole box. The box
+is first widened to the whole head its landmarks belong to, so a box round half a face (the other half
+behind a hand) still hides the whole face.
 """
 
 from __future__ import annotations
@@ -28,12 +30,49 @@ NOISE_SIGMA = 12.0       # per-cell, per-channel noise (0..255 scale)
 QUANT_STEP = 8           # cell colours are rounded to multiples of this
 FILL_RGB = (128, 128, 128)
 _SHAPE_POWER = 4
+# The face measured from its landmarks, scaled by this, stays about inside the detector's box for a whole
+# face (median 0.89 of its width and 0.88 of its height, 90th percentile 1.05 and 1.00, on 62 faces of the
+# labelled and group photos), so it widens only a box that holds part of a face.
+HEAD_PER_FACE = 0.8
+FACE_TALL = 1.25      # a face box is this many times as tall as wide
+
+
+def head_from_landmarks(box: FaceBox) -> tuple[float, float, float, float] | None:
+    """(left, top, right, bottom) of the head the box's five landmarks (eyes, nose, mouth corners) belong
+    to, or None without landmarks. A detector can box only part of a face (a hand or a toy over the rest):
+    its landmarks still say where the eyes and mouth are, and so how big the whole face is. The estimate is
+    square (the face may be turned any way): a face is about 2.5 eye distances wide, and its eyes-to-mouth
+    distance is about 0.4 of its height; the larger of the two counts."""
+    if box.landmarks is None:
+        return None
+    points = np.asarray(box.landmarks, dtype=float).reshape(-1, 2)
+    if points.shape != (5, 2) or not np.isfinite(points).all():
+        return None
+    eyes, mouth = points[:2].mean(axis=0), points[3:].mean(axis=0)
+    across = points[1] - points[0]
+    down = mouth - eyes
+    width = max(float(np.hypot(*across)) * 2.5, float(np.hypot(*down)) / 0.4 / FACE_TALL) * HEAD_PER_FACE
+    # Landmarks far off the box are a poor guess, not a giant head: at most three times the box.
+    width = min(width, 3.0 * max(box.right - box.left, box.bottom - box.top, 1))
+    # The face as a rectangle along its own axes (it may lean or lie on its side), then its upright bounds.
+    u = across / max(float(np.hypot(*across)), 1e-6)
+    v = np.array([-u[1], u[0]])
+    half_x = abs(u[0]) * width / 2 + abs(v[0]) * width * FACE_TALL / 2
+    half_y = abs(u[1]) * width / 2 + abs(v[1]) * width * FACE_TALL / 2
+    cx, cy = (eyes + mouth) / 2
+    return cx - half_x, cy - half_y, cx + half_x, cy + half_y
 
 
 def _edges(box: FaceBox) -> tuple[int, int, int, int]:
-    """Whole-pixel edges that contain the box, at least one pixel wide and high."""
-    left, top = math.floor(box.left), math.floor(box.top)
-    return left, top, max(math.ceil(box.right), left + 1), max(math.ceil(box.bottom), top + 1)
+    """Whole-pixel edges that contain the box and the head its landmarks belong to, at least one pixel
+    wide and high."""
+    left, top, right, bottom = box.left, box.top, box.right, box.bottom
+    head = head_from_landmarks(box)
+    if head is not None:
+        left, top = min(left, head[0]), min(top, head[1])
+        right, bottom = max(right, head[2]), max(bottom, head[3])
+    left, top = math.floor(left), math.floor(top)
+    return left, top, max(math.ceil(right), left + 1), max(math.ceil(bottom), top + 1)
 
 
 def _geometry(box: FaceBox, grow: float) -> tuple[float, float, float, float]:

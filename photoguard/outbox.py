@@ -33,10 +33,9 @@ import numpy as np
 from .consent import may_show
 from . import db
 from .db import transaction
-from .detect import FaceBox
 from .home import OUTBOX_FILE, Home
 from .images import encode_stripped_jpeg, fsync_dir, load_image, sha256_file
-from .pipeline import SHOWN, now_iso
+from .pipeline import SHOWN, face_from_row, now_iso
 
 if TYPE_CHECKING:
     from .pipeline import Processor
@@ -528,8 +527,8 @@ class _OutboxFix:
         self.processor, self.sha = processor, sha
         self.conn, self.home = processor.conn, processor.home
         self.photo = self.conn.execute("SELECT * FROM photos WHERE sha256 = ?", (sha,)).fetchone()
-        self.faces = [FaceBox(*json.loads(f["box"]), score=f["score"] or 0.0) for f in self.conn.execute(
-            "SELECT box, score FROM faces WHERE photo_sha256 = ? ORDER BY idx", (sha,))]
+        self.faces = [face_from_row(f) for f in self.conn.execute(
+            "SELECT box, score, landmarks FROM faces WHERE photo_sha256 = ? ORDER BY idx", (sha,))]
         self._original: np.ndarray | None = None
         self._encoded: dict[tuple[bool, ...], tuple[bytes | None, str | None]] = {}
 

@@ -89,6 +89,18 @@ def not_taken(inbox: Path) -> list[str]:
     return left
 
 
+def landmarks_json(face: FaceBox) -> str | None:
+    """The face's landmarks as stored with it: every later picture of the photo obscures the same area."""
+    return json.dumps([[round(x, 1), round(y, 1)] for x, y in face.landmarks]) if face.landmarks else None
+
+
+def face_from_row(row: sqlite3.Row) -> FaceBox:
+    """A face as stored in the ``faces`` table (box, score, landmarks)."""
+    marks = json.loads(row["landmarks"]) if row["landmarks"] else None
+    return FaceBox(*json.loads(row["box"]), score=row["score"] or 0.0,
+                   landmarks=tuple((float(x), float(y)) for x, y in marks) if marks else None)
+
+
 def now_iso() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
 
@@ -349,6 +361,7 @@ class Processor:
                     for f in self.detector.faces_near(original, box, self.settings.detect_threshold))
             if in_original[box]:
                 missed.append(found)
+        missed += self._remainders(rendered, faces, shown, missed)
         recognisable: list[tuple[int, str]] = []
         hidden = [(i, f) for i, (f, keep) in enumerate(zip(faces, shown)) if not keep and f.width >= self.settings.min_face_px]
         if hidden and self.templates:
@@ -363,6 +376,31 @@ class Processor:
                 if similarities[best] >= self.settings.match_similarity:
                     recognisable.append((i, self.templates[best].child_id))
         return SecondLook(width, height, missed, [f.box for f in faces], recognisable)
+
+    def _remainders(self, rendered: np.ndarray, faces: Sequence[FaceBox], shown: Sequence[bool],
+                    missed: Sequence[FaceBox]) -> list[FaceBox]:
+        """Faces seen close by an obscured area with an eye or a mouth corner outside it: the rest of a face
+        the detector boxed only in part (the other half behind a hand, or a skin-coloured toy). Pixelation
+        that looks like a face has its features inside the obscured area; a face beside it that we show
+        is not a remainder."""
+        hidden = [f for f, keep in zip(faces, shown) if not keep]
+        if not hidden:
+            return []
+        height, width = rendered.shape[:2]
+        grow = self.settings.obscure_grow
+        covered = np.zeros((height, width), dtype=bool)
+        for face in hidden:
+            covered |= obscure_mask(rendered.shape, face, grow)
+        visible = [f.box for f, keep in zip(faces, shown) if keep]
+        found: list[FaceBox] = []
+        for face in hidden:
+            for near in self.detector.faces_near(rendered, face.box, max(self.settings.detect_threshold, SECOND_LOOK_SCORE)):
+                if near.landmarks is None or any(same_face(near.box, b) for b in visible) or \
+                        any(same_face(near.box, m.box) for m in (*missed, *found)):
+                    continue
+                if any(0 <= x < width and 0 <= y < height and not covered[int(y), int(x)] for x, y in near.landmarks):
+                    found.append(near)
+        return found
 
     def process(self, path: Path, today: date | None = None, sha: str | None = None,
                 _again: bool = True) -> PhotoResult:
@@ -544,10 +582,10 @@ class Processor:
             self.conn.execute("DELETE FROM face_actions WHERE photo_sha256 = ?", (sha,))
             for i, (face, ident) in enumerate(zip(faces, identities)):
                 self.conn.execute(
-                    "INSERT INTO faces (photo_sha256, idx, box, score, child_id, distance, reason, asked_about) "
-                    "VALUES (?,?,?,?,?,?,?,?)",
+                    "INSERT INTO faces (photo_sha256, idx, box, score, child_id, distance, reason, asked_about, "
+                    "landmarks) VALUES (?,?,?,?,?,?,?,?,?)",
                     (sha, i, json.dumps(list(face.box)), float(face.score), ident.child_id, ident.distance, ident.reason,
-                     asked.get(i)))
+                     asked.get(i), landmarks_json(face)))
                 for channel in channels:
                     action, why, consent = decision[channel][i]
                     self.conn.execute(

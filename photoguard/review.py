@@ -33,7 +33,8 @@ from .home import OUTBOX_FILE, Home
 from .identify import MATCHED, NO_CHILDREN, NO_ENCODING, NOT_CLOSE, TOO_SMALL, Identity, pair_in
 from .images import encode_stripped_jpeg, fsync_dir, load_image, sha256_file
 from .durable import drop_folder, make_folders, publish
-from .pipeline import OBSCURED, SECOND_LOOK_REASON, SHOWN, Action, Processor, _consent_json, decide, now_iso
+from .pipeline import (OBSCURED, SECOND_LOOK_REASON, SHOWN, Action, Processor, _consent_json, decide, face_from_row,
+                       landmarks_json, now_iso)
 from .outbox import REMOVED, record_outbox_file
 from .places import where_in_photo
 
@@ -235,7 +236,7 @@ def _plan(home: Home, conn: sqlite3.Connection, item: ReviewItem, today: date) -
         seed = str(secrets.randbits(63))
         conn.execute("UPDATE photos SET seed = ? WHERE sha256 = ? AND seed IS NULL", (seed, item.sha256))
         seed = conn.execute("SELECT seed FROM photos WHERE sha256 = ?", (item.sha256,)).fetchone()["seed"]
-    faces = [FaceBox(*json.loads(r["box"]), score=r["score"] or 0.0) for r in rows]
+    faces = [face_from_row(r) for r in rows]
     return _Plan(photo, rows, faces, identities, edits, decision, consents, int(seed))
 
 
@@ -673,9 +674,10 @@ def _add_second_look_faces(home: Home, conn: sqlite3.Connection, item: ReviewIte
         idx = conn.execute("SELECT COALESCE(MAX(idx), -1) + 1 FROM faces WHERE photo_sha256 = ?",
                            (item.sha256,)).fetchone()[0]
         for face in missed:
-            conn.execute("INSERT INTO faces (photo_sha256, idx, box, score, child_id, distance, reason) "
-                         "VALUES (?,?,?,?,NULL,NULL,?)",
-                         (item.sha256, idx, json.dumps(list(face.box)), float(face.score), SECOND_LOOK_REASON))
+            conn.execute("INSERT INTO faces (photo_sha256, idx, box, score, child_id, distance, reason, landmarks) "
+                         "VALUES (?,?,?,?,NULL,NULL,?,?)",
+                         (item.sha256, idx, json.dumps(list(face.box)), float(face.score), SECOND_LOOK_REASON,
+                          landmarks_json(face)))
             for channel in home.settings.channels:
                 conn.execute("INSERT OR REPLACE INTO face_actions (photo_sha256, face_idx, channel, action, reason, consent) "
                              "VALUES (?,?,?,?,?,NULL)", (item.sha256, idx, channel, OBSCURED, SECOND_LOOK_REASON))
