@@ -265,7 +265,11 @@ class FaceDetector:
       still finding 24 px faces;
     * dlib's HOG detector on a copy scaled to ``hog_side`` as a second opinion;
     * the CenterFace passes again for each of ``quarter_turns`` (the photo turned 90°, 180°, 270°),
-      HOG only for ``hog_turns``.
+      HOG only for ``hog_turns``;
+    * for a photo where ``base_side`` loses faces at the floor (``floor_px``: ``min_face_px`` in the
+      photo's own pixels, less where the copy published at ``max_side`` would show them larger than
+      UNRECOGNISABLE_PX), the upright photo again in tiles, scaled so a face at the floor is
+      FLOOR_FACE px wide, its weak peaks re-checked like the main pass's.
     """
 
     def __init__(
