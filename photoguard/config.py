@@ -35,6 +35,12 @@ class Settings:
     min_face_px: int = 80
     # CenterFace score threshold: low on purpose, over-obscuring is the safe error.
     detect_threshold: float = 0.3
+    # Every face at least this wide (pixels of the original photo) is searched for at every photo size
+    # (less where a published copy would show a smaller face at more than 12 px: detect.floor_px).
+    detect_min_face_px: int = 20
+    # Published copies (outbox, releases, review previews) are at most this many pixels on their long
+    # side: with the floor above, a face too small to be found is too small to recognise once published.
+    outbox_max_side: int = 2048
     obscure_method: str = "pixelate"  # "pixelate" (with noise) or "fill"
     obscure_grow: float = 1.3
     archive_retention_days: int = 30
@@ -58,6 +64,8 @@ _KEYS: dict[str, str] = {
     "match.max_false_show": "match_max_false_show",
     "match.min_face_px": "min_face_px",
     "detect.threshold": "detect_threshold",
+    "detect.min_face_px": "detect_min_face_px",
+    "outbox.max_side": "outbox_max_side",
     "obscure.method": "obscure_method",
     "obscure.grow": "obscure_grow",
     "archive.retention_days": "archive_retention_days",
@@ -117,6 +125,15 @@ def _check(key: str, value: Any, where: Path) -> Any:
         low = 1 if key == "match.min_face_px" else 0
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise bad(f"must be a whole number of at least {low}")
+        return value
+    if key == "detect.min_face_px":
+        # Below 12 px CenterFace finds nothing; above 64 px a recognisable face could go unsearched.
+        if isinstance(value, bool) or not isinstance(value, int) or not 12 <= value <= 64:
+            raise bad("must be a whole number of pixels from 12 to 64")
+        return value
+    if key == "outbox.max_side":
+        if isinstance(value, bool) or not isinstance(value, int) or not 512 <= value <= 16384:
+            raise bad("must be a whole number of pixels from 512 to 16384")
         return value
     raise AssertionError(key)
 

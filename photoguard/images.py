@@ -599,6 +599,19 @@ def _icc_is_srgb(icc: bytes) -> bool:
 # Writing
 
 
+def shrink_to(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """``rgb`` at most ``max_side`` px on its long side (area-averaged, so nothing is sharpened back), or
+    ``rgb`` itself if it is no larger."""
+    height, width = rgb.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return rgb
+    import cv2
+
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA)
+
+
 def encode_stripped_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
     """JPEG bytes of ``rgb`` with no metadata at all (checked with :func:`strip_check`)."""
     if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:

@@ -550,7 +550,8 @@ class _OutboxFix:
             seed = int(self.photo["seed"]) if self.photo["seed"] else secrets.randbits(63)
             rendered = self.processor.render(self._original, self.faces, shown, seed)
             problem = self.processor.verify(rendered, self.faces, shown, self._original)
-            self._encoded[shown] = (None, problem) if problem else (encode_stripped_jpeg(rendered), None)
+            self._encoded[shown] = ((None, problem) if problem else
+                                    (encode_stripped_jpeg(self.processor.published(rendered)), None))
         return self._encoded[shown]
 
     def _fix(self, row: sqlite3.Row, path: Path, withdrawn: dict[int, str]) -> Recheck:

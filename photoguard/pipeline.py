@@ -37,7 +37,8 @@ from .durable import (_link_or_copy, _linked_copy, _unique_name, _write_text_ato
 from .detect import FaceBox, FaceDetector, same_face
 from .home import Home
 from .identify import FaceEncoder, Identity, Template, default_encoder, encode_faces, match_faces
-from .images import MAX_FILE_BYTES, PHOTO_SUFFIXES, ImageError, fsync_dir, load_image, save_stripped_jpeg, sha256_file
+from .images import (MAX_FILE_BYTES, PHOTO_SUFFIXES, ImageError, fsync_dir, load_image, save_stripped_jpeg,
+                     sha256_file, shrink_to)
 from .intake import (NotAPhotoFile, Snapshot, Source, StillChanging, hash_regular, is_inside, release_source,
                      take_snapshot)
 from .localtime import when_words
@@ -274,7 +275,9 @@ class Processor:
     @property
     def detector(self) -> FaceDetector:
         if self._detector is None:
-            self._detector = FaceDetector(threshold=self.settings.detect_threshold, threads=self._threads)
+            self._detector = FaceDetector(threshold=self.settings.detect_threshold, threads=self._threads,
+                                          min_face_px=self.settings.detect_min_face_px,
+                                          max_side=self.settings.outbox_max_side)
         return self._detector
 
     @property
@@ -321,6 +324,14 @@ class Processor:
                 obscure_face(out, face, method=self.settings.obscure_method, grow=self.settings.obscure_grow,
                              rng=np.random.default_rng([seed, i]))
         return out
+
+    def published(self, rendered: np.ndarray) -> np.ndarray:
+        """The picture as it leaves PhotoGuard (outbox, release, review copy and preview): ``rendered``
+        shrunk to at most ``outbox.max_side`` px on its long side. The one place this is done; it comes
+        after obscuring and after the second look (which looks at the full-size picture), and shrinking
+        never brings back what was obscured. With the detector's floor (detect.floor_px), a face too
+        small to be found is at most detect.UNRECOGNISABLE_PX wide here."""
+        return shrink_to(rendered, self.settings.outbox_max_side)
 
     def verify(self, rendered: np.ndarray, faces: Sequence[FaceBox], shown: Sequence[bool],
                original: np.ndarray) -> str | None:
@@ -561,7 +572,7 @@ class Processor:
             for channel in channels:
                 shown = tuple(a == SHOWN for a, _, _ in decision[channel])
                 if shown not in staged:
-                    staged[shown] = save_stripped_jpeg(renders[shown], staging, f"render{len(staged)}")
+                    staged[shown] = save_stripped_jpeg(self.published(renders[shown]), staging, f"render{len(staged)}")
                     plan[channel] = str(staged[shown])
                 else:
                     plan[channel] = str(staged_copy(staged[shown], staging / f"{channel}.jpg"))
@@ -574,7 +585,7 @@ class Processor:
             if candidate is None:
                 candidate = self.render(rgb, faces, common, seed)
             # Review copies hold faces no person has looked at yet: owner-only.
-            plan = {"review": str(save_stripped_jpeg(candidate, staging, "review", mode=0o600))}
+            plan = {"review": str(save_stripped_jpeg(self.published(candidate), staging, "review", mode=0o600))}
             status, reason = "review", f"{problem}; look at it before releasing"
 
         with transaction(self.conn):  # audit + plan, all or nothing

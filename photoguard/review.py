@@ -497,7 +497,8 @@ def render_preview(home: Home, conn: sqlite3.Connection, name: str, channel: str
     _check_channels(home, [channel])
     plan = _plan(home, conn, item, today)
     proc = _processor(home, conn, processor)
-    return encode_stripped_jpeg(proc.render(_original(home, plan), plan.faces, plan.shown(channel), plan.seed))
+    return encode_stripped_jpeg(proc.published(proc.render(_original(home, plan), plan.faces, plan.shown(channel),
+                                                           plan.seed)))
 
 
 def _check_channels(home: Home, channels: Sequence[str]) -> None:
@@ -513,7 +514,8 @@ def _refresh_copy(home: Home, conn: sqlite3.Connection, item: ReviewItem, proces
         plan = _plan(home, conn, item, date.today())
         channels = home.settings.channels
         common = tuple(all(plan.decision[c][i][0] == SHOWN for c in channels) for i in range(len(plan.faces)))
-        rgb = _processor(home, conn, processor).render(_original(home, plan), plan.faces, common, plan.seed)
+        proc = _processor(home, conn, processor)
+        rgb = proc.published(proc.render(_original(home, plan), plan.faces, common, plan.seed))
     except ReviewError:
         return  # the original is gone: nothing to show; the item says why
     target = item.image or home.review / f"{item.name}.jpg"
@@ -565,6 +567,7 @@ def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[
                           + ("It is now obscured; look at the photo again, then release it." if missed else
                              "Mark that area to obscure it again, or reject the photo."))
 
+    renders = {shown: proc.published(rgb) for shown, rgb in renders.items()}   # as render_preview shows them
     staging = proc.staging / f"release-{item.sha256}"
     staging.mkdir(mode=0o700, parents=True, exist_ok=True)
     placed: dict[str, Path] = {}
