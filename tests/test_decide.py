@@ -59,9 +59,11 @@ def test_same_face_overlap_rule():
 def test_partial_copies_and_system_files_are_ignored():
     from pathlib import Path
 
-    for name in ("a.jpg.tmp", "a.part", "a.crdownload", "~$a.jpg", ".hidden.jpg", ".DS_Store", "Thumbs.db", "desktop.ini"):
+    for name in ("a.jpg.tmp", "a.part", "a.crdownload", "~$a.jpg", "._a.jpg", ".a.jpg.Xb3k9", ".DS_Store", "Thumbs.db",
+                 "desktop.ini"):
         assert not is_candidate(Path(name)), name
-    for name in ("IMG_0001.JPG", "photo.heic", "notes.txt"):
+    # A hidden name that ends like a photo is a photo (it used to wait in the inbox for ever).
+    for name in ("IMG_0001.JPG", "photo.heic", "notes.txt", ".hidden.jpg", "..jpg"):
         assert is_candidate(Path(name)), name
 
 
