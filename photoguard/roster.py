@@ -71,6 +71,20 @@ class RosterProblem:
         where = f"{self.file}:{self.line}" if self.line is not None else str(self.file)
         return f"{where}: {self.message}"
 
+    def words(self) -> str:
+        """As a page says it: 'Line 7 of children.csv: no id ...'."""
+        where = f"Line {self.line} of {self.file.name}" if self.line is not None else self.file.name
+        return f"{where}: {self.message}"
+
+
+def roster_file_problems(path: Path, channels: tuple[str, ...]) -> list[str]:
+    """What is wrong in the roster file, in words for the manager's page (empty when nothing is)."""
+    try:
+        parsed = parse_roster(path, channels)
+    except RosterError as exc:
+        return [str(exc).replace(f"{path}:", f"{path.name}, line ").replace(str(path), path.name)]
+    return [p.words() for p in (*parsed.problems, *parsed.warnings)]
+
 
 @dataclass
 class RosterParse:
@@ -128,6 +142,11 @@ def _yes_no(value: str) -> bool | None:
     return None
 
 
+def is_comment(line: str) -> bool:
+    """A roster line starting with '#' (or '"#', as a spreadsheet may save it) is a note, not a child."""
+    return line.lstrip(' \t"').startswith("#")
+
+
 def parse_roster(path: Path, channels: tuple[str, ...]) -> RosterParse:
     """Read the roster CSV. Raises RosterError only when the whole file is unusable."""
     path = Path(path)
@@ -144,7 +163,7 @@ def parse_roster(path: Path, channels: tuple[str, ...]) -> RosterParse:
     text = _decode(path, raw, result.warnings)
     # Lines starting with '#' (or '"#' as a spreadsheet may save them) are comments, e.g. the starter
     # file's notes and example row; blanked, not removed, so problems keep their line numbers.
-    text = "\n".join("" if line.lstrip(' \t"').startswith("#") else line for line in text.splitlines())
+    text = "\n".join("" if is_comment(line) else line for line in text.splitlines())
     lines = text.splitlines()
     first = next((i for i, line in enumerate(lines) if line.strip(" ,;\t")), None)
     if first is None:

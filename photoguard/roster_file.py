@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .home import Home
 from .images import fsync_dir
-from .roster import ID_CHARS, NO, YES, RosterError, _delimiter, _norm_header, _yes_no
+from .roster import ID_CHARS, NO, YES, RosterError, _delimiter, _norm_header, _yes_no, is_comment
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r|$)")
 
@@ -100,10 +100,12 @@ def _read(path: Path) -> _RosterFile:
         except UnicodeDecodeError:
             encoding, text = "cp1252", raw.decode("cp1252", errors="replace")
     newline = next((m.group(0) for m in re.finditer(r"\r\n|\n|\r", text)), "\r\n")
-    first = next((line for line in text.splitlines() if line.strip(" ,;\t")), "")
+    # Comment lines (the starter file from `init` begins with some) are neither the header nor a child.
+    first = next((line for line in text.splitlines() if line.strip(" ,;\t") and not is_comment(line)), "")
     delimiter = _delimiter(first) if first else ","
     records = _split_records(text, delimiter)
-    header_at = next((i for i, r in enumerate(records) if any(c.strip() for c in r.cells)), None)
+    header_at = next((i for i, r in enumerate(records) if any(c.strip() for c in r.cells) and not is_comment(r.raw)),
+                     None)
     doc = _RosterFile(path, encoding, newline, delimiter, records, header_at, hashlib.sha256(raw).hexdigest())
     # Write yes/no the way the manager does ("Yes", "Y", "1" ...), taken from the first she wrote.
     if header_at is not None:

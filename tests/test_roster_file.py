@@ -76,3 +76,37 @@ def test_new_roster_and_missing_columns(tmp_path):
     text = h.roster_csv.read_text(encoding="cp1252")
     assert text.startswith("id,name,face_matching,facebook,instagram,twitter,expires\n# a comment the manager wrote\n")
     assert "bo,Bø,yes,no,no,yes,2027-01-02\n" in text
+
+
+def _starter_shapes(text: str) -> dict[str, bytes]:
+    """The starter children.csv as `init` writes it, and as Excel may save it back."""
+    semicolon = "\n".join(line if line.startswith("#") else line.replace(",", ";") for line in text.split("\n"))
+    return {"as written": text.encode("utf-8"), "with a BOM": ("\ufeff" + text).encode("utf-8"),
+            "semicolons": semicolon.encode("utf-8"), "Excel's CRLF": text.replace("\n", "\r\n").encode("utf-8")}
+
+
+@pytest.mark.parametrize("shape", ["as written", "with a BOM", "semicolons", "Excel's CRLF"])
+def test_first_child_added_to_the_starter_file_from_init(tmp_path, shape):
+    """The starter file begins with comment lines: the first child added goes under the real header (the
+    page took the first comment as the header and wrote ',mia,Mia Jones,...')."""
+    from click.testing import CliRunner
+
+    from photoguard.cli import main
+
+    assert CliRunner().invoke(main, ["init", str(tmp_path / "home")]).exit_code == 0
+    home = open_home(tmp_path / "home")
+    home.roster_csv.write_bytes(_starter_shapes(home.roster_csv.read_text(encoding="utf-8"))[shape])
+    before = home.roster_csv.read_bytes()
+    mia = ChildEntry(child_id="mia", name="Mia Jones", face_matching=True,
+                     channels={"facebook": True, "instagram": False, "twitter": True})
+    save_child(home, mia, new=True, expect=fingerprint(home.roster_csv))
+
+    after = home.roster_csv.read_bytes()
+    assert after.startswith(before.rstrip(b"\r\n"))   # her notes and example kept as they were
+    parsed = parse_roster(home.roster_csv, CHANNELS)
+    assert not parsed.problems, parsed.problems
+    assert [(r.child_id, r.name, r.face_matching, r.channels) for r in parsed.rows] == [
+        ("mia", "Mia Jones", True, {"facebook": True, "instagram": False, "twitter": True})]
+    assert read_child(home, "mia").name == "Mia Jones"
+    with pytest.raises(RosterFileError, match="already a child"):
+        save_child(home, mia, new=True)

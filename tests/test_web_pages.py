@@ -268,3 +268,11 @@ def test_dashboard_names_inbox_files_photoguard_does_not_take(client, web):
     (web.home.inbox / "._IMG_0001.jpg").write_bytes(b"\0\5\26\7 Mac OS X companion")
     text = client.get("/").text
     assert "In the inbox too: 1 file(s) PhotoGuard does not take (._IMG_0001.jpg)" in text
+
+
+def test_children_page_says_what_is_wrong_in_the_roster_file(client, web):
+    with open(web.home.roster_csv, "a", encoding="utf-8") as fh:
+        fh.write(",Nobody,yes,yes,yes,yes,\n")
+    text = client.get("/children").text
+    assert "children.csv needs fixing" in text
+    assert re.search(r"Line \d+ of children.csv: ", text)

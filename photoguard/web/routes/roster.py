@@ -19,7 +19,7 @@ from starlette.routing import Route
 from ...consent import may_show
 from ...references import MAX_UPLOAD_BYTES, ReferenceError, feedback, remove_reference, store_upload
 from ...roster import (ID_CHARS, MIN_GOOD_PHOTOS, SECOND_FACE, child_folder, child_history, child_standing,
-                       list_children, load_consents, reason_on_page)
+                       list_children, load_consents, reason_on_page, roster_file_problems)
 from ...roster_file import ChildEntry, RosterFileError, enrol, fingerprint, read_child, remove_child, save_child
 from ..app import database, flash, page, state
 
@@ -48,7 +48,8 @@ async def children(request: Request) -> Response:
     channels = state(request).home.settings.channels
     table = [{"row": r, "shown": {ch: may_show(r.consent, ch, today) for ch in channels},
               "standing": child_standing(r.consent, r.templates, channels, today)} for r in rows]
-    return page(request, "children.html", table=table, min_good=MIN_GOOD_PHOTOS, today=today)
+    problems = roster_file_problems(state(request).home.roster_csv, channels)
+    return page(request, "children.html", table=table, min_good=MIN_GOOD_PHOTOS, today=today, file_problems=problems)
 
 
 def _entry_from_form(form, channels, child_id: str) -> ChildEntry:
