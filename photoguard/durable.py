@@ -288,10 +288,9 @@ def drop_folder(source_path: str | os.PathLike | None, inbox: Path) -> Path:
     for part in rel.parts:
         if part in ("", ".", ".."):
             continue
-        name = safe_name(part, MAX_FOLDER_BYTES)
-        if name.startswith("."):
-            name = "_" + name.lstrip(".") if name.strip(".") else "_"
-        parts.append(name)
+        if part.startswith("."):   # a hidden folder stays recognisable: ".trip" -> "_trip", "..." -> "_"
+            part = "_" + part.lstrip(".")
+        parts.append(safe_name(part, MAX_FOLDER_BYTES))
     return Path(*parts)
 
 

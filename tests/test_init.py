@@ -63,7 +63,8 @@ def test_starter_settings_name_every_setting_at_its_default():
         if setting.match(line):
             assert lines[i - 1].startswith("# ") and not setting.match(lines[i - 1]), line
     # As written (all commented) it is a valid settings file with the defaults.
-    assert tomllib.loads(text) == {"archive": {}, "detect": {}, "inbox": {}, "match": {}, "obscure": {}}
+    assert tomllib.loads(text) == {"archive": {}, "detect": {}, "inbox": {}, "match": {}, "obscure": {},
+                                 "outbox": {}}
 
 
 def test_one_uncommented_line_changes_one_setting(tmp_path):
