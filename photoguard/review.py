@@ -13,13 +13,16 @@ the CLI passes the computer user (:func:`os_actor`); the default is the web app'
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import json
 import os
 import secrets
 import shutil
 import sqlite3
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -542,7 +545,29 @@ def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[
     item = find_item(home, conn, name)
     channels = list(dict.fromkeys(channels or home.settings.channels))
     _check_channels(home, channels)
-    proc = _processor(home, conn, processor)
+    with _releasing(home, item):
+        return _release(home, conn, item, channels, actor, today, _processor(home, conn, processor))
+
+
+@contextmanager
+def _releasing(home: Home, item: ReviewItem) -> Iterator[None]:
+    """One release of a photo at a time (two windows, a double click): the second is told, not mixed in."""
+    folder = home.state / "locks"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(folder / f"release-{item.sha256}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ReviewError(f"{item.name} is being released in another window just now; "
+                              "nothing more was done here. Look at the list again in a moment.") from None
+        yield
+    finally:
+        os.close(fd)   # closing lets go of the lock
+
+
+def _release(home: Home, conn: sqlite3.Connection, item: ReviewItem, channels: list[str], actor: str,
+             today: date, proc: Processor) -> Released:
     plan = _plan(home, conn, item, today)
     original = _original(home, plan)
 
@@ -568,8 +593,7 @@ def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[
                              "Mark that area to obscure it again, or reject the photo."))
 
     renders = {shown: proc.published(rgb) for shown, rgb in renders.items()}   # as render_preview shows them
-    staging = proc.staging / f"release-{item.sha256}"
-    staging.mkdir(mode=0o700, parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"release-{item.sha256[:16]}-", dir=proc.staging))
     placed: dict[str, Path] = {}
     made: list[Path] = []   # placed by this release (not found left by an interrupted one)
     hashes: dict[str, str] = {}
@@ -579,6 +603,7 @@ def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[
         _publish_channels(home, conn, plan, renders, channels, staging, came_from, stem, placed, made, hashes)
         with transaction(conn):
             _still_waiting(conn, item)
+            _consents_unchanged(home, conn, item, plan, channels, today)
             _record_released(conn, home, item, plan, placed, hashes, channels, actor, at=now_iso())
     except BaseException:
         # Whatever stopped it (someone else's decision, a full disk, a locked database), nothing this
@@ -620,6 +645,23 @@ def _still_waiting(conn: sqlite3.Connection, item: ReviewItem) -> None:
     if row is None or row["outcome"] != "review":
         raise ReviewError(f"{item.name} was {row['outcome'] if row else 'removed'} by someone else just now; "
                           "nothing more was done.")
+
+
+def _consents_unchanged(home: Home, conn: sqlite3.Connection, item: ReviewItem, plan: _Plan,
+                        channels: Sequence[str], today: date) -> None:
+    """Inside the write transaction: the consents on record now decide every face as they did when the
+    release began. A consent withdrawn (or given) meanwhile stops the release, whose files are then
+    deleted; a change recorded after this commits is followed by its own outbox re-check, which sees
+    these files. Either way no copy shows a child whose consent was just withdrawn."""
+    from .roster import load_consents
+
+    now = decide(plan.identities, load_consents(conn), home.settings.channels, today)
+    changed = sorted({plan.identities[i].child_id or "" for channel in channels
+                      for i, (a, b) in enumerate(zip(plan.decision[channel], now[channel])) if a[0] != b[0]})
+    if changed:
+        who = ", ".join(_who(c, plan.consents) for c in changed if c) or "a child"
+        raise ReviewError(f"{item.name} was not released: the consent of {who} changed while it was being "
+                          "released, so nothing was published. Look at the photo again, then release it.")
 
 
 def _record_released(conn: sqlite3.Connection, home: Home, item: ReviewItem, plan: _Plan, placed: dict[str, Path],
