@@ -230,8 +230,12 @@ def children_show(ctx: click.Context, home_dir: str | None, child_id: str) -> No
 
     from .consent import may_show
     from .localtime import when_words
-    from .roster import child_history, child_standing, history_words, load_consents, near_ids
+    from .roster import (MAX_ID_CHARS, child_history, child_standing, history_words, id_problem, load_consents,
+                         near_ids)
 
+    wrong = id_problem(child_id)
+    if wrong and len(child_id) > MAX_ID_CHARS:
+        raise click.ClickException(f"{wrong}: no child has such an id. `photoguard children` lists them.")
     home = get_home(home_dir or ctx.obj)
     conn = _open_roster_db(home)
     consents = load_consents(conn)

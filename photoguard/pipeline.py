@@ -831,7 +831,13 @@ def open_processor(home: Home, echo: Callable[[str], None] = print) -> Processor
         # A roster that cannot be read (or was deleted while children are on file) raises RosterError:
         # nothing is processed until it is fixed, since the consents on file might include ones the
         # manager has just withdrawn. A new home with no roster at all obscures every face.
-        sync_roster(home, processor.conn, detector=lambda: processor.detector)
+        try:
+            sync_roster(home, processor.conn, detector=lambda: processor.detector)
+        except BaseException:
+            # Consents are committed first: the outbox follows them even when the rest of the sync failed.
+            processor.reload_roster()
+            recheck_outbox(processor)
+            raise
         processor.reload_roster()
     for change in recheck_outbox(processor):
         echo(change.describe())

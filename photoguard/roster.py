@@ -19,7 +19,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -39,6 +39,12 @@ if TYPE_CHECKING:
 # How a row's problem with its end date begins: the words that tell "not readable" from "no end date".
 UNREADABLE_EXPIRY = "expires is '"
 ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+# An id names the folder enrol/<id>/ and a name is shown on every page: both short enough for any file
+# system and any page. A roster line longer than any child's line is not read at all (a paste gone
+# wrong), so that no field in it can exceed the CSV reader's own limit and stop the whole roster.
+MAX_ID_CHARS = 64
+MAX_NAME_CHARS = 100
+MAX_LINE_CHARS = 2000
 YES = {"yes", "y", "true", "1"}
 NO = {"no", "n", "false", "0", ""}
 IGNORED_FILES = {"thumbs.db", "desktop.ini"}
@@ -142,9 +148,47 @@ def _yes_no(value: str) -> bool | None:
     return None
 
 
+def id_problem(child_id: str) -> str | None:
+    """What is wrong with ``child_id`` as an id, in words (None when nothing is)."""
+    if not child_id:
+        return "no id: fill in the child's id (letters, digits, '-' or '_')"
+    if len(child_id) > MAX_ID_CHARS:
+        return (f"the id '{child_id[:20]}…' is {len(child_id)} characters long; an id is at most {MAX_ID_CHARS} "
+                "(it names the folder enrol/<id>/). Shorten it")
+    if not set(child_id) <= ID_CHARS:
+        return (f"id '{child_id}' may use only letters, digits, '-' and '_' (it names the folder enrol/<id>/). "
+                "Change it")
+    return None
+
+
+def name_problem(name: str) -> str | None:
+    """What is wrong with a child's name, in words (None when nothing is)."""
+    if len(name) > MAX_NAME_CHARS:
+        return f"the name is {len(name)} characters long; write at most {MAX_NAME_CHARS}"
+    if any(ch in name for ch in "\r\n"):
+        return "the name must be on one line"
+    return None
+
+
 def is_comment(line: str) -> bool:
     """A roster line starting with '#' (or '"#', as a spreadsheet may save it) is a note, not a child."""
     return line.lstrip(' \t"').startswith("#")
+
+
+def _readable(reader, path: Path, result: RosterParse) -> Iterator[list[str]]:
+    """The reader's rows up to one it cannot split into cells; the lines from there on are not read (so
+    nobody on them has consent) and the problem says so, instead of the whole roster stopping."""
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            result.problems.append(RosterProblem(
+                path, reader.line_num, "from this line on the file cannot be read as a table (a stray quote?), so "
+                "the children on the lines below are not on the roster. Open it in Excel and save it again"))
+            return
+        yield cells
 
 
 def parse_roster(path: Path, channels: tuple[str, ...]) -> RosterParse:
@@ -164,6 +208,15 @@ def parse_roster(path: Path, channels: tuple[str, ...]) -> RosterParse:
     # Lines starting with '#' (or '"#' as a spreadsheet may save them) are comments, e.g. the starter
     # file's notes and example row; blanked, not removed, so problems keep their line numbers.
     text = "\n".join("" if is_comment(line) else line for line in text.splitlines())
+    kept = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if len(line) > MAX_LINE_CHARS:
+            result.problems.append(RosterProblem(
+                path, number, f"this line is {len(line):,} characters long, longer than any child's line "
+                f"({MAX_LINE_CHARS:,} at most); it is not read. Delete it or write the child's line again."))
+            line = ""
+        kept.append(line.replace("\0", ""))
+    text = "\n".join(kept)
     lines = text.splitlines()
     first = next((i for i, line in enumerate(lines) if line.strip(" ,;\t")), None)
     if first is None:
@@ -175,7 +228,7 @@ def parse_roster(path: Path, channels: tuple[str, ...]) -> RosterParse:
     header: list[str] = []
     header_line = 0
     prev_line = 0
-    for cells in reader:
+    for cells in _readable(reader, path, result):
         start = prev_line + 1
         prev_line = reader.line_num
         if any(c.strip() for c in cells):
@@ -218,21 +271,22 @@ def parse_roster(path: Path, channels: tuple[str, ...]) -> RosterParse:
         return cells[i].strip() if i is not None and i < len(cells) else ""
 
     rows: list[tuple[int, ChildConsent]] = []
-    for cells in reader:
+    for cells in _readable(reader, path, result):
         line = prev_line + 1
         prev_line = reader.line_num
         if not any(c.strip() for c in cells):
             continue
         child_id = cell(cells, "id")
-        if not child_id:
-            result.problems.append(RosterProblem(path, line, "no id: fill in the child's id (letters, digits, '-' or '_')."))
-            continue
-        if not set(child_id) <= ID_CHARS:
+        wrong = id_problem(child_id)
+        if wrong:
             result.problems.append(RosterProblem(
-                path, line, f"id '{child_id}' may use only letters, digits, '-' and '_' (it names the folder enrol/<id>/). "
-                "Change it; until then this child is not on the roster."))
+                path, line, f"{wrong}." if not child_id else f"{wrong}; until then this child is not on the roster."))
             continue
         problems: list[str] = []
+        name = cell(cells, "name")
+        if name_problem(name):
+            problems.append(name_problem(name))
+            name = name[:MAX_NAME_CHARS]
         if len(cells) > len(header) and any(c.strip() for c in cells[len(header):]):
             problems.append("more cells than the header has columns (a stray comma or semicolon?)")
         face = _yes_no(cell(cells, "face_matching"))
@@ -259,7 +313,7 @@ def parse_roster(path: Path, channels: tuple[str, ...]) -> RosterParse:
             result.problems.append(RosterProblem(path, line, f"child '{child_id}': {problem}. Until fixed: no consent."))
         rows.append((line, ChildConsent(
             child_id=child_id,
-            name=cell(cells, "name"),
+            name=name,
             face_matching=face is True,
             channels=consent,
             expires=expires,
@@ -476,17 +530,23 @@ def _check_rules(settings) -> str:
 def child_folder(enrol: Path, child_id: str) -> Path:
     """enrol/<id>/, also when the folder's name differs in case (Amy vs amy, as typed in Excel)."""
     exact = enrol / child_id
-    if exact.is_dir() or not enrol.is_dir():
-        return exact
-    for entry in enrol.iterdir():
-        if entry.is_dir() and entry.name.lower() == child_id.lower():
-            return entry
+    try:
+        if exact.is_dir() or not enrol.is_dir():
+            return exact
+        for entry in enrol.iterdir():
+            if entry.is_dir() and entry.name.lower() == child_id.lower():
+                return entry
+    except OSError:   # a name no folder can have (too long for the file system): there is no such folder
+        pass
     return exact
 
 
 def _photo_files(folder: Path) -> list[Path]:
     """The files in a child's folder, links to files included (so that they are listed and refused)."""
-    if not folder.is_dir():
+    try:
+        if not folder.is_dir():
+            return []
+    except OSError:
         return []
     return sorted(p for p in folder.iterdir()
                   if (p.is_file() or (p.is_symlink() and not p.is_dir()))

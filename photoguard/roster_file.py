@@ -21,7 +21,8 @@ from pathlib import Path
 
 from .home import Home
 from .images import fsync_dir
-from .roster import ID_CHARS, NO, YES, RosterError, _delimiter, _norm_header, _yes_no, is_comment
+from .roster import (MAX_ID_CHARS, MAX_LINE_CHARS, NO, YES, RosterError, _delimiter, _norm_header, _yes_no,
+                     id_problem, is_comment, name_problem)
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r|$)")
 
@@ -72,13 +73,30 @@ def fingerprint(path: Path) -> str:
 
 
 def _split_records(text: str, delimiter: str) -> list[_Record]:
-    lines = [m.group(0) for m in _LINE.finditer(text) if m.group(0)]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    """The file as records, each with its exact text. A line longer than any child's line (which the
+    roster does not read either) is kept as it is, unread, and never stops a change to another line."""
+    records: list[_Record] = []
+    chunk: list[str] = []
+    for line in (m.group(0) for m in _LINE.finditer(text) if m.group(0)):
+        if len(line) > MAX_LINE_CHARS:
+            records += _parse(chunk, delimiter)
+            records.append(_Record(line, []))
+            chunk = []
+        else:
+            chunk.append(line)
+    return records + _parse(chunk, delimiter)
+
+
+def _parse(lines: list[str], delimiter: str) -> list[_Record]:
+    reader = csv.reader(io.StringIO("".join(lines), newline=""), delimiter=delimiter)
     records, used = [], 0
-    for cells in reader:
-        end = reader.line_num
-        records.append(_Record("".join(lines[used:end]), cells))
-        used = end
+    try:
+        for cells in reader:
+            end = reader.line_num
+            records.append(_Record("".join(lines[used:end]), cells))
+            used = end
+    except csv.Error:   # what is left cannot be split into cells: kept as it is, unread
+        pass
     if used < len(lines):   # trailing blank lines the reader skipped
         records.extend(_Record(line, []) for line in lines[used:])
     return records
@@ -169,11 +187,15 @@ def _ensure_columns(doc: _RosterFile, names: list[str]) -> None:
 
 
 def _validate(entry: ChildEntry) -> None:
-    if not entry.child_id or not set(entry.child_id) <= ID_CHARS:
+    if id_problem(entry.child_id):
+        if entry.child_id and len(entry.child_id) > MAX_ID_CHARS:
+            raise RosterFileError(f"The child's id is {len(entry.child_id)} characters long: write at most "
+                                  f"{MAX_ID_CHARS} (for example amy-b). It names the folder of the child's reference photos.")
         raise RosterFileError("The child's id may use only letters, digits, '-' and '_' (for example amy-b). "
                               "It names the folder of the child's reference photos.")
-    if any(ch in entry.name for ch in "\r\n"):
-        raise RosterFileError("The name must be on one line.")
+    wrong = name_problem(entry.name)
+    if wrong:
+        raise RosterFileError(f"{wrong[0].upper()}{wrong[1:]}.")
 
 
 def _write(doc: _RosterFile, expect: str | None) -> None:
@@ -265,9 +287,18 @@ def enrol(home: Home, conn: sqlite3.Connection, detector=None,
     from .pipeline import Processor
     from .roster import sync_roster
 
+    def recheck() -> list:
+        processor = Processor(home, conn, detector=detector if detector is not None and hasattr(detector, "detect") else None)
+        return recheck_outbox(processor)
+
     try:
         result = sync_roster(home, conn, progress=progress, detector=detector, accept_largest=accept_largest)
     except RosterError as exc:
+        recheck()
         raise RosterFileError(f"{exc} Nothing was changed.")
-    processor = Processor(home, conn, detector=detector if detector is not None and hasattr(detector, "detect") else None)
-    return EnrolResult(result, recheck_outbox(processor))
+    except BaseException:
+        # Consents are committed before anything slow: whatever stopped the sync after that (a full disk,
+        # a photo that cannot be read), the outbox is re-checked against what is on record now.
+        recheck()
+        raise
+    return EnrolResult(result, recheck())

@@ -468,6 +468,16 @@ class Watcher:
             self.roster_broken = str(exc)
             self.log.error(f"roster not usable — processing paused, photos wait in the inbox: {exc}")
             return
+        except Exception as exc:
+            # Never the end of the watcher: consents are committed before anything that can fail here,
+            # so the outbox is re-checked against them and processing waits until a sync succeeds.
+            self.roster_broken = f"the roster could not be brought up to date ({type(exc).__name__})"
+            self.log.exception(f"roster sync failed — processing paused, photos wait in the inbox; "
+                               f"it is tried again when enrol/ changes: {type(exc).__name__}")
+            processor.reload_roster()
+            for change in recheck_outbox(processor):
+                self.log.info(change.describe())
+            return
         self.roster_broken = None
         for attr in ("problems", "warnings"):
             for problem in getattr(report, attr, None) or []:

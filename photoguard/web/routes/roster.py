@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from ...consent import may_show
 from ...references import MAX_UPLOAD_BYTES, ReferenceError, feedback, remove_reference, store_upload
-from ...roster import (ID_CHARS, MIN_GOOD_PHOTOS, SECOND_FACE, child_folder, child_history, child_standing,
+from ...roster import (MIN_GOOD_PHOTOS, SECOND_FACE, child_folder, child_history, child_standing, id_problem,
                        list_children, load_consents, reason_on_page, roster_file_problems)
 from ...roster_file import ChildEntry, RosterFileError, enrol, fingerprint, read_child, remove_child, save_child
 from ..app import database, flash, page, state
@@ -26,14 +26,17 @@ from ..app import database, flash, page, state
 
 def _child_id(request: Request) -> str | None:
     cid = request.path_params["child_id"]
-    return cid if cid and set(cid) <= ID_CHARS else None
+    return cid if id_problem(cid) is None else None
 
 
 def enrol_now(request: Request, accept_largest: frozenset[str] = frozenset()) -> str:
     """Sync as `photoguard enrol` does; a sentence on what happened to the outbox."""
     web = state(request)
-    with database(request) as conn:
-        done = enrol(web.home, conn, detector=web.detector, accept_largest=accept_largest)
+    try:
+        with database(request) as conn:
+            done = enrol(web.home, conn, detector=web.detector, accept_largest=accept_largest)
+    except RosterFileError as exc:   # the outbox was re-checked all the same
+        return f" But {web.home.roster_csv.name} could not be read as a whole: {exc}"
     changed = [c for c in done.outbox if c.action in ("rerendered", "removed")]
     if not changed:
         return ""
