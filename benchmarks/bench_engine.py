@@ -25,10 +25,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import facekit  # noqa: E402
 
-from photoguard.config import Settings  # noqa: E402
-from photoguard.detect import FaceDetector, turn_matrix  # noqa: E402
-from photoguard.evaluate import covers, load_rgb, read_imglab, evaluate_detection  # noqa: E402
-from photoguard.identify import Template, encode_faces, match_faces  # noqa: E402
+from photoguard.engine.detect import FaceDetector, turn_matrix  # noqa: E402
+from photoguard.engine.identify import Template, encode_faces, match_faces  # noqa: E402
+from photoguard.evaluate.faces import covers, evaluate_detection, load_rgb, read_imglab  # noqa: E402
+from photoguard.store.config import Settings  # noqa: E402
 
 BUCKETS = [(24, 32), (32, 64), (64, 128), (128, 420)]
 NAMES = ("astronaut", "hopper")

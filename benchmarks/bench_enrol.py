@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import facekit  # noqa: E402
 
-from photoguard import db  # noqa: E402
-from photoguard.home import open_home  # noqa: E402
-from photoguard.roster import sync_roster  # noqa: E402
+from photoguard.store import db  # noqa: E402
+from photoguard.store.home import open_home  # noqa: E402
+from photoguard.store.roster import sync_roster  # noqa: E402
 
 
 def build(root: Path, children: int, photos: int, large: int) -> tuple:

@@ -21,9 +21,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from photoguard.config import Settings
-from photoguard.detect import UNRECOGNISABLE_PX, FaceDetector, covers, floor_px, published_scale
-from photoguard.images import load_image
+from photoguard.engine.detect import UNRECOGNISABLE_PX, FaceDetector, covers, floor_px, published_scale
+from photoguard.photos.images import load_image
+from photoguard.store.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO_SIZES = {3: (2000, 1500), 12: (4000, 3000), 48: (8000, 6000)}

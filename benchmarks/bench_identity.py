@@ -30,12 +30,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from photoguard.detect import FaceDetector  # noqa: E402
-from photoguard.embed import FaceEncoder  # noqa: E402
-from photoguard.evaluate import load_rgb, person_photos  # noqa: E402
-from photoguard.facenet import DlibEncoder  # noqa: E402
-from photoguard.identify import Template, look_alike_pairs  # noqa: E402
-from photoguard.rosters import photo_age  # noqa: E402
+from photoguard.engine.detect import FaceDetector  # noqa: E402
+from photoguard.engine.embed import FaceEncoder  # noqa: E402
+from photoguard.engine.facenet import DlibEncoder  # noqa: E402
+from photoguard.engine.identify import Template, look_alike_pairs  # noqa: E402
+from photoguard.evaluate.faces import load_rgb, person_photos  # noqa: E402
+from photoguard.evaluate.rosters import photo_age  # noqa: E402
 
 FALSE_RATES = (1e-4, 1e-3, 1e-2)
 SUM_WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)   # SFace's share in the weighted sum

@@ -52,12 +52,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import photoguard.identify as identify  # noqa: E402
-from photoguard.detect import FaceDetector  # noqa: E402
-from photoguard.embed import ENCODE_MIN_FACE_PX, FaceEncoder  # noqa: E402
-from photoguard.evaluate import EncodedPhoto, load_rgb, person_photos  # noqa: E402
-from photoguard.rosters import simulate  # noqa: E402
-from photoguard.sface import CHIP_POINTS, normalise, similarity_transform  # noqa: E402
+import photoguard.engine.identify as identify  # noqa: E402
+from photoguard.engine.detect import FaceDetector  # noqa: E402
+from photoguard.engine.embed import ENCODE_MIN_FACE_PX, FaceEncoder  # noqa: E402
+from photoguard.engine.sface import CHIP_POINTS, normalise, similarity_transform  # noqa: E402
+from photoguard.evaluate.faces import EncodedPhoto, load_rgb, person_photos  # noqa: E402
+from photoguard.evaluate.rosters import simulate  # noqa: E402
 
 ROSTERS = ((10, 20), (30, 10), (56, 5))
 THRESHOLDS = (0.50, 0.53, 0.55, 0.58, 0.60, 0.62, 0.65)

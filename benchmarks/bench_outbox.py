@@ -16,10 +16,10 @@ import os
 import tempfile
 import time
 
-from photoguard.db import connect, transaction
-from photoguard.home import open_home
-from photoguard.outbox import list_outbox, outbox_photo, record_outbox_file, sweep, takedown_list
-from photoguard.pipeline import now_iso
+from photoguard.flow.outbox import list_outbox, outbox_photo, record_outbox_file, sweep, takedown_list
+from photoguard.flow.pipeline import now_iso
+from photoguard.store.db import connect, transaction
+from photoguard.store.home import open_home
 
 
 def timed(label: str, fn, repeat: int = 3) -> None:

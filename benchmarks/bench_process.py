@@ -80,7 +80,7 @@ def setup_home(root: Path, photos: list[Path]) -> None:
     from facekit import face_patch
     from PIL import Image
 
-    from photoguard.starter import init_home
+    from photoguard.store.starter import init_home
 
     init_home(root)
     (root / "enrol" / "children.csv").write_text(ROSTER)

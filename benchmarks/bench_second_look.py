@@ -58,10 +58,10 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=10)
     args = parser.parse_args()
 
-    from photoguard.config import Settings
-    from photoguard.detect import FaceDetector
-    from photoguard.images import load_image
-    from photoguard.obscure import obscure_face
+    from photoguard.engine.detect import FaceDetector
+    from photoguard.engine.obscure import obscure_face
+    from photoguard.photos.images import load_image
+    from photoguard.store.config import Settings
 
     detector = FaceDetector(threads=1)
     radius = reach(detector.centerface)

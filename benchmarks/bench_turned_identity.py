@@ -19,9 +19,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from photoguard.detect import FaceDetector  # noqa: E402
-from photoguard.embed import FaceEncoder, plausible  # noqa: E402
-from photoguard.evaluate import load_rgb, person_photos  # noqa: E402
+from photoguard.engine.detect import FaceDetector  # noqa: E402
+from photoguard.engine.embed import FaceEncoder, plausible  # noqa: E402
+from photoguard.evaluate.faces import load_rgb, person_photos  # noqa: E402
 
 
 def upright_search_landmarks(self, rgb, face):

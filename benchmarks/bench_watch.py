@@ -117,8 +117,8 @@ def mb(n: int) -> float:
 
 
 def flood(count: int) -> dict:
-    from photoguard.home import open_home
-    from photoguard.watch import Watcher, WatchOptions
+    from photoguard.flow.watch import Watcher, WatchOptions
+    from photoguard.store.home import open_home
 
     work = Path(tempfile.mkdtemp(prefix="pg-bench-flood-"))
     home = open_home(work / "home")
@@ -181,7 +181,7 @@ def measure(args, code: Path | None) -> None:
     work = Path(tempfile.mkdtemp(prefix="pg-bench-watch-"))
     home = work / "home"
     staged = home / "incoming"   # same file system as the inbox, so a drop is one rename
-    from photoguard.starter import init_home
+    from photoguard.store.starter import init_home
 
     init_home(home)   # the watcher refuses a folder that is not a home
     for sub in ("inbox", "enrol"):

@@ -33,8 +33,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the report to this file")
     args = parser.parse_args()
 
-    from photoguard.home import open_home
-    from photoguard.pipeline import open_processor
+    from photoguard.flow.pipeline import open_processor
+    from photoguard.store.home import open_home
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)

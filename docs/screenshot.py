@@ -16,7 +16,7 @@ from pathlib import Path
 import uvicorn
 from playwright.sync_api import sync_playwright
 
-from photoguard.home import open_home
+from photoguard.store.home import open_home
 from photoguard.web.app import create_app
 
 PIN = "123456"

@@ -1,2 +1,3 @@
-from photoguard.cli import main
+from photoguard.cli.main import main
+
 main()

@@ -14,9 +14,8 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from facekit import jpeg_bytes, scene
+from PIL import Image
 
 # -- byte-level builders ----------------------------------------------------------------------
 

@@ -11,17 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from facekit import jpeg_bytes
-from photoguard.cli import main
-from photoguard.db import connect
-from photoguard.home import open_home
-from photoguard.pipeline import Processor
-from photoguard.reprocess import interrupted, reprocess, select_photos
-from photoguard.review import confirm_face, release, review_detail
-from photoguard.roster import sync_roster
 from test_pipeline import CSV_HEADER, diff, drop, make_enrolled_home, photo_of_both, region, write_reference_photos
 from webhome import BASE, ORIGIN, PIN
+
+from photoguard.cli.main import main
+from photoguard.flow.pipeline import Processor
+from photoguard.flow.reprocess import interrupted, reprocess, select_photos
+from photoguard.flow.review import confirm_face, release, review_detail
+from photoguard.store.db import connect
+from photoguard.store.home import open_home
+from photoguard.store.roster import sync_roster
 
 # Ada (astronaut) and Grace (Hopper) are enrolled; their faces in the test photo match their references
 # well, so a strict similarity makes both "not sure enough" while still alike enough to ask about.
@@ -62,7 +62,7 @@ def test_unsure_faces_hold_the_photo_with_a_question_and_stay_obscured(enrolled,
 
     assert result.status == "review"
     assert result.reason.count("not sure who face") == 2
-    from photoguard.watch import describe
+    from photoguard.flow.watch import describe
 
     for logged in (result.reason, describe(result)):                 # no child's name in what is logged
         assert "ada" not in logged.lower() and "grace" not in logged.lower()
@@ -156,9 +156,9 @@ def test_a_face_as_alike_to_two_children_asks_which_with_neither_chosen(tmp_path
 
 
 def test_the_engine_reason_for_two_alike_children_names_them():
-    from photoguard.consent import ChildConsent
-    from photoguard.identify import _pair_reason, pair_in
-    from photoguard.review import _reason_words
+    from photoguard.engine.identify import _pair_reason, pair_in
+    from photoguard.flow.review import _reason_words
+    from photoguard.rules.consent import ChildConsent
 
     consents = {c: ChildConsent(c, c.capitalize(), True, {"facebook": True}) for c in ("ada", "eve")}
     assert pair_in(_pair_reason("eve", "ada")) == ("ada", "eve")
@@ -218,7 +218,7 @@ def test_reprocess_with_asking_on_puts_the_question_for_a_photo_already_cleared(
 
 
 def test_after_an_undone_release_a_taken_back_answer_is_not_asked_again(enrolled, tmp_path):
-    from photoguard.review import undo_edit, undo_last
+    from photoguard.flow.review import undo_edit, undo_last
 
     home, processor, result, rgb, boxes = process_strictly(enrolled, tmp_path / "home", "slide.jpg", 36, ask_from=0.3)
     number = face_numbers(processor.conn, result.sha256, boxes)["ada"]

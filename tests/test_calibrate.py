@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from photoguard import db
-from photoguard.calibrate import FLOOR, Tail, calibrate, cross_scores
-from photoguard.cli import main
-from photoguard.config import load_settings
-from photoguard.identify import Template, match_faces
-from photoguard.roster import current_model, load_templates
+from photoguard.cli.main import main
+from photoguard.engine.identify import Template, match_faces
+from photoguard.evaluate.calibrate import FLOOR, Tail, calibrate, cross_scores
+from photoguard.store import db
+from photoguard.store.config import load_settings
+from photoguard.store.roster import current_model, load_templates
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -9,11 +9,11 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from photoguard.cli import main
-from photoguard.config import ConfigError, Settings, load_settings, write_setting
-from photoguard.db import connect
-from photoguard.home import open_home
-from photoguard.starter import init_home
+from photoguard.cli.main import main
+from photoguard.store.config import ConfigError, Settings, load_settings, write_setting
+from photoguard.store.db import connect
+from photoguard.store.home import open_home
+from photoguard.store.starter import init_home
 
 
 def mode(path) -> int:

@@ -1,6 +1,6 @@
 from datetime import date, datetime
 
-from photoguard.consent import ChildConsent, may_show
+from photoguard.rules.consent import ChildConsent, may_show
 
 TODAY = date(2026, 5, 10)
 

@@ -8,13 +8,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from facekit import jpeg_bytes, scene
 from PIL import Image
 
-from facekit import jpeg_bytes, scene
-from photoguard.detect import FaceBox, FaceDetector
-from photoguard.home import open_home
-from photoguard.obscure import head_from_landmarks, obscure_mask
-from photoguard.pipeline import Processor
+from photoguard.engine.detect import FaceDetector
+from photoguard.engine.obscure import head_from_landmarks, obscure_mask
+from photoguard.flow.pipeline import Processor
+from photoguard.store.home import open_home
 
 FACE_AT = (380, 220, 110)   # x, y, width of the face in the scene
 

@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 from facekit import jpeg_bytes, scene
-from photoguard.db import connect
-from photoguard.home import open_home
+
+from photoguard.store.db import connect
+from photoguard.store.home import open_home
 
 CHANNELS = ("facebook", "instagram", "twitter")
 

@@ -2,10 +2,10 @@
 
 from datetime import date
 
-from photoguard.consent import ChildConsent
-from photoguard.identify import Identity
-from photoguard.detect import same_face
-from photoguard.pipeline import OBSCURED, SHOWN, decide, is_candidate, questions_to_ask
+from photoguard.engine.detect import same_face
+from photoguard.engine.identify import Identity
+from photoguard.flow.pipeline import OBSCURED, SHOWN, decide, is_candidate, questions_to_ask
+from photoguard.rules.consent import ChildConsent
 
 TODAY = date(2026, 11, 24)
 CHANNELS = ("facebook", "instagram")

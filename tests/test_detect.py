@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 
+import facekit
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-import facekit
-from photoguard.detect import FaceBox, FaceDetector
-from photoguard.detect import covers
+from photoguard.engine.detect import FaceBox, FaceDetector, covers
 
 
 @pytest.fixture(scope="module")

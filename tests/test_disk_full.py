@@ -8,11 +8,10 @@ import subprocess
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from facekit import jpeg_bytes, scene
-from photoguard.cli import main
-from photoguard.home import open_home
 
+from photoguard.cli.main import main
+from photoguard.store.home import open_home
 
 PHOTOS = 6
 

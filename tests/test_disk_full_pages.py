@@ -7,13 +7,13 @@ import os
 import subprocess
 
 import pytest
+import webhome
 from click.testing import CliRunner
 from starlette.testclient import TestClient
-
-import webhome
 from webhome import BASE, ORIGIN, PIN
-from photoguard.cli import main
-from photoguard.db import connect
+
+from photoguard.cli.main import main
+from photoguard.store.db import connect
 from photoguard.web.app import create_app
 
 

@@ -9,13 +9,13 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from facekit import face_patch, jpeg_bytes, scene
 from PIL import Image, ImageEnhance
 
-from facekit import face_patch, jpeg_bytes, scene
-from photoguard import db
-from photoguard.cli import main
-from photoguard.home import open_home
-from photoguard.roster import load_consents, load_templates, sync_roster
+from photoguard.cli.main import main
+from photoguard.store import db
+from photoguard.store.home import open_home
+from photoguard.store.roster import load_consents, load_templates, sync_roster
 
 TODAY = date(2026, 5, 10)
 HEADER = "id,name,face_matching,facebook,instagram,twitter,expires\n"
@@ -57,7 +57,7 @@ def sync(home, conn, detector, **kw):
 
 @pytest.fixture(scope="module")
 def detector():
-    from photoguard.detect import FaceDetector
+    from photoguard.engine.detect import FaceDetector
 
     return FaceDetector()
 
@@ -140,7 +140,7 @@ def test_unchanged_photos_are_not_reencoded(home, monkeypatch):
     def no_detector(*args, **kwargs):
         raise AssertionError("the face detector was loaded with nothing to encode")
 
-    monkeypatch.setattr("photoguard.detect.FaceDetector", no_detector)
+    monkeypatch.setattr("photoguard.engine.detect.FaceDetector", no_detector)
     before = conn.execute("SELECT path, checked_at FROM reference_photos ORDER BY path").fetchall()
     result = sync_roster(h, conn, today=TODAY)
     assert result.photos_checked == 0 and result.photos_unchanged == 9
@@ -272,7 +272,7 @@ def test_rejected_photos_checked_again_when_the_rules_change(home, detector):
 
 
 def test_bad_csv_changes_nothing(home, detector):
-    from photoguard.roster import RosterError
+    from photoguard.store.roster import RosterError
 
     h, conn = home
     h.roster_csv.write_text("")
@@ -378,7 +378,7 @@ def test_home_enrolled_with_old_dlib_templates_is_encoded_again_at_the_next_sync
     result = sync(h, conn, detector)
     assert result.photos_checked == 5 and result.templates_erased == 5
     rows = conn.execute("SELECT child_id, photo_sha256, encoding, model FROM templates").fetchall()
-    from photoguard.roster import current_model
+    from photoguard.store.roster import current_model
 
     assert {r["model"] for r in rows} == {current_model()}
     assert {(r["child_id"], r["photo_sha256"]): bytes(r["encoding"]) for r in rows} == new

@@ -5,19 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import facekit
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import facekit
-from photoguard.cli import main
-from photoguard.detect import FaceDetector
-from photoguard.detect import covers, iou
-from photoguard.evaluate import (
-    EvaluationError, encode_folder, evaluate_detection, format_detection, format_identity, identity_report,
-    read_imglab, score_image,
-)
+from photoguard.cli.main import main
+from photoguard.engine.detect import FaceDetector, covers, iou
+from photoguard.evaluate.faces import (EvaluationError, encode_folder, evaluate_detection, format_detection, format_identity, identity_report, read_imglab, score_image)
 
 
 def test_iou_and_covers():
@@ -148,8 +144,8 @@ def test_identity_command(people):
 
 def _synthetic_children(n: int, seed: int = 0):
     """EncodedPhoto lists of ``n`` made-up children, 5 photos each at ages 2-6, one 120 px face each."""
-    from photoguard.detect import FaceBox
-    from photoguard.evaluate import EncodedPhoto
+    from photoguard.engine.detect import FaceBox
+    from photoguard.evaluate.faces import EncodedPhoto
 
     rng = np.random.default_rng(seed)
     out = []
@@ -164,7 +160,7 @@ def _synthetic_children(n: int, seed: int = 0):
 
 
 def test_simulated_rosters_enrol_two_thirds_within_the_window_and_count_strangers():
-    from photoguard.rosters import format_rosters, photo_age, simulate
+    from photoguard.evaluate.rosters import format_rosters, photo_age, simulate
 
     assert photo_age(Path("001A05.JPG")) == 5 and photo_age(Path("012A14a.JPG")) == 14
     assert photo_age(Path("obama1.jpg")) is None
@@ -192,7 +188,7 @@ def test_identity_command_runs_rosters(people):
 
 
 def test_roster_curve_trades_keep_against_wrong_shows_on_the_same_rosters():
-    from photoguard.rosters import curve, format_curve, simulate
+    from photoguard.evaluate.rosters import curve, format_curve, simulate
 
     photos = _synthetic_children(15)
     rows = curve(photos, [(9, 3)], [0.60, -1.0, 0.99], margin=0.0, min_face_px=80)
@@ -223,7 +219,7 @@ def test_identity_command_curve_does_not_change_the_verdict(people):
 
 
 def test_simulated_rosters_count_the_faces_the_manager_would_be_asked_about():
-    from photoguard.rosters import format_rosters, simulate
+    from photoguard.evaluate.rosters import format_rosters, simulate
 
     photos = _synthetic_children(15)
     # Too strict to show anyone: every enrolled child's test face is put to the manager as themselves,

@@ -1,9 +1,8 @@
 import io
 
 import numpy as np
-from PIL import Image, ImageOps
-
 from facekit import face_patch, jpeg_bytes, scene
+from PIL import Image, ImageOps
 
 
 def test_jpeg_bytes_displays_as_given_in_every_orientation():

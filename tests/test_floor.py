@@ -9,18 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from facekit import jpeg_bytes, scene
-from photoguard.config import ConfigError, load_settings
-from photoguard.db import connect
-from photoguard.detect import covers, floor_px
-from photoguard.home import open_home
-from photoguard.images import shrink_to
-from photoguard.pipeline import Processor, recheck_outbox
-from photoguard.review import release, render_preview
-from photoguard.roster import sync_roster
+from PIL import Image
 from test_pipeline import CSV_HEADER, FirstLookMisses, drop, make_enrolled_home, photo_of_both
+
+from photoguard.engine.detect import covers, floor_px
+from photoguard.flow.pipeline import Processor, recheck_outbox
+from photoguard.flow.review import release, render_preview
+from photoguard.photos.images import shrink_to
+from photoguard.store.config import ConfigError, load_settings
+from photoguard.store.db import connect
+from photoguard.store.home import open_home
+from photoguard.store.roster import sync_roster
 
 
 def pixels(path_or_bytes) -> np.ndarray:

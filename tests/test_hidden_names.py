@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 from click.testing import CliRunner
-
 from facekit import jpeg_bytes
-from photoguard.cli import main
-from photoguard.home import open_home
+
+from photoguard.cli.main import main
+from photoguard.store.home import open_home
 
 
 def test_dot_named_photos_are_processed_and_files_left_alone_are_named(tmp_path):

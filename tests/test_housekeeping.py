@@ -9,12 +9,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
-
-from photoguard import db
-from photoguard.cli import main
-from photoguard.home import open_home
-from photoguard.housekeeping import Clock, EmptyFolders
 from test_watch import Watch, files, tiny_jpeg, wait_until
+
+from photoguard.cli.main import main
+from photoguard.flow.housekeeping import Clock, EmptyFolders
+from photoguard.store import db
+from photoguard.store.home import open_home
 
 
 def set_clock(path: Path, when: datetime) -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+import facekit
 import numpy as np
 import pytest
 from PIL import Image
 
-import facekit
-from photoguard.detect import FaceBox, FaceDetector
-from photoguard.identify import (
-    NO_CHILDREN, NO_ENCODING, NOT_CLOSE, TOO_SMALL, Template, encode_faces, look_alike_pairs, match_faces,
-)
+from photoguard.engine.detect import FaceBox, FaceDetector
+from photoguard.engine.identify import (NO_CHILDREN, NO_ENCODING, NOT_CLOSE, TOO_SMALL, Template, encode_faces, look_alike_pairs, match_faces)
 
 RULE = dict(threshold=0.60, margin=0.05, min_face_px=80)
 E = np.eye(128)
@@ -192,7 +190,7 @@ def test_degenerate_box_gives_no_encoding():
 def test_numpy_descriptor_network_gives_dlibs_numbers():
     import dlib
 
-    from photoguard.facenet import FaceNet, model_paths
+    from photoguard.engine.facenet import FaceNet, model_paths
 
     landmarks, network = model_paths()
     predictor = dlib.shape_predictor(str(landmarks))
@@ -218,7 +216,7 @@ def test_encodings_do_not_depend_on_batching(detector):
 
 
 def test_nan_distance_is_never_a_match():
-    from photoguard.identify import Template, match_faces
+    from photoguard.engine.identify import Template, match_faces
 
     templates = [Template("ada", E[0]), Template("grace", E[1])]
     broken = np.full(128, np.nan)

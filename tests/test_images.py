@@ -9,13 +9,18 @@ import threading
 
 import numpy as np
 import pytest
+from badinputs import (
+    XMP_PACKET,
+    exif_with_gps_and_thumbnail,
+    insert_segments,
+    iptc_app13,
+    png16_rgb,
+    swapped_red_green_profile,
+)
+from facekit import jpeg_bytes, scene
 from PIL import Image, ImageFile
 
-from badinputs import (XMP_PACKET, exif_with_gps_and_thumbnail, insert_segments, iptc_app13, png16_rgb,
-                       swapped_red_green_profile)
-from facekit import jpeg_bytes, scene
-from photoguard.images import (ImageError, SaveError, jpeg_segments, load_image, load_image_bytes, save_stripped_jpeg,
-                               sha256_file, strip_check)
+from photoguard.photos.images import (ImageError, SaveError, jpeg_segments, load_image, load_image_bytes, save_stripped_jpeg, sha256_file, strip_check)
 
 OUTBOX_SEGMENTS = {"SOI", "APP0", "APP2", "DQT", "SOF0", "DHT", "DRI", "SOS", "EOI"}
 
@@ -131,7 +136,7 @@ def test_non_srgb_icc_profile_is_converted():
 
 
 def test_truncated_photos_are_detected_even_after_face_recognition_is_imported(photo):
-    from photoguard.identify import face_recognition
+    from photoguard.engine.identify import face_recognition
 
     face_recognition()   # sets Pillow's LOAD_TRUNCATED_IMAGES = True as a side effect of import
     data = jpeg_bytes(photo)

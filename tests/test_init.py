@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from photoguard import db
-from photoguard.cli import main
-from photoguard.config import _KEYS, Settings, load_settings
-from photoguard.home import HomeError
-from photoguard.roster import parse_roster, sync_roster
-from photoguard.starter import init_home, is_home, starter_settings
+from photoguard.cli.main import main
+from photoguard.store import db
+from photoguard.store.config import _KEYS, Settings, load_settings
+from photoguard.store.home import HomeError
+from photoguard.store.roster import parse_roster, sync_roster
+from photoguard.store.starter import init_home, is_home, starter_settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -184,7 +184,7 @@ def test_long_commands_say_which_home_first(tmp_path):
 
 
 def test_library_open_home_still_creates_for_callers_that_mean_it(tmp_path):
-    from photoguard.home import open_home
+    from photoguard.store.home import open_home
 
     home = open_home(tmp_path / "made-by-a-test")
     assert is_home(home.root) and os.path.isdir(home.inbox)

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from facekit import background, jpeg_bytes
-from photoguard.db import connect
-from photoguard.detect import FaceDetector
-from photoguard.durable import safe_name
-from photoguard.home import open_home
-from photoguard.pipeline import Processor, collect, resume_interrupted, run_batch
+
+from photoguard.engine.detect import FaceDetector
+from photoguard.flow.pipeline import Processor, collect, resume_interrupted, run_batch
+from photoguard.photos.durable import safe_name
+from photoguard.store.db import connect
+from photoguard.store.home import open_home
 
 
 def tiny_jpeg(seed: int) -> bytes:
@@ -118,7 +118,7 @@ def test_hard_linked_photo_is_copied_in_and_the_shared_file_is_never_changed(hom
 
 
 def test_a_file_too_large_is_refused_by_its_size_without_being_read(home, processor, monkeypatch):
-    import photoguard.pipeline as pipeline
+    import photoguard.flow.pipeline as pipeline
 
     monkeypatch.setattr(pipeline, "MAX_FILE_BYTES", 10_000)   # a small limit stands in for 300 MB
     big = home.inbox / "huge.jpg"
@@ -238,7 +238,7 @@ def test_one_journal_entry_that_cannot_be_finished_never_stops_the_rest(home, pr
     for i in (6, 7):
         (home.inbox / f"p{i}.jpg").write_bytes(tiny_jpeg(i))
     # Decide and stage both, as a killed run would have left them ('publishing').
-    from photoguard.intake import take_snapshot
+    from photoguard.photos.intake import take_snapshot
 
     for i in (6, 7):
         snap = take_snapshot(home.inbox / f"p{i}.jpg", processor.staging, 10**8)
@@ -283,7 +283,7 @@ def corrupt_quietly(data: bytes, seed: int = 1) -> bytes:
 def test_jpeg_with_corrupt_picture_data_goes_to_failed_not_the_outbox(home, processor):
     from skimage import data as skdata
 
-    from photoguard.images import jpeg_problem, libjpeg_warning
+    from photoguard.photos.images import jpeg_problem, libjpeg_warning
 
     photo = jpeg_bytes(skdata.astronaut(), quality=90)
     damaged = corrupt_quietly(photo)
@@ -330,7 +330,7 @@ def test_modes_are_set_explicitly_even_with_umask_000(tmp_path, detector):
 
 
 def test_purge_clears_old_failed_and_review_files(home):
-    from photoguard.audit import purge_archive
+    from photoguard.flow.audit import purge_archive
 
     old = home.failed / "old.jpg"
     for p in (old, old.with_name("old.jpg.txt"), home.review / "left.jpg", home.review / "left.json"):

@@ -35,9 +35,9 @@ for m in pkgutil.walk_packages(photoguard.__path__, "photoguard."):
     if m.name != "photoguard.__main__":
         importlib.import_module(m.name)
 from pathlib import Path
-from photoguard.detect import FaceDetector
-from photoguard.identify import FaceEncoder
-from photoguard.images import load_image
+from photoguard.engine.detect import FaceDetector
+from photoguard.engine.identify import FaceEncoder
+from photoguard.photos.images import load_image
 photo = load_image(Path({str(REPO / "samples" / "story-corner.jpg")!r}))
 faces = FaceDetector(0.3).detect(photo.rgb)
 assert faces, "no face found"

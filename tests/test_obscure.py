@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-
 from facekit import scene
-from photoguard.detect import FaceBox
-from photoguard.identify import face_recognition
-from photoguard.obscure import FILL_RGB, MIN_CELL, cell_size, obscure_face, obscure_faces, obscure_mask
+
+from photoguard.engine.detect import FaceBox
+from photoguard.engine.identify import face_recognition
+from photoguard.engine.obscure import FILL_RGB, MIN_CELL, cell_size, obscure_face, obscure_faces, obscure_mask
 
 
 @pytest.fixture(scope="module")

@@ -14,16 +14,25 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from PIL import Image, ImageDraw
-
 from facekit import jpeg_bytes
-from photoguard.cli import main
-from photoguard.home import OUTBOX_FILE
-from photoguard.outbox import (OutboxError, list_outbox, mark_posted, mark_taken_down, outbox_photo,
-                               recheck_outbox, sweep, takedown_list)
-from photoguard.roster import sync_roster
-from test_pipeline import detector, enrolled_home, home, processor  # noqa: F401 (the same fixtures)
-from test_pipeline import CSV_HEADER, ROSTER, diff, drop, photo_of_both, region
+from PIL import Image, ImageDraw
+from test_pipeline import (  # noqa: F401 (the same fixtures)
+    CSV_HEADER,
+    ROSTER,
+    detector,
+    diff,
+    drop,
+    enrolled_home,
+    home,
+    photo_of_both,
+    processor,
+    region,
+)
+
+from photoguard.cli.main import main
+from photoguard.flow.outbox import (OutboxError, list_outbox, mark_posted, mark_taken_down, outbox_photo, recheck_outbox, sweep, takedown_list)
+from photoguard.store.home import OUTBOX_FILE
+from photoguard.store.roster import sync_roster
 
 CHANNELS = ("facebook", "instagram", "twitter")
 NO_ADA = CSV_HEADER + "ada,Ada,yes,no,no,no,\ngrace,Grace,yes,yes,no,no,\n"
@@ -131,7 +140,7 @@ def test_collected_and_posted_photos_go_on_the_takedown_list_until_marked(home, 
     assert status.output.splitlines()[1].startswith("take down: 2 photo(s)")
     assert "garden.jpg" in status.output
 
-    from photoguard.report import build_report
+    from photoguard.flow.report import build_report
 
     page = build_report(home, processor.conn, date.today()).read_text(encoding="utf-8")
     top = page.index("Take these photos down")
@@ -160,7 +169,7 @@ def test_collected_and_posted_photos_go_on_the_takedown_list_until_marked(home, 
     kinds = [r[0] for r in conn.execute("SELECT kind FROM events WHERE kind IN ('posted', 'collected', 'rerendered', "
                                         "'removed', 'taken_down') ORDER BY id")]
     assert kinds == ["posted", "collected", "rerendered", "rerendered", "taken_down", "taken_down"]
-    from photoguard.audit import export_audit
+    from photoguard.flow.audit import export_audit
 
     buf = io.StringIO()
     export_audit(conn, buf)

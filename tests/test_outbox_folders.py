@@ -13,14 +13,21 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from facekit import jpeg_bytes
-from test_pipeline import CSV_HEADER, FirstLookMisses, detector, enrolled_home, home, photo_of_both  # noqa: F401
-from test_pipeline import processor  # noqa: F401
+from test_pipeline import (  # noqa: F401
+    CSV_HEADER,
+    FirstLookMisses,
+    detector,
+    enrolled_home,
+    home,
+    photo_of_both,
+    processor,  # noqa: F401
+)
 
-from photoguard.cli import main
-from photoguard.durable import drop_folder, make_folders
-from photoguard.outbox import list_outbox, recheck_outbox, takedown_list
-from photoguard.pipeline import Processor, collect, run_batch
-from photoguard.roster import sync_roster
+from photoguard.cli.main import main
+from photoguard.flow.outbox import list_outbox, recheck_outbox, takedown_list
+from photoguard.flow.pipeline import Processor, collect, run_batch
+from photoguard.photos.durable import drop_folder, make_folders
+from photoguard.store.roster import sync_roster
 
 CHANNELS = ("facebook", "instagram", "twitter")
 NO_ADA = CSV_HEADER + "ada,Ada,yes,no,no,no,\ngrace,Grace,yes,yes,no,no,\n"
@@ -127,7 +134,7 @@ def test_recheck_and_takedown_of_a_file_in_a_subfolder(home, processor):
 
 
 def test_review_release_goes_to_the_drop_folder_and_failed_says_where(home):
-    from photoguard.review import release, review_queue
+    from photoguard.flow.review import release, review_queue
 
     processor = Processor(home, detector=FirstLookMisses())
     drop_in(home, "Room 2/held.jpg", seed=36)

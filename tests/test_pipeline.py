@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from facekit import face_patch, jpeg_bytes, scene
 from PIL import Image
 
-from facekit import face_patch, jpeg_bytes, scene
-from photoguard.db import connect
-from photoguard.detect import FaceDetector
-from photoguard.home import open_home
-from photoguard.pipeline import Processor, collect, recheck_outbox, run_batch
-from photoguard.roster import sync_roster
+from photoguard.engine.detect import FaceDetector
+from photoguard.flow.pipeline import Processor, collect, recheck_outbox, run_batch
+from photoguard.store.db import connect
+from photoguard.store.home import open_home
+from photoguard.store.roster import sync_roster
 
 CSV_HEADER = "id,name,face_matching,facebook,instagram,twitter,expires\n"
 ROSTER = CSV_HEADER + "ada,Ada,yes,yes,yes,yes,\ngrace,Grace,yes,yes,no,no,\n"
@@ -324,7 +324,7 @@ class FirstLookMisses(FaceDetector):
 
 
 def test_face_found_only_on_second_look_goes_to_review(home):
-    from photoguard.review import release, review_queue
+    from photoguard.flow.review import release, review_queue
 
     processor = Processor(home, detector=FirstLookMisses())
     rgb, boxes = photo_of_both(seed=10)
@@ -348,7 +348,7 @@ def test_face_found_only_on_second_look_goes_to_review(home):
 
 
 def test_withdrawn_consent_rerenders_outbox(home, processor):
-    from photoguard.pipeline import open_processor
+    from photoguard.flow.pipeline import open_processor
 
     rgb, boxes = photo_of_both(seed=11)
     result = processor.process(drop(home, "picnic.jpg", jpeg_bytes(rgb)))
@@ -407,7 +407,7 @@ def test_collected_photo_is_noted_not_recreated(home, processor):
     changes = {c.channel: c for c in recheck_outbox(processor)}
     assert "facebook" not in changes      # collected: nothing in the outbox to re-make ...
     assert not Path(result.outputs["facebook"]).exists()
-    from photoguard.outbox import takedown_list
+    from photoguard.flow.outbox import takedown_list
 
     # ... and it is out in the world showing Grace: on the take-down list.
     assert [(i.channel, i.how, [c.child_id for c in i.children]) for i in takedown_list(processor.conn)] == \
@@ -417,7 +417,7 @@ def test_collected_photo_is_noted_not_recreated(home, processor):
 def test_process_command_json_lines_and_second_run_does_nothing(enrolled_home, tmp_path):
     from click.testing import CliRunner
 
-    from photoguard.cli import main
+    from photoguard.cli.main import main
 
     root = tmp_path / "cli-home"
     shutil.copytree(enrolled_home, root)
@@ -444,7 +444,7 @@ def test_process_command_json_lines_and_second_run_does_nothing(enrolled_home, t
 def test_unreadable_roster_stops_processing_and_keeps_photos(enrolled_home, tmp_path):
     from click.testing import CliRunner
 
-    from photoguard.cli import main
+    from photoguard.cli.main import main
 
     root = tmp_path / "broken-roster"
     shutil.copytree(enrolled_home, root)
@@ -459,8 +459,8 @@ def test_unreadable_roster_stops_processing_and_keeps_photos(enrolled_home, tmp_
 
 
 def test_deleted_roster_with_children_on_file_stops_processing(enrolled_home, tmp_path):
-    from photoguard.pipeline import open_processor
-    from photoguard.roster import RosterError
+    from photoguard.flow.pipeline import open_processor
+    from photoguard.store.roster import RosterError
 
     root = tmp_path / "no-roster"
     shutil.copytree(enrolled_home, root)

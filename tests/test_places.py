@@ -2,7 +2,7 @@
 
 import pytest
 
-from photoguard.places import where_in_photo
+from photoguard.photos.places import where_in_photo
 
 
 def test_the_nine_places():
@@ -26,8 +26,8 @@ def test_boxes_reaching_outside_the_photo_still_have_a_place():
 
 
 def test_second_look_problem_in_words():
-    from photoguard.detect import FaceBox
-    from photoguard.pipeline import SecondLook
+    from photoguard.engine.detect import FaceBox
+    from photoguard.flow.pipeline import SecondLook
 
     assert SecondLook(900, 600, [], [(0, 0, 10, 10)], []).problem() is None
     look = SecondLook(900, 600, [FaceBox(10, 500, 80, 580, 0.9)], [(800, 0, 900, 90)], [(0, "ada")])

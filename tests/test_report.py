@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from facekit import jpeg_bytes, scene
 from PIL import Image
 
-from facekit import jpeg_bytes, scene
-from photoguard import db
-from photoguard.home import open_home
-from photoguard.images import sha256_file
-from photoguard.report import SHOWN_COLOUR, build_report, gather_report
+from photoguard.flow.report import SHOWN_COLOUR, build_report, gather_report
+from photoguard.photos.images import sha256_file
+from photoguard.store import db
+from photoguard.store.home import open_home
 
 CHANNELS = ("facebook", "instagram", "twitter")
 NASTY = '<script>alert("x")</script>&trip.jpg'
@@ -208,8 +208,8 @@ def test_report_renders_in_a_headless_browser(report, tmp_path):
 def test_report_command(tmp_path):
     from click.testing import CliRunner
 
-    from photoguard.cli import main
-    from photoguard.starter import init_home
+    from photoguard.cli.main import main
+    from photoguard.store.starter import init_home
 
     init_home(tmp_path)
     result = CliRunner().invoke(main, ["report", "--home", str(tmp_path), "--since", "2020-01-01"])

@@ -6,15 +6,15 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from click.testing import CliRunner
-
 from facekit import jpeg_bytes
-from photoguard.cli import main
-from photoguard.db import connect
-from photoguard.home import open_home
-from photoguard.reprocess import ReprocessError, select_photos
-from photoguard.roster import sync_roster
-from photoguard.pipeline import Processor
-from test_pipeline import FirstLookMisses, ROSTER, diff, drop, photo_of_both, region, write_reference_photos
+from test_pipeline import ROSTER, FirstLookMisses, diff, drop, photo_of_both, region, write_reference_photos
+
+from photoguard.cli.main import main
+from photoguard.flow.pipeline import Processor
+from photoguard.flow.reprocess import ReprocessError, select_photos
+from photoguard.store.db import connect
+from photoguard.store.home import open_home
+from photoguard.store.roster import sync_roster
 
 
 def run(*args: str) -> str:
@@ -108,7 +108,7 @@ def test_photos_processed_before_enrolment_come_out_right_after_reprocess(tmp_pa
     assert "were taken out of the outbox to be made again but not finished: party.jpg" in (
         run("status", "--home", root).replace("\n", " "))
     # Its original is now its only copy: purge leaves it, however old.
-    from photoguard.audit import purge_archive
+    from photoguard.flow.audit import purge_archive
     purge_archive(home, conn, today=date.today() + timedelta(days=400))
     assert archived.exists()
     archived.write_bytes(kept)

@@ -7,14 +7,14 @@ from __future__ import annotations
 import errno
 
 import pytest
-
-import photoguard.pipeline as pipeline
-import photoguard.reprocess as rp
 from facekit import jpeg_bytes
-from photoguard.outbox import sweep
-from photoguard.pipeline import DiskFull
-from photoguard.reprocess import interrupted, reprocess, select_photos
 from test_pipeline import detector, drop, enrolled_home, home, photo_of_both, processor  # noqa: F401
+
+import photoguard.flow.pipeline as pipeline
+import photoguard.flow.reprocess as rp
+from photoguard.flow.outbox import sweep
+from photoguard.flow.pipeline import DiskFull
+from photoguard.flow.reprocess import interrupted, reprocess, select_photos
 
 
 def copies(home, channel: str = "facebook") -> list[str]:

@@ -11,20 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
-
 from facekit import jpeg_bytes
-from photoguard.audit import export_audit
-from photoguard.cli import main
-from photoguard.db import connect
-from photoguard.home import open_home
-from photoguard.images import load_image_bytes, strip_check
-from photoguard.pipeline import Processor
-from photoguard.review import (ReviewError, add_box, confirm_face, obscure_face, os_actor, reject, release,
-                               render_preview, review_detail, review_queue, undo_edit, undo_last)
-from photoguard.roster import sync_roster
-from test_pipeline import (make_enrolled_home, CSV_HEADER, ROSTER, FirstLookMisses, diff, drop, photo_of_both, region,
-                           write_reference_photos)
+from test_pipeline import CSV_HEADER, FirstLookMisses, diff, drop, make_enrolled_home, photo_of_both, region
+
+from photoguard.cli.main import main
+from photoguard.flow.audit import export_audit
+from photoguard.flow.pipeline import Processor
+from photoguard.flow.review import (ReviewError, add_box, confirm_face, obscure_face, os_actor, reject, release, render_preview, review_detail, review_queue, undo_edit, undo_last)
+from photoguard.photos.images import load_image_bytes, strip_check
+from photoguard.store.db import connect
+from photoguard.store.home import open_home
+from photoguard.store.roster import sync_roster
 
 CHANNELS = ("facebook", "instagram", "twitter")
 
@@ -64,7 +61,7 @@ def conn(home):
 @pytest.fixture(scope="module")
 def shared_processor(held_home):
     """One set of models for the module's releases (each test gives it its own home's connection)."""
-    from photoguard.detect import FaceDetector
+    from photoguard.engine.detect import FaceDetector
 
     return FaceDetector()
 
@@ -168,7 +165,7 @@ def test_confirmed_child_shown_only_where_her_consent_allows_each_channel(home, 
     assert any(f"face {number}, facebook: first decided obscured" in d and "released shown" in d for d in replaced)
 
     # Grace's consent is withdrawn later: the outbox re-check knows it is her and re-renders Facebook.
-    from photoguard.pipeline import recheck_outbox
+    from photoguard.flow.pipeline import recheck_outbox
 
     home.roster_csv.write_text(CSV_HEADER + "ada,Ada,yes,yes,yes,yes,\ngrace,Grace,yes,no,no,no,\n", encoding="utf-8")
     sync_roster(home, conn)
@@ -279,7 +276,7 @@ def test_undo_last_release_while_uncollected_then_reject_and_undo(home, conn, pr
     assert undo_last(home, conn, actor="manager").removed == (renamed,) and not renamed.exists()
 
     # Collected (taken out of the outbox), or marked posted: no undo; the photo stays released.
-    from photoguard.outbox import mark_posted
+    from photoguard.flow.outbox import mark_posted
 
     done = release(home, conn, "held", ["instagram", "twitter"], actor="manager", processor=processor)
     mark_posted(home, conn, done.files["twitter"].name, "twitter", "manager")
@@ -349,7 +346,7 @@ def test_a_release_killed_before_it_was_recorded_is_not_published_twice(home, co
 
 
 def test_second_look_face_stays_obscured_when_a_consent_change_remakes_the_released_file(home, conn, processor):
-    from photoguard.pipeline import recheck_outbox
+    from photoguard.flow.pipeline import recheck_outbox
 
     rgb, boxes = original()
     done = release(home, conn, "held", ["facebook"], actor="manager", processor=processor)
@@ -367,7 +364,7 @@ def test_second_look_face_stays_obscured_when_a_consent_change_remakes_the_relea
 def test_purge_keeps_the_original_of_a_photo_waiting_for_review(home, conn, processor):
     from datetime import date, timedelta
 
-    from photoguard.audit import purge_archive
+    from photoguard.flow.audit import purge_archive
 
     assert purge_archive(home, conn, retention_days=0, today=date.today() + timedelta(days=400)) == []
     assert review_detail(home, conn, "held").problem is None

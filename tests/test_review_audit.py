@@ -10,13 +10,13 @@ import time
 from datetime import date, timedelta
 
 from click.testing import CliRunner
-
 from facekit import jpeg_bytes, scene
-from photoguard.audit import purge_archive
-from photoguard.cli import main
-from photoguard.db import connect
-from photoguard.home import open_home
-from photoguard.pipeline import now_iso
+
+from photoguard.cli.main import main
+from photoguard.flow.audit import purge_archive
+from photoguard.flow.pipeline import now_iso
+from photoguard.store.db import connect
+from photoguard.store.home import open_home
 
 
 def make_review_item(home, name: str = "held") -> str:

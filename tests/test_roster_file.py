@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
-from photoguard.home import open_home
-from photoguard.roster import parse_roster
-from photoguard.roster_file import ChildEntry, RosterFileError, fingerprint, read_child, remove_child, save_child
+from photoguard.store.home import open_home
+from photoguard.store.roster import parse_roster
+from photoguard.store.roster_file import ChildEntry, RosterFileError, fingerprint, read_child, remove_child, save_child
 
 CHANNELS = ("facebook", "instagram", "twitter")
 EXCEL = ("\ufeffid;name;face_matching;facebook;instagram;twitter;expires;room\r\n"
@@ -91,7 +91,7 @@ def test_first_child_added_to_the_starter_file_from_init(tmp_path, shape):
     page took the first comment as the header and wrote ',mia,Mia Jones,...')."""
     from click.testing import CliRunner
 
-    from photoguard.cli import main
+    from photoguard.cli.main import main
 
     assert CliRunner().invoke(main, ["init", str(tmp_path / "home")]).exit_code == 0
     home = open_home(tmp_path / "home")

@@ -88,7 +88,7 @@ def test_reference_photos_have_exactly_one_identifiable_face(child):
     """Uses the project's detector once it exists; until then this check lives in make_samples.py --verify."""
     import numpy as np
 
-    from photoguard.detect import FaceDetector
+    from photoguard.engine.detect import FaceDetector
 
     try:
         detector = FaceDetector()
@@ -104,7 +104,7 @@ def test_reference_photos_have_exactly_one_identifiable_face(child):
 def test_build_demo_home_copies_samples_and_roster(tmp_path):
     import stat
 
-    from photoguard.demo import DemoError, build_demo_home
+    from photoguard.flow.demo import DemoError, build_demo_home
 
     home = build_demo_home(tmp_path / "demo", REPO)
     assert sorted(p.name for p in home.inbox.iterdir()) == sorted(PHOTOS)

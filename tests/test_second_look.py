@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from facekit import face_patch, scene
-from photoguard.db import connect
-from photoguard.detect import FaceDetector
-from photoguard.home import open_home
-from photoguard.pipeline import Processor
-from photoguard.roster import sync_roster
+
+from photoguard.engine.detect import FaceDetector
+from photoguard.flow.pipeline import Processor
+from photoguard.store.db import connect
+from photoguard.store.home import open_home
+from photoguard.store.roster import sync_roster
 
 ROSTER = "id,name,face_matching,facebook,instagram,twitter,expires\nada,Ada,yes,yes,yes,yes,\n"
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from photoguard.cli import main
-from photoguard.service import ServiceSpec, program_files, read_unit_home, render_unit
-from photoguard.starter import init_home
+from photoguard.cli.main import main
+from photoguard.flow.service import ServiceSpec, program_files, read_unit_home, render_unit
+from photoguard.store.starter import init_home
 
 # A program outside temporary folders and root's home stands in for the installed photoguard:
 # systemd-analyze verify checks that ExecStart names an existing executable.

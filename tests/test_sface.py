@@ -5,13 +5,13 @@ from __future__ import annotations
 import shutil
 
 import cv2
+import facekit
 import numpy as np
 import pytest
 
-import facekit
-from photoguard.detect import FaceBox, FaceDetector
-from photoguard.embed import FaceEncoder
-from photoguard.sface import MODEL_SHA256, ModelFileError, SFace, check_model_file, find_model_file
+from photoguard.engine.detect import FaceBox, FaceDetector
+from photoguard.engine.embed import FaceEncoder
+from photoguard.engine.sface import MODEL_SHA256, ModelFileError, SFace, check_model_file, find_model_file
 
 
 @pytest.fixture(scope="module")

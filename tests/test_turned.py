@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import facekit
 import numpy as np
 import pytest
 from PIL import Image
 
-import facekit
-from photoguard.detect import FaceDetector, _Found, _unturn, covers, turn_matrix
-from photoguard.images import load_image
+from photoguard.engine.detect import FaceDetector, _Found, _unturn, covers, turn_matrix
+from photoguard.photos.images import load_image
 
 REPO = Path(__file__).resolve().parent.parent
 MANIFEST = {p["file"]: p for p in json.loads((REPO / "samples" / "manifest.json").read_text())["photos"]}
@@ -84,10 +84,10 @@ def test_faces_in_a_1_bit_dithered_photo_are_found(detector, turns):
 def test_upside_down_photo_without_a_tag_does_not_publish_a_child_without_consent(tmp_path, detector):
     """The probe that found the leak: story-corner.jpg turned 180° with no orientation tag put Grace
     (Facebook only) on Instagram and Twitter."""
-    from photoguard.db import connect
-    from photoguard.demo import build_demo_home
-    from photoguard.pipeline import Processor
-    from photoguard.roster import sync_roster
+    from photoguard.flow.demo import build_demo_home
+    from photoguard.flow.pipeline import Processor
+    from photoguard.store.db import connect
+    from photoguard.store.roster import sync_roster
 
     home = build_demo_home(tmp_path / "home", REPO)
     for photo in home.inbox.iterdir():
@@ -147,10 +147,10 @@ def test_a_consented_child_in_a_photo_turned_without_a_tag_is_still_recognised(t
     """A tablet held sideways or upside down writes no orientation tag. The upright search still sees
     such a face, but describes it poorly (eyes and mouth misplaced): Ada scored 0.24-0.75 against her own
     references and stayed obscured. Her landmarks now come from a close look with her face turned upright."""
-    from photoguard.db import connect
-    from photoguard.demo import build_demo_home
-    from photoguard.pipeline import Processor
-    from photoguard.roster import sync_roster
+    from photoguard.flow.demo import build_demo_home
+    from photoguard.flow.pipeline import Processor
+    from photoguard.store.db import connect
+    from photoguard.store.roster import sync_roster
 
     home = build_demo_home(tmp_path / "home", REPO)
     for photo in home.inbox.iterdir():
@@ -173,7 +173,7 @@ def test_a_consented_child_in_a_photo_turned_without_a_tag_is_still_recognised(t
 
 @pytest.mark.parametrize("turns", [0, 1, 2, 3])
 def test_landmarks_say_which_way_a_face_is_up(turns):
-    from photoguard.embed import upright_turns
+    from photoguard.engine.embed import upright_turns
 
     # An upright face: eyes (left, right) above the nose, the mouth's corners below, in a 100x100 photo.
     upright = [(35.0, 40.0), (65.0, 40.0), (50.0, 55.0), (38.0, 70.0), (62.0, 70.0)]

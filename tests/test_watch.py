@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from facekit import background, face_patch, jpeg_bytes, scene
 from PIL import Image
 
-from facekit import background, face_patch, jpeg_bytes, scene
-from photoguard import db
-from photoguard.cli import main
-from photoguard.home import open_home
-from photoguard.roster import sync_roster
-from photoguard.watch import decodes
+from photoguard.cli.main import main
+from photoguard.flow.watch import decodes
+from photoguard.store import db
+from photoguard.store.home import open_home
+from photoguard.store.roster import sync_roster
 
 CSV_HEADER = "id,name,face_matching,facebook,instagram,twitter,expires\n"
 
@@ -450,7 +450,7 @@ def test_thousands_of_new_files_are_seen_one_by_one_not_by_rescanning(home):
     """Real inotify events for 3,000 new files (and a folder moved in whole): each file is seen from
     its own event; the inbox is never rescanned per folder event (which made 10,000 files quadratic).
     The time it takes lives in benchmarks/bench_watch.py."""
-    from photoguard.watch import Watcher, WatchOptions
+    from photoguard.flow.watch import Watcher, WatchOptions
 
     watcher = Watcher(home, WatchOptions(workers=1))
     observer = watcher._observe()

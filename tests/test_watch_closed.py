@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 
 import numpy as np
-
 from facekit import jpeg_bytes
-from photoguard.home import open_home
 from test_watch import Watch, files, tiny_jpeg, wait_until
+
+from photoguard.store.home import open_home
 
 
 def test_photo_is_taken_when_its_writer_closes_it_or_it_is_renamed_in(tmp_path):
@@ -61,7 +61,7 @@ def test_which_notices_let_a_file_skip_the_settle_wait(tmp_path):
     """The watcher's own bookkeeping, on real files, with the notices inotify would give (no subprocess)."""
     import time
 
-    from photoguard.watch import Watcher, WatchOptions
+    from photoguard.flow.watch import Watcher, WatchOptions
 
     home = open_home(tmp_path / "home")
     watcher = Watcher(home, WatchOptions(settle=600))

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 import webhome
 from facekit import face_patch
-from photoguard.db import connect
+from PIL import Image
 from webhome import PIN
+
+from photoguard.store.db import connect
 
 CHROMIUM = next((p for p in (os.environ.get("PHOTOGUARD_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser",
                              shutil.which("chromium") or "", shutil.which("chromium-browser") or "") if p and Path(p).exists()),
@@ -245,8 +245,9 @@ def test_5_is_this_ada_the_manager_answers_the_question_photoguard_asks(page, se
     import re
 
     from facekit import jpeg_bytes
-    from photoguard.pipeline import Processor
     from test_ask import face_numbers
+
+    from photoguard.flow.pipeline import Processor
 
     web, _ = server
     # A strict similarity makes the astronaut's face "not sure enough" in this photo. Ada and Eileen

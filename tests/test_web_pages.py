@@ -9,12 +9,12 @@ from datetime import date, timedelta
 
 import numpy as np
 import pytest
+import webhome
 from PIL import Image
 from starlette.testclient import TestClient
-
-import webhome
 from webhome import BASE, ORIGIN, PIN
-from photoguard.db import connect
+
+from photoguard.store.db import connect
 from photoguard.web.app import create_app
 
 
@@ -223,8 +223,8 @@ def test_dashboard_says_why_the_watcher_is_paused(client, web):
     import json
     import os
 
-    from photoguard.lock import hold_lock
-    from photoguard.watch import STATUS_FILE
+    from photoguard.flow.watch import STATUS_FILE
+    from photoguard.store.lock import hold_lock
 
     with hold_lock(web.home, "test"):
         (web.home.state / STATUS_FILE).write_text(json.dumps(

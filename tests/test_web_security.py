@@ -9,12 +9,12 @@ import stat
 from pathlib import Path
 
 import pytest
+import webhome
 from PIL import Image
 from starlette.testclient import TestClient
-
-import webhome
 from webhome import BASE, ORIGIN, PIN
-from photoguard.images import strip_check
+
+from photoguard.photos.images import strip_check
 from photoguard.web.app import create_app
 from photoguard.web.security import CSP
 
@@ -148,7 +148,7 @@ def test_photo_ids_never_reach_outside_the_home(client, web):
     conn_row = next(web.home.outbox_for("facebook").iterdir())
     conn_row.unlink()
     os.symlink("/etc/passwd", conn_row)
-    from photoguard.db import connect
+    from photoguard.store.db import connect
 
     conn = connect(web.home.database)
     ids = [r[0] for r in conn.execute("SELECT id FROM outbox_files WHERE channel = 'facebook'")]
@@ -166,7 +166,7 @@ def test_request_log_has_no_child_ids(client, web):
 
 
 def test_uploads_size_limited_and_re_encoded(client, web):
-    from photoguard.references import MAX_UPLOAD_BYTES
+    from photoguard.flow.references import MAX_UPLOAD_BYTES
 
     big = b"\xff" * (MAX_UPLOAD_BYTES + 200_000)
     r = client.post("/children/ada/photos", files={"photo": ("big.jpg", big, "image/jpeg")}, headers=ORIGIN)
@@ -193,10 +193,9 @@ def test_uploads_size_limited_and_re_encoded(client, web):
 def test_serve_listens_on_this_computer_unless_told(tmp_path):
     from click.testing import CliRunner
 
-    from photoguard.cli import main
+    from photoguard.cli.main import main
+    from photoguard.store.starter import init_home
     from photoguard.web.security import allowed_hosts
-
-    from photoguard.starter import init_home
 
     init_home(tmp_path)
     out = CliRunner().invoke(main, ["serve", "--home", str(tmp_path), "--host", "0.0.0.0"])

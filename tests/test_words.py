@@ -13,13 +13,12 @@ import pytest
 from click.testing import CliRunner
 from facekit import jpeg_bytes, scene
 from PIL import Image
-from test_pipeline import (CSV_HEADER, detector, drop, enrolled_home, home, photo_of_both,  # noqa: F401
-                           processor)
+from test_pipeline import CSV_HEADER, detector, drop, enrolled_home, home, photo_of_both, processor  # noqa: F401
 
-from photoguard.cli import main, status_lines
-from photoguard.db import connect
-from photoguard.localtime import when_words
-from photoguard.watch import Recent, WatchStatus
+from photoguard.cli.main import main, status_lines
+from photoguard.flow.watch import Recent, WatchStatus
+from photoguard.store.db import connect
+from photoguard.store.localtime import when_words
 
 
 @pytest.fixture

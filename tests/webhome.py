@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from facekit import jpeg_bytes
-from photoguard.db import connect
-from photoguard.detect import FaceDetector
-from photoguard.home import Home, open_home
-from photoguard.pipeline import Processor
-from photoguard.roster import sync_roster
 from test_pipeline import FirstLookMisses, photo_of_both, write_reference_photos
+
+from photoguard.flow.pipeline import Processor
+from photoguard.store.db import connect
+from photoguard.store.home import Home, open_home
+from photoguard.store.roster import sync_roster
 
 PIN = "246810"
 BASE = "http://127.0.0.1:8470"

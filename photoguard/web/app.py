@@ -19,9 +19,9 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from .. import db
-from ..home import Home
-from .security import SESSION_COOKIE, Guard, PinStore, Sessions, allowed_hosts, request_logger
+from photoguard.store import db
+from photoguard.store.home import Home
+from photoguard.web.security import SESSION_COOKIE, Guard, PinStore, Sessions, allowed_hosts, request_logger
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_PORT = 8470
@@ -43,7 +43,7 @@ class WebState:
         """The face detector, loaded on first use (the roster pages need it for reference photos)."""
         with self._detector_lock:
             if self._detector is None:
-                from ..detect import FaceDetector
+                from photoguard.engine.detect import FaceDetector
 
                 self._detector = FaceDetector(threshold=self.home.settings.detect_threshold)
             return self._detector
@@ -87,7 +87,7 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
 
 def _when(value: str | None) -> str:
     """An ISO time from the database as the nursery reads it: local time, no seconds or zone."""
-    from ..localtime import when_words
+    from photoguard.store.localtime import when_words
 
     return when_words(value)
 
@@ -98,7 +98,7 @@ def _day(value: date | None) -> str:
 
 def _consent_words(summary: str | None) -> str:
     """roster's "face_matching=yes facebook=no expires=never" as a sentence (``roster.summary_words``)."""
-    from ..roster import summary_words
+    from photoguard.store.roster import summary_words
 
     return summary_words(summary)
 
@@ -117,7 +117,7 @@ def make_templates() -> jinja2.Environment:
 def create_app(home: Home, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
                clock: Callable[[], float] = time.time) -> Starlette:
     """The app for one home. ``clock`` is the time source for the idle lock and PIN slow-down."""
-    from .routes import routes
+    from photoguard.web.routes import routes
 
     web = WebState(home=home, pins=PinStore(home, clock), sessions=Sessions(clock), templates=make_templates(),
                    clock=clock)

@@ -15,15 +15,15 @@ import os
 import secrets
 import traceback
 from collections.abc import Callable
-from urllib.parse import urlencode
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 from starlette.datastructures import Headers
 from starlette.responses import PlainTextResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..home import Home
+from photoguard.store.home import Home
 
 PIN_FILE = "manager-pin.json"
 TRIES_FILE = "manager-pin-tries.json"

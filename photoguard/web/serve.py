@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..home import Home
-from .app import create_app
+from photoguard.store.home import Home
+from photoguard.web.app import create_app
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 

@@ -6,6 +6,6 @@ from starlette.routing import BaseRoute
 
 
 def routes() -> list[BaseRoute]:
-    from . import auth, dashboard, outbox, photos, review, roster
+    from photoguard.web.routes import auth, dashboard, outbox, photos, review, roster
 
     return [*auth.routes, *dashboard.routes, *roster.routes, *review.routes, *outbox.routes, *photos.routes]

@@ -6,8 +6,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from ..app import page, state
-from ..security import MIN_PIN_LENGTH, SESSION_COOKIE, PinError, duration
+from photoguard.web.app import page, state
+from photoguard.web.security import MIN_PIN_LENGTH, SESSION_COOKIE, PinError, duration
 
 
 def _local(target: str | None) -> str:

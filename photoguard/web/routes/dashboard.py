@@ -8,12 +8,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ...images import PHOTO_SUFFIXES
-from ...outbox import takedown_list
-from ...review import review_queue
-from ...roster import expiring
-from ...watch import not_taken_words, watch_status
-from ..app import database, page, state
+from photoguard.flow.outbox import takedown_list
+from photoguard.flow.review import review_queue
+from photoguard.flow.watch import not_taken_words, watch_status
+from photoguard.photos.images import PHOTO_SUFFIXES
+from photoguard.store.roster import expiring
+from photoguard.web.app import database, page, state
 
 EXPIRING_DAYS = 30
 

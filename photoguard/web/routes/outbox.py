@@ -11,9 +11,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ... import outbox as library
-from ..app import database, flash, page, record_id, state
-from .photos import inside
+from photoguard.flow import outbox as library
+from photoguard.web.app import database, flash, page, record_id, state
+from photoguard.web.routes.photos import inside
 
 ACTOR = "manager (web)"
 

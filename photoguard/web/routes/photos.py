@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from ...images import ImageError, load_thumbnail
-from ...review import review_queue
-from ..app import database, state
+from photoguard.flow.review import review_queue
+from photoguard.photos.images import ImageError, load_thumbnail
+from photoguard.web.app import database, state
 
 SHA = re.compile(r"[0-9a-f]{64}")
 THUMB_PX = 480
@@ -77,7 +77,7 @@ async def review_photo(request: Request) -> Response:
 
 
 async def outbox_photo(request: Request) -> Response:
-    from .outbox import outbox_file
+    from photoguard.web.routes.outbox import outbox_file
 
     found = outbox_file(request, request.path_params["file_id"])
     return jpeg_of(found[1], _size(request)) if found else not_found()

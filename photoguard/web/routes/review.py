@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ... import review as library
-from ...references import ReferenceError, learn_from_face
-from ...roster import load_consents, template_eligibility
-from ..app import database, flash, page, record_id, state
-from .photos import SHA
-from .roster import enrol_now
+from photoguard.flow import review as library
+from photoguard.flow.references import ReferenceError, learn_from_face
+from photoguard.store.roster import load_consents, template_eligibility
+from photoguard.web.app import database, flash, page, record_id, state
+from photoguard.web.routes.photos import SHA
+from photoguard.web.routes.roster import enrol_now
 
 ACTOR = library.WEB_ACTOR
 

@@ -1,0 +1,1 @@
+"""Faces in pixels: detect, describe (SFace), identify and obscure. Knows nothing of homes or consent."""

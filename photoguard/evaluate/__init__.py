@@ -1,0 +1,1 @@
+"""Measuring PhotoGuard on folders of faces: detection, identity, rosters and calibration."""

@@ -1,0 +1,982 @@
+"""Process photos: detect, identify, decide per channel, obscure, verify, write, route and audit.
+
+Every photo dropped in ends in exactly one place:
+- cleared: one stripped JPEG per channel in ``outbox/<channel>/``, original moved to ``archive/``;
+- review: ``review/<stem>.jpg`` (the obscured candidate) + ``<stem>.json`` with the reason, original archived;
+- failed: the file moved to ``failed/`` with ``<name>.txt`` saying why.
+
+Crash safety comes from the journal (table ``photos``, keyed by content hash) and from staging: outputs are
+written to ``.photoguard/staging/<sha>/`` first and linked into the outbox only when all are durable;
+linking is idempotent, so a run killed at any point is finished by the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import secrets
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from photoguard.engine.detect import FaceBox, FaceDetector, same_face
+from photoguard.engine.identify import FaceEncoder, Identity, Template, default_encoder, encode_faces, match_faces
+from photoguard.engine.obscure import obscure_face, obscure_mask
+from photoguard.photos.durable import (_write_text_atomic, display_name, drop_folder, make_folders, move_durably, place_durably, publish, safe_name, same_entry, staged_copy, write_note)
+from photoguard.photos.images import (MAX_FILE_BYTES, PHOTO_SUFFIXES, ImageError, load_image, save_stripped_jpeg, sha256_file, shrink_to)
+from photoguard.photos.intake import (NotAPhotoFile, Snapshot, Source, StillChanging, hash_regular, is_inside, release_source, take_snapshot)
+from photoguard.photos.places import where_in_photo
+from photoguard.rules.consent import ChildConsent, ConsentDecision, may_show
+from photoguard.store import db
+from photoguard.store.db import transaction
+from photoguard.store.home import Home
+from photoguard.store.localtime import when_words
+
+if TYPE_CHECKING:
+    from photoguard.flow.outbox import Recheck
+
+# Names of files that are still being written or are not photos staff meant to share.
+IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", ".download", ".swp")
+IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
+
+SHOWN, OBSCURED = "shown", "obscured"
+PRIVATE_DIR = 0o700
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+# The second look at an output only counts confident new faces: the first look (at the low detection
+# threshold) is what finds faces; near-threshold specks that appear only once nearby faces are
+# pixelated are artefacts of the obscuring, and would send most group photos to review.
+SECOND_LOOK_SCORE = 0.5
+
+
+class DiskFull(OSError):
+    """The home's disk is full: processing stops, nothing is lost, photos wait in the inbox."""
+
+
+def is_candidate(path: Path) -> bool:
+    """Whether a file in the inbox is something to process (not a partial copy or system file).
+
+    A hidden name that ends like a photo (".party.jpg", "..jpg") is a photo like any other; other hidden
+    names are copies still being written (".IMG_1.jpg.Xb3k9" from rsync) or system files, as are a Mac's
+    "._IMG_1.jpg" companions."""
+    name = path.name
+    lower = name.lower()
+    if name.startswith(("~$", "._")) or lower in IGNORED_NAMES or lower.endswith(IGNORED_SUFFIXES):
+        return False
+    return not name.startswith(".") or "." + lower.lstrip(".").rsplit(".", 1)[-1] in PHOTO_SUFFIXES
+
+
+def not_taken(inbox: Path) -> list[str]:
+    """Files in the inbox PhotoGuard leaves alone (unfinished copies, a Mac's companion files), by their
+    path in the inbox, so that no file waits there unseen; system files like Thumbs.db are not listed."""
+    left = []
+    for root, dirs, files in os.walk(inbox):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))   # as collect: hidden folders are not the staff's
+        left += [(Path(root) / f).relative_to(inbox).as_posix() for f in sorted(files)
+                 if f.lower() not in IGNORED_NAMES and not is_candidate(Path(root) / f)]
+    return left
+
+
+def landmarks_json(face: FaceBox) -> str | None:
+    """The face's landmarks as stored with it: every later picture of the photo obscures the same area."""
+    return json.dumps([[round(x, 1), round(y, 1)] for x, y in face.landmarks]) if face.landmarks else None
+
+
+def face_from_row(row: sqlite3.Row) -> FaceBox:
+    """A face as stored in the ``faces`` table (box, score, landmarks)."""
+    marks = json.loads(row["landmarks"]) if row["landmarks"] else None
+    return FaceBox(*json.loads(row["box"]), score=row["score"] or 0.0,
+                   landmarks=tuple((float(x), float(y)) for x, y in marks) if marks else None)
+
+
+def now_iso() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+@dataclass
+class FaceResult:
+    box: tuple[int, int, int, int]
+    score: float
+    child: str | None
+    distance: float | None
+    reason: str
+    actions: dict[str, str] = field(default_factory=dict)          # channel -> shown/obscured
+    action_reasons: dict[str, str] = field(default_factory=dict)   # channel -> why
+
+
+@dataclass
+class PhotoResult:
+    source: str
+    status: str                      # cleared / review / failed / duplicate
+    sha256: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)   # channel -> path (review: "review" -> path)
+    faces: list[FaceResult] = field(default_factory=list)
+    reason: str | None = None
+    seconds: float = 0.0
+
+    def face_summary(self) -> str:
+        """"3 face(s): 1 shown, 2 obscured" — shown means shown on at least one channel."""
+        shown = sum(1 for f in self.faces if SHOWN in f.actions.values())
+        return f"{len(self.faces)} face(s): {shown} shown, {len(self.faces) - shown} obscured"
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["faces"] = [
+            {"box": list(f.box), "child": f.child, "distance": f.distance, "actions": f.actions,
+             "reason": f.reason, "action_reasons": f.action_reasons}
+            for f in self.faces
+        ]
+        return data
+
+
+SECOND_LOOK_REASON = "found on the second look"
+
+
+@dataclass
+class SecondLook:
+    """What a second look at a finished picture found."""
+    width: int
+    height: int
+    missed: list[FaceBox]                  # faces the first look did not find (not obscured in that picture)
+    boxes: list[tuple[int, int, int, int]]  # the faces the picture was made with, to name them
+    recognisable: list[tuple[int, str]]    # (face index, child) obscured but still recognisable
+
+    def problem(self) -> str | None:
+        """Why the picture is not safe, in words with places, or None."""
+        parts = [f"a face the first look missed, {where_in_photo(f.box, self.width, self.height)}"
+                 for f in self.missed]
+        parts += [f"the obscured face ({where_in_photo(self.boxes[i], self.width, self.height)}) can still be "
+                  f"recognised as {child}" for i, child in self.recognisable]
+        return "; ".join(parts) or None
+
+
+Action = tuple[str, str, ChildConsent | None]   # (shown/obscured, why, the consent used)
+
+
+def decide(identities: Sequence[Identity], consents: dict[str, ChildConsent], channels: Sequence[str],
+           today: date) -> dict[str, list[Action]]:
+    """Pure: per channel, per face, shown only for an identified child whose consent allows it today."""
+    actions: dict[str, list[Action]] = {}
+    for channel in channels:
+        per_face: list[Action] = []
+        for identity in identities:
+            if identity.child_id is None:
+                per_face.append((OBSCURED, identity.reason, None))
+                continue
+            consent = consents.get(identity.child_id)
+            verdict: ConsentDecision = may_show(consent, channel, today)
+            per_face.append((SHOWN if verdict.allowed else OBSCURED, verdict.reason, consent))
+        actions[channel] = per_face
+    return actions
+
+
+@dataclass(frozen=True)
+class Question:
+    """A face PhotoGuard is not sure enough to show, put to the manager: is face ``face`` (index) ``child_id``?"""
+    face: int
+    child_id: str
+
+
+def questions_to_ask(identities: Sequence[Identity], widths: Sequence[int], consents: dict[str, ChildConsent],
+                     channels: Sequence[str], today: date, *, ask_from: float, min_face_px: int) -> list[Question]:
+    """Pure: the faces worth asking the manager about instead of obscuring them without a word.
+
+    A face is asked about when it was not identified but is at least ``ask_from`` alike to its nearest
+    child, is wide enough to identify, no other face of the photo is already that child, and that child's
+    consent would show it on at least one channel today (asking about a child who is obscured anyway would
+    only cost the manager time). One question per child: the most alike face. ``ask_from`` of 1 or more
+    asks nothing. Asking never shows anything: the face stays obscured until a person says who it is."""
+    if not ask_from < 1:
+        return []
+    taken = {ident.child_id for ident in identities if ident.child_id is not None}
+    best: dict[str, int] = {}
+    for i, (ident, width) in enumerate(zip(identities, widths)):
+        child = ident.nearest
+        if ident.child_id is not None or child is None or child in taken or width < min_face_px:
+            continue
+        # Written as "not (alike enough)" so that a NaN similarity never asks.
+        if not (ident.similarity is not None and ident.similarity >= ask_from):
+            continue
+        if not any(may_show(consents.get(child), channel, today).allowed for channel in channels):
+            continue
+        if child not in best or ident.similarity > identities[best[child]].similarity:
+            best[child] = i
+    return sorted((Question(i, child) for child, i in best.items()), key=lambda q: q.face)
+
+
+def question_words(questions: Sequence[Question], faces: Sequence[FaceBox], width: int, height: int) -> str:
+    """"not sure who face 2 (top left) is" for each question, joined. No child's name: this goes into the
+    log; the review page asks "is this Ada?" itself."""
+    return "; ".join(f"not sure who face {q.face + 1} ({where_in_photo(faces[q.face].box, width, height)}) is"
+                     for q in questions)
+
+
+def _consent_json(consent: ChildConsent | None) -> str | None:
+    if consent is None:
+        return None
+    return json.dumps({
+        "child": consent.child_id, "face_matching": consent.face_matching, "channels": consent.channels,
+        "expires": consent.expires.isoformat() if consent.expires else None, "problem": consent.problem,
+    }, sort_keys=True)
+
+
+def collect(paths: Iterable[Path]) -> list[Path]:
+    """Entries to process from files and folders (recursively), skipping partial copies and system files.
+
+    Inside folders, links and other entries that are not regular files are listed too (they are refused
+    to failed/ with a reason, never followed)."""
+    found: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in links)
+                found.extend(Path(root) / f for f in sorted(files + links) if is_candidate(Path(root) / f))
+        elif os.path.lexists(path) and is_candidate(path):
+            found.append(path)
+    return found
+
+
+class Processor:
+    """Everything needed to process photos for one home; loads the models once."""
+
+    def __init__(self, home: Home, conn: sqlite3.Connection | None = None, detector: FaceDetector | None = None,
+                 threads: int | None = None) -> None:
+        """``threads=1`` for a worker in a pool of processes, so the workers do not fight over the cores."""
+        self.home = home
+        self.settings = home.settings
+        self.conn = conn or db.connect(home.database)
+        self._detector = detector
+        self._encoder: FaceEncoder | None = None
+        self._threads = threads
+        self.staging = home.state / "staging"
+        self.staging.mkdir(mode=0o700, exist_ok=True)
+        self.templates: list[Template] = []
+        self.consents: dict[str, ChildConsent] = {}
+        self.confusable: list[frozenset[str]] = []
+        self.reload_roster()
+
+    # Models are loaded on first use: a batch's parent process, which hands photos to workers, may
+    # never need them.
+    @property
+    def detector(self) -> FaceDetector:
+        if self._detector is None:
+            self._detector = FaceDetector(threshold=self.settings.detect_threshold, threads=self._threads,
+                                          min_face_px=self.settings.detect_min_face_px,
+                                          max_side=self.settings.outbox_max_side)
+        return self._detector
+
+    @property
+    def encoder(self) -> FaceEncoder:
+        # The process's one encoder, shared with roster sync (reference photos), so the network's
+        # weights are in memory once.
+        if self._encoder is None:
+            self._encoder = default_encoder()
+        return self._encoder
+
+    # --- roster -------------------------------------------------------------------------------------
+
+    def reload_roster(self) -> None:
+        """Re-read templates and consents from the database (after ``enrol`` or a roster change)."""
+        from photoguard.engine.identify import look_alike_pairs
+        from photoguard.store.roster import load_consents, load_templates
+
+        self.roster_version = roster_version(self.conn)
+        self.templates = load_templates(self.conn)
+        self.template_matrix = np.stack([t.encoding for t in self.templates]) if self.templates else np.zeros((0, 128))
+        self.consents = load_consents(self.conn)
+        self.confusable = list(look_alike_pairs(self.templates, threshold=self.settings.match_similarity))
+
+    # --- one photo ----------------------------------------------------------------------------------
+
+    def identify(self, rgb: np.ndarray, faces: Sequence[FaceBox]) -> list[Identity]:
+        encodings = (encode_faces(rgb, faces, min_width=self.settings.min_face_px, encoder=self.encoder)
+                     if self.templates else [None] * len(faces))
+        return match_faces(
+            encodings, [f.width for f in faces], self.templates,
+            threshold=self.settings.match_similarity, margin=self.settings.match_margin,
+            min_face_px=self.settings.min_face_px, confusable=self.confusable,
+        )
+
+    def render(self, rgb: np.ndarray, faces: Sequence[FaceBox], shown: Sequence[bool], seed: int) -> np.ndarray:
+        """A copy of the photo with every face not shown obscured.
+
+        The noise for face i comes from (seed, i), so the same face looks the same in every channel's
+        copy: averaging the channels' copies gives nothing back.
+        """
+        out = rgb.copy()
+        for i, (face, keep) in enumerate(zip(faces, shown)):
+            if not keep:
+                obscure_face(out, face, method=self.settings.obscure_method, grow=self.settings.obscure_grow,
+                             rng=np.random.default_rng([seed, i]))
+        return out
+
+    def published(self, rendered: np.ndarray) -> np.ndarray:
+        """The picture as it leaves PhotoGuard (outbox, release, review copy and preview): ``rendered``
+        shrunk to at most ``outbox.max_side`` px on its long side. The one place this is done; it comes
+        after obscuring and after the second look (which looks at the full-size picture), and shrinking
+        never brings back what was obscured. With the detector's floor (detect.floor_px), a face too
+        small to be found is at most detect.UNRECOGNISABLE_PX wide here."""
+        return shrink_to(rendered, self.settings.outbox_max_side)
+
+    def verify(self, rendered: np.ndarray, faces: Sequence[FaceBox], shown: Sequence[bool],
+               original: np.ndarray) -> str | None:
+        """Second look at an output. Returns why it is not safe (in words), or None."""
+        return self.second_look(rendered, faces, shown, original).problem()
+
+    def second_look(self, rendered: np.ndarray, faces: Sequence[FaceBox], shown: Sequence[bool],
+                    original: np.ndarray, in_original: dict[tuple[int, int, int, int], bool] | None = None,
+                    ) -> SecondLook:
+        """Look again at a finished picture before anyone can publish it.
+
+        A face found that is neither one we show nor one we obscured, and that is there in the
+        original photo too, was missed the first time; an obscured face that can still be recognised
+        as an enrolled child was not obscured enough. ``in_original`` remembers, across the pictures
+        of one photo, whether a place was looked at in the original and held a face: decided once.
+        """
+        if in_original is None:
+            in_original = {}
+        height, width = rendered.shape[:2]
+        known = [f.box for f in faces]
+        hidden_faces = [f for f, keep in zip(faces, shown) if not keep]
+        missed: list[FaceBox] = []
+        for found in self.detector.detect_confident(rendered, max(self.settings.detect_threshold, SECOND_LOOK_SCORE)):
+            box = found.box
+            if any(same_face(box, k) for k in known) or any(same_face(box, m.box) for m in missed):
+                continue
+            # Pixelation can itself look like a face to a detector: a find centred inside the area
+            # obscure.py actually obscured is that, not a missed face ...
+            cx = min(int((box[0] + box[2]) / 2), width - 1)
+            cy = min(int((box[1] + box[3]) / 2), height - 1)
+            if any(obscure_mask(rendered.shape, f, self.settings.obscure_grow)[cy, cx] for f in hidden_faces):
+                continue
+            # ... and so can pixelation next to a face. Such a "face" is not in the photo: a close look
+            # at the same place in the original finds nothing there.
+            if box not in in_original:
+                in_original[box] = any(
+                    same_face(box, f.box) and not any(same_face(f.box, k) for k in known)
+                    for f in self.detector.faces_near(original, box, self.settings.detect_threshold))
+            if in_original[box]:
+                missed.append(found)
+        missed += self._remainders(rendered, faces, shown, missed)
+        recognisable: list[tuple[int, str]] = []
+        hidden = [(i, f) for i, (f, keep) in enumerate(zip(faces, shown)) if not keep and f.width >= self.settings.min_face_px]
+        if hidden and self.templates:
+            encodings = encode_faces(rendered, [f for _, f in hidden], encoder=self.encoder)
+            for (i, face), encoding in zip(hidden, encodings):
+                if encoding is None:
+                    continue
+                # Still recognisable: as alike to any one reference of a child as a match must be to their
+                # mean (stricter than the matching rule: when in doubt, a person looks).
+                similarities = self.template_matrix @ encoding
+                best = int(np.argmax(similarities))
+                if similarities[best] >= self.settings.match_similarity:
+                    recognisable.append((i, self.templates[best].child_id))
+        return SecondLook(width, height, missed, [f.box for f in faces], recognisable)
+
+    def _remainders(self, rendered: np.ndarray, faces: Sequence[FaceBox], shown: Sequence[bool],
+                    missed: Sequence[FaceBox]) -> list[FaceBox]:
+        """Faces seen close by an obscured area with an eye or a mouth corner outside it: the rest of a face
+        the detector boxed only in part (the other half behind a hand, or a skin-coloured toy). Pixelation
+        that looks like a face has its features inside the obscured area; a face beside it that we show
+        is not a remainder."""
+        hidden = [f for f, keep in zip(faces, shown) if not keep]
+        if not hidden:
+            return []
+        height, width = rendered.shape[:2]
+        grow = self.settings.obscure_grow
+        covered = np.zeros((height, width), dtype=bool)
+        for face in hidden:
+            covered |= obscure_mask(rendered.shape, face, grow)
+        visible = [f.box for f, keep in zip(faces, shown) if keep]
+        found: list[FaceBox] = []
+        for face in hidden:
+            for near in self.detector.faces_near(rendered, face.box, max(self.settings.detect_threshold, SECOND_LOOK_SCORE)):
+                if near.landmarks is None or any(same_face(near.box, b) for b in visible) or \
+                        any(same_face(near.box, m.box) for m in (*missed, *found)):
+                    continue
+                if any(0 <= x < width and 0 <= y < height and not covered[int(y), int(x)] for x, y in near.landmarks):
+                    found.append(near)
+        return found
+
+    def process(self, path: Path, today: date | None = None, sha: str | None = None,
+                _again: bool = True) -> PhotoResult:
+        """Process one file end to end. Raises DiskFull (photo left in place) when the disk is full.
+
+        Works on a private snapshot of the file (see intake.py); ``sha`` is the caller's hash of the
+        file, only a hint: the snapshot's own hash is what counts."""
+        started = time.monotonic()
+        today = today or date.today()
+        path = Path(path)
+        name = display_name(path.name)
+        if roster_version(self.conn) != self.roster_version:
+            self.reload_roster()  # another process synced the roster: decide with today's consents
+        try:
+            snap = take_snapshot(path, self.staging, MAX_FILE_BYTES)
+        except FileNotFoundError:
+            return PhotoResult(name, "failed", reason="the file disappeared before it could be read")
+        except NotAPhotoFile as exc:
+            return self._refuse(path, exc.reason, started)
+        except StillChanging:
+            return PhotoResult(name, "waiting", reason="the file is still being written; it stays in the inbox "
+                               "and is taken once it is complete")
+        except OSError as exc:
+            if exc.errno in _DISK_FULL:
+                raise DiskFull(errno.ENOSPC, f"no space left on the disk of {self.home.root}; "
+                               f"{name} stays in the inbox — free some space and run again") from exc
+            return self._refuse(path, f"could not read the file: {exc.strerror}", started)
+        sha = snap.sha256
+
+        row = self.conn.execute("SELECT * FROM photos WHERE sha256 = ?", (sha,)).fetchone()
+        if row is not None and row["state"] == "publishing":
+            # The same bytes, decided by a run that was interrupted: finish that one, then this copy is
+            # a duplicate of it.
+            os.unlink(snap.path)
+            finished = self._finish_publishing(path, sha, started)
+            return self.process(path, today, _again=False) if _again and snap.source.unchanged() else finished
+        folder = self.staging / sha
+        folder.mkdir(mode=0o700, exist_ok=True)
+        original = folder / "original"
+        os.replace(snap.path, original)
+        snap = Snapshot(original, sha, snap.source)
+        if row is not None and row["state"] == "done" and row["outcome"] != "failed":
+            return self._duplicate(snap, name, row, started)
+        self.conn.execute(
+            "INSERT INTO photos (sha256, source, source_path, state, received_at) VALUES (?, ?, ?, 'processing', ?) "
+            "ON CONFLICT(sha256) DO UPDATE SET state = 'processing', source = excluded.source, "
+            "source_path = excluded.source_path",
+            (sha, name, display_name(path), now_iso()),
+        )
+        try:
+            prepared = self._decide_and_stage(snap, name, sha, today)
+        except OSError as exc:
+            self._clear_staging(sha)
+            self.conn.execute("UPDATE photos SET state = 'received' WHERE sha256 = ?", (sha,))
+            if exc.errno in _DISK_FULL:
+                raise DiskFull(errno.ENOSPC, f"no space left on the disk of {self.home.root}; "
+                               f"{name} stays in the inbox — free some space and run again") from exc
+            raise
+        except Exception as exc:  # noqa: BLE001 — one photo that breaks a stage must not stop the batch
+            return self._fail(snap.path, name, sha, f"PhotoGuard could not process it ({type(exc).__name__}: "
+                              f"{display_name(str(exc))}); please report this", started, snap.source)
+        if isinstance(prepared, str):
+            return self._fail(snap.path, name, sha, prepared, started, snap.source)
+        # Decided and staged ('publishing'): from here on the photo is only ever finished, never decided
+        # again. If finishing fails, the next run's resume_interrupted completes it.
+        try:
+            return self._finish_publishing(path, sha, started, prepared)
+        except OSError as exc:
+            if exc.errno in _DISK_FULL:
+                raise DiskFull(errno.ENOSPC, f"no space left on the disk of {self.home.root} while publishing "
+                               f"{name}; free some space and run again to finish it") from exc
+            raise
+
+    def _decide_and_look(self, rgb: np.ndarray, faces: list[FaceBox], identities: list[Identity],
+                         channels: Sequence[str], today: date, seed: int,
+                         ) -> tuple[dict[str, list[Action]], dict[tuple[bool, ...], np.ndarray], str | None]:
+        """Decide, render each channel's picture and look at it again; returns the decision, the renders
+        and why the photo needs a person (or None).
+
+        A face found only on the second look joins ``faces`` (and ``identities``) as unknown, so it is
+        obscured in every picture, recorded and re-checked like any face; the pictures are then made
+        and looked at again, a few times at most.
+        """
+        problems: list[str] = []
+        in_original: dict[tuple[int, int, int, int], bool] = {}
+        for _ in range(3):
+            in_original.clear()   # ``faces`` grew: what counts as known changed
+            decision = decide(identities, self.consents, channels, today)
+            # Channels with the same faces shown share one rendering (and one second look).
+            renders: dict[tuple[bool, ...], np.ndarray] = {}
+            missed: list[FaceBox] = []
+            for channel in channels:
+                shown = tuple(a == SHOWN for a, _, _ in decision[channel])
+                if shown in renders:
+                    continue
+                renders[shown] = self.render(rgb, faces, shown, seed)
+                look = self.second_look(renders[shown], faces, shown, rgb, in_original)
+                look.missed = [m for m in look.missed if not any(same_face(m.box, o.box) for o in missed)]
+                missed += look.missed
+                if look.problem():
+                    problems.append(look.problem())
+            if not missed:
+                break
+            faces += missed
+            identities += [Identity(None, None, None, SECOND_LOOK_REASON) for _ in missed]
+        else:
+            decision = decide(identities, self.consents, channels, today)
+            renders = {}
+        problem = "; ".join(dict.fromkeys(problems)) or None
+        return decision, renders, problem
+
+    def _decide_and_stage(self, snap: Snapshot, name: str, sha: str, today: date,
+                          dropped: tuple[str, str] | None = None) -> list[FaceResult] | str:
+        """Detect, identify, decide, render, verify and stage the outputs; record the plan.
+
+        ``dropped``: (drop folder, source path) as first recorded, for a photo decided again from its
+        archived original (``reprocess``); by default both come from where ``snap`` was taken.
+        Returns the faces, or why the file cannot be processed (it then goes to failed/)."""
+        try:
+            image = load_image(snap.path)
+        except ImageError as exc:
+            return exc.reason
+        except MemoryError:
+            return "image too large to process on this machine"
+        if image.sha256 and image.sha256 != sha:
+            return "the file changed while it was being read; drop it into the inbox again"
+        rgb = image.rgb
+        height, width = rgb.shape[:2]
+        channels = self.settings.channels
+        faces = list(self.detector.detect(rgb))
+        identities = list(self.identify(rgb, faces))
+        seed = secrets.randbits(63)
+        decision, renders, problem = self._decide_and_look(rgb, faces, identities, channels, today, seed)
+        questions = questions_to_ask(identities, [f.width for f in faces], self.consents, channels, today,
+                                     ask_from=self.settings.match_ask_from, min_face_px=self.settings.min_face_px)
+        # Held only to ask who someone is (the pictures themselves passed the second look): the manager is
+        # answering a question, not deciding whether the photo may go out, so its page ticks every channel.
+        held_only_to_ask = bool(questions) and problem is None
+        if questions:
+            problem = "; ".join(filter(None, (problem, question_words(questions, faces, width, height))))
+        asked = {q.face: q.child_id for q in questions}
+
+        results = [FaceResult(f.box, float(f.score), ident.child_id, ident.distance, ident.reason)
+                   for f, ident in zip(faces, identities)]
+        for channel, per_face in decision.items():
+            for face_result, (action, reason, _) in zip(results, per_face):
+                face_result.actions[channel] = action
+                face_result.action_reasons[channel] = reason
+
+        stem = Path(safe_name(name)).stem or "photo"
+        staging = self.staging / sha
+        staging.mkdir(mode=0o700, exist_ok=True)
+        if problem is None:
+            # One JPEG encoded per distinct rendering, but a file of its own for each channel: an edit
+            # to one channel's copy (or a re-render after a consent change) never touches another's.
+            staged: dict[tuple[bool, ...], Path] = {}
+            plan = {}
+            for channel in channels:
+                shown = tuple(a == SHOWN for a, _, _ in decision[channel])
+                if shown not in staged:
+                    staged[shown] = save_stripped_jpeg(self.published(renders[shown]), staging, f"render{len(staged)}")
+                    plan[channel] = str(staged[shown])
+                else:
+                    plan[channel] = str(staged_copy(staged[shown], staging / f"{channel}.jpg"))
+            status, reason = "cleared", None
+        else:
+            # The candidate for review shows only faces shown on every channel, so releasing it
+            # anywhere is safe.
+            common = tuple(all(decision[c][i][0] == SHOWN for c in channels) for i in range(len(faces)))
+            candidate = renders.get(common)
+            if candidate is None:
+                candidate = self.render(rgb, faces, common, seed)
+            # Review copies hold faces no person has looked at yet: owner-only.
+            plan = {"review": str(save_stripped_jpeg(self.published(candidate), staging, "review", mode=0o600))}
+            status, reason = "review", f"{problem}; look at it before releasing"
+
+        with transaction(self.conn):  # audit + plan, all or nothing
+            self.conn.execute("DELETE FROM faces WHERE photo_sha256 = ?", (sha,))
+            self.conn.execute("DELETE FROM face_actions WHERE photo_sha256 = ?", (sha,))
+            for i, (face, ident) in enumerate(zip(faces, identities)):
+                self.conn.execute(
+                    "INSERT INTO faces (photo_sha256, idx, box, score, child_id, distance, reason, asked_about, "
+                    "landmarks) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (sha, i, json.dumps(list(face.box)), float(face.score), ident.child_id, ident.distance, ident.reason,
+                     asked.get(i), landmarks_json(face)))
+                for channel in channels:
+                    action, why, consent = decision[channel][i]
+                    self.conn.execute(
+                        "INSERT INTO face_actions (photo_sha256, face_idx, channel, action, reason, consent) VALUES (?,?,?,?,?,?)",
+                        (sha, i, channel, action, why, _consent_json(consent)))
+            folder, source_path = dropped or (drop_folder(snap.source.path, self.home.inbox).as_posix(),
+                                              display_name(snap.source.path))
+            self.conn.execute(
+                "UPDATE photos SET state = 'publishing', outcome = ?, reason = ?, width = ?, height = ?, plan = ?, "
+                "source = ?, source_path = ?, seed = ?, templates_used = ? WHERE sha256 = ?",
+                (status, reason, width, height,
+                 json.dumps({"stem": stem, "files": plan, "snapshot": str(snap.path), "source": snap.source.to_json(),
+                             "folder": folder, "held_only_to_ask": held_only_to_ask}),
+                 name, source_path, str(seed), len(self.templates), sha))
+        return results
+
+    def _finish_publishing(self, path: Path, sha: str, started: float, faces: list[FaceResult] | None = None) -> PhotoResult:
+        """Link the staged files into place, archive the original, mark done. Safe to repeat after a crash."""
+        row = self.conn.execute("SELECT * FROM photos WHERE sha256 = ?", (sha,)).fetchone()
+        plan = json.loads(row["plan"])
+        stem, files = plan["stem"], plan["files"]
+        published: dict[str, str] = plan.get("published", {})
+        for channel, staged in files.items():
+            if channel in published:
+                continue
+            # The outbox keeps the folders staff dropped the photo in (inbox/Room 2/x.jpg -> outbox/<channel>/
+            # Room 2/x.jpg). Review stays one folder: its photos are named by file name alone, and a release
+            # puts them in the same subfolder of the outbox.
+            folder = (self.home.review if channel == "review"
+                      else make_folders(self.home.outbox_for(channel), Path(plan.get("folder") or ".")))
+            staged_path = Path(staged)
+            # A crash after linking but before recording: find our own file by inode, not by name.
+            dest = _find_link(folder, staged_path)
+            if dest is None:
+                dest = publish(staged_path, folder, stem)
+            published[channel] = str(dest.relative_to(self.home.root))
+            plan["published"] = published
+            self.conn.execute("UPDATE photos SET plan = ? WHERE sha256 = ?", (json.dumps(plan), sha))
+        if "review" in files:
+            review_jpg = self.home.root / published["review"]
+            note = {"source": row["source"], "sha256": sha, "reason": row["reason"], "created": now_iso(),
+                    "faces": [dict(r) for r in self.conn.execute(
+                        "SELECT idx, box, child_id, distance, reason FROM faces WHERE photo_sha256 = ? ORDER BY idx", (sha,))]}
+            # It names children (who matched, who was too alike to tell): for the manager only.
+            _write_text_atomic(review_jpg.with_suffix(".json"), json.dumps(note, indent=2), private=True)
+
+        archive_rel = row["archive_path"]
+        if archive_rel is None:
+            # Choose and record the archive name first, so a run killed mid-move finds it again. The
+            # content hash in the name means no other photo can ever take it.
+            day_folder = self.home.archive / date.today().isoformat()
+            day_folder.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+            os.chmod(day_folder, PRIVATE_DIR)
+            archive_rel = str((day_folder / safe_name(f"{sha[:12]}_{row['source']}")).relative_to(self.home.root))
+            self.conn.execute("UPDATE photos SET archive_path = ? WHERE sha256 = ?", (archive_rel, sha))
+        archived = self.home.root / archive_rel
+        # The snapshot that was processed is what is archived; journals written before snapshots
+        # existed name the dropped file itself.
+        snapshot = plan.get("snapshot")
+        place_durably(Path(snapshot) if snapshot else path, archived)
+        if not os.path.lexists(archived):
+            archive_rel = None  # the original vanished before it could be archived (someone moved it)
+        if plan.get("source"):
+            release_source(Source.from_json(plan["source"]), self.home.inbox)
+        finished = now_iso()
+        seconds = time.monotonic() - started
+        from photoguard.flow.outbox import record_outbox_file
+
+        with transaction(self.conn):
+            self.conn.execute(
+                "UPDATE photos SET state = 'done', archive_path = ?, finished_at = ?, seconds = ? WHERE sha256 = ?",
+                (archive_rel, finished, seconds, sha))
+            hashes: dict[str, str] = {}
+            for channel, rel in published.items():
+                if channel != "review":
+                    staged = files[channel]
+                    if staged not in hashes:
+                        hashes[staged] = _hash_if_there(Path(staged)) or _hash_if_there(self.home.root / rel)
+                    self.conn.execute(
+                        "INSERT OR REPLACE INTO outputs (photo_sha256, channel, path, file_sha256, created_at) "
+                        "VALUES (?,?,?,?,?)", (sha, channel, rel, hashes[staged], finished))
+                    record_outbox_file(self.home, self.conn, sha, channel, self.home.root / rel,
+                                       made=row["outcome"] or "processed", file_sha256=hashes[staged])
+            self._event("processed", sha, detail=f"{row['outcome']}: {row['reason'] or 'ok'}")
+        self._clear_staging(sha)
+        if faces is None:
+            faces = self._faces_from_audit(sha)
+        outputs = {c: str(self.home.root / rel) for c, rel in published.items()}
+        return PhotoResult(row["source"], row["outcome"], sha, outputs, faces, row["reason"], seconds)
+
+    def _faces_from_audit(self, sha: str) -> list[FaceResult]:
+        faces = []
+        for f in self.conn.execute("SELECT * FROM faces WHERE photo_sha256 = ? ORDER BY idx", (sha,)):
+            result = FaceResult(tuple(json.loads(f["box"])), f["score"], f["child_id"], f["distance"], f["reason"])
+            for a in self.conn.execute("SELECT * FROM face_actions WHERE photo_sha256 = ? AND face_idx = ?", (sha, f["idx"])):
+                result.actions[a["channel"]] = a["action"]
+                result.action_reasons[a["channel"]] = a["reason"]
+            faces.append(result)
+        return faces
+
+    def _fail(self, entry: Path, name: str, sha: str | None, reason: str, started: float,
+              source: Source | None = None) -> PhotoResult:
+        """Move ``entry`` (our snapshot, or an inbox entry that could not be snapshotted) to failed/ with
+        a note beside it, then let go of the dropped file."""
+        came_from = drop_folder(source.path if source is not None else entry, self.home.inbox)
+
+        def note(dest: Path) -> None:
+            where = f"It was dropped in inbox/{came_from.as_posix()}/. " if came_from.parts else ""
+            write_note(dest.with_name(dest.name + ".txt"),
+                       f"{name} could not be processed: {reason}\n"
+                       f"{where}It was not shared. Fix or re-export the photo and drop it into the inbox again.\n")
+
+        dest = move_durably(entry, self.home.failed, before_unlink=note, name=name, companions=(".txt",))
+        if source is not None:
+            release_source(source, self.home.inbox)
+        if sha is not None:
+            self._clear_staging(sha)
+        seconds = time.monotonic() - started
+        with transaction(self.conn):
+            self._event("processed", sha, detail=f"failed: {name}: {reason}")
+            if sha is not None:
+                # Kept for the report and audit, but not as "done" content: the same bytes dropped again
+                # are tried again (a failure may have been passing).
+                self.conn.execute(
+                    "UPDATE photos SET state = 'done', outcome = 'failed', reason = ?, finished_at = ?, seconds = ?, "
+                    "archive_path = NULL, plan = ? WHERE sha256 = ?",
+                    (reason, now_iso(), seconds, json.dumps({"failed": str(dest.relative_to(self.home.root))}), sha))
+        return PhotoResult(name, "failed", sha, {"failed": str(dest)}, [], reason, seconds)
+
+    def _refuse(self, path: Path, reason: str, started: float, sha: str | None = None) -> PhotoResult:
+        """A file that cannot even be snapshotted (a link, a FIFO, too large, unreadable). In the inbox the
+        entry itself goes to failed/ (a link as the link: its target is never touched); anywhere else it
+        is not ours and stays where it is."""
+        name = display_name(path.name)
+        if is_inside(path, self.home.inbox):
+            return self._fail(path, name, sha, reason, started)
+        with transaction(self.conn):
+            self._event("processed", sha, detail=f"failed: {name}: {reason}")
+        return PhotoResult(name, "failed", sha, {}, [], f"{reason} (left where it is)", time.monotonic() - started)
+
+    def _duplicate(self, snap: Snapshot, name: str, row: sqlite3.Row, started: float) -> PhotoResult:
+        sha = snap.sha256
+        folder = self.home.archive / "duplicates"
+        folder.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+        os.chmod(folder, PRIVATE_DIR)
+
+        def note(dest: Path) -> None:
+            write_note(dest.with_name(dest.name + ".txt"),
+                       f"{name} has the same content as {row['source']}, processed {when_words(row['finished_at'])} "
+                       f"({row['outcome']}); this copy was not processed again.\n")
+
+        moved = move_durably(snap.path, folder, before_unlink=note, name=name, companions=(".txt",))
+        release_source(snap.source, self.home.inbox)
+        self._clear_staging(sha)
+        with transaction(self.conn):
+            self._event("duplicate", sha, detail=f"{name} = {row['source']}")
+        return PhotoResult(name, "duplicate", sha, {"archive": str(moved)}, [],
+                           f"same photo as {row['source']} (already processed)", time.monotonic() - started)
+
+    def give_up(self, path: Path, sha: str, reason: str) -> PhotoResult | None:
+        """Send a file that breaks processing every time to failed/. None (and the file left where it
+        is) when outputs for these bytes already exist: failing it then would put the photo in two
+        places; the next resume finishes it instead."""
+        row = self.conn.execute("SELECT state, outcome FROM photos WHERE sha256 = ?", (sha,)).fetchone()
+        if row is not None and (row["state"] == "publishing" or (row["state"] == "done" and row["outcome"] != "failed")):
+            return None
+        self._clear_staging(sha)
+        return self._refuse(path, reason, time.monotonic(), sha if row is not None else None)
+
+    def abandon(self, sha: str, why: str, cause: str | None = None) -> PhotoResult:
+        """A journal entry that cannot be finished (resume failed on it): take back what it had put in the
+        outbox or review, put its snapshot (or the dropped file) in failed/ with the reason."""
+        row = self.conn.execute("SELECT * FROM photos WHERE sha256 = ?", (sha,)).fetchone()
+        plan = json.loads(row["plan"] or "{}")
+        name = display_name(row["source"] or sha[:12])
+        for rel in (plan.get("published") or {}).values():
+            target = self.home.root / rel
+            staged = [Path(f) for f in (plan.get("files") or {}).values()]
+            # Only our own links (the staged file's inode), never a file another photo has put there since.
+            if any(same_entry(target, f) for f in staged):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(target)
+        source = Source.from_json(plan["source"]) if plan.get("source") else None
+        snapshot = Path(plan["snapshot"]) if plan.get("snapshot") else None
+        # The technical cause goes in the history; the note in failed/ is for the manager.
+        self._event("resume_failed", sha, detail=f"{name}: {why}")
+        reason = ("PhotoGuard could not finish it after an interruption"
+                  + (f" ({cause.lower()})" if cause else "") + "; it was not shared")
+        if snapshot is not None and os.path.lexists(snapshot):
+            return self._fail(snapshot, name, sha, reason, time.monotonic(), source)
+        archived = self.home.root / row["archive_path"] if row["archive_path"] else None
+        if archived is not None and os.path.lexists(archived):   # the snapshot had already been archived
+            return self._fail(archived, name, sha, reason, time.monotonic(), source)
+        if source is not None and source.unchanged() and is_inside(Path(source.path), self.home.inbox):
+            return self._fail(Path(source.path), name, sha, reason, time.monotonic())
+        self._clear_staging(sha)
+        with transaction(self.conn):
+            self._event("processed", sha, detail=f"failed: {name}: {reason}")
+            self.conn.execute("UPDATE photos SET state = 'done', outcome = 'failed', reason = ?, finished_at = ? "
+                              "WHERE sha256 = ?", (reason, now_iso(), sha))
+        return PhotoResult(name, "failed", sha, {}, [], reason)
+
+    def _clear_staging(self, sha: str) -> None:
+        shutil.rmtree(self.staging / sha, ignore_errors=True)
+
+    def _event(self, kind: str, sha: str | None = None, child: str | None = None, detail: str | None = None) -> None:
+        self.conn.execute("INSERT INTO events (at, kind, photo_sha256, child_id, detail) VALUES (?,?,?,?,?)",
+                          (now_iso(), kind, sha, child, detail))
+
+
+def _hash_if_there(path: Path) -> str | None:
+    try:
+        return sha256_file(path)
+    except FileNotFoundError:
+        return None
+
+
+def roster_version(conn: sqlite3.Connection) -> tuple:
+    """Changes whenever a consent or a template changes (any process's sync), so workers reload in time."""
+    return tuple(conn.execute(
+        "SELECT (SELECT COALESCE(MAX(id), 0) FROM consent_history), (SELECT COUNT(*) FROM templates), "
+        "(SELECT COALESCE(MAX(id), 0) FROM templates), (SELECT COUNT(*) FROM children)").fetchone())
+
+
+def open_processor(home: Home, echo: Callable[[str], None] = print) -> Processor:
+    """Load the engine, bring the roster up to date from children.csv and re-check the outbox
+    against today's consents (a consent may have expired overnight)."""
+    from photoguard.store.roster import sync_roster
+
+    processor = Processor(home)
+    if home.roster_csv.exists() or processor.consents:
+        # A roster that cannot be read (or was deleted while children are on file) raises RosterError:
+        # nothing is processed until it is fixed, since the consents on file might include ones the
+        # manager has just withdrawn. A new home with no roster at all obscures every face.
+        try:
+            sync_roster(home, processor.conn, detector=lambda: processor.detector)
+        except BaseException:
+            # Consents are committed first: the outbox follows them even when the rest of the sync failed.
+            processor.reload_roster()
+            recheck_outbox(processor)
+            raise
+        processor.reload_roster()
+    for change in recheck_outbox(processor):
+        echo(change.describe())
+    return processor
+
+
+def _find_link(folder: Path, staged: Path) -> Path | None:
+    """A name in ``folder`` that is the same file (hard link) as ``staged``."""
+    try:
+        target = staged.stat()
+    except FileNotFoundError:
+        return None
+    for entry in os.scandir(folder):
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if st.st_ino == target.st_ino and st.st_dev == target.st_dev:
+            return Path(entry.path)
+    return None
+
+
+def resume_interrupted(processor: Processor) -> list[PhotoResult]:
+    """Finish photos a killed run left half done; re-queue ones that had not reached publishing.
+
+    Each entry on its own: one that cannot be finished goes to failed/ with the reason and never stops
+    the others (or every later start)."""
+    results = []
+    rows = processor.conn.execute("SELECT sha256, source_path, state FROM photos WHERE state != 'done'").fetchall()
+    for row in rows:
+        sha = row["sha256"]
+        try:
+            if row["state"] == "publishing":
+                path = Path(row["source_path"]) if row["source_path"] else Path("/nonexistent")
+                results.append(processor._finish_publishing(path, sha, time.monotonic()))
+            else:
+                # Nothing was published; the photo is still where it was dropped and will be taken again.
+                processor._clear_staging(sha)
+                processor.conn.execute("DELETE FROM photos WHERE sha256 = ? AND state != 'done'", (sha,))
+        except OSError as exc:
+            if exc.errno in _DISK_FULL:
+                raise DiskFull(errno.ENOSPC, f"no space left on the disk of {processor.home.root} while "
+                               "finishing interrupted photos; free some space and run again") from exc
+            results.append(processor.abandon(sha, f"{type(exc).__name__}: {display_name(str(exc))}", exc.strerror))
+        except Exception as exc:  # noqa: BLE001 — one bad entry must not stop the rest
+            results.append(processor.abandon(sha, f"{type(exc).__name__}: {display_name(str(exc))}"))
+    # A run killed between marking a photo done and removing its staging folder leaves the folder behind
+    # (and one killed while copying a file in, a snapshot).
+    for entry in processor.staging.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        elif entry.name.startswith(".intake-"):
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+    if results:
+        # Those photos were decided before the interruption; a consent may have changed since.
+        recheck_outbox(processor)
+    return results
+
+
+# --- batches ----------------------------------------------------------------------------------------
+
+_worker: Processor | None = None  # one per worker process, so each loads the models once
+
+
+def _init_worker(root: str) -> None:
+    global _worker
+    from photoguard.store.home import open_home
+
+    _worker = Processor(open_home(root), threads=1)
+
+
+def warm_up_worker() -> None:
+    """Load a pool worker's models now, so its first photo does not wait for them."""
+    if _worker is not None:
+        _worker.detector
+        if _worker.templates:
+            _worker.encoder
+
+
+def _work(item: tuple[str, str, str] | tuple[str, str, str, int]) -> PhotoResult:
+    """Process one photo in a pool worker; a fourth item is how many threads the models may use for it
+    (more than one only when this photo is the only one in hand, so that it is done sooner)."""
+    path, sha, today, *threads = item
+    assert _worker is not None
+    if threads:
+        import cv2
+
+        _worker.detector   # loaded first: loading sets the worker's one thread
+        cv2.setNumThreads(threads[0])
+    return _worker.process(Path(path), date.fromisoformat(today), sha=sha)
+
+
+def run_batch(processor: Processor, paths: Sequence[Path], *, workers: int = 1, today: date | None = None,
+              on_result: Callable[[PhotoResult], None] | None = None) -> list[PhotoResult]:
+    """Process files (the caller holds the home's lock). Each distinct content is processed once;
+    later copies of the same bytes are archived as duplicates after the first is done."""
+    today = today or date.today()
+    results: list[PhotoResult] = []
+
+    def done(result: PhotoResult) -> None:
+        results.append(result)
+        if on_result:
+            on_result(result)
+
+    for result in resume_interrupted(processor):
+        done(result)
+    first: dict[str, Path] = {}
+    later: list[tuple[Path, str]] = []
+    for path in paths:
+        try:
+            sha = hash_regular(path, MAX_FILE_BYTES)
+        except FileNotFoundError:
+            continue  # taken away while we were listing
+        except (NotAPhotoFile, OSError):
+            sha = f"unread:{path}"   # not read: processing refuses it with the reason
+        if sha in first:
+            later.append((path, sha))
+        else:
+            first[sha] = path
+    if workers <= 1 or len(first) <= 1:
+        for sha, path in first.items():
+            done(processor.process(path, today, sha=sha))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # forkserver/spawn: never fork a process that holds an open SQLite connection and model state.
+        ctx = multiprocessing.get_context("forkserver")
+        items = [(str(p), sha, today.isoformat()) for sha, p in first.items()]
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(str(processor.home.root),)) as pool:
+            for result in pool.map(_work, items):
+                done(result)
+    for path, sha in later:
+        done(processor.process(path, today, sha=sha))
+    return results
+
+
+# --- consent changes after photos were cleared ------------------------------------------------------
+
+def recheck_outbox(processor: Processor, today: date | None = None) -> list[Recheck]:
+    """See ``outbox.recheck_outbox`` (the outbox's own module; named here for the watcher and the CLI)."""
+    from photoguard.flow.outbox import recheck_outbox as recheck
+
+    return recheck(processor, today)

@@ -1,0 +1,867 @@
+"""Photos held for review: what the manager sees, what she changes, and releasing or rejecting them.
+
+One library for the CLI and the web app. The queue and every decision live in the database; the copy in
+``review/`` is only there to look at and is never published (anyone with access to the folder could swap
+it). A release renders each channel's picture again from the archived original with the recorded faces,
+the manager's changes and today's consents (the consent rule decides, not the click), looks at it once
+more, and publishes exactly what :func:`render_preview` shows.
+
+Faces are numbered from 1 in the order the manager sees them (``ReviewFace.number``). ``name`` is the
+review name (``review/<name>.jpg``) or the photo's sha256 (the web app's id). ``actor`` is who did it:
+the CLI passes the computer user (:func:`os_actor`); the default is the web app's "manager".
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import json
+import os
+import secrets
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from photoguard.engine.detect import FaceBox, same_face
+from photoguard.engine.identify import MATCHED, NO_CHILDREN, NO_ENCODING, NOT_CLOSE, TOO_SMALL, Identity, pair_in
+from photoguard.flow.outbox import REMOVED, record_outbox_file
+from photoguard.flow.pipeline import (OBSCURED, SECOND_LOOK_REASON, SHOWN, Action, Processor, _consent_json, decide, face_from_row, landmarks_json, now_iso)
+from photoguard.photos.durable import drop_folder, make_folders, publish
+from photoguard.photos.images import encode_stripped_jpeg, fsync_dir, load_image, sha256_file
+from photoguard.photos.places import where_in_photo
+from photoguard.rules.consent import ChildConsent
+from photoguard.store.db import transaction
+from photoguard.store.home import OUTBOX_FILE, Home
+
+DRAWN_REASON = "drawn by the manager"
+OBSCURED_BY_MANAGER = "obscured by the manager"
+CONFIRMED_BY_MANAGER = "confirmed by the manager"
+UNCONFIRMED = "the manager's confirmation was taken back"
+WEB_ACTOR = "manager"
+
+# The identity engine's reasons, as the manager reads them.
+_WORDS = {
+    NOT_CLOSE: "not close enough to any enrolled child",
+    TOO_SMALL: "too small to identify",
+    NO_ENCODING: "the face could not be measured",
+    NO_CHILDREN: "no children are enrolled to compare with",
+    SECOND_LOOK_REASON: "a face the first look missed",
+    DRAWN_REASON: "an area you marked",
+    OBSCURED_BY_MANAGER: "you chose to obscure it",
+    UNCONFIRMED: "you took back who it is",
+}
+
+
+class ReviewError(Exception):
+    """A review item could not be found, changed, released or taken back; the message says what to do."""
+
+
+def os_actor() -> str:
+    """Who is doing it from the command line: the operating-system user."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """A photo waiting for a person."""
+    name: str               # what the manager types: the review copy's name without .jpg
+    sha256: str             # the photo's id in the database (the web app's id for it)
+    source: str             # the file name as dropped into the inbox
+    reason: str             # why it is held, in words
+    held_at: str            # when it was held (ISO time)
+    image: Path | None      # review/<name>.jpg, a copy to look at (never published), if it is there
+
+    @property
+    def created(self) -> str:
+        """The name the web app's first review page used for ``held_at``."""
+        return self.held_at
+
+
+@dataclass(frozen=True)
+class ChannelOutcome:
+    channel: str
+    shown: bool
+    why: str                # "consent for facebook", "no consent for instagram", "not recognised: too small to identify"
+
+
+@dataclass(frozen=True)
+class ReviewFace:
+    number: int                          # 1, 2, ... as the manager sees them
+    box: tuple[int, int, int, int]       # left, top, right, bottom in pixels of the upright photo
+    kind: str                            # 'face', 'second look' (the first look missed it) or 'drawn'
+    child_id: str | None                 # who it is taken to be (engine or manager); None = unknown
+    who: str                             # "Ada Lovelace", "unknown" or "an area you marked"
+    where: str                           # "bottom left"
+    reason: str                          # "a face the first look missed, bottom left"
+    channels: tuple[ChannelOutcome, ...]
+    edit: str | None                     # the manager's change to it, in words, if any
+    question: str | None = None          # not sure enough to show: "is this Ada?" (or "is this Ada or Eve?")
+    asked_about: str | None = None       # ... the child the answer is taken to be until the manager picks another
+
+    def shown_on(self) -> list[str]:
+        return [c.channel for c in self.channels if c.shown]
+
+
+@dataclass(frozen=True)
+class ReviewDetail:
+    item: ReviewItem
+    width: int
+    height: int
+    channels: tuple[str, ...]
+    faces: tuple[ReviewFace, ...]
+    edits: tuple[str, ...]               # the manager's changes so far, in words, oldest first
+    problem: str | None                  # why it cannot be released (e.g. the original is gone), or None
+    held_only_to_ask: bool = False       # held only to ask who someone is: every channel is ticked to release
+
+
+@dataclass(frozen=True)
+class Released:
+    item: ReviewItem
+    files: dict[str, Path]               # channel -> the file published in its outbox
+
+
+@dataclass(frozen=True)
+class Undone:
+    item: ReviewItem
+    kind: str                            # 'released' or 'rejected': what was taken back
+    removed: tuple[Path, ...]            # outbox files taken out again
+
+
+# --- the queue ---------------------------------------------------------------------------------------
+
+
+def _item(home: Home, row: sqlite3.Row) -> ReviewItem:
+    plan = json.loads(row["plan"]) if row["plan"] else {}
+    copy = plan.get("published", {}).get("review") if isinstance(plan, dict) else None
+    name = Path(copy).stem if copy else (Path(row["source"]).stem or row["sha256"][:12])
+    image = home.root / copy if copy else home.review / f"{name}.jpg"
+    return ReviewItem(name, row["sha256"], row["source"], _held_words(row["reason"]), row["finished_at"] or "",
+                      image if image.exists() else None)
+
+
+def _held_words(reason: str | None) -> str:
+    return reason or "held for a person to look at"
+
+
+def review_queue(home: Home, conn: sqlite3.Connection) -> list[ReviewItem]:
+    """Photos waiting for review, oldest first."""
+    rows = conn.execute("SELECT * FROM photos WHERE state = 'done' AND outcome = 'review' "
+                        "ORDER BY finished_at, rowid").fetchall()
+    return [_item(home, row) for row in rows]
+
+
+def list_review(home: Home) -> list[ReviewItem]:
+    """:func:`review_queue` with a connection of its own."""
+    from photoguard.store.db import connect
+
+    conn = connect(home.database)
+    try:
+        return review_queue(home, conn)
+    finally:
+        conn.close()
+
+
+def find_item(home: Home, conn: sqlite3.Connection, name: str) -> ReviewItem:
+    """The waiting photo called ``name`` (its review name, with or without .jpg, or its sha256)."""
+    queue = review_queue(home, conn)
+    stem = Path(name).stem if name.lower().endswith(".jpg") else name
+    for item in queue:
+        if stem in (item.name, item.sha256):
+            return item
+    known = ", ".join(i.name for i in queue) or "none"
+    raise ReviewError(f"no photo named '{name}' is waiting for review (waiting: {known}). "
+                      "See `photoguard review list`.")
+
+
+# --- decisions: recorded faces + the manager's changes + today's consents ------------------------------
+
+
+@dataclass
+class _Plan:
+    photo: sqlite3.Row
+    rows: list[sqlite3.Row]                 # faces, by idx
+    faces: list[FaceBox]
+    identities: list[Identity]
+    edits: dict[int, sqlite3.Row]           # face idx -> the manager's last obscure/confirm
+    decision: dict[str, list[Action]]
+    consents: dict[str, ChildConsent]
+    seed: int
+
+    def shown(self, channel: str) -> tuple[bool, ...]:
+        return tuple(a == SHOWN for a, _, _ in self.decision[channel])
+
+
+def _live_edits(conn: sqlite3.Connection, sha: str) -> list[sqlite3.Row]:
+    rows = conn.execute("SELECT * FROM review_edits WHERE photo_sha256 = ? ORDER BY id", (sha,)).fetchall()
+    undone = {r["undoes"] for r in rows if r["kind"] == "undo"}
+    return [r for r in rows if r["kind"] != "undo" and r["id"] not in undone]
+
+
+def _plan(home: Home, conn: sqlite3.Connection, item: ReviewItem, today: date) -> _Plan:
+    from photoguard.store.roster import load_consents
+
+    photo = conn.execute("SELECT * FROM photos WHERE sha256 = ?", (item.sha256,)).fetchone()
+    rows = conn.execute("SELECT * FROM faces WHERE photo_sha256 = ? ORDER BY idx", (item.sha256,)).fetchall()
+    edits: dict[int, sqlite3.Row] = {}
+    for edit in _live_edits(conn, item.sha256):
+        if edit["kind"] in ("obscure", "confirm"):
+            edits[edit["face_idx"]] = edit
+    identities = []
+    for row in rows:
+        edit = edits.get(row["idx"])
+        if row["reason"] == DRAWN_REASON:
+            identities.append(Identity(None, None, None, DRAWN_REASON))
+        elif edit is not None and edit["kind"] == "obscure":
+            identities.append(Identity(None, None, None, OBSCURED_BY_MANAGER))
+        elif edit is not None:
+            identities.append(Identity(edit["child_id"], None, None, CONFIRMED_BY_MANAGER))
+        elif (row["reason"] or "").startswith(CONFIRMED_BY_MANAGER):
+            # Confirmed and released, then the release and the confirmation were taken back: the row still
+            # names the child the manager gave, which nobody now vouches for.
+            identities.append(Identity(None, None, None, UNCONFIRMED))
+        else:
+            identities.append(Identity(row["child_id"], row["distance"], None, row["reason"] or ""))
+    consents = load_consents(conn)
+    decision = decide(identities, consents, home.settings.channels, today)
+    seed = photo["seed"]
+    if not seed:  # a photo held by an older version: fix the noise now so preview and release match
+        seed = str(secrets.randbits(63))
+        conn.execute("UPDATE photos SET seed = ? WHERE sha256 = ? AND seed IS NULL", (seed, item.sha256))
+        seed = conn.execute("SELECT seed FROM photos WHERE sha256 = ?", (item.sha256,)).fetchone()["seed"]
+    faces = [face_from_row(r) for r in rows]
+    return _Plan(photo, rows, faces, identities, edits, decision, consents, int(seed))
+
+
+def _who(child_id: str | None, consents: dict[str, ChildConsent]) -> str:
+    if child_id is None:
+        return "unknown"
+    consent = consents.get(child_id)
+    return consent.name if consent and consent.name else child_id
+
+
+def _identity_words(row: sqlite3.Row, identity: Identity, consents: dict[str, ChildConsent]) -> str:
+    if identity.reason == CONFIRMED_BY_MANAGER:
+        return f"you confirmed it is {_who(identity.child_id, consents)}"
+    if identity.reason == MATCHED:
+        return f"recognised as {_who(identity.child_id, consents)}"
+    if identity.reason in (OBSCURED_BY_MANAGER, UNCONFIRMED):
+        return _WORDS[identity.reason]
+    return _reason_words(row["reason"] or "", consents) or "not recognised"
+
+
+def _reason_words(reason: str, consents: dict[str, ChildConsent]) -> str:
+    """The engine's reason as the manager reads it, children by name."""
+    pair = pair_in(reason)
+    return f"as alike to {_who(pair[0], consents)} as to {_who(pair[1], consents)}" if pair else _WORDS.get(reason, reason)
+
+
+def _kind(row: sqlite3.Row) -> str:
+    return {SECOND_LOOK_REASON: "second look", DRAWN_REASON: "drawn"}.get(row["reason"], "face")
+
+
+def _outcome_words(action: Action, identity: Identity, consents: dict[str, ChildConsent]) -> str:
+    what, why, _ = action
+    if identity.child_id is None:
+        if why in (DRAWN_REASON, OBSCURED_BY_MANAGER, UNCONFIRMED):
+            return _WORDS[why]
+        return f"not recognised: {_reason_words(why, consents)}"
+    return why
+
+
+def _archived(home: Home, photo: sqlite3.Row) -> Path:
+    rel = photo["archive_path"]
+    if not rel or not (home.root / rel).exists():
+        raise ReviewError(f"the original of {photo['source']} is no longer in the archive, so it cannot be "
+                          f"released; reject it with `photoguard review reject`.")
+    return home.root / rel
+
+
+def review_detail(home: Home, conn: sqlite3.Connection, name: str, today: date | None = None) -> ReviewDetail:
+    """Everything the manager needs to decide: each face numbered, who it is taken to be, why, where, and
+    what will happen to it on each channel today."""
+    today = today or date.today()
+    item = find_item(home, conn, name)
+    plan = _plan(home, conn, item, today)
+    width, height = plan.photo["width"] or 0, plan.photo["height"] or 0
+    channels = tuple(home.settings.channels)
+    faces = []
+    for i, (row, identity) in enumerate(zip(plan.rows, plan.identities)):
+        box = tuple(int(v) for v in json.loads(row["box"]))
+        where = where_in_photo(box, width, height) if width and height else "somewhere in the photo"
+        outcomes = tuple(ChannelOutcome(c, plan.decision[c][i][0] == SHOWN, _outcome_words(plan.decision[c][i], identity, plan.consents))
+                         for c in channels)
+        edit = plan.edits.get(row["idx"])
+        edit_words = None
+        if edit is not None and edit["kind"] == "obscure":
+            edit_words = "you chose to obscure it"
+        elif edit is not None:
+            edit_words = f"you confirmed it is {_who(edit['child_id'], plan.consents)}"
+        elif row["reason"] == DRAWN_REASON:
+            edit_words = "you marked this area"
+        who = "an area you marked" if row["reason"] == DRAWN_REASON else _who(identity.child_id, plan.consents)
+        words, question, asked = _identity_words(row, identity, plan.consents), None, None
+        if edit is None and identity.child_id is None and identity.reason != UNCONFIRMED:
+            question, asked, asked_words = _question(row, plan.consents, channels, today)
+            words = asked_words or words
+            if question is not None:
+                outcomes = tuple(ChannelOutcome(o.channel, o.shown, "until you say who it is") for o in outcomes)
+        faces.append(ReviewFace(i + 1, box, _kind(row), identity.child_id, who, where, f"{words}, {where}",
+                                outcomes, edit_words, question, asked))
+    try:
+        _archived(home, plan.photo)
+        problem = None
+    except ReviewError as exc:
+        problem = str(exc)
+    edits = tuple(_edit_words(e, plan.consents) for e in _live_edits(conn, item.sha256))
+    held_only_to_ask = bool(json.loads(plan.photo["plan"] or "{}").get("held_only_to_ask"))
+    return ReviewDetail(item, width, height, channels, tuple(faces), edits, problem, held_only_to_ask)
+
+
+def _question(row: sqlite3.Row, consents: dict[str, ChildConsent], channels: Sequence[str],
+              today: date) -> tuple[str | None, str | None, str | None]:
+    """What PhotoGuard asks about a face it was not sure of: (question, child to choose for the answer, words
+    for the face), or Nones. Nothing is asked about a child who is off the roster or whose consent shows
+    them nowhere today (whatever the answer, the face stays obscured); a face as alike to two children
+    asks which one, with neither chosen for the manager."""
+    from photoguard.rules.consent import may_show
+
+    asked = row["asked_about"]
+    if asked is None or not any(may_show(consents.get(asked), c, today).allowed for c in channels):
+        return None, None, None
+    pair = pair_in(row["reason"])
+    if pair is not None:
+        first, second = (_who(c, consents) for c in pair)
+        return f"is this {first} or {second}?", None, f"looks as much like {first} as like {second}"
+    name = _who(asked, consents)
+    return f"is this {name}?", asked, f"looks like {name}, but not alike enough to be sure"
+
+
+def _edit_words(edit: sqlite3.Row, consents: dict[str, ChildConsent]) -> str:
+    from photoguard.store.localtime import when_words
+
+    number = edit["face_idx"] + 1
+    by = f"({edit['actor']}, {when_words(edit['at'])})"
+    if edit["kind"] == "obscure":
+        return f"face {number}: obscure it {by}"
+    if edit["kind"] == "confirm":
+        return f"face {number}: it is {_who(edit['child_id'], consents)} {by}"
+    return f"face {number}: an area marked to obscure {by}"
+
+
+# --- the manager's changes ---------------------------------------------------------------------------
+
+
+def _face_row(conn: sqlite3.Connection, item: ReviewItem, number: int) -> sqlite3.Row:
+    rows = conn.execute("SELECT * FROM faces WHERE photo_sha256 = ? ORDER BY idx", (item.sha256,)).fetchall()
+    if not 1 <= number <= len(rows):
+        raise ReviewError(f"{item.name} has no face {number}: its faces are numbered 1 to {len(rows)} "
+                          f"(see `photoguard review show {item.name}`).")
+    return rows[number - 1]
+
+
+def _record_edit(conn: sqlite3.Connection, item: ReviewItem, actor: str, kind: str, face_idx: int | None,
+                 child_id: str | None = None, undoes: int | None = None) -> None:
+    conn.execute("INSERT INTO review_edits (photo_sha256, at, actor, kind, face_idx, child_id, undoes) "
+                 "VALUES (?,?,?,?,?,?,?)", (item.sha256, now_iso(), actor, kind, face_idx, child_id, undoes))
+
+
+def obscure_face(home: Home, conn: sqlite3.Connection, name: str, face: int, *, actor: str = WEB_ACTOR) -> str:
+    """Obscure face number ``face`` on every channel, whoever it is."""
+    item = find_item(home, conn, name)
+    row = _face_row(conn, item, face)
+    with transaction(conn):
+        _record_edit(conn, item, actor, "obscure", row["idx"])
+    _refresh_copy(home, conn, item)
+    return f"{item.name}: face {face} will be obscured on every channel"
+
+
+def confirm_face(home: Home, conn: sqlite3.Connection, name: str, face: int, child_id: str, *, actor: str = WEB_ACTOR,
+                 today: date | None = None) -> str:
+    """The manager says face ``face`` is ``child_id``. It is then shown only on the channels that child's
+    consent allows today (the consent rule decides); everywhere else it stays obscured."""
+    from photoguard.rules.consent import may_show
+    from photoguard.store.roster import load_consents
+
+    today = today or date.today()
+    item = find_item(home, conn, name)
+    row = _face_row(conn, item, face)
+    consents = load_consents(conn)
+    if child_id not in consents:
+        raise ReviewError(f"there is no child '{child_id}' on the roster; check the id with `photoguard children`.")
+    if row["reason"] == DRAWN_REASON:
+        raise ReviewError(f"face {face} of {item.name} is an area you marked; it is always obscured.")
+    plan = _plan(home, conn, item, today)
+    for other, identity in zip(plan.rows, plan.identities):
+        if other["idx"] != row["idx"] and identity.child_id == child_id:
+            raise ReviewError(f"face {other['idx'] + 1} of {item.name} is already taken to be {_who(child_id, consents)}; "
+                              f"obscure face {other['idx'] + 1} first if that is wrong.")
+    with transaction(conn):
+        _record_edit(conn, item, actor, "confirm", row["idx"], child_id)
+    _refresh_copy(home, conn, item)
+    allowed = [c for c in home.settings.channels if may_show(consents[child_id], c, today).allowed]
+    where = ", ".join(c.capitalize() for c in allowed) if allowed else "no channel (no consent today)"
+    rest = ", obscured elsewhere" if allowed and len(allowed) < len(home.settings.channels) else ""
+    return f"{item.name}: face {face} is {_who(child_id, consents)}; shown on {where}{rest}"
+
+
+def add_box(home: Home, conn: sqlite3.Connection, name: str, box: Sequence[int], *, actor: str = WEB_ACTOR) -> str:
+    """Mark an area (a face or anything identifying the detector missed) to be obscured on every channel.
+    It becomes a numbered face of the photo, recorded and re-checked like any other."""
+    item = find_item(home, conn, name)
+    photo = conn.execute("SELECT width, height FROM photos WHERE sha256 = ?", (item.sha256,)).fetchone()
+    width, height = photo["width"] or 0, photo["height"] or 0
+    try:
+        left, top, right, bottom = (int(round(float(v))) for v in box)
+    except (TypeError, ValueError):
+        raise ReviewError("an area is four numbers: left, top, right, bottom") from None
+    left, right = sorted((max(0, min(width, left)), max(0, min(width, right))))
+    top, bottom = sorted((max(0, min(height, top)), max(0, min(height, bottom))))
+    if right - left < 4 or bottom - top < 4:
+        raise ReviewError(f"the area marked on {item.name} is too small or outside the photo "
+                          f"({width} x {height} pixels); draw it again.")
+    with transaction(conn):
+        idx = conn.execute("SELECT COALESCE(MAX(idx), -1) + 1 FROM faces WHERE photo_sha256 = ?",
+                           (item.sha256,)).fetchone()[0]
+        conn.execute("INSERT INTO faces (photo_sha256, idx, box, score, child_id, distance, reason) "
+                     "VALUES (?,?,?,NULL,NULL,NULL,?)", (item.sha256, idx, json.dumps([left, top, right, bottom]), DRAWN_REASON))
+        for channel in home.settings.channels:
+            conn.execute("INSERT OR REPLACE INTO face_actions (photo_sha256, face_idx, channel, action, reason, consent) "
+                         "VALUES (?,?,?,?,?,NULL)", (item.sha256, idx, channel, OBSCURED, DRAWN_REASON))
+        _record_edit(conn, item, actor, "box", idx)
+    _refresh_copy(home, conn, item)
+    return (f"{item.name}: the marked area (face {idx + 1}, {where_in_photo((left, top, right, bottom), width, height)}) "
+            "will be obscured on every channel")
+
+
+def undo_edit(home: Home, conn: sqlite3.Connection, name: str, *, actor: str = WEB_ACTOR) -> str:
+    """Take back the manager's last change to this photo."""
+    item = find_item(home, conn, name)
+    live = _live_edits(conn, item.sha256)
+    if not live:
+        raise ReviewError(f"nothing to undo on {item.name}: no changes were made to it.")
+    last = live[-1]
+    with transaction(conn):
+        if last["kind"] == "box":
+            newest = conn.execute("SELECT MAX(idx) FROM faces WHERE photo_sha256 = ?", (item.sha256,)).fetchone()[0]
+            released = conn.execute("SELECT 1 FROM review_decisions WHERE photo_sha256 = ? AND kind = 'released'",
+                                    (item.sha256,)).fetchone()
+            if newest != last["face_idx"] or released:
+                raise ReviewError(f"the area marked as face {last['face_idx'] + 1} on {item.name} stays obscured: "
+                                  "it is part of what was recorded for this photo since.")
+            conn.execute("DELETE FROM face_actions WHERE photo_sha256 = ? AND face_idx = ?", (item.sha256, last["face_idx"]))
+            conn.execute("DELETE FROM faces WHERE photo_sha256 = ? AND idx = ?", (item.sha256, last["face_idx"]))
+        _record_edit(conn, item, actor, "undo", last["face_idx"], undoes=last["id"])
+    _refresh_copy(home, conn, item)
+    from photoguard.store.roster import load_consents
+
+    return f"{item.name}: taken back — {_edit_words(last, load_consents(conn)).split(' (')[0]}"
+
+
+# --- rendering -----------------------------------------------------------------------------------------
+
+
+def _processor(home: Home, conn: sqlite3.Connection, processor: Processor | None) -> Processor:
+    from photoguard.flow.pipeline import roster_version
+
+    if processor is None:
+        return Processor(home, conn)
+    if roster_version(processor.conn) != processor.roster_version:
+        processor.reload_roster()
+    return processor
+
+
+def _original(home: Home, plan: _Plan) -> np.ndarray:
+    path = _archived(home, plan.photo)
+    image = load_image(path)
+    if image.sha256 and image.sha256 != plan.photo["sha256"]:
+        raise ReviewError(f"the archived original of {plan.photo['source']} ({path.name}) is not the photo that was "
+                          "processed; it cannot be released. Reject it.")
+    return image.rgb
+
+
+def render_preview(home: Home, conn: sqlite3.Connection, name: str, channel: str, today: date | None = None,
+                   processor: Processor | None = None) -> bytes:
+    """The JPEG that releasing ``name`` to ``channel`` today would publish, byte for byte: rendered by the
+    pipeline from the archived original with every recorded face, the manager's changes and today's
+    consents."""
+    today = today or date.today()
+    item = find_item(home, conn, name)
+    _check_channels(home, [channel])
+    plan = _plan(home, conn, item, today)
+    proc = _processor(home, conn, processor)
+    return encode_stripped_jpeg(proc.published(proc.render(_original(home, plan), plan.faces, plan.shown(channel),
+                                                           plan.seed)))
+
+
+def _check_channels(home: Home, channels: Sequence[str]) -> None:
+    for channel in channels:
+        if channel not in home.settings.channels:
+            raise ReviewError(f"unknown channel '{channel}'; channels are {', '.join(home.settings.channels)} "
+                              f"(set in photoguard.toml).")
+
+
+def _refresh_copy(home: Home, conn: sqlite3.Connection, item: ReviewItem, processor: Processor | None = None) -> None:
+    """Rewrite review/<name>.jpg with every face not shown on all channels obscured (to look at only)."""
+    try:
+        plan = _plan(home, conn, item, date.today())
+        channels = home.settings.channels
+        common = tuple(all(plan.decision[c][i][0] == SHOWN for c in channels) for i in range(len(plan.faces)))
+        proc = _processor(home, conn, processor)
+        rgb = proc.published(proc.render(_original(home, plan), plan.faces, common, plan.seed))
+    except ReviewError:
+        return  # the original is gone: nothing to show; the item says why
+    target = item.image or home.review / f"{item.name}.jpg"
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(fd, "wb") as fh:
+        fh.write(encode_stripped_jpeg(rgb))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+    fsync_dir(target.parent)
+
+
+# --- release, reject, undo -----------------------------------------------------------------------------
+
+
+def release(home: Home, conn: sqlite3.Connection, name: str, channels: Sequence[str] | None = None, *,
+            actor: str = WEB_ACTOR, today: date | None = None, processor: Processor | None = None) -> Released:
+    """Publish ``name`` to ``channels`` (default: every channel), each rendered from the archived original
+    as :func:`render_preview` shows it: only faces whose child's consent allows that channel today are
+    visible. The finished pictures are looked at again first; a face found then joins the photo (obscured)
+    and the release stops so the manager can look again. The copy in review/ is never published."""
+    today = today or date.today()
+    item = find_item(home, conn, name)
+    channels = list(dict.fromkeys(channels or home.settings.channels))
+    _check_channels(home, channels)
+    with _releasing(home, item):
+        return _release(home, conn, item, channels, actor, today, _processor(home, conn, processor))
+
+
+@contextmanager
+def _releasing(home: Home, item: ReviewItem) -> Iterator[None]:
+    """One release of a photo at a time (two windows, a double click): the second is told, not mixed in."""
+    folder = home.state / "locks"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(folder / f"release-{item.sha256}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ReviewError(f"{item.name} is being released in another window just now; "
+                              "nothing more was done here. Look at the list again in a moment.") from None
+        yield
+    finally:
+        os.close(fd)   # closing lets go of the lock
+
+
+def _release(home: Home, conn: sqlite3.Connection, item: ReviewItem, channels: list[str], actor: str,
+             today: date, proc: Processor) -> Released:
+    plan = _plan(home, conn, item, today)
+    original = _original(home, plan)
+
+    renders: dict[tuple[bool, ...], np.ndarray] = {}
+    missed: list[FaceBox] = []
+    problems: list[str] = []
+    for channel in channels:
+        shown = plan.shown(channel)
+        if shown in renders:
+            continue
+        renders[shown] = proc.render(original, plan.faces, shown, plan.seed)
+        look = proc.second_look(renders[shown], plan.faces, shown, original)
+        look.missed = [m for m in look.missed if not any(same_face(m.box, o.box) for o in missed)]
+        missed += look.missed
+        if look.problem():
+            problems.append(look.problem())
+    if missed:
+        _add_second_look_faces(home, conn, item, missed, actor)
+        _refresh_copy(home, conn, item, proc)
+    if problems:
+        raise ReviewError(f"{item.name} was not released: looking at it once more found {'; '.join(problems)}. "
+                          + ("It is now obscured; look at the photo again, then release it." if missed else
+                             "Mark that area to obscure it again, or reject the photo."))
+
+    renders = {shown: proc.published(rgb) for shown, rgb in renders.items()}   # as render_preview shows them
+    staging = Path(tempfile.mkdtemp(prefix=f"release-{item.sha256[:16]}-", dir=proc.staging))
+    placed: dict[str, Path] = {}
+    made: list[Path] = []   # placed by this release (not found left by an interrupted one)
+    hashes: dict[str, str] = {}
+    stem = Path(item.source).stem or item.name
+    came_from = _drop_folder(home, conn, item.sha256)
+    try:
+        _publish_channels(home, conn, plan, renders, channels, staging, came_from, stem, placed, made, hashes)
+        with transaction(conn):
+            _still_waiting(conn, item)
+            _consents_unchanged(home, conn, item, plan, channels, today)
+            _record_released(conn, home, item, plan, placed, hashes, channels, actor, at=now_iso())
+    except BaseException:
+        # Whatever stopped it (someone else's decision, a full disk, a locked database), nothing this
+        # release put in the outbox stays there unrecorded.
+        for path in made:
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _remove_copy(home, item)
+    return Released(item, placed)
+
+
+def _publish_channels(home: Home, conn: sqlite3.Connection, plan: _Plan,
+                      renders: dict, channels: Sequence[str], staging: Path, came_from: Path, stem: str,
+                      placed: dict[str, Path], made: list[Path], hashes: dict[str, str]) -> None:
+    """Each channel's file into its outbox folder; ``made`` collects those placed by this release."""
+    for channel in channels:
+        # Each channel its own file: changing one later never changes another.
+        staged = staging / f"{channel}.jpg"
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.fchmod(fd, OUTBOX_FILE)   # whatever the umask
+        with open(fd, "wb") as fh:
+            fh.write(encode_stripped_jpeg(renders[plan.shown(channel)]))
+            fh.flush()
+            os.fsync(fh.fileno())
+        hashes[channel] = sha256_file(staged)
+        outbox = make_folders(home.outbox_for(channel), came_from)   # the folder it was dropped in
+        placed[channel] = _left_by_a_crash(home, conn, channel, stem, hashes[channel], outbox)
+        if placed[channel] is None:
+            placed[channel] = publish(staged, outbox, stem)
+            made.append(placed[channel])
+
+
+def _still_waiting(conn: sqlite3.Connection, item: ReviewItem) -> None:
+    """Inside the write transaction: nobody released or rejected it meanwhile (a second click, a second
+    window)."""
+    row = conn.execute("SELECT outcome FROM photos WHERE sha256 = ?", (item.sha256,)).fetchone()
+    if row is None or row["outcome"] != "review":
+        raise ReviewError(f"{item.name} was {row['outcome'] if row else 'removed'} by someone else just now; "
+                          "nothing more was done.")
+
+
+def _consents_unchanged(home: Home, conn: sqlite3.Connection, item: ReviewItem, plan: _Plan,
+                        channels: Sequence[str], today: date) -> None:
+    """Inside the write transaction: the consents on record now decide every face as they did when the
+    release began. A consent withdrawn (or given) meanwhile stops the release, whose files are then
+    deleted; a change recorded after this commits is followed by its own outbox re-check, which sees
+    these files. Either way no copy shows a child whose consent was just withdrawn."""
+    from photoguard.store.roster import load_consents
+
+    now = decide(plan.identities, load_consents(conn), home.settings.channels, today)
+    changed = sorted({plan.identities[i].child_id or "" for channel in channels
+                      for i, (a, b) in enumerate(zip(plan.decision[channel], now[channel])) if a[0] != b[0]})
+    if changed:
+        who = ", ".join(_who(c, plan.consents) for c in changed if c) or "a child"
+        raise ReviewError(f"{item.name} was not released: the consent of {who} changed while it was being "
+                          "released, so nothing was published. Look at the photo again, then release it.")
+
+
+def _record_released(conn: sqlite3.Connection, home: Home, item: ReviewItem, plan: _Plan, placed: dict[str, Path],
+                     hashes: dict[str, str], channels: Sequence[str], actor: str, at: str) -> None:
+    _record_decisions(conn, home, item, plan)
+    file_ids = {}
+    for channel, dest in placed.items():
+        conn.execute("INSERT OR REPLACE INTO outputs (photo_sha256, channel, path, file_sha256, created_at) "
+                     "VALUES (?,?,?,?,?)", (item.sha256, channel, str(dest.relative_to(home.root)), hashes[channel], at))
+        shown = [row["idx"] for row, keep in zip(plan.rows, plan.shown(channel)) if keep]
+        file_ids[channel] = record_outbox_file(home, conn, item.sha256, channel, dest, shown=shown,
+                                               made=f"released by {actor}", file_sha256=hashes[channel])
+    conn.execute("UPDATE photos SET outcome = 'released' WHERE sha256 = ?", (item.sha256,))
+    conn.execute("INSERT INTO review_decisions (photo_sha256, at, actor, kind, channels, files) VALUES (?,?,?,?,?,?)",
+                 (item.sha256, at, actor, "released", json.dumps(channels), json.dumps(file_ids)))
+    not_released = [c for c in home.settings.channels if c not in channels]
+    detail = f"{item.name} released to {', '.join(channels)}" + (
+        f" (not to {', '.join(not_released)})" if not_released else "") + f" by {actor}"
+    conn.execute("INSERT INTO events (at, kind, photo_sha256, detail, actor) VALUES (?,?,?,?,?)",
+                 (at, "released", item.sha256, detail, actor))
+
+
+def _drop_folder(home: Home, conn: sqlite3.Connection, sha: str) -> Path:
+    """The inbox folder the photo was dropped in (as the pipeline recorded it), for its place in the outbox."""
+    row = conn.execute("SELECT plan, source_path FROM photos WHERE sha256 = ?", (sha,)).fetchone()
+    if row is None:
+        return Path()
+    try:
+        folder = json.loads(row["plan"] or "{}").get("folder")
+    except (ValueError, AttributeError):
+        folder = None
+    if folder is not None:
+        return drop_folder(home.inbox / folder / "x", home.inbox)   # made safe once more: never trusted as is
+    return drop_folder(row["source_path"], home.inbox)
+
+
+def _left_by_a_crash(home: Home, conn: sqlite3.Connection, channel: str, stem: str, file_hash: str,
+                     outbox: Path | None = None) -> Path | None:
+    """This very picture already in the outbox but not on record: a release killed between placing the
+    file and recording it. Taken as this release's file, so the photo is not there twice."""
+    from photoguard.photos.durable import glob_escape
+
+    recorded = {r[0] for r in conn.execute("SELECT path FROM outbox_files WHERE channel = ? AND ended IS NULL",
+                                           (channel,))}
+    for path in sorted((outbox or home.outbox_for(channel)).glob(f"{glob_escape(stem)}*.jpg")):
+        if str(path.relative_to(home.root)) not in recorded and _hash_or_none(path) == file_hash:
+            return path
+    return None
+
+
+def _add_second_look_faces(home: Home, conn: sqlite3.Connection, item: ReviewItem, missed: Sequence[FaceBox],
+                           actor: str) -> None:
+    photo = conn.execute("SELECT width, height FROM photos WHERE sha256 = ?", (item.sha256,)).fetchone()
+    with transaction(conn):
+        idx = conn.execute("SELECT COALESCE(MAX(idx), -1) + 1 FROM faces WHERE photo_sha256 = ?",
+                           (item.sha256,)).fetchone()[0]
+        for face in missed:
+            conn.execute("INSERT INTO faces (photo_sha256, idx, box, score, child_id, distance, reason, landmarks) "
+                         "VALUES (?,?,?,?,NULL,NULL,?,?)",
+                         (item.sha256, idx, json.dumps(list(face.box)), float(face.score), SECOND_LOOK_REASON,
+                          landmarks_json(face)))
+            for channel in home.settings.channels:
+                conn.execute("INSERT OR REPLACE INTO face_actions (photo_sha256, face_idx, channel, action, reason, consent) "
+                             "VALUES (?,?,?,?,?,NULL)", (item.sha256, idx, channel, OBSCURED, SECOND_LOOK_REASON))
+            where = where_in_photo(face.box, photo["width"] or 1, photo["height"] or 1)
+            conn.execute("INSERT INTO events (at, kind, photo_sha256, detail, actor) VALUES (?,?,?,?,?)",
+                         (now_iso(), "second_look", item.sha256,
+                          f"{item.name}: a face the first look missed, {where} (face {idx + 1}), obscured on every channel",
+                          actor))
+            idx += 1
+
+
+def _record_decisions(conn: sqlite3.Connection, home: Home, item: ReviewItem, plan: _Plan) -> None:
+    """Write what each channel gets into faces/face_actions, so the audit says what was published and the
+    outbox re-check keeps the manager's choices (a confirmed child is re-checked like a recognised one).
+
+    History is appended, never lost: what the first look had decided, where the release decides otherwise,
+    is kept as a ``decision_replaced`` event before the row is replaced."""
+    before = {(r["face_idx"], r["channel"]): r for r in conn.execute(
+        "SELECT * FROM face_actions WHERE photo_sha256 = ?", (item.sha256,))}
+    at = now_iso()
+    for i, (row, identity) in enumerate(zip(plan.rows, plan.identities)):
+        if identity.reason == CONFIRMED_BY_MANAGER:
+            reason = row["reason"] or ""
+            if not reason.startswith(CONFIRMED_BY_MANAGER):
+                was = _WORDS.get(reason, reason) if row["child_id"] is None else f"recognised as {row['child_id']}"
+                if row["asked_about"]:
+                    was += f"; PhotoGuard asked whether it was {row['asked_about']}"
+                reason = f"{CONFIRMED_BY_MANAGER} (first look: {was})"
+            conn.execute("UPDATE faces SET child_id = ?, reason = ? WHERE photo_sha256 = ? AND idx = ?",
+                         (identity.child_id, reason, item.sha256, row["idx"]))
+        for channel in home.settings.channels:
+            action, why, consent = plan.decision[channel][i]
+            old = before.get((row["idx"], channel))
+            if old is not None and (old["action"], old["reason"]) != (action, why):
+                conn.execute("INSERT INTO events (at, kind, photo_sha256, detail) VALUES (?,?,?,?)",
+                             (at, "decision_replaced", item.sha256,
+                              f"{item.name}, face {row['idx'] + 1}, {channel}: first decided {old['action']} "
+                              f"({_WORDS.get(old['reason'], old['reason'])}), released {action} "
+                              f"({_WORDS.get(why, why)})"))
+            conn.execute("INSERT OR REPLACE INTO face_actions (photo_sha256, face_idx, channel, action, reason, consent) "
+                         "VALUES (?,?,?,?,?,?)", (item.sha256, row["idx"], channel, action, why, _consent_json(consent)))
+
+
+def reject(home: Home, conn: sqlite3.Connection, name: str, *, actor: str = WEB_ACTOR) -> ReviewItem:
+    """The manager has looked and this photo is not to be shared. The original stays archived."""
+    item = find_item(home, conn, name)
+    at = now_iso()
+    with transaction(conn):
+        _still_waiting(conn, item)
+        conn.execute("UPDATE photos SET outcome = 'rejected' WHERE sha256 = ?", (item.sha256,))
+        conn.execute("INSERT INTO review_decisions (photo_sha256, at, actor, kind) VALUES (?,?,?,?)",
+                     (item.sha256, at, actor, "rejected"))
+        conn.execute("INSERT INTO events (at, kind, photo_sha256, detail, actor) VALUES (?,?,?,?,?)",
+                     (at, "rejected", item.sha256, f"{item.name} rejected by {actor}", actor))
+    _remove_copy(home, item)
+    return item
+
+
+def undo_last(home: Home, conn: sqlite3.Connection, *, actor: str = WEB_ACTOR) -> Undone:
+    """Take back the last release or rejection and put the photo back in review. A release is taken back
+    only while every file it put in the outbox is still there, unchanged (not collected)."""
+    last = conn.execute("SELECT * FROM review_decisions WHERE undone_at IS NULL ORDER BY id DESC LIMIT 1").fetchone()
+    if last is None:
+        raise ReviewError("there is no release or rejection to undo.")
+    photo = conn.execute("SELECT * FROM photos WHERE sha256 = ?", (last["photo_sha256"],)).fetchone()
+    if photo is None or photo["outcome"] != last["kind"]:
+        raise ReviewError(f"{photo['source'] if photo else 'that photo'} has changed since it was {last['kind']}; "
+                          "it cannot be taken back.")
+    removed: list[Path] = []
+    at = now_iso()
+    with transaction(conn):  # holds the write lock: no re-check or posting mark slips in between
+        if last["kind"] == "released":
+            files = _uncollected(home, conn, photo, json.loads(last["channels"]))
+            for row, path in files:
+                os.unlink(path)
+                fsync_dir(path.parent)
+                removed.append(path)
+                conn.execute("UPDATE outbox_files SET ended = ?, ended_at = ? WHERE id = ? AND ended IS NULL",
+                             (REMOVED, at, row["id"]))
+                conn.execute("UPDATE outputs SET removed_at = ? WHERE photo_sha256 = ? AND channel = ?",
+                             (at, photo["sha256"], row["channel"]))
+        conn.execute("UPDATE photos SET outcome = 'review' WHERE sha256 = ?", (photo["sha256"],))
+        conn.execute("UPDATE review_decisions SET undone_at = ?, undone_by = ? WHERE id = ?", (at, actor, last["id"]))
+        detail = f"{photo['source']}: {last['kind']} taken back by {actor}, back in review" + (
+            f"; removed {', '.join(str(p.relative_to(home.root)) for p in removed)}" if removed else "")
+        conn.execute("INSERT INTO events (at, kind, photo_sha256, detail, actor) VALUES (?,?,?,?,?)",
+                     (at, f"{last['kind']}_undone", photo["sha256"], detail, actor))
+    item = _claim_copy_name(home, conn, find_item(home, conn, photo["sha256"]))
+    _refresh_copy(home, conn, item)
+    return Undone(find_item(home, conn, photo["sha256"]), last["kind"], tuple(removed))
+
+
+def _claim_copy_name(home: Home, conn: sqlite3.Connection, item: ReviewItem) -> ReviewItem:
+    """A photo back in review whose name another waiting photo took meanwhile gets a name of its own."""
+    if not any(other.name == item.name and other.sha256 != item.sha256 for other in review_queue(home, conn)):
+        return item
+    from photoguard.photos.durable import _unique_name
+
+    taken = {other.name for other in review_queue(home, conn)}
+    copy = _unique_name(home.review, f"{item.name}.jpg")
+    while copy.stem in taken:
+        copy = copy.with_name(f"{copy.stem}-{secrets.token_hex(2)}.jpg")
+    plan = json.loads(conn.execute("SELECT plan FROM photos WHERE sha256 = ?", (item.sha256,)).fetchone()["plan"] or "{}")
+    plan.setdefault("published", {})["review"] = str(copy.relative_to(home.root))
+    conn.execute("UPDATE photos SET plan = ? WHERE sha256 = ?", (json.dumps(plan), item.sha256))
+    return find_item(home, conn, item.sha256)
+
+
+def _uncollected(home: Home, conn: sqlite3.Connection, photo: sqlite3.Row,
+                 channels: Sequence[str]) -> list[tuple[sqlite3.Row, Path]]:
+    """The outbox file of each channel a release put there, each still in its outbox (under any name),
+    unchanged and not marked posted; ReviewError naming the first that is not."""
+    from photoguard.flow.outbox import outbox_photo
+
+    found = []
+    for channel in channels:
+        history = conn.execute("SELECT * FROM outbox_files WHERE photo_sha256 = ? AND channel = ? ORDER BY id",
+                               (photo["sha256"], channel)).fetchall()
+        current = history[-1] if history else None
+        path = outbox_photo(home, conn, current["id"]).path if current is not None else None
+        posted = any(r["posted_at"] for r in history)
+        if current is None or path is None or posted or _hash_or_none(path) != current["file_sha256"]:
+            what = "marked posted" if posted else "collected from the outbox or changed there"
+            raise ReviewError(f"{photo['source']} cannot be taken back: its {channel} copy was already {what}.")
+        found.append((current, path))
+    return found
+
+
+def _hash_or_none(path: Path) -> str | None:
+    try:
+        return sha256_file(path) if path.is_file() and not path.is_symlink() else None
+    except OSError:
+        return None
+
+
+def _remove_copy(home: Home, item: ReviewItem) -> None:
+    image = item.image or home.review / f"{item.name}.jpg"
+    for path in (image, image.with_suffix(".json")):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    fsync_dir(home.review)

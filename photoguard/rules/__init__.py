@@ -1,0 +1,1 @@
+"""The pure rules: consent per channel and what each face gets. No files, no database."""
