@@ -114,8 +114,7 @@ def enrol(home_dir: str | None, accept_largest: bool) -> None:
     from datetime import date
 
     from photoguard.store.roster import child_standing
-    from photoguard.store.roster_file import RosterFileError
-    from photoguard.store.roster_file import enrol as enrol_home
+    from photoguard.store.roster_file import RosterFileError, enrol as enrol_home
 
     home = get_home(home_dir)
     _say_home(home, err=True)
@@ -231,7 +230,8 @@ def children_show(ctx: click.Context, home_dir: str | None, child_id: str) -> No
 
     from photoguard.rules.consent import may_show
     from photoguard.store.localtime import when_words
-    from photoguard.store.roster import (MAX_ID_CHARS, child_history, child_standing, history_words, id_problem, load_consents, near_ids)
+    from photoguard.store.roster import (MAX_ID_CHARS, child_history, child_standing, history_words, id_problem,
+                                         load_consents, near_ids)
 
     wrong = id_problem(child_id)
     if wrong and len(child_id) > MAX_ID_CHARS:
@@ -280,8 +280,7 @@ def calibrate(home_dir: str | None, apply_: bool, as_json: bool) -> None:
     """Fit match.similarity to the enrolled children for the match.max_false_show target."""
     import json
 
-    from photoguard.evaluate.calibrate import calibrate as fit
-    from photoguard.evaluate.calibrate import format_calibration
+    from photoguard.evaluate.calibrate import calibrate as fit, format_calibration
     from photoguard.store import db
     from photoguard.store.config import write_setting
     from photoguard.store.roster import load_templates
@@ -387,9 +386,9 @@ def evaluate_identity_cmd(folder, roster_sizes, runs, window, k, holdout, each_h
     from dataclasses import asdict
 
     from photoguard.engine.detect import FaceDetector
-    from photoguard.evaluate.faces import (EvaluationError, encode_folder, format_identity, identity_report, merge_reports)
-    from photoguard.evaluate.rosters import curve as roster_curve
-    from photoguard.evaluate.rosters import format_curve, format_rosters, simulate
+    from photoguard.evaluate.faces import (EvaluationError, encode_folder, format_identity, identity_report,
+                                           merge_reports)
+    from photoguard.evaluate.rosters import curve as roster_curve, format_curve, format_rosters, simulate
 
     settings = _engine_settings(home_dir)
     rule = dict(threshold=settings.match_similarity if threshold is None else threshold,
@@ -544,8 +543,8 @@ def reprocess(home_dir: str | None, names: tuple[str, ...], since, child: str | 
     Example: photoguard reprocess --before-enrolment
     """
     from photoguard.flow.pipeline import DiskFull
-    from photoguard.flow.reprocess import ReprocessError, interrupted, select_photos, to_json
-    from photoguard.flow.reprocess import reprocess as run_reprocess
+    from photoguard.flow.reprocess import (ReprocessError, interrupted, reprocess as run_reprocess, select_photos,
+                                           to_json)
 
     if not (names or since or child or before_enrolment):
         raise click.UsageError("say which photos: NAME..., --since DATE, --child ID or --before-enrolment")
@@ -929,8 +928,7 @@ def watch(home_dir: str | None, settle: float, poll: bool, rescan: float, worker
     Example: photoguard watch --home /srv/photoguard
     """
     from photoguard.flow.pipeline import DiskFull
-    from photoguard.flow.watch import WatchOptions
-    from photoguard.flow.watch import watch as run_watch
+    from photoguard.flow.watch import WatchOptions, watch as run_watch
     from photoguard.store.lock import HomeBusy
 
     home = get_home(home_dir)
@@ -1153,8 +1151,7 @@ def serve(home_dir: str | None, port: int, host: str) -> None:
 
     Example: photoguard serve --home /srv/photoguard   (then open http://127.0.0.1:8470/)
     """
-    from photoguard.web.serve import ServeError
-    from photoguard.web.serve import serve as run
+    from photoguard.web.serve import ServeError, serve as run
 
     home = get_home(home_dir)
     _say_home(home, err=True)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
-from photoguard.flow.service import (SYSTEM_UNIT_DIR, ServiceError, apply_ownership, find_executable, make_spec, ownership_plan, read_unit_home, remove_unit, render_unit, systemctl, systemd_running, unit_path, verify_unit, write_unit)
+from photoguard.flow.service import (SYSTEM_UNIT_DIR, ServiceError, apply_ownership, find_executable, make_spec,
+                                     ownership_plan, read_unit_home, remove_unit, render_unit, systemctl,
+                                     systemd_running, unit_path, verify_unit, write_unit)
 from photoguard.store.config import ConfigError
 from photoguard.store.home import HomeError, open_home
 from photoguard.store.starter import require_home

@@ -31,9 +31,12 @@ import numpy as np
 from photoguard.engine.detect import FaceBox, FaceDetector, same_face
 from photoguard.engine.identify import FaceEncoder, Identity, Template, default_encoder, encode_faces, match_faces
 from photoguard.engine.obscure import obscure_face, obscure_mask
-from photoguard.photos.durable import (_write_text_atomic, display_name, drop_folder, make_folders, move_durably, place_durably, publish, safe_name, same_entry, staged_copy, write_note)
-from photoguard.photos.images import (MAX_FILE_BYTES, PHOTO_SUFFIXES, ImageError, load_image, save_stripped_jpeg, sha256_file, shrink_to)
-from photoguard.photos.intake import (NotAPhotoFile, Snapshot, Source, StillChanging, hash_regular, is_inside, release_source, take_snapshot)
+from photoguard.photos.durable import (_write_text_atomic, display_name, drop_folder, make_folders, move_durably,
+                                       place_durably, publish, safe_name, same_entry, staged_copy, write_note)
+from photoguard.photos.images import (MAX_FILE_BYTES, PHOTO_SUFFIXES, ImageError, load_image, save_stripped_jpeg,
+                                      sha256_file, shrink_to)
+from photoguard.photos.intake import (NotAPhotoFile, Snapshot, Source, StillChanging, hash_regular, is_inside,
+                                      release_source, take_snapshot)
 from photoguard.photos.places import where_in_photo
 from photoguard.rules.consent import ChildConsent, ConsentDecision, may_show
 from photoguard.store import db

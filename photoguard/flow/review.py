@@ -32,7 +32,8 @@ import numpy as np
 from photoguard.engine.detect import FaceBox, same_face
 from photoguard.engine.identify import MATCHED, NO_CHILDREN, NO_ENCODING, NOT_CLOSE, TOO_SMALL, Identity, pair_in
 from photoguard.flow.outbox import REMOVED, record_outbox_file
-from photoguard.flow.pipeline import (OBSCURED, SECOND_LOOK_REASON, SHOWN, Action, Processor, _consent_json, decide, face_from_row, landmarks_json, now_iso)
+from photoguard.flow.pipeline import (OBSCURED, SECOND_LOOK_REASON, SHOWN, Action, Processor, _consent_json, decide,
+                                      face_from_row, landmarks_json, now_iso)
 from photoguard.photos.durable import drop_folder, make_folders, publish
 from photoguard.photos.images import encode_stripped_jpeg, fsync_dir, load_image, sha256_file
 from photoguard.photos.places import where_in_photo

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from photoguard.photos.images import fsync_dir
 from photoguard.store.home import Home
-from photoguard.store.roster import (MAX_ID_CHARS, MAX_LINE_CHARS, NO, YES, RosterError, _delimiter, _norm_header, _yes_no, id_problem, is_comment, name_problem)
+from photoguard.store.roster import (MAX_ID_CHARS, MAX_LINE_CHARS, NO, YES, RosterError, _delimiter, _norm_header,
+                                     _yes_no, id_problem, is_comment, name_problem)
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r|$)")
 
