@@ -17,9 +17,9 @@ import tempfile
 import time
 
 from photoguard.flow.outbox import list_outbox, outbox_photo, record_outbox_file, sweep, takedown_list
-from photoguard.flow.pipeline import now_iso
 from photoguard.store.db import connect, transaction
 from photoguard.store.home import open_home
+from photoguard.store.localtime import now_iso
 
 
 def timed(label: str, fn, repeat: int = 3) -> None:

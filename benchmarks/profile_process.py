@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the report to this file")
     args = parser.parse_args()
 
-    from photoguard.flow.pipeline import open_processor
+    from photoguard.flow.batch import open_processor
     from photoguard.store.home import open_home
 
     with tempfile.TemporaryDirectory() as tmp:

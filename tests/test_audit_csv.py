@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from photoguard.cli.main import main
 from photoguard.flow.audit import consent_words, spreadsheet_safe
-from photoguard.flow.pipeline import now_iso
+from photoguard.store.localtime import now_iso
 from photoguard.store.db import connect
 from photoguard.store.home import open_home
 

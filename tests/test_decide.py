@@ -4,7 +4,8 @@ from datetime import date
 
 from photoguard.engine.detect import same_face
 from photoguard.engine.identify import Identity
-from photoguard.flow.pipeline import OBSCURED, SHOWN, decide, is_candidate, questions_to_ask
+from photoguard.photos.inbox import is_candidate
+from photoguard.rules.decide import OBSCURED, SHOWN, decide, questions_to_ask
 from photoguard.rules.consent import ChildConsent
 
 TODAY = date(2026, 11, 24)

@@ -14,7 +14,8 @@ from PIL import Image
 from test_pipeline import CSV_HEADER, FirstLookMisses, drop, make_enrolled_home, photo_of_both
 
 from photoguard.engine.detect import covers, floor_px
-from photoguard.flow.pipeline import Processor, recheck_outbox
+from photoguard.flow.pipeline import Processor
+from photoguard.flow.recheck import recheck_outbox
 from photoguard.flow.review import release, render_preview
 from photoguard.photos.images import shrink_to
 from photoguard.store.config import ConfigError, load_settings

@@ -19,7 +19,9 @@ import pytest
 from facekit import background, jpeg_bytes
 
 from photoguard.engine.detect import FaceDetector
-from photoguard.flow.pipeline import Processor, collect, resume_interrupted, run_batch
+from photoguard.flow.pipeline import Processor
+from photoguard.flow.batch import resume_interrupted, run_batch
+from photoguard.photos.inbox import collect
 from photoguard.photos.durable import safe_name
 from photoguard.store.db import connect
 from photoguard.store.home import open_home

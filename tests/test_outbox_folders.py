@@ -24,8 +24,11 @@ from test_pipeline import (  # noqa: F401
 )
 
 from photoguard.cli.main import main
-from photoguard.flow.outbox import list_outbox, recheck_outbox, takedown_list
-from photoguard.flow.pipeline import Processor, collect, run_batch
+from photoguard.flow.outbox import list_outbox, takedown_list
+from photoguard.flow.recheck import recheck_outbox
+from photoguard.flow.pipeline import Processor
+from photoguard.flow.batch import run_batch
+from photoguard.photos.inbox import collect
 from photoguard.photos.durable import drop_folder, make_folders
 from photoguard.store.roster import sync_roster
 

@@ -15,7 +15,10 @@ from facekit import face_patch, jpeg_bytes, scene
 from PIL import Image
 
 from photoguard.engine.detect import FaceDetector
-from photoguard.flow.pipeline import Processor, collect, recheck_outbox, run_batch
+from photoguard.flow.pipeline import Processor
+from photoguard.flow.recheck import recheck_outbox
+from photoguard.flow.batch import run_batch
+from photoguard.photos.inbox import collect
 from photoguard.store.db import connect
 from photoguard.store.home import open_home
 from photoguard.store.roster import sync_roster
@@ -348,7 +351,7 @@ def test_face_found_only_on_second_look_goes_to_review(home):
 
 
 def test_withdrawn_consent_rerenders_outbox(home, processor):
-    from photoguard.flow.pipeline import open_processor
+    from photoguard.flow.batch import open_processor
 
     rgb, boxes = photo_of_both(seed=11)
     result = processor.process(drop(home, "picnic.jpg", jpeg_bytes(rgb)))
@@ -459,7 +462,7 @@ def test_unreadable_roster_stops_processing_and_keeps_photos(enrolled_home, tmp_
 
 
 def test_deleted_roster_with_children_on_file_stops_processing(enrolled_home, tmp_path):
-    from photoguard.flow.pipeline import open_processor
+    from photoguard.flow.batch import open_processor
     from photoguard.store.roster import RosterError
 
     root = tmp_path / "no-roster"

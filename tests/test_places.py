@@ -27,7 +27,7 @@ def test_boxes_reaching_outside_the_photo_still_have_a_place():
 
 def test_second_look_problem_in_words():
     from photoguard.engine.detect import FaceBox
-    from photoguard.flow.pipeline import SecondLook
+    from photoguard.flow.results import SecondLook
 
     assert SecondLook(900, 600, [], [(0, 0, 10, 10)], []).problem() is None
     look = SecondLook(900, 600, [FaceBox(10, 500, 80, 580, 0.9)], [(800, 0, 900, 90)], [(0, "ada")])

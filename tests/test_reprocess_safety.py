@@ -13,7 +13,7 @@ from test_pipeline import detector, drop, enrolled_home, home, photo_of_both, pr
 import photoguard.flow.pipeline as pipeline
 import photoguard.flow.reprocess as rp
 from photoguard.flow.outbox import sweep
-from photoguard.flow.pipeline import DiskFull
+from photoguard.flow.results import DiskFull
 from photoguard.flow.reprocess import interrupted, reprocess, select_photos
 
 

@@ -165,7 +165,7 @@ def test_confirmed_child_shown_only_where_her_consent_allows_each_channel(home, 
     assert any(f"face {number}, facebook: first decided obscured" in d and "released shown" in d for d in replaced)
 
     # Grace's consent is withdrawn later: the outbox re-check knows it is her and re-renders Facebook.
-    from photoguard.flow.pipeline import recheck_outbox
+    from photoguard.flow.recheck import recheck_outbox
 
     home.roster_csv.write_text(CSV_HEADER + "ada,Ada,yes,yes,yes,yes,\ngrace,Grace,yes,no,no,no,\n", encoding="utf-8")
     sync_roster(home, conn)
@@ -346,7 +346,7 @@ def test_a_release_killed_before_it_was_recorded_is_not_published_twice(home, co
 
 
 def test_second_look_face_stays_obscured_when_a_consent_change_remakes_the_released_file(home, conn, processor):
-    from photoguard.flow.pipeline import recheck_outbox
+    from photoguard.flow.recheck import recheck_outbox
 
     rgb, boxes = original()
     done = release(home, conn, "held", ["facebook"], actor="manager", processor=processor)

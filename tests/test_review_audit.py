@@ -14,7 +14,7 @@ from facekit import jpeg_bytes, scene
 
 from photoguard.cli.main import main
 from photoguard.flow.audit import purge_archive
-from photoguard.flow.pipeline import now_iso
+from photoguard.store.localtime import now_iso
 from photoguard.store.db import connect
 from photoguard.store.home import open_home
 

@@ -467,7 +467,10 @@ def process(home_dir: str | None, paths: tuple[str, ...], as_json: bool, workers
 
     Example: photoguard process --home /srv/photoguard
     """
-    from photoguard.flow.pipeline import DiskFull, collect, recheck_outbox, run_batch
+    from photoguard.flow.batch import run_batch
+    from photoguard.flow.recheck import recheck_outbox
+    from photoguard.flow.results import DiskFull
+    from photoguard.photos.inbox import collect
 
     with _processing(home_dir, "process", as_json, DiskFull) as (home, note, processor):
         files = collect([Path(p) for p in paths] or [home.inbox])
@@ -501,7 +504,7 @@ def _processing(home_dir: str | None, command: str, as_json: bool, *errors: type
     """The home, a ``note`` for messages (stderr with --json) and a processor, under the home's lock;
     the errors a manager can act on (home busy, roster, model file, ``errors``) become plain messages."""
     from photoguard.engine.sface import ModelFileError
-    from photoguard.flow.pipeline import open_processor
+    from photoguard.flow.batch import open_processor
     from photoguard.store.lock import HomeBusy, hold_lock
     from photoguard.store.roster import RosterError
 
@@ -542,9 +545,9 @@ def reprocess(home_dir: str | None, names: tuple[str, ...], since, child: str | 
 
     Example: photoguard reprocess --before-enrolment
     """
-    from photoguard.flow.pipeline import DiskFull
     from photoguard.flow.reprocess import (ReprocessError, interrupted, reprocess as run_reprocess, select_photos,
                                            to_json)
+    from photoguard.flow.results import DiskFull
 
     if not (names or since or child or before_enrolment):
         raise click.UsageError("say which photos: NAME..., --since DATE, --child ID or --before-enrolment")
@@ -927,7 +930,7 @@ def watch(home_dir: str | None, settle: float, poll: bool, rescan: float, worker
 
     Example: photoguard watch --home /srv/photoguard
     """
-    from photoguard.flow.pipeline import DiskFull
+    from photoguard.flow.results import DiskFull
     from photoguard.flow.watch import WatchOptions, watch as run_watch
     from photoguard.store.lock import HomeBusy
 
@@ -1099,9 +1102,10 @@ def demo(home_dir: str, workers: int | None) -> None:
     """
     from datetime import date
 
+    from photoguard.flow.batch import open_processor, run_batch
     from photoguard.flow.demo import DemoError, build_demo_home, demo_data_root
-    from photoguard.flow.pipeline import collect, open_processor, run_batch
     from photoguard.flow.report import build_report
+    from photoguard.photos.inbox import collect
     from photoguard.store.lock import hold_lock
 
     try:

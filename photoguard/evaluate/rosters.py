@@ -90,8 +90,8 @@ def simulate(photos: Sequence[EncodedPhoto], size: int, runs: int, *, threshold:
     has consent for the one channel here, as the question needs)."""
     from datetime import date
 
-    from photoguard.flow.pipeline import questions_to_ask
     from photoguard.rules.consent import ChildConsent
+    from photoguard.rules.decide import questions_to_ask
 
     today = date.today()
     by_child: dict[str, list[EncodedPhoto]] = {}

@@ -12,9 +12,9 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from photoguard.flow.pipeline import now_iso
 from photoguard.store.db import transaction
 from photoguard.store.home import Home
+from photoguard.store.localtime import now_iso
 
 AUDIT_COLUMNS = ["time", "photo", "sha256", "outcome", "reason", "face", "box", "child", "distance",
                  "identity", "channel", "action", "why", "consent"]

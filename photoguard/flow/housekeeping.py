@@ -14,10 +14,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from photoguard.flow.audit import Purged, purge_archive
-from photoguard.flow.pipeline import now_iso
 from photoguard.store.config import SETTINGS_FILE, ConfigError, Settings, load_settings
 from photoguard.store.db import transaction
 from photoguard.store.home import Home
+from photoguard.store.localtime import now_iso
 
 HOUSEKEEPING = "housekeeping"   # events.kind of the daily purge
 

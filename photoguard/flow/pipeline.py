@@ -20,234 +20,31 @@ import secrets
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from photoguard.engine.detect import FaceBox, FaceDetector, same_face
 from photoguard.engine.identify import FaceEncoder, Identity, Template, default_encoder, encode_faces, match_faces
 from photoguard.engine.obscure import obscure_face, obscure_mask
+from photoguard.flow.results import (_DISK_FULL, PRIVATE_DIR, SECOND_LOOK_SCORE, DiskFull, FaceResult, PhotoResult,
+                                     SecondLook)
 from photoguard.photos.durable import (_write_text_atomic, display_name, drop_folder, make_folders, move_durably,
                                        place_durably, publish, safe_name, same_entry, staged_copy, write_note)
-from photoguard.photos.images import (MAX_FILE_BYTES, PHOTO_SUFFIXES, ImageError, load_image, save_stripped_jpeg,
-                                      sha256_file, shrink_to)
-from photoguard.photos.intake import (NotAPhotoFile, Snapshot, Source, StillChanging, hash_regular, is_inside,
-                                      release_source, take_snapshot)
-from photoguard.photos.places import where_in_photo
-from photoguard.rules.consent import ChildConsent, ConsentDecision, may_show
+from photoguard.photos.images import MAX_FILE_BYTES, ImageError, load_image, save_stripped_jpeg, sha256_file, shrink_to
+from photoguard.photos.intake import (NotAPhotoFile, Snapshot, Source, StillChanging, is_inside, release_source,
+                                      take_snapshot)
+from photoguard.rules.consent import ChildConsent
+from photoguard.rules.decide import (SECOND_LOOK_REASON, SHOWN, Action, _consent_json, decide, question_words,
+                                     questions_to_ask)
 from photoguard.store import db
 from photoguard.store.db import transaction
+from photoguard.store.faces import landmarks_json
 from photoguard.store.home import Home
-from photoguard.store.localtime import when_words
-
-if TYPE_CHECKING:
-    from photoguard.flow.outbox import Recheck
-
-# Names of files that are still being written or are not photos staff meant to share.
-IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", ".download", ".swp")
-IGNORED_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
-
-SHOWN, OBSCURED = "shown", "obscured"
-PRIVATE_DIR = 0o700
-_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-
-# The second look at an output only counts confident new faces: the first look (at the low detection
-# threshold) is what finds faces; near-threshold specks that appear only once nearby faces are
-# pixelated are artefacts of the obscuring, and would send most group photos to review.
-SECOND_LOOK_SCORE = 0.5
-
-
-class DiskFull(OSError):
-    """The home's disk is full: processing stops, nothing is lost, photos wait in the inbox."""
-
-
-def is_candidate(path: Path) -> bool:
-    """Whether a file in the inbox is something to process (not a partial copy or system file).
-
-    A hidden name that ends like a photo (".party.jpg", "..jpg") is a photo like any other; other hidden
-    names are copies still being written (".IMG_1.jpg.Xb3k9" from rsync) or system files, as are a Mac's
-    "._IMG_1.jpg" companions."""
-    name = path.name
-    lower = name.lower()
-    if name.startswith(("~$", "._")) or lower in IGNORED_NAMES or lower.endswith(IGNORED_SUFFIXES):
-        return False
-    return not name.startswith(".") or "." + lower.lstrip(".").rsplit(".", 1)[-1] in PHOTO_SUFFIXES
-
-
-def not_taken(inbox: Path) -> list[str]:
-    """Files in the inbox PhotoGuard leaves alone (unfinished copies, a Mac's companion files), by their
-    path in the inbox, so that no file waits there unseen; system files like Thumbs.db are not listed."""
-    left = []
-    for root, dirs, files in os.walk(inbox):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))   # as collect: hidden folders are not the staff's
-        left += [(Path(root) / f).relative_to(inbox).as_posix() for f in sorted(files)
-                 if f.lower() not in IGNORED_NAMES and not is_candidate(Path(root) / f)]
-    return left
-
-
-def landmarks_json(face: FaceBox) -> str | None:
-    """The face's landmarks as stored with it: every later picture of the photo obscures the same area."""
-    return json.dumps([[round(x, 1), round(y, 1)] for x, y in face.landmarks]) if face.landmarks else None
-
-
-def face_from_row(row: sqlite3.Row) -> FaceBox:
-    """A face as stored in the ``faces`` table (box, score, landmarks)."""
-    marks = json.loads(row["landmarks"]) if row["landmarks"] else None
-    return FaceBox(*json.loads(row["box"]), score=row["score"] or 0.0,
-                   landmarks=tuple((float(x), float(y)) for x, y in marks) if marks else None)
-
-
-def now_iso() -> str:
-    return datetime.now().astimezone().isoformat(timespec="seconds")
-
-
-@dataclass
-class FaceResult:
-    box: tuple[int, int, int, int]
-    score: float
-    child: str | None
-    distance: float | None
-    reason: str
-    actions: dict[str, str] = field(default_factory=dict)          # channel -> shown/obscured
-    action_reasons: dict[str, str] = field(default_factory=dict)   # channel -> why
-
-
-@dataclass
-class PhotoResult:
-    source: str
-    status: str                      # cleared / review / failed / duplicate
-    sha256: str | None = None
-    outputs: dict[str, str] = field(default_factory=dict)   # channel -> path (review: "review" -> path)
-    faces: list[FaceResult] = field(default_factory=list)
-    reason: str | None = None
-    seconds: float = 0.0
-
-    def face_summary(self) -> str:
-        """"3 face(s): 1 shown, 2 obscured" — shown means shown on at least one channel."""
-        shown = sum(1 for f in self.faces if SHOWN in f.actions.values())
-        return f"{len(self.faces)} face(s): {shown} shown, {len(self.faces) - shown} obscured"
-
-    def to_json(self) -> dict:
-        data = asdict(self)
-        data["faces"] = [
-            {"box": list(f.box), "child": f.child, "distance": f.distance, "actions": f.actions,
-             "reason": f.reason, "action_reasons": f.action_reasons}
-            for f in self.faces
-        ]
-        return data
-
-
-SECOND_LOOK_REASON = "found on the second look"
-
-
-@dataclass
-class SecondLook:
-    """What a second look at a finished picture found."""
-    width: int
-    height: int
-    missed: list[FaceBox]                  # faces the first look did not find (not obscured in that picture)
-    boxes: list[tuple[int, int, int, int]]  # the faces the picture was made with, to name them
-    recognisable: list[tuple[int, str]]    # (face index, child) obscured but still recognisable
-
-    def problem(self) -> str | None:
-        """Why the picture is not safe, in words with places, or None."""
-        parts = [f"a face the first look missed, {where_in_photo(f.box, self.width, self.height)}"
-                 for f in self.missed]
-        parts += [f"the obscured face ({where_in_photo(self.boxes[i], self.width, self.height)}) can still be "
-                  f"recognised as {child}" for i, child in self.recognisable]
-        return "; ".join(parts) or None
-
-
-Action = tuple[str, str, ChildConsent | None]   # (shown/obscured, why, the consent used)
-
-
-def decide(identities: Sequence[Identity], consents: dict[str, ChildConsent], channels: Sequence[str],
-           today: date) -> dict[str, list[Action]]:
-    """Pure: per channel, per face, shown only for an identified child whose consent allows it today."""
-    actions: dict[str, list[Action]] = {}
-    for channel in channels:
-        per_face: list[Action] = []
-        for identity in identities:
-            if identity.child_id is None:
-                per_face.append((OBSCURED, identity.reason, None))
-                continue
-            consent = consents.get(identity.child_id)
-            verdict: ConsentDecision = may_show(consent, channel, today)
-            per_face.append((SHOWN if verdict.allowed else OBSCURED, verdict.reason, consent))
-        actions[channel] = per_face
-    return actions
-
-
-@dataclass(frozen=True)
-class Question:
-    """A face PhotoGuard is not sure enough to show, put to the manager: is face ``face`` (index) ``child_id``?"""
-    face: int
-    child_id: str
-
-
-def questions_to_ask(identities: Sequence[Identity], widths: Sequence[int], consents: dict[str, ChildConsent],
-                     channels: Sequence[str], today: date, *, ask_from: float, min_face_px: int) -> list[Question]:
-    """Pure: the faces worth asking the manager about instead of obscuring them without a word.
-
-    A face is asked about when it was not identified but is at least ``ask_from`` alike to its nearest
-    child, is wide enough to identify, no other face of the photo is already that child, and that child's
-    consent would show it on at least one channel today (asking about a child who is obscured anyway would
-    only cost the manager time). One question per child: the most alike face. ``ask_from`` of 1 or more
-    asks nothing. Asking never shows anything: the face stays obscured until a person says who it is."""
-    if not ask_from < 1:
-        return []
-    taken = {ident.child_id for ident in identities if ident.child_id is not None}
-    best: dict[str, int] = {}
-    for i, (ident, width) in enumerate(zip(identities, widths)):
-        child = ident.nearest
-        if ident.child_id is not None or child is None or child in taken or width < min_face_px:
-            continue
-        # Written as "not (alike enough)" so that a NaN similarity never asks.
-        if not (ident.similarity is not None and ident.similarity >= ask_from):
-            continue
-        if not any(may_show(consents.get(child), channel, today).allowed for channel in channels):
-            continue
-        if child not in best or ident.similarity > identities[best[child]].similarity:
-            best[child] = i
-    return sorted((Question(i, child) for child, i in best.items()), key=lambda q: q.face)
-
-
-def question_words(questions: Sequence[Question], faces: Sequence[FaceBox], width: int, height: int) -> str:
-    """"not sure who face 2 (top left) is" for each question, joined. No child's name: this goes into the
-    log; the review page asks "is this Ada?" itself."""
-    return "; ".join(f"not sure who face {q.face + 1} ({where_in_photo(faces[q.face].box, width, height)}) is"
-                     for q in questions)
-
-
-def _consent_json(consent: ChildConsent | None) -> str | None:
-    if consent is None:
-        return None
-    return json.dumps({
-        "child": consent.child_id, "face_matching": consent.face_matching, "channels": consent.channels,
-        "expires": consent.expires.isoformat() if consent.expires else None, "problem": consent.problem,
-    }, sort_keys=True)
-
-
-def collect(paths: Iterable[Path]) -> list[Path]:
-    """Entries to process from files and folders (recursively), skipping partial copies and system files.
-
-    Inside folders, links and other entries that are not regular files are listed too (they are refused
-    to failed/ with a reason, never followed)."""
-    found: list[Path] = []
-    for path in paths:
-        path = Path(path)
-        if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
-                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in links)
-                found.extend(Path(root) / f for f in sorted(files + links) if is_candidate(Path(root) / f))
-        elif os.path.lexists(path) and is_candidate(path):
-            found.append(path)
-    return found
+from photoguard.store.localtime import now_iso, when_words
+from photoguard.store.roster import roster_version
 
 
 class Processor:
@@ -813,36 +610,6 @@ def _hash_if_there(path: Path) -> str | None:
         return None
 
 
-def roster_version(conn: sqlite3.Connection) -> tuple:
-    """Changes whenever a consent or a template changes (any process's sync), so workers reload in time."""
-    return tuple(conn.execute(
-        "SELECT (SELECT COALESCE(MAX(id), 0) FROM consent_history), (SELECT COUNT(*) FROM templates), "
-        "(SELECT COALESCE(MAX(id), 0) FROM templates), (SELECT COUNT(*) FROM children)").fetchone())
-
-
-def open_processor(home: Home, echo: Callable[[str], None] = print) -> Processor:
-    """Load the engine, bring the roster up to date from children.csv and re-check the outbox
-    against today's consents (a consent may have expired overnight)."""
-    from photoguard.store.roster import sync_roster
-
-    processor = Processor(home)
-    if home.roster_csv.exists() or processor.consents:
-        # A roster that cannot be read (or was deleted while children are on file) raises RosterError:
-        # nothing is processed until it is fixed, since the consents on file might include ones the
-        # manager has just withdrawn. A new home with no roster at all obscures every face.
-        try:
-            sync_roster(home, processor.conn, detector=lambda: processor.detector)
-        except BaseException:
-            # Consents are committed first: the outbox follows them even when the rest of the sync failed.
-            processor.reload_roster()
-            recheck_outbox(processor)
-            raise
-        processor.reload_roster()
-    for change in recheck_outbox(processor):
-        echo(change.describe())
-    return processor
-
-
 def _find_link(folder: Path, staged: Path) -> Path | None:
     """A name in ``folder`` that is the same file (hard link) as ``staged``."""
     try:
@@ -859,127 +626,7 @@ def _find_link(folder: Path, staged: Path) -> Path | None:
     return None
 
 
-def resume_interrupted(processor: Processor) -> list[PhotoResult]:
-    """Finish photos a killed run left half done; re-queue ones that had not reached publishing.
-
-    Each entry on its own: one that cannot be finished goes to failed/ with the reason and never stops
-    the others (or every later start)."""
-    results = []
-    rows = processor.conn.execute("SELECT sha256, source_path, state FROM photos WHERE state != 'done'").fetchall()
-    for row in rows:
-        sha = row["sha256"]
-        try:
-            if row["state"] == "publishing":
-                path = Path(row["source_path"]) if row["source_path"] else Path("/nonexistent")
-                results.append(processor._finish_publishing(path, sha, time.monotonic()))
-            else:
-                # Nothing was published; the photo is still where it was dropped and will be taken again.
-                processor._clear_staging(sha)
-                processor.conn.execute("DELETE FROM photos WHERE sha256 = ? AND state != 'done'", (sha,))
-        except OSError as exc:
-            if exc.errno in _DISK_FULL:
-                raise DiskFull(errno.ENOSPC, f"no space left on the disk of {processor.home.root} while "
-                               "finishing interrupted photos; free some space and run again") from exc
-            results.append(processor.abandon(sha, f"{type(exc).__name__}: {display_name(str(exc))}", exc.strerror))
-        except Exception as exc:  # noqa: BLE001 — one bad entry must not stop the rest
-            results.append(processor.abandon(sha, f"{type(exc).__name__}: {display_name(str(exc))}"))
-    # A run killed between marking a photo done and removing its staging folder leaves the folder behind
-    # (and one killed while copying a file in, a snapshot).
-    for entry in processor.staging.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        elif entry.name.startswith(".intake-"):
-            with contextlib.suppress(FileNotFoundError):
-                entry.unlink()
-    if results:
-        # Those photos were decided before the interruption; a consent may have changed since.
-        recheck_outbox(processor)
-    return results
-
-
 # --- batches ----------------------------------------------------------------------------------------
-
-_worker: Processor | None = None  # one per worker process, so each loads the models once
-
-
-def _init_worker(root: str) -> None:
-    global _worker
-    from photoguard.store.home import open_home
-
-    _worker = Processor(open_home(root), threads=1)
-
-
-def warm_up_worker() -> None:
-    """Load a pool worker's models now, so its first photo does not wait for them."""
-    if _worker is not None:
-        _worker.detector
-        if _worker.templates:
-            _worker.encoder
-
-
-def _work(item: tuple[str, str, str] | tuple[str, str, str, int]) -> PhotoResult:
-    """Process one photo in a pool worker; a fourth item is how many threads the models may use for it
-    (more than one only when this photo is the only one in hand, so that it is done sooner)."""
-    path, sha, today, *threads = item
-    assert _worker is not None
-    if threads:
-        import cv2
-
-        _worker.detector   # loaded first: loading sets the worker's one thread
-        cv2.setNumThreads(threads[0])
-    return _worker.process(Path(path), date.fromisoformat(today), sha=sha)
-
-
-def run_batch(processor: Processor, paths: Sequence[Path], *, workers: int = 1, today: date | None = None,
-              on_result: Callable[[PhotoResult], None] | None = None) -> list[PhotoResult]:
-    """Process files (the caller holds the home's lock). Each distinct content is processed once;
-    later copies of the same bytes are archived as duplicates after the first is done."""
-    today = today or date.today()
-    results: list[PhotoResult] = []
-
-    def done(result: PhotoResult) -> None:
-        results.append(result)
-        if on_result:
-            on_result(result)
-
-    for result in resume_interrupted(processor):
-        done(result)
-    first: dict[str, Path] = {}
-    later: list[tuple[Path, str]] = []
-    for path in paths:
-        try:
-            sha = hash_regular(path, MAX_FILE_BYTES)
-        except FileNotFoundError:
-            continue  # taken away while we were listing
-        except (NotAPhotoFile, OSError):
-            sha = f"unread:{path}"   # not read: processing refuses it with the reason
-        if sha in first:
-            later.append((path, sha))
-        else:
-            first[sha] = path
-    if workers <= 1 or len(first) <= 1:
-        for sha, path in first.items():
-            done(processor.process(path, today, sha=sha))
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # forkserver/spawn: never fork a process that holds an open SQLite connection and model state.
-        ctx = multiprocessing.get_context("forkserver")
-        items = [(str(p), sha, today.isoformat()) for sha, p in first.items()]
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(str(processor.home.root),)) as pool:
-            for result in pool.map(_work, items):
-                done(result)
-    for path, sha in later:
-        done(processor.process(path, today, sha=sha))
-    return results
 
 
 # --- consent changes after photos were cleared ------------------------------------------------------
-
-def recheck_outbox(processor: Processor, today: date | None = None) -> list[Recheck]:
-    """See ``outbox.recheck_outbox`` (the outbox's own module; named here for the watcher and the CLI)."""
-    from photoguard.flow.outbox import recheck_outbox as recheck
-
-    return recheck(processor, today)

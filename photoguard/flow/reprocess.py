@@ -29,11 +29,14 @@ from datetime import date
 from pathlib import Path
 
 from photoguard.flow.outbox import COLLECTED, REPLACED, _event, _hash_if_there, sweep
-from photoguard.flow.pipeline import _DISK_FULL, SHOWN, DiskFull, Processor, now_iso
+from photoguard.flow.pipeline import Processor
+from photoguard.flow.results import _DISK_FULL, DiskFull
 from photoguard.photos.durable import display_name
 from photoguard.photos.images import fsync_dir
 from photoguard.photos.intake import Snapshot, Source
+from photoguard.rules.decide import SHOWN
 from photoguard.store.db import transaction
+from photoguard.store.localtime import now_iso
 
 REPROCESSED = "reprocessed"
 STARTED = "reprocess_started"

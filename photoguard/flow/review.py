@@ -32,14 +32,16 @@ import numpy as np
 from photoguard.engine.detect import FaceBox, same_face
 from photoguard.engine.identify import MATCHED, NO_CHILDREN, NO_ENCODING, NOT_CLOSE, TOO_SMALL, Identity, pair_in
 from photoguard.flow.outbox import REMOVED, record_outbox_file
-from photoguard.flow.pipeline import (OBSCURED, SECOND_LOOK_REASON, SHOWN, Action, Processor, _consent_json, decide,
-                                      face_from_row, landmarks_json, now_iso)
+from photoguard.flow.pipeline import Processor
 from photoguard.photos.durable import drop_folder, make_folders, publish
 from photoguard.photos.images import encode_stripped_jpeg, fsync_dir, load_image, sha256_file
 from photoguard.photos.places import where_in_photo
 from photoguard.rules.consent import ChildConsent
+from photoguard.rules.decide import OBSCURED, SECOND_LOOK_REASON, SHOWN, Action, _consent_json, decide
 from photoguard.store.db import transaction
+from photoguard.store.faces import face_from_row, landmarks_json
 from photoguard.store.home import OUTBOX_FILE, Home
+from photoguard.store.localtime import now_iso
 
 DRAWN_REASON = "drawn by the manager"
 OBSCURED_BY_MANAGER = "obscured by the manager"
@@ -472,7 +474,7 @@ def undo_edit(home: Home, conn: sqlite3.Connection, name: str, *, actor: str = W
 
 
 def _processor(home: Home, conn: sqlite3.Connection, processor: Processor | None) -> Processor:
-    from photoguard.flow.pipeline import roster_version
+    from photoguard.store.roster import roster_version
 
     if processor is None:
         return Processor(home, conn)

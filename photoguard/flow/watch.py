@@ -41,12 +41,15 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+from photoguard.flow.batch import _work
 from photoguard.flow.housekeeping import Clock, EmptyFolders, settings_signature
-from photoguard.flow.pipeline import DiskFull, PhotoResult, _work, is_candidate, now_iso
+from photoguard.flow.results import DiskFull, PhotoResult
 from photoguard.photos.durable import display_name
 from photoguard.photos.images import MAX_FILE_BYTES
+from photoguard.photos.inbox import is_candidate
 from photoguard.photos.intake import NotAPhotoFile, open_regular
 from photoguard.store.home import Home
+from photoguard.store.localtime import now_iso
 
 LOG_NAME = "photoguard.watch"
 LOG_FILE = "watch.log"
@@ -376,7 +379,7 @@ class Watcher:
 
     def _scan_inbox(self, folder: Path | None = None) -> None:
         """Add what is new under ``folder`` (default: the whole inbox); already known files cost a lookup."""
-        from photoguard.flow.pipeline import collect
+        from photoguard.photos.inbox import collect
 
         self.scans += 1
         now = time.monotonic()
@@ -446,7 +449,7 @@ class Watcher:
 
     def _sync_roster(self, reason: str) -> None:
         """With nothing in flight: sync the roster, reload it and re-check the outbox (this process)."""
-        from photoguard.flow.pipeline import recheck_outbox
+        from photoguard.flow.recheck import recheck_outbox
         from photoguard.store.roster import RosterError, sync_roster
 
         assert not self.inflight
@@ -547,7 +550,8 @@ class Watcher:
     def _apply_settings(self) -> None:
         """New settings for everything from the next photo on: a new engine here and new workers."""
         from photoguard.flow.housekeeping import reload_settings
-        from photoguard.flow.pipeline import Processor, recheck_outbox
+        from photoguard.flow.pipeline import Processor
+        from photoguard.flow.recheck import recheck_outbox
         from photoguard.store.config import ConfigError
         from photoguard.store.home import HomeError, open_home
 
@@ -742,7 +746,7 @@ class Watcher:
     def _restart_pool(self, exhausted: list[tuple[_Job, str]]) -> None:
         """A worker died (killed, out of memory): the pool is unusable. Start a new one once every old worker
         is gone, after finishing what the dead one left half done."""
-        from photoguard.flow.pipeline import resume_interrupted
+        from photoguard.flow.batch import resume_interrupted
 
         self.log.warning("a worker process died; starting new workers")
         for future, job in list(self.inflight.items()):
@@ -800,8 +804,9 @@ class Watcher:
 
     def start(self) -> None:
         """Everything before the loop: engine, roster sync, outbox re-check, resume, first scan."""
+        from photoguard.flow.batch import resume_interrupted
         from photoguard.flow.housekeeping import last_purge_day
-        from photoguard.flow.pipeline import Processor, resume_interrupted
+        from photoguard.flow.pipeline import Processor
 
         fd = wait_for_old_workers(self.home, self.log)
         try:
@@ -882,7 +887,7 @@ def _disk_full(exc: BaseException) -> bool:
 
 
 def _warm_up() -> None:
-    from photoguard.flow.pipeline import warm_up_worker
+    from photoguard.flow.batch import warm_up_worker
 
     warm_up_worker()
 
@@ -920,7 +925,7 @@ class WatchStatus:
 
 def watch_status(home: Home, recent: int = 10, today: date | None = None) -> WatchStatus:
     """What ``photoguard status`` shows; safe while the watcher runs (SQLite WAL, read only)."""
-    from photoguard.flow.pipeline import collect, not_taken
+    from photoguard.photos.inbox import collect, not_taken
     from photoguard.store import db
     from photoguard.store.lock import lock_holder
 

@@ -44,3 +44,7 @@ def clock_words(iso: str | None, with_day: bool = False) -> str:
     if moment is None:
         return iso or ""
     return f"{moment:%d %b %H:%M}" if with_day else f"{moment:%H:%M}"
+
+
+def now_iso() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")

@@ -27,9 +27,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from photoguard.engine.detect import FaceDetector
+from photoguard.engine.identify import Template
 from photoguard.photos.images import PHOTO_SUFFIXES, sha256_file
 from photoguard.rules.consent import ChildConsent, may_show
 from photoguard.store import db
+from photoguard.store.home import Home
 
 if TYPE_CHECKING:
     from photoguard.engine.detect import FaceDetector
@@ -959,3 +962,10 @@ def history_words(entry: HistoryEntry) -> str:
         return f"{entry.field[8:].capitalize()}: {entry.old} -> {entry.new}"
     name = {"expires": "end date"}.get(entry.field, entry.field.replace("_", " "))
     return f"{name}: {value(entry.old)} -> {value(entry.new)}"
+
+
+def roster_version(conn: sqlite3.Connection) -> tuple:
+    """Changes whenever a consent or a template changes (any process's sync), so workers reload in time."""
+    return tuple(conn.execute(
+        "SELECT (SELECT COALESCE(MAX(id), 0) FROM consent_history), (SELECT COUNT(*) FROM templates), "
+        "(SELECT COALESCE(MAX(id), 0) FROM templates), (SELECT COUNT(*) FROM children)").fetchone())

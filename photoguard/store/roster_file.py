@@ -283,8 +283,8 @@ def enrol(home: Home, conn: sqlite3.Connection, detector=None,
 
     ``accept_largest``: reference photos rejected for a second face (a poster behind) are checked again
     and their largest face used."""
-    from photoguard.flow.outbox import recheck_outbox
     from photoguard.flow.pipeline import Processor
+    from photoguard.flow.recheck import recheck_outbox
     from photoguard.store.roster import sync_roster
 
     def recheck() -> list:

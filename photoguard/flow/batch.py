@@ -1,0 +1,157 @@
+"""Running the processor over many photos: opening it (roster synced, outbox re-checked), finishing what a killed run left, and worker processes."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+
+from photoguard.flow.pipeline import Processor
+from photoguard.flow.recheck import recheck_outbox
+from photoguard.flow.results import _DISK_FULL, DiskFull, PhotoResult
+from photoguard.photos.durable import display_name
+from photoguard.photos.images import MAX_FILE_BYTES
+from photoguard.photos.intake import NotAPhotoFile, hash_regular
+from photoguard.store.home import Home
+
+
+def open_processor(home: Home, echo: Callable[[str], None] = print) -> Processor:
+    """Load the engine, bring the roster up to date from children.csv and re-check the outbox
+    against today's consents (a consent may have expired overnight)."""
+    from photoguard.store.roster import sync_roster
+
+    processor = Processor(home)
+    if home.roster_csv.exists() or processor.consents:
+        # A roster that cannot be read (or was deleted while children are on file) raises RosterError:
+        # nothing is processed until it is fixed, since the consents on file might include ones the
+        # manager has just withdrawn. A new home with no roster at all obscures every face.
+        try:
+            sync_roster(home, processor.conn, detector=lambda: processor.detector)
+        except BaseException:
+            # Consents are committed first: the outbox follows them even when the rest of the sync failed.
+            processor.reload_roster()
+            recheck_outbox(processor)
+            raise
+        processor.reload_roster()
+    for change in recheck_outbox(processor):
+        echo(change.describe())
+    return processor
+
+
+def resume_interrupted(processor: Processor) -> list[PhotoResult]:
+    """Finish photos a killed run left half done; re-queue ones that had not reached publishing.
+
+    Each entry on its own: one that cannot be finished goes to failed/ with the reason and never stops
+    the others (or every later start)."""
+    results = []
+    rows = processor.conn.execute("SELECT sha256, source_path, state FROM photos WHERE state != 'done'").fetchall()
+    for row in rows:
+        sha = row["sha256"]
+        try:
+            if row["state"] == "publishing":
+                path = Path(row["source_path"]) if row["source_path"] else Path("/nonexistent")
+                results.append(processor._finish_publishing(path, sha, time.monotonic()))
+            else:
+                # Nothing was published; the photo is still where it was dropped and will be taken again.
+                processor._clear_staging(sha)
+                processor.conn.execute("DELETE FROM photos WHERE sha256 = ? AND state != 'done'", (sha,))
+        except OSError as exc:
+            if exc.errno in _DISK_FULL:
+                raise DiskFull(errno.ENOSPC, f"no space left on the disk of {processor.home.root} while "
+                               "finishing interrupted photos; free some space and run again") from exc
+            results.append(processor.abandon(sha, f"{type(exc).__name__}: {display_name(str(exc))}", exc.strerror))
+        except Exception as exc:  # noqa: BLE001 — one bad entry must not stop the rest
+            results.append(processor.abandon(sha, f"{type(exc).__name__}: {display_name(str(exc))}"))
+    # A run killed between marking a photo done and removing its staging folder leaves the folder behind
+    # (and one killed while copying a file in, a snapshot).
+    for entry in processor.staging.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        elif entry.name.startswith(".intake-"):
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+    if results:
+        # Those photos were decided before the interruption; a consent may have changed since.
+        recheck_outbox(processor)
+    return results
+
+
+_worker: Processor | None = None  # one per worker process, so each loads the models once
+
+
+def _init_worker(root: str) -> None:
+    global _worker
+    from photoguard.store.home import open_home
+
+    _worker = Processor(open_home(root), threads=1)
+
+
+def warm_up_worker() -> None:
+    """Load a pool worker's models now, so its first photo does not wait for them."""
+    if _worker is not None:
+        _worker.detector
+        if _worker.templates:
+            _worker.encoder
+
+
+def _work(item: tuple[str, str, str] | tuple[str, str, str, int]) -> PhotoResult:
+    """Process one photo in a pool worker; a fourth item is how many threads the models may use for it
+    (more than one only when this photo is the only one in hand, so that it is done sooner)."""
+    path, sha, today, *threads = item
+    assert _worker is not None
+    if threads:
+        import cv2
+
+        _worker.detector   # loaded first: loading sets the worker's one thread
+        cv2.setNumThreads(threads[0])
+    return _worker.process(Path(path), date.fromisoformat(today), sha=sha)
+
+
+def run_batch(processor: Processor, paths: Sequence[Path], *, workers: int = 1, today: date | None = None,
+              on_result: Callable[[PhotoResult], None] | None = None) -> list[PhotoResult]:
+    """Process files (the caller holds the home's lock). Each distinct content is processed once;
+    later copies of the same bytes are archived as duplicates after the first is done."""
+    today = today or date.today()
+    results: list[PhotoResult] = []
+
+    def done(result: PhotoResult) -> None:
+        results.append(result)
+        if on_result:
+            on_result(result)
+
+    for result in resume_interrupted(processor):
+        done(result)
+    first: dict[str, Path] = {}
+    later: list[tuple[Path, str]] = []
+    for path in paths:
+        try:
+            sha = hash_regular(path, MAX_FILE_BYTES)
+        except FileNotFoundError:
+            continue  # taken away while we were listing
+        except (NotAPhotoFile, OSError):
+            sha = f"unread:{path}"   # not read: processing refuses it with the reason
+        if sha in first:
+            later.append((path, sha))
+        else:
+            first[sha] = path
+    if workers <= 1 or len(first) <= 1:
+        for sha, path in first.items():
+            done(processor.process(path, today, sha=sha))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # forkserver/spawn: never fork a process that holds an open SQLite connection and model state.
+        ctx = multiprocessing.get_context("forkserver")
+        items = [(str(p), sha, today.isoformat()) for sha, p in first.items()]
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(str(processor.home.root),)) as pool:
+            for result in pool.map(_work, items):
+                done(result)
+    for path, sha in later:
+        done(processor.process(path, today, sha=sha))
+    return results
