@@ -1,4 +1,6 @@
-"""Running the processor over many photos: opening it (roster synced, outbox re-checked), finishing what a killed run left, and worker processes."""
+"""Running the processor over many photos: opening it (roster synced, outbox re-checked), finishing what a killed
+run left, and worker processes.
+"""
 
 from __future__ import annotations
 

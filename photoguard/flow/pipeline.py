@@ -12,12 +12,10 @@ linking is idempotent, so a run killed at any point is finished by the next one.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
 import secrets
-import shutil
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -28,14 +26,14 @@ import numpy as np
 
 from photoguard.engine.detect import FaceBox, FaceDetector, same_face
 from photoguard.engine.identify import FaceEncoder, Identity, Template, default_encoder, encode_faces, match_faces
-from photoguard.engine.obscure import obscure_face, obscure_mask
-from photoguard.flow.results import (_DISK_FULL, PRIVATE_DIR, SECOND_LOOK_SCORE, DiskFull, FaceResult, PhotoResult,
-                                     SecondLook)
-from photoguard.photos.durable import (_write_text_atomic, display_name, drop_folder, make_folders, move_durably,
-                                       place_durably, publish, safe_name, same_entry, staged_copy, write_note)
+from photoguard.engine.obscure import obscure_face
+from photoguard.flow.results import _DISK_FULL, PRIVATE_DIR, DiskFull, FaceResult, PhotoResult
+from photoguard.flow.second_look import SecondLooks
+from photoguard.flow.set_aside import SetAside
+from photoguard.photos.durable import (_write_text_atomic, display_name, drop_folder, make_folders, place_durably,
+                                       publish, safe_name, staged_copy)
 from photoguard.photos.images import MAX_FILE_BYTES, ImageError, load_image, save_stripped_jpeg, sha256_file, shrink_to
-from photoguard.photos.intake import (NotAPhotoFile, Snapshot, Source, StillChanging, is_inside, release_source,
-                                      take_snapshot)
+from photoguard.photos.intake import NotAPhotoFile, Snapshot, Source, StillChanging, release_source, take_snapshot
 from photoguard.rules.consent import ChildConsent
 from photoguard.rules.decide import (SECOND_LOOK_REASON, SHOWN, Action, _consent_json, decide, question_words,
                                      questions_to_ask)
@@ -43,11 +41,11 @@ from photoguard.store import db
 from photoguard.store.db import transaction
 from photoguard.store.faces import landmarks_json
 from photoguard.store.home import Home
-from photoguard.store.localtime import now_iso, when_words
+from photoguard.store.localtime import now_iso
 from photoguard.store.roster import roster_version
 
 
-class Processor:
+class Processor(SetAside, SecondLooks):
     """Everything needed to process photos for one home; loads the models once."""
 
     def __init__(self, home: Home, conn: sqlite3.Connection | None = None, detector: FaceDetector | None = None,
@@ -128,86 +126,6 @@ class Processor:
         never brings back what was obscured. With the detector's floor (detect.floor_px), a face too
         small to be found is at most detect.UNRECOGNISABLE_PX wide here."""
         return shrink_to(rendered, self.settings.outbox_max_side)
-
-    def verify(self, rendered: np.ndarray, faces: Sequence[FaceBox], shown: Sequence[bool],
-               original: np.ndarray) -> str | None:
-        """Second look at an output. Returns why it is not safe (in words), or None."""
-        return self.second_look(rendered, faces, shown, original).problem()
-
-    def second_look(self, rendered: np.ndarray, faces: Sequence[FaceBox], shown: Sequence[bool],
-                    original: np.ndarray, in_original: dict[tuple[int, int, int, int], bool] | None = None,
-                    ) -> SecondLook:
-        """Look again at a finished picture before anyone can publish it.
-
-        A face found that is neither one we show nor one we obscured, and that is there in the
-        original photo too, was missed the first time; an obscured face that can still be recognised
-        as an enrolled child was not obscured enough. ``in_original`` remembers, across the pictures
-        of one photo, whether a place was looked at in the original and held a face: decided once.
-        """
-        if in_original is None:
-            in_original = {}
-        height, width = rendered.shape[:2]
-        known = [f.box for f in faces]
-        hidden_faces = [f for f, keep in zip(faces, shown) if not keep]
-        missed: list[FaceBox] = []
-        for found in self.detector.detect_confident(rendered, max(self.settings.detect_threshold, SECOND_LOOK_SCORE)):
-            box = found.box
-            if any(same_face(box, k) for k in known) or any(same_face(box, m.box) for m in missed):
-                continue
-            # Pixelation can itself look like a face to a detector: a find centred inside the area
-            # obscure.py actually obscured is that, not a missed face ...
-            cx = min(int((box[0] + box[2]) / 2), width - 1)
-            cy = min(int((box[1] + box[3]) / 2), height - 1)
-            if any(obscure_mask(rendered.shape, f, self.settings.obscure_grow)[cy, cx] for f in hidden_faces):
-                continue
-            # ... and so can pixelation next to a face. Such a "face" is not in the photo: a close look
-            # at the same place in the original finds nothing there.
-            if box not in in_original:
-                in_original[box] = any(
-                    same_face(box, f.box) and not any(same_face(f.box, k) for k in known)
-                    for f in self.detector.faces_near(original, box, self.settings.detect_threshold))
-            if in_original[box]:
-                missed.append(found)
-        missed += self._remainders(rendered, faces, shown, missed)
-        recognisable: list[tuple[int, str]] = []
-        hidden = [(i, f) for i, (f, keep) in enumerate(zip(faces, shown)) if not keep and f.width >= self.settings.min_face_px]
-        if hidden and self.templates:
-            encodings = encode_faces(rendered, [f for _, f in hidden], encoder=self.encoder)
-            for (i, face), encoding in zip(hidden, encodings):
-                if encoding is None:
-                    continue
-                # Still recognisable: as alike to any one reference of a child as a match must be to their
-                # mean (stricter than the matching rule: when in doubt, a person looks).
-                similarities = self.template_matrix @ encoding
-                best = int(np.argmax(similarities))
-                if similarities[best] >= self.settings.match_similarity:
-                    recognisable.append((i, self.templates[best].child_id))
-        return SecondLook(width, height, missed, [f.box for f in faces], recognisable)
-
-    def _remainders(self, rendered: np.ndarray, faces: Sequence[FaceBox], shown: Sequence[bool],
-                    missed: Sequence[FaceBox]) -> list[FaceBox]:
-        """Faces seen close by an obscured area with an eye or a mouth corner outside it: the rest of a face
-        the detector boxed only in part (the other half behind a hand, or a skin-coloured toy). Pixelation
-        that looks like a face has its features inside the obscured area; a face beside it that we show
-        is not a remainder."""
-        hidden = [f for f, keep in zip(faces, shown) if not keep]
-        if not hidden:
-            return []
-        height, width = rendered.shape[:2]
-        grow = self.settings.obscure_grow
-        covered = np.zeros((height, width), dtype=bool)
-        for face in hidden:
-            covered |= obscure_mask(rendered.shape, face, grow)
-        visible = [f.box for f, keep in zip(faces, shown) if keep]
-        found: list[FaceBox] = []
-        for face in hidden:
-            for near in self.detector.faces_near(rendered, face.box, max(self.settings.detect_threshold, SECOND_LOOK_SCORE)):
-                if near.landmarks is None or any(same_face(near.box, b) for b in visible) or \
-                        any(same_face(near.box, m.box) for m in (*missed, *found)):
-                    continue
-                if any(0 <= x < width and 0 <= y < height and not covered[int(y), int(x)] for x, y in near.landmarks):
-                    found.append(near)
-        return found
 
     def process(self, path: Path, today: date | None = None, sha: str | None = None,
                 _again: bool = True) -> PhotoResult:
@@ -492,111 +410,6 @@ class Processor:
                 result.action_reasons[a["channel"]] = a["reason"]
             faces.append(result)
         return faces
-
-    def _fail(self, entry: Path, name: str, sha: str | None, reason: str, started: float,
-              source: Source | None = None) -> PhotoResult:
-        """Move ``entry`` (our snapshot, or an inbox entry that could not be snapshotted) to failed/ with
-        a note beside it, then let go of the dropped file."""
-        came_from = drop_folder(source.path if source is not None else entry, self.home.inbox)
-
-        def note(dest: Path) -> None:
-            where = f"It was dropped in inbox/{came_from.as_posix()}/. " if came_from.parts else ""
-            write_note(dest.with_name(dest.name + ".txt"),
-                       f"{name} could not be processed: {reason}\n"
-                       f"{where}It was not shared. Fix or re-export the photo and drop it into the inbox again.\n")
-
-        dest = move_durably(entry, self.home.failed, before_unlink=note, name=name, companions=(".txt",))
-        if source is not None:
-            release_source(source, self.home.inbox)
-        if sha is not None:
-            self._clear_staging(sha)
-        seconds = time.monotonic() - started
-        with transaction(self.conn):
-            self._event("processed", sha, detail=f"failed: {name}: {reason}")
-            if sha is not None:
-                # Kept for the report and audit, but not as "done" content: the same bytes dropped again
-                # are tried again (a failure may have been passing).
-                self.conn.execute(
-                    "UPDATE photos SET state = 'done', outcome = 'failed', reason = ?, finished_at = ?, seconds = ?, "
-                    "archive_path = NULL, plan = ? WHERE sha256 = ?",
-                    (reason, now_iso(), seconds, json.dumps({"failed": str(dest.relative_to(self.home.root))}), sha))
-        return PhotoResult(name, "failed", sha, {"failed": str(dest)}, [], reason, seconds)
-
-    def _refuse(self, path: Path, reason: str, started: float, sha: str | None = None) -> PhotoResult:
-        """A file that cannot even be snapshotted (a link, a FIFO, too large, unreadable). In the inbox the
-        entry itself goes to failed/ (a link as the link: its target is never touched); anywhere else it
-        is not ours and stays where it is."""
-        name = display_name(path.name)
-        if is_inside(path, self.home.inbox):
-            return self._fail(path, name, sha, reason, started)
-        with transaction(self.conn):
-            self._event("processed", sha, detail=f"failed: {name}: {reason}")
-        return PhotoResult(name, "failed", sha, {}, [], f"{reason} (left where it is)", time.monotonic() - started)
-
-    def _duplicate(self, snap: Snapshot, name: str, row: sqlite3.Row, started: float) -> PhotoResult:
-        sha = snap.sha256
-        folder = self.home.archive / "duplicates"
-        folder.mkdir(mode=PRIVATE_DIR, exist_ok=True)
-        os.chmod(folder, PRIVATE_DIR)
-
-        def note(dest: Path) -> None:
-            write_note(dest.with_name(dest.name + ".txt"),
-                       f"{name} has the same content as {row['source']}, processed {when_words(row['finished_at'])} "
-                       f"({row['outcome']}); this copy was not processed again.\n")
-
-        moved = move_durably(snap.path, folder, before_unlink=note, name=name, companions=(".txt",))
-        release_source(snap.source, self.home.inbox)
-        self._clear_staging(sha)
-        with transaction(self.conn):
-            self._event("duplicate", sha, detail=f"{name} = {row['source']}")
-        return PhotoResult(name, "duplicate", sha, {"archive": str(moved)}, [],
-                           f"same photo as {row['source']} (already processed)", time.monotonic() - started)
-
-    def give_up(self, path: Path, sha: str, reason: str) -> PhotoResult | None:
-        """Send a file that breaks processing every time to failed/. None (and the file left where it
-        is) when outputs for these bytes already exist: failing it then would put the photo in two
-        places; the next resume finishes it instead."""
-        row = self.conn.execute("SELECT state, outcome FROM photos WHERE sha256 = ?", (sha,)).fetchone()
-        if row is not None and (row["state"] == "publishing" or (row["state"] == "done" and row["outcome"] != "failed")):
-            return None
-        self._clear_staging(sha)
-        return self._refuse(path, reason, time.monotonic(), sha if row is not None else None)
-
-    def abandon(self, sha: str, why: str, cause: str | None = None) -> PhotoResult:
-        """A journal entry that cannot be finished (resume failed on it): take back what it had put in the
-        outbox or review, put its snapshot (or the dropped file) in failed/ with the reason."""
-        row = self.conn.execute("SELECT * FROM photos WHERE sha256 = ?", (sha,)).fetchone()
-        plan = json.loads(row["plan"] or "{}")
-        name = display_name(row["source"] or sha[:12])
-        for rel in (plan.get("published") or {}).values():
-            target = self.home.root / rel
-            staged = [Path(f) for f in (plan.get("files") or {}).values()]
-            # Only our own links (the staged file's inode), never a file another photo has put there since.
-            if any(same_entry(target, f) for f in staged):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(target)
-        source = Source.from_json(plan["source"]) if plan.get("source") else None
-        snapshot = Path(plan["snapshot"]) if plan.get("snapshot") else None
-        # The technical cause goes in the history; the note in failed/ is for the manager.
-        self._event("resume_failed", sha, detail=f"{name}: {why}")
-        reason = ("PhotoGuard could not finish it after an interruption"
-                  + (f" ({cause.lower()})" if cause else "") + "; it was not shared")
-        if snapshot is not None and os.path.lexists(snapshot):
-            return self._fail(snapshot, name, sha, reason, time.monotonic(), source)
-        archived = self.home.root / row["archive_path"] if row["archive_path"] else None
-        if archived is not None and os.path.lexists(archived):   # the snapshot had already been archived
-            return self._fail(archived, name, sha, reason, time.monotonic(), source)
-        if source is not None and source.unchanged() and is_inside(Path(source.path), self.home.inbox):
-            return self._fail(Path(source.path), name, sha, reason, time.monotonic())
-        self._clear_staging(sha)
-        with transaction(self.conn):
-            self._event("processed", sha, detail=f"failed: {name}: {reason}")
-            self.conn.execute("UPDATE photos SET state = 'done', outcome = 'failed', reason = ?, finished_at = ? "
-                              "WHERE sha256 = ?", (reason, now_iso(), sha))
-        return PhotoResult(name, "failed", sha, {}, [], reason)
-
-    def _clear_staging(self, sha: str) -> None:
-        shutil.rmtree(self.staging / sha, ignore_errors=True)
 
     def _event(self, kind: str, sha: str | None = None, child: str | None = None, detail: str | None = None) -> None:
         self.conn.execute("INSERT INTO events (at, kind, photo_sha256, child_id, detail) VALUES (?,?,?,?,?)",

@@ -1,4 +1,6 @@
-"""The outbox follows the consents: every file still there that shows a child whose consent no longer allows it is made again from the archived original, or removed."""
+"""The outbox follows the consents: every file still there that shows a child whose consent no longer allows it
+is made again from the archived original, or removed.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""What in the inbox is a photo to take: names and suffixes left alone (still being written, a Mac's companions), and the files found."""
+"""What in the inbox is a photo to take: names and suffixes left alone (still being written, a Mac's companions),
+and the files found.
+"""
 
 from __future__ import annotations
 

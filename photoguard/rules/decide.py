@@ -1,4 +1,6 @@
-"""What each face gets on each channel, and what to ask the manager: pure rules over identities and consents, no files, no database."""
+"""What each face gets on each channel, and what to ask the manager: pure rules over identities and consents, no
+files, no database.
+"""
 
 from __future__ import annotations
 
