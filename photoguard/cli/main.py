@@ -113,8 +113,9 @@ def enrol(home_dir: str | None, accept_largest: bool) -> None:
     """Read enrol/children.csv and enrol/<id>/ photos: store consents, build templates, erase withdrawn ones."""
     from datetime import date
 
-    from photoguard.store.roster import child_standing
-    from photoguard.store.roster_file import RosterFileError, enrol as enrol_home
+    from photoguard.flow.enrol import enrol as enrol_home
+    from photoguard.store.children import child_standing
+    from photoguard.store.roster_file import RosterFileError
 
     home = get_home(home_dir)
     _say_home(home, err=True)
@@ -191,7 +192,7 @@ def children(ctx: click.Context, home_dir: str | None, within: int | None) -> No
         return
     from datetime import date
 
-    from photoguard.store.roster import child_standing, expiring, list_children
+    from photoguard.store.children import child_standing, expiring, list_children
 
     home = get_home(home_dir)
     conn = _open_roster_db(home)
@@ -229,9 +230,10 @@ def children_show(ctx: click.Context, home_dir: str | None, child_id: str) -> No
     from datetime import date
 
     from photoguard.rules.consent import may_show
+    from photoguard.store.children import child_history, child_standing, history_words, near_ids
     from photoguard.store.localtime import when_words
-    from photoguard.store.roster import (MAX_ID_CHARS, child_history, child_standing, history_words, id_problem,
-                                         load_consents, near_ids)
+    from photoguard.store.roster import load_consents
+    from photoguard.store.roster_csv import MAX_ID_CHARS, id_problem
 
     wrong = id_problem(child_id)
     if wrong and len(child_id) > MAX_ID_CHARS:
@@ -506,7 +508,7 @@ def _processing(home_dir: str | None, command: str, as_json: bool, *errors: type
     from photoguard.engine.sface import ModelFileError
     from photoguard.flow.batch import open_processor
     from photoguard.store.lock import HomeBusy, hold_lock
-    from photoguard.store.roster import RosterError
+    from photoguard.store.roster_csv import RosterError
 
     home = get_home(home_dir)
     note = lambda msg: click.echo(msg, err=as_json)  # noqa: E731

@@ -16,8 +16,8 @@ import numpy as np
 from photoguard.photos.images import ImageError, load_image, load_image_bytes, save_stripped_jpeg
 from photoguard.photos.places import where_in_photo
 from photoguard.store.home import Home
-from photoguard.store.roster import (MIN_SHARPNESS, RIVAL_FACE_RATIO, check_photo, child_folder, reason_on_page,
-                                     sharpness)
+from photoguard.store.reference_photos import (MIN_SHARPNESS, RIVAL_FACE_RATIO, check_photo, child_folder,
+                                               reason_on_page, sharpness)
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
 

@@ -155,14 +155,14 @@ _workers_lock_fd: int | None = None
 
 def _init_watch_worker(root: str, lock_path: str, watcher_pid: int) -> None:
     global _workers_lock_fd
-    from photoguard.flow import pipeline
+    from photoguard.flow import batch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the watcher, which lets this photo finish
     _exit_with(watcher_pid)
     # Held until the process ends: the next watcher waits for it before resuming interrupted photos.
     _workers_lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(_workers_lock_fd, fcntl.LOCK_SH)
-    pipeline._init_worker(root)
+    batch._init_worker(root)
 
 
 def wait_for_old_workers(home: Home, log: logging.Logger) -> int:
@@ -450,7 +450,8 @@ class Watcher:
     def _sync_roster(self, reason: str) -> None:
         """With nothing in flight: sync the roster, reload it and re-check the outbox (this process)."""
         from photoguard.flow.recheck import recheck_outbox
-        from photoguard.store.roster import RosterError, sync_roster
+        from photoguard.store.roster import sync_roster
+        from photoguard.store.roster_csv import RosterError
 
         assert not self.inflight
         processor = self.processor

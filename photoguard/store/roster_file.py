@@ -13,16 +13,14 @@ import hashlib
 import io
 import os
 import re
-import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from photoguard.photos.images import fsync_dir
 from photoguard.store.home import Home
-from photoguard.store.roster import (MAX_ID_CHARS, MAX_LINE_CHARS, NO, YES, RosterError, _delimiter, _norm_header,
-                                     _yes_no, id_problem, is_comment, name_problem)
+from photoguard.store.roster_csv import (MAX_ID_CHARS, MAX_LINE_CHARS, NO, YES, _delimiter, _norm_header, _yes_no,
+                                         id_problem, is_comment, name_problem)
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\n|\r|$)")
 
@@ -268,37 +266,3 @@ def remove_child(home: Home, child_id: str, *, expect: str | None = None) -> Non
         raise RosterFileError(f"'{child_id}' is not in {home.roster_csv.name}. Open the list of children again.")
     del doc.records[i]
     _write(doc, expect)
-
-
-@dataclass
-class EnrolResult:
-    sync: object              # roster.SyncResult
-    outbox: list              # pipeline.Recheck: outbox files re-rendered or removed
-
-
-def enrol(home: Home, conn: sqlite3.Connection, detector=None,
-          progress: Callable[[int, int, str], None] | None = None,
-          accept_largest: bool | frozenset[str] = False) -> EnrolResult:
-    """What ``photoguard enrol`` does: sync the roster, then re-check the outbox against the new consents.
-
-    ``accept_largest``: reference photos rejected for a second face (a poster behind) are checked again
-    and their largest face used."""
-    from photoguard.flow.pipeline import Processor
-    from photoguard.flow.recheck import recheck_outbox
-    from photoguard.store.roster import sync_roster
-
-    def recheck() -> list:
-        processor = Processor(home, conn, detector=detector if detector is not None and hasattr(detector, "detect") else None)
-        return recheck_outbox(processor)
-
-    try:
-        result = sync_roster(home, conn, progress=progress, detector=detector, accept_largest=accept_largest)
-    except RosterError as exc:
-        recheck()
-        raise RosterFileError(f"{exc} Nothing was changed.")
-    except BaseException:
-        # Consents are committed before anything slow: whatever stopped the sync after that (a full disk,
-        # a photo that cannot be read), the outbox is re-checked against what is on record now.
-        recheck()
-        raise
-    return EnrolResult(result, recheck())

@@ -98,7 +98,7 @@ def _day(value: date | None) -> str:
 
 def _consent_words(summary: str | None) -> str:
     """roster's "face_matching=yes facebook=no expires=never" as a sentence (``roster.summary_words``)."""
-    from photoguard.store.roster import summary_words
+    from photoguard.store.children import summary_words
 
     return summary_words(summary)
 

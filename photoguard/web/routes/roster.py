@@ -16,12 +16,14 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from photoguard.flow.enrol import enrol
 from photoguard.flow.references import MAX_UPLOAD_BYTES, ReferenceError, feedback, remove_reference, store_upload
 from photoguard.rules.consent import may_show
-from photoguard.store.roster import (MIN_GOOD_PHOTOS, SECOND_FACE, child_folder, child_history, child_standing,
-                                     id_problem, list_children, load_consents, reason_on_page, roster_file_problems)
-from photoguard.store.roster_file import (ChildEntry, RosterFileError, enrol, fingerprint, read_child, remove_child,
-                                          save_child)
+from photoguard.store.children import child_history, child_standing, list_children
+from photoguard.store.reference_photos import MIN_GOOD_PHOTOS, SECOND_FACE, child_folder, reason_on_page
+from photoguard.store.roster import load_consents
+from photoguard.store.roster_csv import id_problem, roster_file_problems
+from photoguard.store.roster_file import ChildEntry, RosterFileError, fingerprint, read_child, remove_child, save_child
 from photoguard.web.app import database, flash, page, state
 
 
