@@ -62,7 +62,7 @@ def test_unsure_faces_hold_the_photo_with_a_question_and_stay_obscured(enrolled,
 
     assert result.status == "review"
     assert result.reason.count("not sure who face") == 2
-    from photoguard.flow.watch import describe
+    from photoguard.flow.watch_support import describe
 
     for logged in (result.reason, describe(result)):                 # no child's name in what is logged
         assert "ada" not in logged.lower() and "grace" not in logged.lower()

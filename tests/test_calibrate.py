@@ -13,7 +13,8 @@ from photoguard.engine.identify import Template, match_faces
 from photoguard.evaluate.calibrate import FLOOR, Tail, calibrate, cross_scores
 from photoguard.store import db
 from photoguard.store.config import load_settings
-from photoguard.store.roster import current_model, load_templates
+from photoguard.store.roster import load_templates
+from photoguard.store.reference_photos import current_model
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -272,7 +272,7 @@ def test_rejected_photos_checked_again_when_the_rules_change(home, detector):
 
 
 def test_bad_csv_changes_nothing(home, detector):
-    from photoguard.store.roster import RosterError
+    from photoguard.store.roster_csv import RosterError
 
     h, conn = home
     h.roster_csv.write_text("")
@@ -378,7 +378,7 @@ def test_home_enrolled_with_old_dlib_templates_is_encoded_again_at_the_next_sync
     result = sync(h, conn, detector)
     assert result.photos_checked == 5 and result.templates_erased == 5
     rows = conn.execute("SELECT child_id, photo_sha256, encoding, model FROM templates").fetchall()
-    from photoguard.store.roster import current_model
+    from photoguard.store.reference_photos import current_model
 
     assert {r["model"] for r in rows} == {current_model()}
     assert {(r["child_id"], r["photo_sha256"]): bytes(r["encoding"]) for r in rows} == new

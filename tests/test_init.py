@@ -15,7 +15,8 @@ from photoguard.cli.main import main
 from photoguard.store import db
 from photoguard.store.config import _KEYS, Settings, load_settings
 from photoguard.store.home import HomeError
-from photoguard.store.roster import parse_roster, sync_roster
+from photoguard.store.roster import sync_roster
+from photoguard.store.roster_csv import parse_roster
 from photoguard.store.starter import init_home, is_home, starter_settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -463,7 +463,7 @@ def test_unreadable_roster_stops_processing_and_keeps_photos(enrolled_home, tmp_
 
 def test_deleted_roster_with_children_on_file_stops_processing(enrolled_home, tmp_path):
     from photoguard.flow.batch import open_processor
-    from photoguard.store.roster import RosterError
+    from photoguard.store.roster_csv import RosterError
 
     root = tmp_path / "no-roster"
     shutil.copytree(enrolled_home, root)

@@ -13,10 +13,10 @@ from test_pipeline import CSV_HEADER, diff, region
 from test_review import conn, crop, enrolled, held_home, home, original, processor, shared_processor  # noqa: F401
 
 import photoguard.flow.review as review_module
+from photoguard.flow.enrol import enrol
 from photoguard.flow.pipeline import Processor
 from photoguard.flow.review import ReviewError, confirm_face, release, review_detail, review_queue
 from photoguard.store.db import connect
-from photoguard.store.roster_file import enrol
 
 GRACE_WITHDRAWN = CSV_HEADER + "ada,Ada,yes,yes,yes,yes,\ngrace,Grace,no,no,no,no,\n"
 

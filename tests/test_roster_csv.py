@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from photoguard.store.roster import RosterError, parse_roster
+from photoguard.store.roster_csv import RosterError, parse_roster
 
 CHANNELS = ("facebook", "instagram", "twitter")
 

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from photoguard.store.home import open_home
-from photoguard.store.roster import parse_roster
+from photoguard.store.roster_csv import parse_roster
 from photoguard.store.roster_file import ChildEntry, RosterFileError, fingerprint, read_child, remove_child, save_child
 
 CHANNELS = ("facebook", "instagram", "twitter")

@@ -16,7 +16,7 @@ from test_web_pages import client, fingerprint, pixels, post, web  # noqa: F401
 
 from photoguard.cli.main import main
 from photoguard.store.db import connect
-from photoguard.store.roster import MAX_ID_CHARS, MAX_NAME_CHARS, parse_roster
+from photoguard.store.roster_csv import MAX_ID_CHARS, MAX_NAME_CHARS, parse_roster
 
 CHANNELS = ("facebook", "instagram", "twitter")
 LONG_ID = "x" * 300                    # far over any file system's 255 bytes for a name
@@ -112,7 +112,7 @@ def test_the_outbox_follows_a_withdrawal_even_when_the_rest_of_the_sync_fails(we
 
     import pytest
 
-    from photoguard.store.roster_file import enrol
+    from photoguard.flow.enrol import enrol
 
     shutil.copy(web.home.enrol / "ada" / "ref0.jpg", web.home.enrol / "ada" / "new.jpg")
     (web.home.enrol / "ada" / "new.jpg").write_bytes((web.home.enrol / "ada" / "new.jpg").read_bytes() + b"\0")

@@ -20,7 +20,7 @@ from facekit import background, face_patch, jpeg_bytes, scene
 from PIL import Image
 
 from photoguard.cli.main import main
-from photoguard.flow.watch import decodes
+from photoguard.flow.watch_support import decodes
 from photoguard.store import db
 from photoguard.store.home import open_home
 from photoguard.store.roster import sync_roster

@@ -223,7 +223,7 @@ def test_dashboard_says_why_the_watcher_is_paused(client, web):
     import json
     import os
 
-    from photoguard.flow.watch import STATUS_FILE
+    from photoguard.flow.watch_status import STATUS_FILE
     from photoguard.store.lock import hold_lock
 
     with hold_lock(web.home, "test"):

@@ -16,7 +16,7 @@ from PIL import Image
 from test_pipeline import CSV_HEADER, detector, drop, enrolled_home, home, photo_of_both, processor  # noqa: F401
 
 from photoguard.cli.main import main, status_lines
-from photoguard.flow.watch import Recent, WatchStatus
+from photoguard.flow.watch_status import Recent, WatchStatus
 from photoguard.store.db import connect
 from photoguard.store.localtime import when_words
 

@@ -952,7 +952,7 @@ def watch(home_dir: str | None, settle: float, poll: bool, rescan: float, worker
 @click.option("--recent", type=click.IntRange(min=0), default=10, show_default=True, help="How many recent photos to list.")
 def status(home_dir: str | None, recent: int) -> None:
     """Is a watcher running, what is waiting, what happened today (safe while the watcher runs)."""
-    from photoguard.flow.watch import watch_status
+    from photoguard.flow.watch_status import watch_status
 
     try:
         home = open_home(require_home(home_dir))
@@ -984,7 +984,7 @@ _RESULT_WORDS = {"cleared": "cleared", "released": "released", "review": "to rev
 def status_lines(st, *, settings_problem: str | None = None, early: int = 0,
                  unfinished: Sequence[str] = ()) -> list[str]:
     """``photoguard status`` in words: calm for every normal state (nothing that reads like a crash)."""
-    from photoguard.flow.watch import not_taken_words
+    from photoguard.flow.watch_status import not_taken_words
     from photoguard.store.localtime import when_words
 
     lines = []

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from photoguard.flow.outbox import takedown_list
 from photoguard.flow.review import review_queue
-from photoguard.flow.watch import not_taken_words, watch_status
+from photoguard.flow.watch_status import not_taken_words, watch_status
 from photoguard.photos.images import PHOTO_SUFFIXES
 from photoguard.store.children import expiring
 from photoguard.web.app import database, page, state
