@@ -18,7 +18,8 @@ from webhome import BASE, ORIGIN, PIN
 from photoguard.cli.main import main
 from photoguard.flow.pipeline import Processor
 from photoguard.flow.reprocess import interrupted, reprocess, select_photos
-from photoguard.flow.review import confirm_face, release, review_detail
+from photoguard.flow.review import confirm_face, review_detail
+from photoguard.flow.release import release
 from photoguard.store.db import connect
 from photoguard.store.home import open_home
 from photoguard.store.roster import sync_roster
@@ -218,7 +219,8 @@ def test_reprocess_with_asking_on_puts_the_question_for_a_photo_already_cleared(
 
 
 def test_after_an_undone_release_a_taken_back_answer_is_not_asked_again(enrolled, tmp_path):
-    from photoguard.flow.review import undo_edit, undo_last
+    from photoguard.flow.review import undo_edit
+    from photoguard.flow.release import undo_last
 
     home, processor, result, rgb, boxes = process_strictly(enrolled, tmp_path / "home", "slide.jpg", 36, ask_from=0.3)
     number = face_numbers(processor.conn, result.sha256, boxes)["ada"]

@@ -16,7 +16,8 @@ from test_pipeline import CSV_HEADER, FirstLookMisses, drop, make_enrolled_home,
 from photoguard.engine.detect import covers, floor_px
 from photoguard.flow.pipeline import Processor
 from photoguard.flow.recheck import recheck_outbox
-from photoguard.flow.review import release, render_preview
+from photoguard.flow.review import render_preview
+from photoguard.flow.release import release
 from photoguard.photos.images import shrink_to
 from photoguard.store.config import ConfigError, load_settings
 from photoguard.store.db import connect

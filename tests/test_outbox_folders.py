@@ -137,7 +137,8 @@ def test_recheck_and_takedown_of_a_file_in_a_subfolder(home, processor):
 
 
 def test_review_release_goes_to_the_drop_folder_and_failed_says_where(home):
-    from photoguard.flow.review import release, review_queue
+    from photoguard.flow.review import review_queue
+    from photoguard.flow.release import release
 
     processor = Processor(home, detector=FirstLookMisses())
     drop_in(home, "Room 2/held.jpg", seed=36)

@@ -327,7 +327,8 @@ class FirstLookMisses(FaceDetector):
 
 
 def test_face_found_only_on_second_look_goes_to_review(home):
-    from photoguard.flow.review import release, review_queue
+    from photoguard.flow.review import review_queue
+    from photoguard.flow.release import release
 
     processor = Processor(home, detector=FirstLookMisses())
     rgb, boxes = photo_of_both(seed=10)

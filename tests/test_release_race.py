@@ -12,10 +12,11 @@ import pytest
 from test_pipeline import CSV_HEADER, diff, region
 from test_review import conn, crop, enrolled, held_home, home, original, processor, shared_processor  # noqa: F401
 
-import photoguard.flow.review as review_module
+import photoguard.flow.release as release_module
 from photoguard.flow.enrol import enrol
 from photoguard.flow.pipeline import Processor
-from photoguard.flow.review import ReviewError, confirm_face, release, review_detail, review_queue
+from photoguard.flow.release import release
+from photoguard.flow.review import ReviewError, confirm_face, review_detail, review_queue
 from photoguard.store.db import connect
 
 GRACE_WITHDRAWN = CSV_HEADER + "ada,Ada,yes,yes,yes,yes,\ngrace,Grace,no,no,no,no,\n"
@@ -49,7 +50,7 @@ def _grace_shown_anywhere(home) -> list:
 def test_a_withdrawal_while_the_release_places_its_files_stops_the_release(home, conn, processor, shared_processor,
                                                                            monkeypatch):
     _confirm_grace(home, conn)
-    real = review_module._publish_channels
+    real = release_module._publish_channels
     placed: list = []
 
     def then_withdraw(*args, **kwargs):
@@ -57,7 +58,7 @@ def test_a_withdrawal_while_the_release_places_its_files_stops_the_release(home,
         placed.extend(_outbox(home))
         _withdraw_grace(home, shared_processor)   # in another tab, in the same second
 
-    monkeypatch.setattr(review_module, "_publish_channels", then_withdraw)
+    monkeypatch.setattr(release_module, "_publish_channels", then_withdraw)
     with pytest.raises(ReviewError, match="the consent of Grace changed while it was being released"):
         release(home, conn, "held", actor="manager", processor=processor)
     assert len(placed) == 3                       # it had got as far as the outbox
@@ -108,7 +109,7 @@ def test_release_and_withdrawal_at_the_same_instant_never_leave_grace_shown(home
 
 def test_a_second_release_of_the_same_photo_meanwhile_is_told_and_changes_nothing(home, conn, processor,
                                                                                 shared_processor, monkeypatch):
-    real = review_module._publish_channels
+    real = release_module._publish_channels
     second: list[str] = []
 
     def and_a_second_window(*args, **kwargs):
@@ -122,7 +123,7 @@ def test_a_second_release_of_the_same_photo_meanwhile_is_told_and_changes_nothin
         finally:
             own.close()
 
-    monkeypatch.setattr(review_module, "_publish_channels", and_a_second_window)
+    monkeypatch.setattr(release_module, "_publish_channels", and_a_second_window)
     done = release(home, conn, "held", actor="manager", processor=processor)
     assert second == ["held is being released in another window just now; nothing more was done here. "
                       "Look at the list again in a moment."]

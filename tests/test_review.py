@@ -17,7 +17,8 @@ from test_pipeline import CSV_HEADER, FirstLookMisses, diff, drop, make_enrolled
 from photoguard.cli.main import main
 from photoguard.flow.audit import export_audit
 from photoguard.flow.pipeline import Processor
-from photoguard.flow.review import (ReviewError, add_box, confirm_face, obscure_face, os_actor, reject, release, render_preview, review_detail, review_queue, undo_edit, undo_last)
+from photoguard.flow.review import ReviewError, add_box, confirm_face, obscure_face, os_actor, render_preview, review_detail, review_queue, undo_edit
+from photoguard.flow.release import reject, release, undo_last
 from photoguard.photos.images import load_image_bytes, strip_check
 from photoguard.store.db import connect
 from photoguard.store.home import open_home

@@ -693,7 +693,8 @@ def review_preview(home_dir: str | None, name: str, channel: str, output: str) -
 def review_release(home_dir: str | None, name: str, channels: tuple[str, ...]) -> None:
     """Publish NAME: each channel gets the photo rendered again from the original, with every face
     obscured whose child has no consent for that channel today (audited)."""
-    from photoguard.flow.review import os_actor, release
+    from photoguard.flow.release import release
+    from photoguard.flow.review import os_actor
 
     done = _review_call(home_dir, lambda home, conn: release(home, conn, name, channels or None, actor=os_actor()))
     for channel, path in done.files.items():
@@ -705,7 +706,8 @@ def review_release(home_dir: str | None, name: str, channels: tuple[str, ...]) -
 @click.argument("name")
 def review_reject(home_dir: str | None, name: str) -> None:
     """NAME is not to be shared: remove it from review (the original stays archived)."""
-    from photoguard.flow.review import os_actor, reject
+    from photoguard.flow.release import reject
+    from photoguard.flow.review import os_actor
 
     item = _review_call(home_dir, lambda home, conn: reject(home, conn, name, actor=os_actor()))
     click.echo(f"rejected {item.name} ({item.source})")
@@ -715,7 +717,8 @@ def review_reject(home_dir: str | None, name: str) -> None:
 @home_option
 def review_undo(home_dir: str | None) -> None:
     """Take back the last release or rejection while its outbox files are still uncollected."""
-    from photoguard.flow.review import os_actor, undo_last
+    from photoguard.flow.release import undo_last
+    from photoguard.flow.review import os_actor
 
     done = _review_call(home_dir, lambda home, conn: undo_last(home, conn, actor=os_actor()))
     what = "release" if done.kind == "released" else "rejection"

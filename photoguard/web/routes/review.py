@@ -1,8 +1,8 @@
 """Photos held for the manager to look at: the queue, one photo with its faces, her changes, the preview
 per channel, release, reject and undo.
 
-Every rule is the review library's (photoguard.review): who may be shown where, what a drawn box does,
-what is published. This module only shows and forwards. Photos are named in URLs by their content id
+Every rule is the review library's (photoguard.flow.review and photoguard.flow.release): who may be shown
+where, what a drawn box does, what is published. This module only shows and forwards. Photos are named in URLs by their content id
 (sha256), never by file name.
 """
 
@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from photoguard.flow import review as library
+from photoguard.flow import release as releasing, review as library
 from photoguard.flow.references import ReferenceError, learn_from_face
 from photoguard.store.roster import load_consents, template_eligibility
 from photoguard.web.app import database, flash, page, record_id, state
@@ -167,7 +167,7 @@ async def release(request: Request) -> Response:
 
     def run():
         with database(request) as conn:
-            return library.release(web.home, conn, sha, channels, actor=ACTOR)
+            return releasing.release(web.home, conn, sha, channels, actor=ACTOR)
 
     try:
         done = await run_in_threadpool(run)
@@ -186,7 +186,7 @@ async def reject(request: Request) -> Response:
         return _gone()
     try:
         with database(request) as conn:
-            it = library.reject(web.home, conn, sha, actor=ACTOR)
+            it = releasing.reject(web.home, conn, sha, actor=ACTOR)
     except library.ReviewError as exc:
         flash(request, f"Not done: {exc}")
         return RedirectResponse(f"/review/{sha}", status_code=303)
@@ -198,7 +198,7 @@ async def undo_last(request: Request) -> Response:
     web = state(request)
     try:
         with database(request) as conn:
-            undone = library.undo_last(web.home, conn, actor=ACTOR)
+            undone = releasing.undo_last(web.home, conn, actor=ACTOR)
     except library.ReviewError as exc:
         flash(request, f"Nothing undone: {exc}")
         return RedirectResponse("/review", status_code=303)
