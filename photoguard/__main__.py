@@ -1,3 +1,3 @@
-from photoguard.cli.main import main
+from photoguard.cli.common import main
 
 main()

@@ -15,7 +15,7 @@ from facekit import jpeg_bytes
 from test_pipeline import CSV_HEADER, diff, drop, make_enrolled_home, photo_of_both, region, write_reference_photos
 from webhome import BASE, ORIGIN, PIN
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.flow.pipeline import Processor
 from photoguard.flow.reprocess import interrupted, reprocess, select_photos
 from photoguard.flow.review import confirm_face, review_detail

@@ -8,7 +8,7 @@ import json
 
 from click.testing import CliRunner
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.flow.audit import consent_words, spreadsheet_safe
 from photoguard.store.localtime import now_iso
 from photoguard.store.db import connect

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.engine.identify import Template, match_faces
 from photoguard.evaluate.calibrate import FLOOR, Tail, calibrate, cross_scores
 from photoguard.store import db

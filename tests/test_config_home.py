@@ -9,7 +9,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.store.config import ConfigError, Settings, load_settings, write_setting
 from photoguard.store.db import connect
 from photoguard.store.home import open_home

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.photos.images import strip_check
 
 REPO = Path(__file__).resolve().parent.parent

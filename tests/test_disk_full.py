@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from facekit import jpeg_bytes, scene
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.store.home import open_home
 
 PHOTOS = 6

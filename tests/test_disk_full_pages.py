@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from starlette.testclient import TestClient
 from webhome import BASE, ORIGIN, PIN
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.store.db import connect
 from photoguard.web.app import create_app
 

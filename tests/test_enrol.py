@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from facekit import face_patch, jpeg_bytes, scene
 from PIL import Image, ImageEnhance
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.store import db
 from photoguard.store.home import open_home
 from photoguard.store.roster import load_consents, load_templates, sync_roster

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.engine.detect import FaceDetector, covers, iou
 from photoguard.evaluate.faces import (EvaluationError, encode_folder, evaluate_detection, format_detection, format_identity, identity_report, read_imglab, score_image)
 

@@ -6,7 +6,7 @@ import numpy as np
 from click.testing import CliRunner
 from facekit import jpeg_bytes
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.store.home import open_home
 
 

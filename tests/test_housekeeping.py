@@ -11,7 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from test_watch import Watch, files, tiny_jpeg, wait_until
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.flow.housekeeping import Clock, EmptyFolders
 from photoguard.store import db
 from photoguard.store.home import open_home

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.store import db
 from photoguard.store.config import _KEYS, Settings, load_settings
 from photoguard.store.home import HomeError

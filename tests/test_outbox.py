@@ -29,7 +29,7 @@ from test_pipeline import (  # noqa: F401 (the same fixtures)
     region,
 )
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.flow.outbox import OutboxError, list_outbox, mark_posted, mark_taken_down, outbox_photo, sweep, takedown_list
 from photoguard.flow.recheck import recheck_outbox
 from photoguard.store.home import OUTBOX_FILE

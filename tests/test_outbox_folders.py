@@ -23,7 +23,7 @@ from test_pipeline import (  # noqa: F401
     processor,  # noqa: F401
 )
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.flow.outbox import list_outbox, takedown_list
 from photoguard.flow.recheck import recheck_outbox
 from photoguard.flow.pipeline import Processor

@@ -421,7 +421,7 @@ def test_collected_photo_is_noted_not_recreated(home, processor):
 def test_process_command_json_lines_and_second_run_does_nothing(enrolled_home, tmp_path):
     from click.testing import CliRunner
 
-    from photoguard.cli.main import main
+    from photoguard.cli import main
 
     root = tmp_path / "cli-home"
     shutil.copytree(enrolled_home, root)
@@ -448,7 +448,7 @@ def test_process_command_json_lines_and_second_run_does_nothing(enrolled_home, t
 def test_unreadable_roster_stops_processing_and_keeps_photos(enrolled_home, tmp_path):
     from click.testing import CliRunner
 
-    from photoguard.cli.main import main
+    from photoguard.cli import main
 
     root = tmp_path / "broken-roster"
     shutil.copytree(enrolled_home, root)

@@ -208,7 +208,7 @@ def test_report_renders_in_a_headless_browser(report, tmp_path):
 def test_report_command(tmp_path):
     from click.testing import CliRunner
 
-    from photoguard.cli.main import main
+    from photoguard.cli import main
     from photoguard.store.starter import init_home
 
     init_home(tmp_path)

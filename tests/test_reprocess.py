@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from facekit import jpeg_bytes
 from test_pipeline import ROSTER, FirstLookMisses, diff, drop, photo_of_both, region, write_reference_photos
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.flow.pipeline import Processor
 from photoguard.flow.reprocess import ReprocessError, select_photos
 from photoguard.store.db import connect

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from facekit import jpeg_bytes
 from test_pipeline import CSV_HEADER, FirstLookMisses, diff, drop, make_enrolled_home, photo_of_both, region
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.flow.audit import export_audit
 from photoguard.flow.pipeline import Processor
 from photoguard.flow.review import ReviewError, add_box, confirm_face, obscure_face, os_actor, render_preview, review_detail, review_queue, undo_edit

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from click.testing import CliRunner
 from facekit import jpeg_bytes, scene
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.flow.audit import purge_archive
 from photoguard.store.localtime import now_iso
 from photoguard.store.db import connect

@@ -91,7 +91,7 @@ def test_first_child_added_to_the_starter_file_from_init(tmp_path, shape):
     page took the first comment as the header and wrote ',mia,Mia Jones,...')."""
     from click.testing import CliRunner
 
-    from photoguard.cli.main import main
+    from photoguard.cli import main
 
     assert CliRunner().invoke(main, ["init", str(tmp_path / "home")]).exit_code == 0
     home = open_home(tmp_path / "home")

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from test_watch import Watch, tiny_jpeg, wait_until
 from test_web_pages import client, fingerprint, pixels, post, web  # noqa: F401
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.store.db import connect
 from photoguard.store.roster_csv import MAX_ID_CHARS, MAX_NAME_CHARS, parse_roster
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.flow.service import ServiceSpec, program_files, read_unit_home, render_unit
 from photoguard.store.starter import init_home
 

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from facekit import background, face_patch, jpeg_bytes, scene
 from PIL import Image
 
-from photoguard.cli.main import main
+from photoguard.cli import main
 from photoguard.flow.watch_support import decodes
 from photoguard.store import db
 from photoguard.store.home import open_home

@@ -193,7 +193,7 @@ def test_uploads_size_limited_and_re_encoded(client, web):
 def test_serve_listens_on_this_computer_unless_told(tmp_path):
     from click.testing import CliRunner
 
-    from photoguard.cli.main import main
+    from photoguard.cli import main
     from photoguard.store.starter import init_home
     from photoguard.web.security import allowed_hosts
 

@@ -15,7 +15,8 @@ from facekit import jpeg_bytes, scene
 from PIL import Image
 from test_pipeline import CSV_HEADER, detector, drop, enrolled_home, home, photo_of_both, processor  # noqa: F401
 
-from photoguard.cli.main import main, status_lines
+from photoguard.cli.home import status_lines
+from photoguard.cli import main
 from photoguard.flow.watch_status import Recent, WatchStatus
 from photoguard.store.db import connect
 from photoguard.store.localtime import when_words
