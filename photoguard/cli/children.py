@@ -1,4 +1,6 @@
-"""The children: `photoguard enrol` (children.csv and the reference photos into the database) and `photoguard children`."""
+"""The children: `photoguard enrol` (children.csv and the reference photos into the database) and `photoguard
+children`.
+"""
 
 from __future__ import annotations
 

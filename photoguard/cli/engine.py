@@ -1,4 +1,6 @@
-"""Measuring and tuning the face engine: `photoguard calibrate` and `photoguard evaluate` (for tuning; not part of a day's work)."""
+"""Measuring and tuning the face engine: `photoguard calibrate` and `photoguard evaluate` (for tuning; not part
+of a day's work).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The outbox: `photoguard posted` (a photo was put on a channel) and `photoguard takedown` (posted photos that must come down)."""
+"""The outbox: `photoguard posted` (a photo was put on a channel) and `photoguard takedown` (posted photos that
+must come down).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""`photoguard review`: the photos held for a person to look at, from the command line (the same library as the Photos to check page)."""
+"""`photoguard review`: the photos held for a person to look at, from the command line (the same library as the
+Photos to check page).
+"""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from photoguard.web.app import page, state
+from photoguard.web.pages import page, state
 from photoguard.web.security import MIN_PIN_LENGTH, SESSION_COOKIE, PinError, duration
 
 

@@ -13,7 +13,7 @@ from photoguard.flow.review import review_queue
 from photoguard.flow.watch_status import not_taken_words, watch_status
 from photoguard.photos.images import PHOTO_SUFFIXES
 from photoguard.store.children import expiring
-from photoguard.web.app import database, page, state
+from photoguard.web.pages import database, page, state
 
 EXPIRING_DAYS = 30
 

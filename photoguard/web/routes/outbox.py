@@ -12,27 +12,10 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from photoguard.flow import outbox as library
-from photoguard.web.app import database, flash, page, record_id, state
-from photoguard.web.routes.photos import inside
+from photoguard.web.pages import database, flash, page, record_id, state
+from photoguard.web.routes.photos import inside, outbox_file
 
 ACTOR = "manager (web)"
-
-
-def outbox_file(request: Request, file_id: str):
-    """(photo, path) of an outbox file still in the outbox, by its id, else None."""
-    number = record_id(file_id)
-    if number is None:
-        return None
-    home = state(request).home
-    with database(request) as conn:
-        try:
-            photo = library.outbox_photo(home, conn, number)
-        except library.OutboxError:
-            return None
-    if photo.path is None:
-        return None
-    path = inside(home.outbox_for(photo.channel), photo.path)
-    return (photo, path) if path else None
 
 
 async def outbox(request: Request) -> Response:

@@ -14,9 +14,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from photoguard.flow import outbox as library
 from photoguard.flow.review import review_queue
 from photoguard.photos.images import ImageError, load_thumbnail
-from photoguard.web.app import database, state
+from photoguard.web.pages import database, record_id, state
 
 SHA = re.compile(r"[0-9a-f]{64}")
 THUMB_PX = 480
@@ -77,8 +78,6 @@ async def review_photo(request: Request) -> Response:
 
 
 async def outbox_photo(request: Request) -> Response:
-    from photoguard.web.routes.outbox import outbox_file
-
     found = outbox_file(request, request.path_params["file_id"])
     return jpeg_of(found[1], _size(request)) if found else not_found()
 
@@ -93,3 +92,20 @@ routes = [
     Route("/photo/outbox/{file_id}", outbox_photo),
     Route("/photo/reference/{sha}", reference_photo),
 ]
+
+
+def outbox_file(request: Request, file_id: str):
+    """(photo, path) of an outbox file still in the outbox, by its id, else None."""
+    number = record_id(file_id)
+    if number is None:
+        return None
+    home = state(request).home
+    with database(request) as conn:
+        try:
+            photo = library.outbox_photo(home, conn, number)
+        except library.OutboxError:
+            return None
+    if photo.path is None:
+        return None
+    path = inside(home.outbox_for(photo.channel), photo.path)
+    return (photo, path) if path else None

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from photoguard.flow import release as releasing, review as library
 from photoguard.flow.references import ReferenceError, learn_from_face
 from photoguard.store.roster import load_consents, template_eligibility
-from photoguard.web.app import database, flash, page, record_id, state
+from photoguard.web.pages import database, flash, page, record_id, state
 from photoguard.web.routes.photos import SHA
 from photoguard.web.routes.roster import enrol_now
 

@@ -24,7 +24,7 @@ from photoguard.store.reference_photos import MIN_GOOD_PHOTOS, SECOND_FACE, chil
 from photoguard.store.roster import load_consents
 from photoguard.store.roster_csv import id_problem, roster_file_problems
 from photoguard.store.roster_file import ChildEntry, RosterFileError, fingerprint, read_child, remove_child, save_child
-from photoguard.web.app import database, flash, page, state
+from photoguard.web.pages import database, flash, page, state
 
 
 def _child_id(request: Request) -> str | None:
