@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import facekit  # noqa: E402
 
-from photoguard.engine.detect import FaceDetector, turn_matrix  # noqa: E402
+from photoguard.engine.boxes import turn_matrix  # noqa: E402
+from photoguard.engine.detect import FaceDetector
 from photoguard.engine.identify import Template, encode_faces, match_faces  # noqa: E402
 from photoguard.evaluate.faces import covers, evaluate_detection, load_rgb, read_imglab  # noqa: E402
 from photoguard.store.config import Settings  # noqa: E402

@@ -21,7 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from photoguard.engine.detect import UNRECOGNISABLE_PX, FaceDetector, covers, floor_px, published_scale
+from photoguard.engine.boxes import covers
+from photoguard.engine.detect import UNRECOGNISABLE_PX, FaceDetector, floor_px, published_scale
 from photoguard.photos.images import load_image
 from photoguard.store.config import Settings
 

@@ -41,8 +41,10 @@ def _imports(path: Path, known: set[str]) -> set[str]:
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
-            found.add(target)
-            found |= {f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in known}
+            modules = {f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in known}
+            found |= modules
+            if len(modules) < len(node.names):   # names defined in the package itself, not its modules
+                found.add(target)
     return {m for m in found if m in known and m != here}
 
 

@@ -2,7 +2,7 @@
 
 from datetime import date
 
-from photoguard.engine.detect import same_face
+from photoguard.engine.boxes import same_face
 from photoguard.engine.identify import Identity
 from photoguard.photos.inbox import is_candidate
 from photoguard.rules.decide import OBSCURED, SHOWN, decide, questions_to_ask

@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from photoguard.cli import main
-from photoguard.photos.images import strip_check
+from photoguard.photos.jpeg import strip_check
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from photoguard.engine.detect import FaceBox, FaceDetector, covers
+from photoguard.engine.detect import FaceBox, FaceDetector
+from photoguard.engine.boxes import covers
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from photoguard.cli import main
-from photoguard.engine.detect import FaceDetector, covers, iou
-from photoguard.evaluate.faces import (EvaluationError, encode_folder, evaluate_detection, format_detection, format_identity, identity_report, read_imglab, score_image)
+from photoguard.engine.boxes import covers, iou
+from photoguard.engine.detect import FaceDetector
+from photoguard.evaluate.faces import (EvaluationError, encode_folder, evaluate_detection, format_detection,
+                                       format_identity, identity_report, read_imglab, score_image)
 
 
 def test_iou_and_covers():

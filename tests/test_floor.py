@@ -13,12 +13,13 @@ from facekit import jpeg_bytes, scene
 from PIL import Image
 from test_pipeline import CSV_HEADER, FirstLookMisses, drop, make_enrolled_home, photo_of_both
 
-from photoguard.engine.detect import covers, floor_px
+from photoguard.engine.detect import floor_px
+from photoguard.engine.boxes import covers
 from photoguard.flow.pipeline import Processor
 from photoguard.flow.recheck import recheck_outbox
 from photoguard.flow.review import render_preview
 from photoguard.flow.release import release
-from photoguard.photos.images import shrink_to
+from photoguard.photos.save import shrink_to
 from photoguard.store.config import ConfigError, load_settings
 from photoguard.store.db import connect
 from photoguard.store.home import open_home

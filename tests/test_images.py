@@ -20,7 +20,9 @@ from badinputs import (
 from facekit import jpeg_bytes, scene
 from PIL import Image, ImageFile
 
-from photoguard.photos.images import (ImageError, SaveError, jpeg_segments, load_image, load_image_bytes, save_stripped_jpeg, sha256_file, strip_check)
+from photoguard.photos.images import ImageError, load_image, load_image_bytes, sha256_file
+from photoguard.photos.save import SaveError, save_stripped_jpeg
+from photoguard.photos.jpeg import jpeg_segments, strip_check
 
 OUTBOX_SEGMENTS = {"SOI", "APP0", "APP2", "DQT", "SOF0", "DHT", "DRI", "SOS", "EOI"}
 
@@ -244,7 +246,7 @@ def test_failed_write_leaves_nothing_behind(tmp_path):
     code = f"""
 import os, resource, signal, sys, numpy as np
 from pathlib import Path
-from photoguard.images import SaveError, save_stripped_jpeg
+from photoguard.photos.save import SaveError, save_stripped_jpeg
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
 rgb = np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)

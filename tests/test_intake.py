@@ -285,7 +285,8 @@ def corrupt_quietly(data: bytes, seed: int = 1) -> bytes:
 def test_jpeg_with_corrupt_picture_data_goes_to_failed_not_the_outbox(home, processor):
     from skimage import data as skdata
 
-    from photoguard.photos.images import jpeg_problem, libjpeg_warning
+    from photoguard.photos.images import libjpeg_warning
+    from photoguard.photos.jpeg import jpeg_problem
 
     photo = jpeg_bytes(skdata.astronaut(), quality=90)
     damaged = corrupt_quietly(photo)

@@ -141,7 +141,7 @@ def test_collected_and_posted_photos_go_on_the_takedown_list_until_marked(home, 
     assert status.output.splitlines()[1].startswith("take down: 2 photo(s)")
     assert "garden.jpg" in status.output
 
-    from photoguard.flow.report import build_report
+    from photoguard.flow.report_page import build_report
 
     page = build_report(home, processor.conn, date.today()).read_text(encoding="utf-8")
     top = page.index("Take these photos down")

@@ -17,7 +17,8 @@ import pytest
 from facekit import jpeg_bytes, scene
 from PIL import Image
 
-from photoguard.flow.report import SHOWN_COLOUR, build_report, gather_report
+from photoguard.flow.report import SHOWN_COLOUR, gather_report
+from photoguard.flow.report_page import build_report
 from photoguard.photos.images import sha256_file
 from photoguard.store import db
 from photoguard.store.home import open_home

@@ -19,7 +19,8 @@ from photoguard.flow.audit import export_audit
 from photoguard.flow.pipeline import Processor
 from photoguard.flow.review import ReviewError, add_box, confirm_face, obscure_face, os_actor, render_preview, review_detail, review_queue, undo_edit
 from photoguard.flow.release import reject, release, undo_last
-from photoguard.photos.images import load_image_bytes, strip_check
+from photoguard.photos.images import load_image_bytes
+from photoguard.photos.jpeg import strip_check
 from photoguard.store.db import connect
 from photoguard.store.home import open_home
 from photoguard.store.roster import sync_roster

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photoguard.engine.detect import FaceDetector, _Found, _unturn, covers, turn_matrix
+from photoguard.engine.detect import FaceDetector, _Found, _unturn
+from photoguard.engine.boxes import covers, turn_matrix
 from photoguard.photos.images import load_image
 
 REPO = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ from PIL import Image
 from starlette.testclient import TestClient
 from webhome import BASE, ORIGIN, PIN
 
-from photoguard.photos.images import strip_check
+from photoguard.photos.jpeg import strip_check
 from photoguard.web.app import create_app
 from photoguard.web.security import CSP
 

@@ -178,7 +178,8 @@ def report(since, open_report: bool, home_dir: str | None) -> None:
     """
     from datetime import date
 
-    from photoguard.flow.report import gather_report, write_report
+    from photoguard.flow.report import gather_report
+    from photoguard.flow.report_page import write_report
     from photoguard.store import db
 
     home = get_home(home_dir)
@@ -209,7 +210,7 @@ def demo(home_dir: str, workers: int | None) -> None:
 
     from photoguard.flow.batch import open_processor, run_batch
     from photoguard.flow.demo import DemoError, build_demo_home, demo_data_root
-    from photoguard.flow.report import build_report
+    from photoguard.flow.report_page import build_report
     from photoguard.photos.inbox import collect
     from photoguard.store.lock import hold_lock
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from photoguard.engine.detect import CenterFace, FaceBox
+from photoguard.engine.centerface import CenterFace
+from photoguard.engine.detect import FaceBox
 from photoguard.engine.sface import SFace
 
 # Faces are scaled down to at most this width before alignment: the 112 px chip gains nothing from

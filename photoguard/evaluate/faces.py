@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from photoguard.engine.detect import Box, FaceBox, FaceDetector, covers
+from photoguard.engine.boxes import Box, covers
+from photoguard.engine.detect import FaceBox, FaceDetector
 from photoguard.engine.identify import Template, encode_faces, match_faces
 from photoguard.photos.images import PHOTO_SUFFIXES
 

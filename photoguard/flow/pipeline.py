@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from photoguard.engine.detect import FaceBox, FaceDetector, same_face
+from photoguard.engine.boxes import same_face
+from photoguard.engine.detect import FaceBox, FaceDetector
 from photoguard.engine.identify import FaceEncoder, Identity, Template, default_encoder, encode_faces, match_faces
 from photoguard.engine.obscure import obscure_face
 from photoguard.flow.results import _DISK_FULL, PRIVATE_DIR, DiskFull, FaceResult, PhotoResult
@@ -32,8 +33,9 @@ from photoguard.flow.second_look import SecondLooks
 from photoguard.flow.set_aside import SetAside
 from photoguard.photos.durable import (_write_text_atomic, display_name, drop_folder, make_folders, place_durably,
                                        publish, safe_name, staged_copy)
-from photoguard.photos.images import MAX_FILE_BYTES, ImageError, load_image, save_stripped_jpeg, sha256_file, shrink_to
+from photoguard.photos.images import MAX_FILE_BYTES, ImageError, load_image, sha256_file
 from photoguard.photos.intake import NotAPhotoFile, Snapshot, Source, StillChanging, release_source, take_snapshot
+from photoguard.photos.save import save_stripped_jpeg, shrink_to
 from photoguard.rules.consent import ChildConsent
 from photoguard.rules.decide import (SECOND_LOOK_REASON, SHOWN, Action, _consent_json, decide, question_words,
                                      questions_to_ask)

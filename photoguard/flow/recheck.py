@@ -16,7 +16,8 @@ import numpy as np
 
 from photoguard.flow.outbox import REMOVED, REPLACED, _current, _event, record_outbox_file, sweep
 from photoguard.flow.pipeline import Processor
-from photoguard.photos.images import encode_stripped_jpeg, fsync_dir, load_image, sha256_file
+from photoguard.photos.images import load_image, sha256_file
+from photoguard.photos.save import encode_stripped_jpeg, fsync_dir
 from photoguard.rules.consent import may_show
 from photoguard.store.db import transaction
 from photoguard.store.faces import face_from_row

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from photoguard.photos.images import ImageError, load_image, load_image_bytes, save_stripped_jpeg
+from photoguard.photos.images import ImageError, load_image, load_image_bytes
 from photoguard.photos.places import where_in_photo
+from photoguard.photos.save import save_stripped_jpeg
 from photoguard.store.home import Home
 from photoguard.store.reference_photos import (MIN_SHARPNESS, RIVAL_FACE_RATIO, check_photo, child_folder,
                                                reason_on_page, sharpness)

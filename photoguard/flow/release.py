@@ -21,14 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from photoguard.engine.detect import FaceBox, same_face
+from photoguard.engine.boxes import same_face
+from photoguard.engine.detect import FaceBox
 from photoguard.flow.outbox import REMOVED, record_outbox_file
 from photoguard.flow.pipeline import Processor
 from photoguard.flow.review import (_WORDS, CONFIRMED_BY_MANAGER, WEB_ACTOR, ReviewError, ReviewItem, _check_channels,
                                     _original, _Plan, _plan, _processor, _refresh_copy, _who, find_item, review_queue)
 from photoguard.photos.durable import drop_folder, make_folders, publish
-from photoguard.photos.images import encode_stripped_jpeg, fsync_dir, sha256_file
+from photoguard.photos.images import sha256_file
 from photoguard.photos.places import where_in_photo
+from photoguard.photos.save import encode_stripped_jpeg, fsync_dir
 from photoguard.rules.decide import OBSCURED, SECOND_LOOK_REASON, _consent_json, decide
 from photoguard.store.db import transaction
 from photoguard.store.faces import landmarks_json

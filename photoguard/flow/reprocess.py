@@ -32,8 +32,8 @@ from photoguard.flow.outbox import COLLECTED, REPLACED, _event, _hash_if_there, 
 from photoguard.flow.pipeline import Processor
 from photoguard.flow.results import _DISK_FULL, DiskFull
 from photoguard.photos.durable import display_name
-from photoguard.photos.images import fsync_dir
 from photoguard.photos.intake import Snapshot, Source
+from photoguard.photos.save import fsync_dir
 from photoguard.rules.decide import SHOWN
 from photoguard.store.db import transaction
 from photoguard.store.localtime import now_iso

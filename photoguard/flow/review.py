@@ -28,8 +28,9 @@ import numpy as np
 from photoguard.engine.detect import FaceBox
 from photoguard.engine.identify import MATCHED, NO_CHILDREN, NO_ENCODING, NOT_CLOSE, TOO_SMALL, Identity, pair_in
 from photoguard.flow.pipeline import Processor
-from photoguard.photos.images import encode_stripped_jpeg, fsync_dir, load_image
+from photoguard.photos.images import load_image
 from photoguard.photos.places import where_in_photo
+from photoguard.photos.save import encode_stripped_jpeg, fsync_dir
 from photoguard.rules.consent import ChildConsent
 from photoguard.rules.decide import OBSCURED, SECOND_LOOK_REASON, SHOWN, Action, decide
 from photoguard.store.db import transaction

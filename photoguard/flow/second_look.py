@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from photoguard.engine.detect import FaceBox, same_face
+from photoguard.engine.boxes import same_face
+from photoguard.engine.detect import FaceBox
 from photoguard.engine.identify import encode_faces
 from photoguard.engine.obscure import obscure_mask
 from photoguard.flow.results import SECOND_LOOK_SCORE, SecondLook

@@ -17,7 +17,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from photoguard.photos.images import fsync_dir, write_all
+from photoguard.photos.save import fsync_dir, write_all
 
 __all__ = ["_unique_name", "_link_or_copy", "place_durably", "_linked_copy", "glob_escape", "move_durably",
            "publish", "_write_text_atomic", "write_note", "fsync_dir", "display_name", "safe_name",

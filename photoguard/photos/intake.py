@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from photoguard.photos.durable import PRIVATE_FILE
-from photoguard.photos.images import fsync_dir, write_all
+from photoguard.photos.save import fsync_dir, write_all
 
 
 class NotAPhotoFile(Exception):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from photoguard.photos.images import fsync_dir
+from photoguard.photos.save import fsync_dir
 from photoguard.store.home import Home
 from photoguard.store.roster_csv import (MAX_ID_CHARS, MAX_LINE_CHARS, NO, YES, _delimiter, _norm_header, _yes_no,
                                          id_problem, is_comment, name_problem)
