@@ -94,8 +94,8 @@ def test_the_manager_says_who_they_are_and_the_release_shows_each_where_consent_
     assert f"photoguard review confirm paint {numbers['grace']} grace" in shown.output
 
     said = [confirm_face(home, processor.conn, "paint", numbers[child], child, actor="test") for child in ("ada", "grace")]
-    assert said[0].endswith("is Ada; shown on Facebook, Instagram, Twitter")             # shown everywhere
-    assert said[1].endswith("is Grace; shown on Facebook, obscured elsewhere")
+    assert "is Ada; shown on Facebook, Instagram, Twitter." in said[0]             # shown everywhere
+    assert "is Grace; shown on Facebook, obscured elsewhere." in said[1]
     changes = review_detail(home, processor.conn, "paint").edits
     assert changes[0] == f"face {numbers['ada']}: it is Ada (test, today {changes[0][-6:-1]})", changes
     release(home, processor.conn, "paint", processor=processor)
@@ -158,7 +158,7 @@ def test_a_face_as_alike_to_two_children_asks_which_with_neither_chosen(tmp_path
 
 def test_the_engine_reason_for_two_alike_children_names_them():
     from photoguard.engine.identify import _pair_reason, pair_in
-    from photoguard.flow.review import _reason_words
+    from photoguard.flow.review_words import _reason_words
     from photoguard.rules.consent import ChildConsent
 
     consents = {c: ChildConsent(c, c.capitalize(), True, {"facebook": True}) for c in ("ada", "eve")}

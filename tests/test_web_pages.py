@@ -201,22 +201,23 @@ def test_review_changes_preview_and_undo(client, web):
     assert not fb.exists() and "taken back" in client.get(f"/review/{sha}").text
 
 
-def test_confirm_and_learn(client, web):
+def test_an_answer_teaches_and_the_childs_page_lists_and_removes_what_was_learnt(client, web):
     sha = web.held_sha
     post(client, f"/review/{sha}/confirm", {"face": "2", "child": "grace"})
-    page = client.get(f"/review/{sha}").text
-    assert "Use face 2 to recognise Grace better" in page
-    assert "Use face 1" not in page   # Ada was recognised, not confirmed
-    r = post(client, f"/review/{sha}/learn", {"face": "2"})
-    assert r.status_code == 303
-    assert "added to Grace" in client.get(f"/review/{sha}").text
+    assert "Kept as one of Grace&#39;s reference photos" in client.get(f"/review/{sha}").text
     learnt = [p for p in (web.home.enrol / "grace").iterdir() if p.name.startswith("confirmed-")]
     assert len(learnt) == 1
     child = client.get("/children/grace").text
-    assert "from a photo you confirmed" in child and "4 in use" in child
-    # Not for a face that was not confirmed.
-    post(client, f"/review/{sha}/learn", {"face": "1"})
-    assert "Only a face you confirmed" in client.get(f"/review/{sha}").text
+    assert "Learnt from your answer: face 2 of missed.jpg" in child and "4 in use" in child
+    photo = re.search(r'name="photo" value="([0-9a-f]{64})"[^<]*<button type="submit" class="link">Remove',
+                      child[child.index("Learnt from your answer"):]).group(1)
+    assert post(client, "/children/grace/photos/remove", {"photo": photo}).status_code == 303
+    child = client.get("/children/grace").text
+    assert "Learnt from your answer" not in child and "3 in use" in child   # its template erased with it
+    assert not [p for p in (web.home.enrol / "grace").iterdir() if p.name.startswith("confirmed-")]
+    conn = connect(web.home.database)
+    assert conn.execute("SELECT COUNT(*) FROM learned_faces").fetchone()[0] == 0
+    conn.close()
 
 
 def test_dashboard_says_why_the_watcher_is_paused(client, web):

@@ -88,11 +88,15 @@ def review_obscure(home_dir: str | None, name: str, face: int) -> None:
 @click.argument("name")
 @click.argument("face", type=int)
 @click.argument("child")
-def review_confirm(home_dir: str | None, name: str, face: int, child: str) -> None:
-    """Face FACE of NAME is CHILD (an id from children.csv): shown only where CHILD's consent allows today."""
+@click.option("--learn/--no-learn", default=True, show_default=True,
+              help="Keep the face as one of CHILD's reference photos when it is good enough and alike them.")
+def review_confirm(home_dir: str | None, name: str, face: int, child: str, learn: bool) -> None:
+    """Face FACE of NAME is CHILD (an id from children.csv): shown only where CHILD's consent allows today.
+    The answer teaches PhotoGuard: the face becomes one of CHILD's reference photos (see --no-learn)."""
     from photoguard.flow.review import confirm_face, os_actor
 
-    click.echo(_review_call(home_dir, lambda home, conn: confirm_face(home, conn, name, face, child, actor=os_actor())))
+    click.echo(_review_call(home_dir, lambda home, conn: confirm_face(home, conn, name, face, child, actor=os_actor(),
+                                                                      learn=learn)))
 
 
 @review.command("box")

@@ -25,8 +25,9 @@ from photoguard.engine.boxes import same_face
 from photoguard.engine.detect import FaceBox
 from photoguard.flow.outbox import REMOVED, record_outbox_file
 from photoguard.flow.pipeline import Processor
-from photoguard.flow.review import (_WORDS, CONFIRMED_BY_MANAGER, WEB_ACTOR, ReviewError, ReviewItem, _check_channels,
-                                    _original, _Plan, _plan, _processor, _refresh_copy, _who, find_item, review_queue)
+from photoguard.flow.review import (WEB_ACTOR, ReviewError, ReviewItem, _check_channels, _original, _Plan, _plan,
+                                    _processor, _refresh_copy, find_item, review_queue)
+from photoguard.flow.review_words import _WORDS, CONFIRMED_BY_MANAGER, _who
 from photoguard.photos.durable import drop_folder, make_folders, publish
 from photoguard.photos.images import sha256_file
 from photoguard.photos.places import where_in_photo

@@ -26,35 +26,21 @@ from pathlib import Path
 import numpy as np
 
 from photoguard.engine.detect import FaceBox
-from photoguard.engine.identify import MATCHED, NO_CHILDREN, NO_ENCODING, NOT_CLOSE, TOO_SMALL, Identity, pair_in
+from photoguard.engine.identify import Identity
 from photoguard.flow.pipeline import Processor
+from photoguard.flow.review_words import (CONFIRMED_BY_MANAGER, DRAWN_REASON, OBSCURED_BY_MANAGER, UNCONFIRMED,
+                                          _edit_words, _identity_words, _kind, _outcome_words, _question, _who)
 from photoguard.photos.images import load_image
 from photoguard.photos.places import where_in_photo
 from photoguard.photos.save import encode_stripped_jpeg, fsync_dir
 from photoguard.rules.consent import ChildConsent
-from photoguard.rules.decide import OBSCURED, SECOND_LOOK_REASON, SHOWN, Action, decide
+from photoguard.rules.decide import OBSCURED, SHOWN, Action, decide
 from photoguard.store.db import transaction
 from photoguard.store.faces import face_from_row
 from photoguard.store.home import Home
 from photoguard.store.localtime import now_iso
 
-DRAWN_REASON = "drawn by the manager"
-OBSCURED_BY_MANAGER = "obscured by the manager"
-CONFIRMED_BY_MANAGER = "confirmed by the manager"
-UNCONFIRMED = "the manager's confirmation was taken back"
 WEB_ACTOR = "manager"
-
-# The identity engine's reasons, as the manager reads them.
-_WORDS = {
-    NOT_CLOSE: "not close enough to any enrolled child",
-    TOO_SMALL: "too small to identify",
-    NO_ENCODING: "the face could not be measured",
-    NO_CHILDREN: "no children are enrolled to compare with",
-    SECOND_LOOK_REASON: "a face the first look missed",
-    DRAWN_REASON: "an area you marked",
-    OBSCURED_BY_MANAGER: "you chose to obscure it",
-    UNCONFIRMED: "you took back who it is",
-}
 
 
 class ReviewError(Exception):
@@ -227,42 +213,6 @@ def _plan(home: Home, conn: sqlite3.Connection, item: ReviewItem, today: date) -
     return _Plan(photo, rows, faces, identities, edits, decision, consents, int(seed))
 
 
-def _who(child_id: str | None, consents: dict[str, ChildConsent]) -> str:
-    if child_id is None:
-        return "unknown"
-    consent = consents.get(child_id)
-    return consent.name if consent and consent.name else child_id
-
-
-def _identity_words(row: sqlite3.Row, identity: Identity, consents: dict[str, ChildConsent]) -> str:
-    if identity.reason == CONFIRMED_BY_MANAGER:
-        return f"you confirmed it is {_who(identity.child_id, consents)}"
-    if identity.reason == MATCHED:
-        return f"recognised as {_who(identity.child_id, consents)}"
-    if identity.reason in (OBSCURED_BY_MANAGER, UNCONFIRMED):
-        return _WORDS[identity.reason]
-    return _reason_words(row["reason"] or "", consents) or "not recognised"
-
-
-def _reason_words(reason: str, consents: dict[str, ChildConsent]) -> str:
-    """The engine's reason as the manager reads it, children by name."""
-    pair = pair_in(reason)
-    return f"as alike to {_who(pair[0], consents)} as to {_who(pair[1], consents)}" if pair else _WORDS.get(reason, reason)
-
-
-def _kind(row: sqlite3.Row) -> str:
-    return {SECOND_LOOK_REASON: "second look", DRAWN_REASON: "drawn"}.get(row["reason"], "face")
-
-
-def _outcome_words(action: Action, identity: Identity, consents: dict[str, ChildConsent]) -> str:
-    what, why, _ = action
-    if identity.child_id is None:
-        if why in (DRAWN_REASON, OBSCURED_BY_MANAGER, UNCONFIRMED):
-            return _WORDS[why]
-        return f"not recognised: {_reason_words(why, consents)}"
-    return why
-
-
 def _archived(home: Home, photo: sqlite3.Row) -> Path:
     rel = photo["archive_path"]
     if not rel or not (home.root / rel).exists():
@@ -312,37 +262,6 @@ def review_detail(home: Home, conn: sqlite3.Connection, name: str, today: date |
     return ReviewDetail(item, width, height, channels, tuple(faces), edits, problem, held_only_to_ask)
 
 
-def _question(row: sqlite3.Row, consents: dict[str, ChildConsent], channels: Sequence[str],
-              today: date) -> tuple[str | None, str | None, str | None]:
-    """What PhotoGuard asks about a face it was not sure of: (question, child to choose for the answer, words
-    for the face), or Nones. Nothing is asked about a child who is off the roster or whose consent shows
-    them nowhere today (whatever the answer, the face stays obscured); a face as alike to two children
-    asks which one, with neither chosen for the manager."""
-    from photoguard.rules.consent import may_show
-
-    asked = row["asked_about"]
-    if asked is None or not any(may_show(consents.get(asked), c, today).allowed for c in channels):
-        return None, None, None
-    pair = pair_in(row["reason"])
-    if pair is not None:
-        first, second = (_who(c, consents) for c in pair)
-        return f"is this {first} or {second}?", None, f"looks as much like {first} as like {second}"
-    name = _who(asked, consents)
-    return f"is this {name}?", asked, f"looks like {name}, but not alike enough to be sure"
-
-
-def _edit_words(edit: sqlite3.Row, consents: dict[str, ChildConsent]) -> str:
-    from photoguard.store.localtime import when_words
-
-    number = edit["face_idx"] + 1
-    by = f"({edit['actor']}, {when_words(edit['at'])})"
-    if edit["kind"] == "obscure":
-        return f"face {number}: obscure it {by}"
-    if edit["kind"] == "confirm":
-        return f"face {number}: it is {_who(edit['child_id'], consents)} {by}"
-    return f"face {number}: an area marked to obscure {by}"
-
-
 # --- the manager's changes ---------------------------------------------------------------------------
 
 
@@ -371,9 +290,13 @@ def obscure_face(home: Home, conn: sqlite3.Connection, name: str, face: int, *, 
 
 
 def confirm_face(home: Home, conn: sqlite3.Connection, name: str, face: int, child_id: str, *, actor: str = WEB_ACTOR,
-                 today: date | None = None) -> str:
+                 today: date | None = None, learn: bool = True, processor: Processor | None = None) -> str:
     """The manager says face ``face`` is ``child_id``. It is then shown only on the channels that child's
-    consent allows today (the consent rule decides); everywhere else it stays obscured."""
+    consent allows today (the consent rule decides); everywhere else it stays obscured.
+
+    The answer also teaches (``learn``): the face becomes one of the child's reference photos when it may
+    and should (``learning.learn_answer``); the sentence returned says whether it was kept."""
+    from photoguard.flow.learning import learn_answer
     from photoguard.rules.consent import may_show
     from photoguard.store.roster import load_consents
 
@@ -392,11 +315,15 @@ def confirm_face(home: Home, conn: sqlite3.Connection, name: str, face: int, chi
                               f"obscure face {other['idx'] + 1} first if that is wrong.")
     with transaction(conn):
         _record_edit(conn, item, actor, "confirm", row["idx"], child_id)
-    _refresh_copy(home, conn, item)
+    proc = _processor(home, conn, processor)
+    _refresh_copy(home, conn, item, proc)
     allowed = [c for c in home.settings.channels if may_show(consents[child_id], c, today).allowed]
     where = ", ".join(c.capitalize() for c in allowed) if allowed else "no channel (no consent today)"
     rest = ", obscured elsewhere" if allowed and len(allowed) < len(home.settings.channels) else ""
-    return f"{item.name}: face {face} is {_who(child_id, consents)}; shown on {where}{rest}"
+    said = f"{item.name}: face {face} is {_who(child_id, consents)}; shown on {where}{rest}."
+    if learn:
+        said += " " + learn_answer(home, conn, proc, item.sha256, row["idx"], child_id, actor=actor, today=today).words
+    return said
 
 
 def add_box(home: Home, conn: sqlite3.Connection, name: str, box: Sequence[int], *, actor: str = WEB_ACTOR) -> str:

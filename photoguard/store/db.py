@@ -45,6 +45,18 @@ CREATE TABLE IF NOT EXISTS reference_photos (
     checked_at TEXT NOT NULL,
     PRIMARY KEY (child_id, path)
 );
+-- Reference photos PhotoGuard made from faces the manager confirmed (enrol/<id>/confirmed-*.jpg): which
+-- photo and face each came from. Deleted with the file (a newer one, the manager, or consent withdrawn).
+CREATE TABLE IF NOT EXISTS learned_faces (
+    child_id TEXT NOT NULL,
+    path TEXT NOT NULL,                       -- relative to enrol/, as in reference_photos
+    photo_sha256 TEXT NOT NULL,               -- the photo the face is from
+    face_idx INTEGER NOT NULL,
+    similarity REAL NOT NULL,                 -- how alike the child's references it was when learnt
+    learned_at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    PRIMARY KEY (child_id, path)
+);
 CREATE TABLE IF NOT EXISTS templates (
     id INTEGER PRIMARY KEY AUTOINCREMENT,     -- never reused: a replaced photo changes the roster version
     child_id TEXT NOT NULL,

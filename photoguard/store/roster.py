@@ -12,6 +12,7 @@ Fail closed throughout: a row that cannot be read, a duplicated id, an unreadabl
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -243,6 +244,7 @@ def sync_roster(
     now = _now()
     erased = 0
 
+    learned_files: list[str] = []
     with db.transaction(conn):
         for cid in old.keys() - new.keys():
             conn.execute("DELETE FROM children WHERE id = ?", (cid,))
@@ -262,10 +264,14 @@ def sync_roster(
                          (ch.child_id, now, ch.field, ch.old, ch.new))
         # No biometric data without consent: erase now, before anything slow happens.
         holders = {r[0] for r in conn.execute(
-            "SELECT child_id FROM templates UNION SELECT child_id FROM reference_photos")}
+            "SELECT child_id FROM templates UNION SELECT child_id FROM reference_photos "
+            "UNION SELECT child_id FROM learned_faces")}
         for cid in sorted(holders - allowed):
             n = conn.execute("DELETE FROM templates WHERE child_id = ?", (cid,)).rowcount
             conn.execute("DELETE FROM reference_photos WHERE child_id = ?", (cid,))
+            # Faces PhotoGuard cut out of photos when the manager confirmed them: its own files, erased too.
+            learned_files += [r[0] for r in conn.execute("SELECT path FROM learned_faces WHERE child_id = ?", (cid,))]
+            conn.execute("DELETE FROM learned_faces WHERE child_id = ?", (cid,))
             if n:
                 erased += n
                 conn.execute("INSERT INTO events (at, kind, child_id, detail) VALUES (?,?,?,?)",
@@ -280,6 +286,11 @@ def sync_roster(
             conn.execute("INSERT INTO events (at, kind, child_id, detail) VALUES (?,?,?,?)",
                          (now, "templates_outdated", cid, f"{n} templates of an older face model: encoded again"))
         conn.execute("INSERT INTO events (at, kind, detail) VALUES (?,?,?)", (now, "roster_synced", json.dumps({"today": today.isoformat(), "checks": rules})))
+
+    for rel in learned_files:
+        path = home.enrol / rel
+        if path.is_file() and not path.is_symlink():
+            os.unlink(path)
 
     # Photos: what is in each allowed child's folder now, and what needs checking.
     files: dict[str, list[tuple[Path, str, str]]] = {}   # child -> (file, rel path, sha256)
@@ -296,6 +307,7 @@ def sync_roster(
             for rel, row in known.items():
                 if current.get(rel) != row["sha256"]:
                     conn.execute("DELETE FROM reference_photos WHERE child_id = ? AND path = ?", (cid, rel))
+                    conn.execute("DELETE FROM learned_faces WHERE child_id = ? AND path = ?", (cid, rel))
             for sha in have - shas:   # the photo was removed or replaced
                 erased += conn.execute("DELETE FROM templates WHERE child_id = ? AND photo_sha256 = ?", (cid, sha)).rowcount
         have &= shas

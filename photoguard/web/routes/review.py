@@ -8,19 +8,15 @@ where, what a drawn box does, what is published. This module only shows and forw
 
 from __future__ import annotations
 
-from datetime import date
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from photoguard.flow import release as releasing, review as library
-from photoguard.flow.references import ReferenceError, learn_from_face
-from photoguard.store.roster import load_consents, template_eligibility
-from photoguard.web.pages import database, flash, page, record_id, state
+from photoguard.store.roster import load_consents
+from photoguard.web.pages import database, flash, page, state
 from photoguard.web.routes.photos import SHA
-from photoguard.web.routes.roster import enrol_now
 
 ACTOR = library.WEB_ACTOR
 
@@ -51,12 +47,8 @@ def _detail(request: Request, sha: str):
             return None
         detail = library.review_detail(home, conn, sha)
         consents = load_consents(conn)
-    today = date.today()
     children = sorted(((c.child_id, c.name or c.child_id) for c in consents.values()), key=lambda c: c[1].lower())
-    learnable = {f.number: f.child_id for f in detail.faces
-                 if f.child_id and f.edit and f.edit.startswith("you confirmed")
-                 and template_eligibility(consents.get(f.child_id), today) is None}
-    return dict(detail=detail, children=children, names=dict(children), learnable=learnable, position=index + 1,
+    return dict(detail=detail, children=children, names=dict(children), position=index + 1,
                 total=len(items),
                 previous=items[index - 1].sha256 if index > 0 else None,
                 next=items[index + 1].sha256 if index + 1 < len(items) else None)
@@ -126,34 +118,6 @@ async def undo_edit(request: Request) -> Response:
     return await _change(request, lambda home, conn, sha, form: library.undo_edit(home, conn, sha, actor=ACTOR))
 
 
-async def learn(request: Request) -> Response:
-    """Confirm and learn: the face the manager confirmed becomes a reference photo of that child."""
-    sha = _sha(request)
-    context = await run_in_threadpool(_detail, request, sha) if sha else None
-    if context is None:
-        return _gone()
-    form = await request.form()
-    number = str(form.get("face", ""))
-    child = context["learnable"].get(record_id(number))
-    if child is None:
-        flash(request, "Only a face you confirmed, of a child whose parents allow face matching, can be learnt.")
-        return RedirectResponse(f"/review/{sha}", status_code=303)
-    face = next(f for f in context["detail"].faces if f.number == int(number))
-    home = state(request).home
-    try:
-        def save():
-            with database(request) as conn:
-                return learn_from_face(home, conn, sha, face.box, child)
-        path = await run_in_threadpool(save)
-    except ReferenceError as exc:
-        flash(request, f"Not done: {exc}")
-        return RedirectResponse(f"/review/{sha}", status_code=303)
-    await run_in_threadpool(enrol_now, request)
-    flash(request, f"Face {number} was added to {face.who}'s reference photos ({path.name}). "
-                   f"You can remove it on their page.")
-    return RedirectResponse(f"/review/{sha}", status_code=303)
-
-
 async def release(request: Request) -> Response:
     web = state(request)
     sha = _sha(request)
@@ -217,7 +181,6 @@ routes = [
     Route("/review/{sha}/confirm", confirm, methods=["POST"]),
     Route("/review/{sha}/box", box, methods=["POST"]),
     Route("/review/{sha}/undo-edit", undo_edit, methods=["POST"]),
-    Route("/review/{sha}/learn", learn, methods=["POST"]),
     Route("/review/{sha}/release", release, methods=["POST"]),
     Route("/review/{sha}/reject", reject, methods=["POST"]),
 ]

@@ -17,6 +17,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from photoguard.flow.enrol import enrol
+from photoguard.flow.learning import learned_faces
 from photoguard.flow.references import MAX_UPLOAD_BYTES, ReferenceError, feedback, remove_reference, store_upload
 from photoguard.rules.consent import may_show
 from photoguard.store.children import child_history, child_standing, list_children
@@ -104,6 +105,7 @@ def _child_page(request: Request, cid: str, result=None, upload_error: str | Non
         photos = conn.execute("SELECT path, sha256, status, reason FROM reference_photos WHERE child_id = ? "
                               "ORDER BY path", (cid,)).fetchall()
         templates = conn.execute("SELECT COUNT(*) FROM templates WHERE child_id = ?", (cid,)).fetchone()[0]
+        learned = {f.path: f for f in learned_faces(conn, cid)}
     if consent is None and not history:
         return PlainTextResponse("No such child.", status_code=404)
     shown = {ch: may_show(consent, ch, today) for ch in web.home.settings.channels} if consent else {}
@@ -113,7 +115,7 @@ def _child_page(request: Request, cid: str, result=None, upload_error: str | Non
         if folder.is_dir() else []
     known = {p["path"].rsplit("/", 1)[-1] for p in photos}
     return page(request, "child.html", status_code=status_code, cid=cid, consent=consent, history=history,
-                photos=photos, reasons={p["sha256"]: reason_on_page(p["reason"]) for p in photos},
+                photos=photos, learned=learned, reasons={p["sha256"]: reason_on_page(p["reason"]) for p in photos},
                 templates=templates, shown=shown, standing=standing, result=result,
                 upload_error=upload_error,
                 unused=[n for n in waiting if n not in known], min_good=MIN_GOOD_PHOTOS,
