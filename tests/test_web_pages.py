@@ -92,7 +92,7 @@ def test_withdraw_re_renders_the_outbox_and_lists_posted_photos_to_take_down(cli
     fb_id = conn.execute("SELECT id FROM outbox_files WHERE channel = 'facebook'").fetchone()[0]
     conn.close()
     assert post(client, f"/outbox/file/{fb_id}/posted").status_code == 303
-    assert "Posted" in client.get("/outbox").text
+    assert "Already posted on Facebook (1)" in client.get("/outbox").text
     confirm = client.get("/children/grace/withdraw").text
     assert "Withdraw all consent for Grace?" in confirm
     r = post(client, "/children/grace/withdraw", {"fingerprint": fingerprint(client, "/children/grace/withdraw")})

@@ -39,7 +39,8 @@ COLLECTED, REPLACED, REMOVED = "collected", "replaced", "removed"
 # The library the CLI and the web app call (kept stable).
 __all__ = [
     "OutboxError", "OutboxPhoto", "TakedownChild", "TakedownItem",
-    "list_outbox", "outbox_photo", "find_outbox_photo", "mark_posted", "takedown_list", "mark_taken_down",
+    "list_outbox", "outbox_photo", "find_outbox_photo", "mark_posted", "mark_all_posted", "takedown_list",
+    "mark_taken_down",
     "sweep", "record_outbox_file", "when_words",
 ]
 
@@ -392,6 +393,16 @@ def mark_posted(home: Home, conn: sqlite3.Connection, photo: int | str, channel:
                          (moment.isoformat(timespec="seconds"), actor, row["id"]))
             _event(conn, "posted", row["photo_sha256"], f"{channel}: {_last_name(row)}: posted by {actor}")
     return outbox_photo(home, conn, row["id"])
+
+
+def mark_all_posted(home: Home, conn: sqlite3.Connection, ids: Iterable[int], channel: str, actor: str) -> list[OutboxPhoto]:
+    """Mark every photo of ``ids`` posted on ``channel`` at once (the manager posted what she downloaded):
+    only those she was shown, never one that arrived meanwhile. Photos already marked stay as they were."""
+    done = []
+    for file_id in dict.fromkeys(ids):
+        if outbox_photo(home, conn, file_id).posted is None:
+            done.append(mark_posted(home, conn, file_id, channel, actor))
+    return done
 
 
 # --- take-down list ---------------------------------------------------------------------------------

@@ -51,10 +51,11 @@ def child_history(conn: sqlite3.Connection, child_id: str) -> list[HistoryEntry]
 
 def expiring(conn: sqlite3.Connection, within_days: int, today: date | None = None) -> list[tuple[ChildConsent, int]]:
     """Children whose consent ends within ``within_days`` days (already expired ones too), with the days
-    left (0 = last valid day is today, negative = expired that many days ago); soonest first."""
+    left (0 = last valid day is today, negative = expired that many days ago); soonest first. A child whose
+    consent was withdrawn (no channel left) has nothing that ends: not listed."""
     today = today or date.today()
     out = [(c, (c.expires - today).days) for c in load_consents(conn).values()
-           if c.expires is not None and (c.expires - today).days <= within_days]
+           if c.expires is not None and c.any_channel() and (c.expires - today).days <= within_days]
     return sorted(out, key=lambda item: (item[1], item[0].child_id))
 
 

@@ -11,7 +11,6 @@ from starlette.routing import Route
 from photoguard.flow.outbox import takedown_list
 from photoguard.flow.review import review_queue
 from photoguard.flow.watch_status import not_taken_words, watch_status
-from photoguard.photos.images import PHOTO_SUFFIXES
 from photoguard.store.children import expiring
 from photoguard.web.pages import database, page, state
 
@@ -39,7 +38,11 @@ def watcher_words(st) -> tuple[bool, str]:
 
 
 def failed_count(home) -> int:
-    return sum(1 for p in home.failed.rglob("*") if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+    """Files in failed/, whatever they are (a text file dropped by mistake too), not counting the note
+    PhotoGuard writes beside each one (``<name>.txt``)."""
+    files = [p for p in home.failed.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    names = {p for p in files}
+    return sum(1 for p in files if not (p.suffix == ".txt" and p.with_name(p.stem) in names))
 
 
 async def dashboard(request: Request) -> Response:

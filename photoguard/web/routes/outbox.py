@@ -44,7 +44,7 @@ async def download_all(request: Request) -> Response:
     if channel not in home.settings.channels:
         return PlainTextResponse("No such channel.", status_code=404)
     with database(request) as conn:
-        photos = library.list_outbox(home, conn, channel)
+        photos = [p for p in library.list_outbox(home, conn, channel) if p.posted is None]
     buf = io.BytesIO()
     names: set[str] = set()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
@@ -76,6 +76,24 @@ async def posted(request: Request) -> Response:
     return RedirectResponse(f"/outbox#ch-{photo.channel}", status_code=303)
 
 
+async def posted_all(request: Request) -> Response:
+    """"Mark all as posted" for one channel: the photos the page showed her, in one go."""
+    home = state(request).home
+    channel = request.path_params["channel"]
+    if channel not in home.settings.channels:
+        return PlainTextResponse("No such channel.", status_code=404)
+    form = await request.form()
+    ids = [n for n in (record_id(str(v)) for v in form.getlist("photo")) if n is not None]
+    with database(request) as conn:
+        try:
+            done = library.mark_all_posted(home, conn, ids, channel, ACTOR)
+        except library.OutboxError as exc:
+            flash(request, f"Not all marked: {exc}")
+            return RedirectResponse(f"/outbox#ch-{channel}", status_code=303)
+    flash(request, f"{len(done)} photo{'' if len(done) == 1 else 's'} marked as posted on {channel.capitalize()}.")
+    return RedirectResponse(f"/outbox#ch-{channel}", status_code=303)
+
+
 async def taken_down(request: Request) -> Response:
     file_id = record_id(request.path_params["file_id"])
     if file_id is None:
@@ -97,5 +115,6 @@ routes = [
     Route("/outbox/{channel}/all.zip", download_all),
     Route("/outbox/file/{file_id}/download", download),
     Route("/outbox/file/{file_id}/posted", posted, methods=["POST"]),
+    Route("/outbox/{channel}/posted", posted_all, methods=["POST"]),
     Route("/takedown/{file_id}/done", taken_down, methods=["POST"]),
 ]
