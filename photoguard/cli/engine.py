@@ -184,3 +184,43 @@ def evaluate_identity_cmd(folder, roster_sizes, runs, window, k, holdout, each_h
             click.echo(line)
     if any(r.wrong for r in results):
         raise SystemExit(1)
+
+
+@evaluate.command("term")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--max-age", type=int, default=6, show_default=True,
+              help="Oldest age in the term (years, from the file names).")
+@click.option("--min-age", type=int, default=0, show_default=True, help="Youngest age in the term.")
+@click.option("--roster", type=int, default=30, show_default=True, help="Children per roster (a third never enrolled).")
+@click.option("--batches", type=int, default=3, show_default=True, help="Batches the photos arrive in, in age order.")
+@click.option("--runs", type=int, default=40, show_default=True, help="Random terms.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Run i draws from (seed, i).")
+@click.option("--learning/--no-learning", default=True, show_default=True,
+              help="Confirmed answers become references (enrolment photos + the 4 newest learned faces).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--home", "home_dir", type=click.Path(file_okay=False), envvar="PHOTOGUARD_HOME", default=None,
+              help="Take settings from this home (default: built-in defaults).")
+def evaluate_term_cmd(folder, max_age, min_age, roster, batches, runs, seed, learning, as_json, home_dir) -> None:
+    """A simulated nursery term: shown, asked and wrong shows batch by batch on <child>/ photo folders."""
+    import json
+
+    from photoguard.engine.detect import FaceDetector
+    from photoguard.evaluate.faces import EvaluationError, encode_folder
+    from photoguard.evaluate.term import MatchRule, TermError, TermSetup, simulate_term
+    from photoguard.evaluate.term_report import format_term, term_to_dict
+
+    settings = _engine_settings(home_dir)
+    try:
+        setup = TermSetup(roster=roster, batches=batches, min_age=min_age, max_age=max_age, runs=runs, seed=seed,
+                          learning=learning)
+        photos = encode_folder(FaceDetector(settings.detect_threshold), Path(folder), _progress)
+        result = simulate_term(photos, setup, MatchRule.from_settings(settings))
+    except (EvaluationError, TermError) as exc:
+        raise click.ClickException(str(exc))
+    if as_json:
+        click.echo(json.dumps(term_to_dict(result), indent=2))
+    else:
+        for line in format_term(result):
+            click.echo(line)
+    if result.total().wrong:
+        raise SystemExit(1)
