@@ -41,7 +41,8 @@ class Recheck:
 
 
 def recheck_outbox(processor: Processor, today: date | None = None) -> list[Recheck]:
-    """Re-make every file still in an outbox that shows a child whose consent no longer allows it.
+    """Re-make every file still in an outbox that shows a child whose consent no longer allows it, and
+    every copy still waiting to be posted that obscures a recognised child whose consent now allows it.
 
     Run after every roster sync, at the start of every run (consents expire overnight) and after
     resuming. Files that left the outbox are recorded collected first; those go on the take-down list
@@ -66,17 +67,39 @@ def recheck_outbox(processor: Processor, today: date | None = None) -> list[Rech
             children[sha] = {f["idx"]: f["child_id"] for f in conn.execute(
                 "SELECT idx, child_id FROM faces WHERE photo_sha256 = ?", (sha,))}
         withdrawn = {}
-        for idx in json.loads(row["shown"] or "[]"):
+        shown = set(json.loads(row["shown"] or "[]"))
+        for idx in shown:
             child = children[sha].get(idx)
             verdict = may_show(processor.consents.get(child), row["channel"], today) if child else None
             if verdict is None or not verdict.allowed:
                 withdrawn[idx] = verdict.reason if verdict else "not identified"
-        if withdrawn:
-            stale.setdefault(sha, []).append((row, path, withdrawn))
+        posted = conn.execute("SELECT 1 FROM outbox_files WHERE photo_sha256 = ? AND channel = ? AND posted_at IS NOT NULL",
+                              (sha, row["channel"])).fetchone()
+        given = {} if posted else _given_back(conn, processor, row, shown, children[sha], today)
+        if withdrawn or given:
+            stale.setdefault(sha, []).append((row, path, withdrawn, given))
     changes: list[Recheck] = []
     for sha, files in sorted(stale.items()):
         changes += _OutboxFix(processor, sha).apply(files)
     return changes
+
+
+def _given_back(conn: sqlite3.Connection, processor: Processor, row: sqlite3.Row, shown: set[int],
+                children: dict[int, str | None], today: date) -> dict[int, str]:
+    """Faces of a copy still waiting to be posted that were obscured only for want of consent (a child
+    recognised or confirmed, not a face PhotoGuard or the manager was unsure of) and whose consent for that
+    channel is now given: they may be shown. A posted copy is left as it was posted."""
+    given = {}
+    for action in conn.execute("SELECT face_idx FROM face_actions WHERE photo_sha256 = ? AND channel = ? "
+                               "AND action = 'obscured' AND consent IS NOT NULL", (row["photo_sha256"], row["channel"])):
+        idx = action["face_idx"]
+        child = children.get(idx)
+        if idx in shown or not child:
+            continue
+        verdict = may_show(processor.consents.get(child), row["channel"], today)
+        if verdict.allowed:
+            given[idx] = verdict.reason
+    return given
 
 
 class _OutboxFix:
@@ -92,14 +115,18 @@ class _OutboxFix:
         self._original: np.ndarray | None = None
         self._encoded: dict[tuple[bool, ...], tuple[bytes | None, str | None]] = {}
 
-    def apply(self, files: list[tuple[sqlite3.Row, Path, dict[int, str]]]) -> list[Recheck]:
+    def apply(self, files: list[tuple[sqlite3.Row, Path, dict[int, str], dict[int, str]]]) -> list[Recheck]:
         changes = []
-        for row, path, withdrawn in files:
+        for row, path, withdrawn, given in files:
             try:
-                changes.append(self._fix(row, path, withdrawn))
+                change = self._fix(row, path, withdrawn, given)
             except Exception as exc:  # noqa: BLE001 — fail closed: a file we cannot fix is taken out
-                changes.append(self._remove(row, path, withdrawn, f"{self._why(withdrawn)}; "
-                                                         f"re-rendering failed ({type(exc).__name__}: {exc})"))
+                if not withdrawn:
+                    continue   # it only shows fewer faces than it may: it stays as it is
+                change = self._remove(row, path, withdrawn, f"{self._why(withdrawn)}; "
+                                                            f"re-rendering failed ({type(exc).__name__}: {exc})")
+            if change is not None:
+                changes.append(change)
         return changes
 
     def _encode(self, shown: tuple[bool, ...]) -> tuple[bytes | None, str | None]:
@@ -114,14 +141,18 @@ class _OutboxFix:
                                     (encode_stripped_jpeg(self.processor.published(rendered)), None))
         return self._encoded[shown]
 
-    def _fix(self, row: sqlite3.Row, path: Path, withdrawn: dict[int, str]) -> Recheck:
+    def _fix(self, row: sqlite3.Row, path: Path, withdrawn: dict[int, str], given: dict[int, str]) -> Recheck | None:
         why = self._why(withdrawn)
         archived = self.photo["archive_path"] if self.photo else None
         if not archived or not (self.home.root / archived).exists():
+            if not withdrawn:
+                return None
             return self._remove(row, path, withdrawn, f"{why}; the original is no longer archived")
         before = set(json.loads(row["shown"] or "[]"))
-        shown = tuple(i in before and i not in withdrawn for i in range(len(self.faces)))
+        shown = tuple((i in before and i not in withdrawn) or i in given for i in range(len(self.faces)))
         data, problem = self._encode(shown)
+        if data is None and not withdrawn:
+            return None
         if data is None:
             return self._remove(row, path, withdrawn, f"{why}; re-rendering was not safe: {problem}")
         # A file of its own for this channel, written beside the old one and put in its place (an editor
@@ -134,7 +165,9 @@ class _OutboxFix:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            reason = f"re-rendered with the face obscured: {why}"
+            reason = "; ".join(filter(None, (
+                f"re-rendered with the face obscured: {why}" if withdrawn else "",
+                f"re-made showing {self._why(given)}" if given else "")))
             with transaction(self.conn):
                 os.replace(tmp, path)
                 fsync_dir(path.parent)
@@ -146,7 +179,7 @@ class _OutboxFix:
                 self.conn.execute("UPDATE outputs SET path = ?, file_sha256 = ? WHERE photo_sha256 = ? AND channel = ?",
                                   (str(path.relative_to(self.home.root)), file_hash, self.sha, row["channel"]))
                 _event(self.conn, "rerendered", self.sha, f"{row['channel']}: {path.name}: {reason}",
-                       self._child(withdrawn))
+                       self._child(withdrawn or given))
         finally:
             tmp.unlink(missing_ok=True)
         return Recheck(self._source(row), row["channel"], str(path.relative_to(self.home.root)), "rerendered", reason)
