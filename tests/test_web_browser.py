@@ -150,7 +150,7 @@ def test_2_review_draw_a_box_and_release_to_one_channel(page, server, shots):
     drawn = [int(page.input_value(f"#box-{k}")) for k in ("left", "top", "right", "bottom")]
     assert all(abs(a - b) <= 3 for a, b in zip(drawn, area)), drawn
     page.click("text=Obscure this area")
-    page.wait_for_url(f"**/review/{web.held_sha}")
+    page.wait_for_url(f"**/review/{web.held_sha}#photo")   # back at the photo
     assert "will be obscured on every channel" in page.inner_text("main")
     assert page.locator("svg#photo g.drawn rect").count() == 1
     check_page(page, shots, "06-after-drawing-a-box")
@@ -277,7 +277,7 @@ def test_5_is_this_ada_the_manager_answers_the_question_photoguard_asks(page, se
     # The manager knows it is Ada: she picks Ada and confirms.
     face.locator("select").select_option("ada")
     face.locator("button:has-text('Confirm')").click()
-    page.wait_for_url(f"**/review/{result.sha256}")
+    page.wait_for_url(f"**/review/{result.sha256}#photo")
     face = page.locator(f"#face-{numbers['ada']}")
     assert "You confirmed it is Ada" in face.inner_text()
     assert "Facebook: shown" in face.inner_text()

@@ -98,7 +98,7 @@ def test_withdraw_re_renders_the_outbox_and_lists_posted_photos_to_take_down(cli
     r = post(client, "/children/grace/withdraw", {"fingerprint": fingerprint(client, "/children/grace/withdraw")})
     assert r.status_code == 303
     page = client.get("/children/grace").text
-    assert "Consent withdrawn for Grace" in page and "0 in use" in page
+    assert "Consent withdrawn for Grace" in page and "templates are erased" in page
     # The posted Facebook copy is on the take-down list, on the first page and the outbox page.
     for path in ["/", "/outbox"]:
         text = client.get(path).text
@@ -147,7 +147,10 @@ def test_review_release_to_one_channel(client, web):
 
 
 def test_review_reject(client, web):
-    assert post(client, f"/review/{web.held_sha}/reject").status_code == 303
+    asked = post(client, f"/review/{web.held_sha}/reject")      # X, or the button: asks first
+    assert asked.status_code == 200 and "Do not share missed.jpg?" in asked.text
+    assert (web.home.review / "missed.jpg").exists()
+    assert post(client, f"/review/{web.held_sha}/reject", {"sure": "yes"}).status_code == 303
     assert "will not be shared" in client.get("/review").text
     assert not (web.home.review / "missed.jpg").exists()
 
@@ -182,7 +185,7 @@ def test_review_changes_preview_and_undo(client, web):
     # Draw a box (the no-script form): a third, pink, numbered area.
     post(client, f"/review/{sha}/box", {"left": "20", "top": "520", "right": "160", "bottom": "620"})
     page = client.get(f"/review/{sha}").text
-    assert page.count("<rect ") == 3 and "marked area (face 3, bottom left) will be obscured on every channel" in page
+    assert page.count("<rect ") == 3 and "the area you marked (bottom left) will be obscured on every channel" in page
     post(client, f"/review/{sha}/box", {"left": "x", "top": "1", "right": "2", "bottom": "3"})
     assert "Not done" in client.get(f"/review/{sha}").text
     # Release to Facebook: Grace shown there (confirmed, consented); the drawn area obscured.

@@ -247,7 +247,15 @@ def demo(home_dir: str, workers: int | None) -> None:
     click.echo(f"report:  {report_path}   (shows children unobscured: private)")
     click.echo("")
     click.echo("See it in the web browser (choose a PIN the first time):")
-    click.echo(f"  photoguard serve --home {home.root}")
+    click.echo(f"  {_command()} serve --home {home.root}")
+
+
+def _command() -> str:
+    """How to run photoguard again the way this one was run: `uv run photoguard` when started by `uv run`
+    (from a checkout, where `photoguard` alone is not on the PATH), else the installed command."""
+    import os
+
+    return "uv run photoguard" if os.environ.get("UV") else "photoguard"
 
 
 @main.command()

@@ -15,7 +15,7 @@ import sqlite3
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -32,7 +32,7 @@ from photoguard.photos.durable import drop_folder, make_folders, publish
 from photoguard.photos.images import sha256_file
 from photoguard.photos.places import where_in_photo
 from photoguard.photos.save import encode_stripped_jpeg, fsync_dir
-from photoguard.rules.decide import OBSCURED, SECOND_LOOK_REASON, _consent_json, decide
+from photoguard.rules.decide import OBSCURED, SECOND_LOOK_REASON, SHOWN, _consent_json, decide
 from photoguard.store.db import transaction
 from photoguard.store.faces import landmarks_json
 from photoguard.store.home import OUTBOX_FILE, Home
@@ -43,6 +43,17 @@ from photoguard.store.localtime import now_iso
 class Released:
     item: ReviewItem
     files: dict[str, Path]               # channel -> the file published in its outbox
+    obscured: dict[str, list[str]] = field(default_factory=dict)   # channel -> children obscured there (names)
+
+    def words(self) -> str:
+        """'picnic.jpg released to Facebook, Instagram, Twitter (Grace obscured on Instagram and Twitter)'."""
+        by_child: dict[str, list[str]] = {}
+        for channel, names in self.obscured.items():
+            for name in names:
+                by_child.setdefault(name, []).append(channel.capitalize())
+        also = "; ".join(f"{name} obscured on {' and '.join(chs)}" for name, chs in by_child.items())
+        return (f"{self.item.source} released to {', '.join(c.capitalize() for c in self.files)}"
+                + (f" ({also})" if also else ""))
 
 
 @dataclass(frozen=True)
@@ -131,7 +142,10 @@ def _release(home: Home, conn: sqlite3.Connection, item: ReviewItem, channels: l
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _remove_copy(home, item)
-    return Released(item, placed)
+    obscured = {channel: [_who(i.child_id, plan.consents) for i, (action, _, _) in
+                          zip(plan.identities, plan.decision[channel]) if i.child_id and action != SHOWN]
+                for channel in channels}
+    return Released(item, placed, obscured)
 
 
 def _publish_channels(home: Home, conn: sqlite3.Connection, plan: _Plan,

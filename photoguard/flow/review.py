@@ -351,7 +351,7 @@ def add_box(home: Home, conn: sqlite3.Connection, name: str, box: Sequence[int],
                          "VALUES (?,?,?,?,?,NULL)", (item.sha256, idx, channel, OBSCURED, DRAWN_REASON))
         _record_edit(conn, item, actor, "box", idx)
     _refresh_copy(home, conn, item)
-    return (f"{item.name}: the marked area (face {idx + 1}, {where_in_photo((left, top, right, bottom), width, height)}) "
+    return (f"{item.name}: the area you marked ({where_in_photo((left, top, right, bottom), width, height)}) "
             "will be obscured on every channel")
 
 

@@ -96,7 +96,7 @@ async def _change(request: Request, call) -> Response:
         flash(request, f"Not done: {exc}")
     except (ValueError, KeyError):
         flash(request, "Not done: the form was incomplete. Try again.")
-    return RedirectResponse(f"/review/{sha}", status_code=303)
+    return RedirectResponse(f"/review/{sha}#photo", status_code=303)   # back at the photo, not the top
 
 
 async def obscure(request: Request) -> Response:
@@ -138,16 +138,33 @@ async def release(request: Request) -> Response:
     except library.ReviewError as exc:
         flash(request, f"Not released: {exc}")
         return RedirectResponse(f"/review/{sha}", status_code=303)
-    flash(request, f"{done.item.source} released to {', '.join(c.capitalize() for c in done.files)}. "
-                   "It is in Ready to post.")
-    return RedirectResponse("/review", status_code=303)
+    flash(request, f"{done.words()}. It is in Ready to post.")
+    return RedirectResponse(await _next_photo(request, sha), status_code=303)
+
+
+async def _next_photo(request: Request, sha: str) -> str:
+    """After a release or a 'do not share': the next photo waiting, so the manager goes on where she was."""
+    def find() -> str:
+        with database(request) as conn:
+            items = library.review_queue(state(request).home, conn)
+        later = [it for it in items if it.sha256 != sha]
+        return f"/review/{later[0].sha256}" if later else "/review"
+    return await run_in_threadpool(find)
 
 
 async def reject(request: Request) -> Response:
+    """'Do not share this photo' asks first (a key press is easily made by mistake), then does it."""
     web = state(request)
     sha = _sha(request)
     if sha is None:
         return _gone()
+    if request.method == "GET" or (await request.form()).get("sure") != "yes":
+        with database(request) as conn:
+            try:
+                it = library.find_item(web.home, conn, sha)
+            except library.ReviewError:
+                return _gone()
+        return page(request, "reject_confirm.html", item=it)
     try:
         with database(request) as conn:
             it = releasing.reject(web.home, conn, sha, actor=ACTOR)
@@ -155,7 +172,7 @@ async def reject(request: Request) -> Response:
         flash(request, f"Not done: {exc}")
         return RedirectResponse(f"/review/{sha}", status_code=303)
     flash(request, f"{it.source} will not be shared. The original stays in the archive.")
-    return RedirectResponse("/review", status_code=303)
+    return RedirectResponse(await _next_photo(request, sha), status_code=303)
 
 
 async def undo_last(request: Request) -> Response:
@@ -182,5 +199,5 @@ routes = [
     Route("/review/{sha}/box", box, methods=["POST"]),
     Route("/review/{sha}/undo-edit", undo_edit, methods=["POST"]),
     Route("/review/{sha}/release", release, methods=["POST"]),
-    Route("/review/{sha}/reject", reject, methods=["POST"]),
+    Route("/review/{sha}/reject", reject, methods=["GET", "POST"]),
 ]
