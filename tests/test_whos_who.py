@@ -300,3 +300,14 @@ def test_yes_to_all_on_the_page_releases_and_the_log_names_no_child(home, conn, 
     assert "/face/{sha}/{number}" in log and "/whos-who/yes-to-all" in log
     assert not NAMES.search(log), log
     assert not any(q.sha256 in log for q in questions)
+
+
+def test_the_single_photos_page_shows_the_face_it_asks_about(home, conn, client):
+    """Never blind: the photo's own page shows each face it asks about, unobscured, from the same crop."""
+    sign_in(client)
+    q = question(conn, home, "sandpit", "ada")
+    text = client.get(f"/review/{q.sha256}").text
+    assert f'src="/face/{q.sha256}/{q.number}"' in text
+    assert f"Face {q.number} as it is in the photo, not obscured, enlarged" in text
+    client.post(f"/review/{q.sha256}/confirm", data={"face": str(q.number), "child": "ada"}, headers=ORIGIN)
+    assert f'src="/face/{q.sha256}/{q.number}"' not in client.get(f"/review/{q.sha256}").text   # answered
