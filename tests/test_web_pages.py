@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import stat
 import zipfile
 from datetime import date, timedelta
 
@@ -238,18 +239,35 @@ def test_dashboard_says_why_the_watcher_is_paused(client, web):
 
 
 def test_reference_photo_feedback_in_words(client, web):
-    from facekit import jpeg_bytes, scene
+    from facekit import face_patch, jpeg_bytes, scene
+
+    from photoguard.flow.enrol import enrol
 
     rgb, _ = scene(900, 600, [("astronaut", 80, 150, 200), ("hopper", 640, 60, 150)], seed=4)
     r = client.post("/children/ada/photos", files={"photo": ("two.jpg", jpeg_bytes(rgb), "image/jpeg")}, headers=ORIGIN)
     assert r.status_code == 200
-    assert "Not used: a second face, top right, at" in r.text and "A second face, top right, at" in r.text
-    # Kept in the folder, shown as not usable, and removable.
+    assert "two.jpg: Not used: a second face, top right, at" in r.text and "A second face, top right, at" in r.text
+    assert "It was not kept; choose a better photo." in r.text
+    assert not any(p.name.startswith("two") for p in (web.home.enrol / "ada").iterdir())   # PhotoGuard's copy: gone
+    # Several at once (a child's photos in one go): each checked and said in words.
+    good = [jpeg_bytes(face_patch("astronaut", w, 0.8).rgb) for w in (170, 210)]
+    r = client.post("/children/ada/photos", headers=ORIGIN, files=[
+        ("photo", ("a.jpg", good[0], "image/jpeg")), ("photo", ("b.jpg", good[1], "image/jpeg")),
+        ("photo", ("notes.jpg", b"not a photo", "image/jpeg"))])
+    assert r.status_code == 200
+    assert r.text.count("Good reference photo") == 2 and "notes.jpg:</strong> This file cannot be used" in r.text
+    assert "5 in use" in client.get("/children/ada").text
+    # A photo put in the folder by hand is the manager's: listed as not usable, and removable.
+    (web.home.enrol / "ada" / "two.jpg").write_bytes(jpeg_bytes(rgb))
+    conn = connect(web.home.database)
+    enrol(web.home, conn)
+    conn.close()
     page = client.get("/children/ada").text
     assert "not usable: a second face, top right" in page
     sha = re.search(r'name="photo" value="([0-9a-f]{64})"', page[page.index("two.jpg"):]).group(1)
     assert post(client, "/children/ada/photos/remove", {"photo": sha}).status_code == 303
     assert not any(p.name.startswith("two") for p in (web.home.enrol / "ada").iterdir())
+    assert stat.S_IMODE((web.home.logs / "web.log").stat().st_mode) == 0o600
 
 
 def test_change_a_consent_from_the_child_page(client, web):

@@ -96,7 +96,7 @@ async def child_form(request: Request) -> Response:
                 fingerprint=fingerprint(web.home.roster_csv))
 
 
-def _child_page(request: Request, cid: str, result=None, upload_error: str | None = None, status_code: int = 200):
+def _child_page(request: Request, cid: str, results=(), upload_error: str | None = None, status_code: int = 200):
     web = state(request)
     today = date.today()
     with database(request) as conn:
@@ -116,10 +116,10 @@ def _child_page(request: Request, cid: str, result=None, upload_error: str | Non
     known = {p["path"].rsplit("/", 1)[-1] for p in photos}
     return page(request, "child.html", status_code=status_code, cid=cid, consent=consent, history=history,
                 photos=photos, learned=learned, reasons={p["sha256"]: reason_on_page(p["reason"]) for p in photos},
-                templates=templates, shown=shown, standing=standing, result=result,
+                templates=templates, shown=shown, standing=standing, results=results,
                 upload_error=upload_error,
                 unused=[n for n in waiting if n not in known], min_good=MIN_GOOD_PHOTOS,
-                max_mb=MAX_UPLOAD_BYTES // (1024 * 1024))
+                max_mb=MAX_UPLOAD_BYTES // (1024 * 1024), max_at_once=MAX_PHOTOS_AT_ONCE)
 
 
 async def child(request: Request) -> Response:
@@ -134,15 +134,19 @@ class _InMemoryParser(MultiPartParser):
     spool_max_size = MAX_UPLOAD_BYTES + 1
 
 
-async def _read_upload(request: Request) -> tuple[UploadFile | None, str | None]:
+MAX_PHOTOS_AT_ONCE = 10
+
+
+async def _read_upload(request: Request) -> tuple[list[UploadFile], str | None]:
     length = request.headers.get("content-length")
-    if length is None or not length.isdigit() or int(length) > MAX_UPLOAD_BYTES + 64 * 1024:
-        return None, f"The photo is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB. Use a smaller copy."
+    if length is None or not length.isdigit() or int(length) > MAX_UPLOAD_BYTES * MAX_PHOTOS_AT_ONCE + 64 * 1024:
+        return [], (f"These photos are more than {MAX_UPLOAD_BYTES * MAX_PHOTOS_AT_ONCE // (1024 * 1024)} MB together. "
+                      f"Add at most {MAX_PHOTOS_AT_ONCE} at a time, each up to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
     body = b""
     async for chunk in request.stream():
         body += chunk
         if len(body) > int(length):
-            return None, "The upload was larger than announced and was refused."
+            return [], "The upload was larger than announced and was refused."
 
     async def once():
         yield body
@@ -150,9 +154,13 @@ async def _read_upload(request: Request) -> tuple[UploadFile | None, str | None]
     try:
         form = await _InMemoryParser(request.headers, once(), max_part_size=64 * 1024).parse()
     except Exception:
-        return None, "The upload could not be read. Choose the photo again."
-    upload = form.get("photo")
-    return (upload, None) if isinstance(upload, UploadFile) else (None, "Choose a photo first.")
+        return [], "The upload could not be read. Choose the photos again."
+    uploads = [u for u in form.getlist("photo") if isinstance(u, UploadFile) and u.filename]
+    if not uploads:
+        return [], "Choose a photo first."
+    if len(uploads) > MAX_PHOTOS_AT_ONCE:
+        return [], f"{len(uploads)} photos chosen: add at most {MAX_PHOTOS_AT_ONCE} at a time."
+    return uploads, None
 
 
 async def upload_photo(request: Request) -> Response:
@@ -160,17 +168,23 @@ async def upload_photo(request: Request) -> Response:
     cid = _child_id(request)
     if cid is None or read_child(web.home, cid) is None:
         return PlainTextResponse("No such child.", status_code=404)
-    upload, error = await _read_upload(request)
-    if upload is None:
+    uploads, error = await _read_upload(request)
+    if not uploads:
         return _child_page(request, cid, upload_error=error, status_code=400)
-    data = await upload.read()
-    try:
-        path = store_upload(web.home, cid, data, upload.filename or "photo")
-    except ReferenceError as exc:
-        return _child_page(request, cid, upload_error=str(exc), status_code=400)
-    result = await run_in_threadpool(lambda: feedback(path, web.detector(), web.home.settings.min_face_px))
+    results = []   # (the file's name, Feedback or None, the problem in words)
+    for upload in uploads:
+        name = upload.filename or "photo"
+        try:
+            path = store_upload(web.home, cid, await upload.read(), name)
+        except ReferenceError as exc:
+            results.append((name, None, str(exc)))
+            continue
+        result = await run_in_threadpool(lambda: feedback(path, web.detector(), web.home.settings.min_face_px))
+        if not result.accepted:
+            path.unlink(missing_ok=True)   # PhotoGuard's own copy of a photo that cannot be used: not kept
+        results.append((name, result, None))
     await run_in_threadpool(enrol_now, request)
-    return _child_page(request, cid, result=result)
+    return _child_page(request, cid, results=results, status_code=200 if any(r for _, r, _ in results) else 400)
 
 
 async def remove_photo(request: Request) -> Response:
