@@ -65,3 +65,24 @@ def test_demo_through_uv_run_says_uv_run_photoguard_serve(tmp_path, monkeypatch)
     assert f"uv run photoguard serve --home {tmp_path / 'demo'}" in done.output
     monkeypatch.delenv("UV")
     assert os.environ.get("UV") is None
+
+
+def test_faces_are_numbered_left_to_right(tmp_path):
+    """Face 1 is the leftmost face, whatever order the detector found them in."""
+    import json
+
+    from facekit import jpeg_bytes, scene
+    from photoguard.flow.pipeline import Processor
+    from photoguard.store.home import open_home
+
+    home = open_home(tmp_path / "home")
+    # The detector lists the clearest face first: here the big one on the right, the small one on the left last.
+    rgb, _ = scene(1200, 600, [("hopper", 880, 150, 240), ("astronaut", 60, 260, 70), ("hopper", 480, 220, 150)],
+                   seed=8)
+    (home.inbox / "three.jpg").write_bytes(jpeg_bytes(rgb))
+    processor = Processor(home)
+    result = processor.process(home.inbox / "three.jpg")
+    lefts = [json.loads(r["box"])[0] for r in processor.conn.execute(
+        "SELECT box FROM faces WHERE photo_sha256 = ? ORDER BY idx", (result.sha256,))]
+    processor.conn.close()
+    assert len(lefts) >= 3 and lefts == sorted(lefts), lefts

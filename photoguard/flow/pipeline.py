@@ -257,7 +257,8 @@ class Processor(SetAside, SecondLooks):
         rgb = image.rgb
         height, width = rgb.shape[:2]
         channels = self.settings.channels
-        faces = list(self.detector.detect(rgb))
+        # Numbered as the manager reads the photo: left to right (then top to bottom), on every page and in the CLI.
+        faces = sorted(self.detector.detect(rgb), key=lambda f: (f.box[0], f.box[1]))
         identities = list(self.identify(rgb, faces))
         seed = secrets.randbits(63)
         decision, renders, problem = self._decide_and_look(rgb, faces, identities, channels, today, seed)
