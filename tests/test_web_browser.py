@@ -12,6 +12,8 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -49,15 +51,15 @@ def shots():
     return folder
 
 
-@pytest.fixture(scope="module")
-def server(web_template, tmp_path_factory):
+@contextmanager
+def serving(home) -> Iterator[str]:
+    """The real web app for ``home`` under uvicorn on a free local port, for the time of the block."""
     import uvicorn
 
     from photoguard.web.app import create_app
 
-    web = webhome.copy(web_template, tmp_path_factory.mktemp("browser") / "home")
     port = free_port()
-    config = uvicorn.Config(create_app(web.home, port=port), host="127.0.0.1", port=port, log_level="warning",
+    config = uvicorn.Config(create_app(home, port=port), host="127.0.0.1", port=port, log_level="warning",
                             access_log=False)
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -66,9 +68,18 @@ def server(web_template, tmp_path_factory):
     while not srv.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert srv.started, "the web app did not start"
-    yield web, f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def server(web_template, tmp_path_factory):
+    web = webhome.copy(web_template, tmp_path_factory.mktemp("browser") / "home")
+    with serving(web.home) as base:
+        yield web, base
 
 
 @pytest.fixture(scope="module")

@@ -247,8 +247,15 @@ def test_reference_photo_feedback_in_words(client, web):
     r = client.post("/children/ada/photos", files={"photo": ("two.jpg", jpeg_bytes(rgb), "image/jpeg")}, headers=ORIGIN)
     assert r.status_code == 200
     assert "two.jpg: Not used: a second face, top right, at" in r.text and "A second face, top right, at" in r.text
-    assert "It was not kept; choose a better photo." in r.text
-    assert not any(p.name.startswith("two") for p in (web.home.enrol / "ada").iterdir())   # PhotoGuard's copy: gone
+    assert "use the largest face</button>" in r.text     # kept: the other face may be a poster
+    # A photo that cannot be used is not kept (PhotoGuard's own copy).
+    small, _ = scene(900, 600, [("astronaut", 400, 250, 50)], seed=4)
+    r = client.post("/children/ada/photos", files={"photo": ("far.jpg", jpeg_bytes(small), "image/jpeg")}, headers=ORIGIN)
+    assert "far.jpg: Not used:" in r.text and "It was not kept; choose a better photo." in r.text
+    assert not any(p.name.startswith("far") for p in (web.home.enrol / "ada").iterdir())
+    remove = re.search(r'name="photo" value="([0-9a-f]{64})"', client.get("/children/ada").text[
+        client.get("/children/ada").text.index("two.jpg"):]).group(1)
+    assert post(client, "/children/ada/photos/remove", {"photo": remove}).status_code == 303
     # Several at once (a child's photos in one go): each checked and said in words.
     good = [jpeg_bytes(face_patch("astronaut", w, 0.8).rgb) for w in (170, 210)]
     r = client.post("/children/ada/photos", headers=ORIGIN, files=[

@@ -5,11 +5,8 @@ action per face, one per child group), and screenshots at 390 px and 1280 px wid
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
-from test_web_browser import ARGS, CHROMIUM, check_page, free_port
+from test_web_browser import browser, check_page, serving  # noqa: F401
 from test_whos_who import make_asking_home
 from webhome import PIN
 
@@ -22,33 +19,9 @@ PHOTOS = {f"outing{i:02d}": 60 + i for i in range(10)}    # 10 photos, each aski
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
-    from photoguard.web.app import create_app
-
     home = open_home(make_asking_home(tmp_path_factory.mktemp("whos-who-browser") / "home", PHOTOS))
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(home, port=port), host="127.0.0.1", port=port,
-                                        log_level="warning", access_log=False))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "the web app did not start"
-    yield home, f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
+    with serving(home) as base:
+        yield home, base
 
 
 def open_page(browser, base: str, width: int, height: int):
@@ -119,8 +92,8 @@ def test_twenty_questions_one_action_per_face_and_one_per_child_group(browser, s
     def click(target) -> None:
         nonlocal actions
         actions += 1
-        with page.expect_navigation():
-            target.click()
+        with page.expect_navigation(timeout=180_000):   # Yes to all: ten answers and releases in one go
+            target.click(timeout=180_000)
 
     groups = [h.split(" (")[0] for h in page.locator(".who-group h2").all_inner_texts()]
     assert groups == ["Ada", "Grace"]

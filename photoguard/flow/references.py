@@ -17,7 +17,7 @@ from photoguard.photos.images import ImageError, load_image, load_image_bytes
 from photoguard.photos.places import where_in_photo
 from photoguard.photos.save import save_stripped_jpeg
 from photoguard.store.home import Home
-from photoguard.store.reference_photos import (MIN_SHARPNESS, RIVAL_FACE_RATIO, check_photo, child_folder,
+from photoguard.store.reference_photos import (MIN_SHARPNESS, RIVAL_FACE_RATIO, SECOND_FACE, check_photo, child_folder,
                                                reason_on_page, sharpness)
 
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
@@ -32,6 +32,12 @@ class Feedback:
     accepted: bool
     verdict: str                                    # the rule's own words (roster.check_photo)
     points: list[tuple[bool, str]] = field(default_factory=list)   # a checklist, in words
+    reason: str | None = None                       # why not, as check_photo said it (None when accepted)
+
+    @property
+    def worth_keeping(self) -> bool:
+        """Accepted, or refused only for a second face the manager may say is a poster ("use the largest")."""
+        return self.accepted or (self.reason or "").startswith(SECOND_FACE)
 
 
 class _Watching:
@@ -76,7 +82,7 @@ def feedback(path: Path, detector, min_face_px: int) -> Feedback:
                            else "Too blurry: use a sharper photo."))
     if encoding is not None:
         return Feedback(True, "Good reference photo: it will be used to recognise this child.", points)
-    return Feedback(False, f"Not used: {reason_on_page(reason)}.", points)
+    return Feedback(False, f"Not used: {reason_on_page(reason)}.", points, reason)
 
 
 def store_upload(home: Home, child_id: str, data: bytes, original_name: str) -> Path:

@@ -171,20 +171,20 @@ async def upload_photo(request: Request) -> Response:
     uploads, error = await _read_upload(request)
     if not uploads:
         return _child_page(request, cid, upload_error=error, status_code=400)
-    results = []   # (the file's name, Feedback or None, the problem in words)
+    results = []   # (the file's name, Feedback or None, the problem in words, kept in the folder)
     for upload in uploads:
         name = upload.filename or "photo"
         try:
             path = store_upload(web.home, cid, await upload.read(), name)
         except ReferenceError as exc:
-            results.append((name, None, str(exc)))
+            results.append((name, None, str(exc), False))
             continue
         result = await run_in_threadpool(lambda: feedback(path, web.detector(), web.home.settings.min_face_px))
-        if not result.accepted:
+        if not result.worth_keeping:
             path.unlink(missing_ok=True)   # PhotoGuard's own copy of a photo that cannot be used: not kept
-        results.append((name, result, None))
+        results.append((name, result, None, result.worth_keeping))
     await run_in_threadpool(enrol_now, request)
-    return _child_page(request, cid, results=results, status_code=200 if any(r for _, r, _ in results) else 400)
+    return _child_page(request, cid, results=results, status_code=200 if any(r for _, r, _, _ in results) else 400)
 
 
 async def remove_photo(request: Request) -> Response:
