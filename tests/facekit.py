@@ -111,3 +111,13 @@ def jpeg_bytes(rgb: np.ndarray, orientation: int = 1, quality: int = 92, **save_
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=quality, exif=exif, **save_kw)
     return buf.getvalue()
+
+
+def face_variant(name: str, i: int, *, turn: tuple[float, float], gain: tuple[float, float]) -> np.ndarray:
+    """Photo ``i`` of a person: ``face_image(name)`` mirrored on odd ``i``, turned ``turn[0] * i + turn[1]``
+    degrees and brightened ``gain[0] + gain[1] * i`` times, so each photo of one person differs a little."""
+    img = Image.fromarray(face_image(name))
+    if i % 2:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    img = img.rotate(turn[0] * i + turn[1], resample=Image.Resampling.BICUBIC)
+    return np.clip(np.asarray(img).astype(float) * (gain[0] + gain[1] * i), 0, 255).astype(np.uint8)

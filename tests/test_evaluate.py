@@ -86,11 +86,7 @@ def test_evaluate_detection_command(labelled):
 
 
 def _variant(name: str, i: int) -> np.ndarray:
-    img = Image.fromarray(facekit.face_image(name))
-    if i % 2:
-        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    img = img.rotate(4 * i - 4, resample=Image.Resampling.BICUBIC)
-    return np.clip(np.asarray(img).astype(float) * (0.75 + 0.15 * i), 0, 255).astype(np.uint8)
+    return facekit.face_variant(name, i, turn=(4, -4), gain=(0.75, 0.15))
 
 
 @pytest.fixture(scope="module")

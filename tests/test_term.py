@@ -26,11 +26,7 @@ ASK_ALL = MatchRule(similarity=1.01, margin=0.05, ask_from=0.50, min_face_px=80)
 
 
 def _variant(name: str, i: int) -> np.ndarray:
-    img = Image.fromarray(facekit.face_image(name))
-    if i % 2:
-        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    img = img.rotate(3 * i - 6, resample=Image.Resampling.BICUBIC)
-    return np.clip(np.asarray(img).astype(float) * (0.8 + 0.08 * i), 0, 255).astype(np.uint8)
+    return facekit.face_variant(name, i, turn=(3, -6), gain=(0.8, 0.08))
 
 
 @pytest.fixture(scope="module")
