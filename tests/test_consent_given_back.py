@@ -13,9 +13,10 @@ from test_web_pages import client, fingerprint, pixels, post, web  # noqa: F401
 
 
 def _current(web, channel: str):
+    """The picnic photo's copy in ``channel`` now (the photo PhotoGuard cleared by itself)."""
     conn = connect(web.home.database)
-    row = conn.execute("SELECT id, path, made FROM outbox_files WHERE channel = ? AND ended IS NULL",
-                       (channel,)).fetchone()
+    row = conn.execute("SELECT id, path, made FROM outbox_files WHERE channel = ? AND photo_sha256 = ? AND ended IS NULL",
+                       (channel, web.cleared_sha)).fetchone()
     conn.close()
     return row
 
@@ -40,3 +41,23 @@ def test_consent_given_back_remakes_waiting_copies_but_not_posted_ones(client, w
     assert not _grace_shown(web, "twitter")
     # Facebook showed her all along.
     assert _grace_shown(web, "facebook")
+
+
+def test_a_copy_the_manager_released_is_not_remade_to_show_more_than_she_saw(client, web):
+    """She released the held photo with Grace (confirmed) obscured on Instagram; Grace's Instagram consent
+    given back later does not change that file: a released copy is published exactly as released."""
+    post(client, f"/review/{web.held_sha}/confirm", {"face": "2", "child": "grace"})
+    assert post(client, f"/review/{web.held_sha}/release", {"channel": ["instagram"]}).status_code == 303
+    conn = connect(web.home.database)
+    released = conn.execute("SELECT id, path, file_sha256 FROM outbox_files WHERE photo_sha256 = ? AND ended IS NULL",
+                            (web.held_sha,)).fetchone()
+    conn.close()
+    data = {"name": "Grace", "face_matching": "yes", "channel_facebook": "yes", "channel_instagram": "yes",
+            "fingerprint": fingerprint(client, "/children/grace/edit")}
+    assert post(client, "/children/grace/edit", data).status_code == 303
+    conn = connect(web.home.database)
+    now = conn.execute("SELECT id, path, file_sha256 FROM outbox_files WHERE photo_sha256 = ? AND ended IS NULL",
+                       (web.held_sha,)).fetchone()
+    conn.close()
+    assert tuple(now) == tuple(released)
+    assert _grace_shown(web, "instagram")   # the copy PhotoGuard cleared by itself (picnic) was re-made

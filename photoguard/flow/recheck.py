@@ -73,9 +73,7 @@ def recheck_outbox(processor: Processor, today: date | None = None) -> list[Rech
             verdict = may_show(processor.consents.get(child), row["channel"], today) if child else None
             if verdict is None or not verdict.allowed:
                 withdrawn[idx] = verdict.reason if verdict else "not identified"
-        posted = conn.execute("SELECT 1 FROM outbox_files WHERE photo_sha256 = ? AND channel = ? AND posted_at IS NOT NULL",
-                              (sha, row["channel"])).fetchone()
-        given = {} if posted else _given_back(conn, processor, row, shown, children[sha], today)
+        given = _given_back(conn, processor, row, shown, children[sha], today)
         if withdrawn or given:
             stale.setdefault(sha, []).append((row, path, withdrawn, given))
     changes: list[Recheck] = []
@@ -88,7 +86,8 @@ def _given_back(conn: sqlite3.Connection, processor: Processor, row: sqlite3.Row
                 children: dict[int, str | None], today: date) -> dict[int, str]:
     """Faces of a copy still waiting to be posted that were obscured only for want of consent (a child
     recognised or confirmed, not a face PhotoGuard or the manager was unsure of) and whose consent for that
-    channel is now given: they may be shown. A posted copy is left as it was posted."""
+    channel is now given: they may be shown. Only in a copy PhotoGuard cleared by itself: a copy a person
+    released is published exactly as she saw it, and a copy posted in any version stays as it was posted."""
     given = {}
     for action in conn.execute("SELECT face_idx FROM face_actions WHERE photo_sha256 = ? AND channel = ? "
                                "AND action = 'obscured' AND consent IS NOT NULL", (row["photo_sha256"], row["channel"])):
@@ -99,7 +98,12 @@ def _given_back(conn: sqlite3.Connection, processor: Processor, row: sqlite3.Row
         verdict = may_show(processor.consents.get(child), row["channel"], today)
         if verdict.allowed:
             given[idx] = verdict.reason
-    return given
+    if not given:
+        return {}
+    cleared = conn.execute("SELECT 1 FROM photos WHERE sha256 = ? AND outcome = 'cleared'", (row["photo_sha256"],))
+    posted = conn.execute("SELECT 1 FROM outbox_files WHERE photo_sha256 = ? AND channel = ? AND posted_at IS NOT NULL",
+                          (row["photo_sha256"], row["channel"]))
+    return given if cleared.fetchone() and not posted.fetchone() else {}
 
 
 class _OutboxFix:
