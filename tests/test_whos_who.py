@@ -311,3 +311,17 @@ def test_the_single_photos_page_shows_the_face_it_asks_about(home, conn, client)
     assert f"Face {q.number} as it is in the photo, not obscured, enlarged" in text
     client.post(f"/review/{q.sha256}/confirm", data={"face": str(q.number), "child": "ada"}, headers=ORIGIN)
     assert f'src="/face/{q.sha256}/{q.number}"' not in client.get(f"/review/{q.sha256}").text   # answered
+
+
+def test_yes_to_all_says_when_an_answer_does_not_teach(home, conn):
+    """Reference photos must be 400 px wide here: Grace's faces are confirmed, none is kept as a reference
+    photo, and the manager is told so for each, as she is for a single answer."""
+    (home.root / "photoguard.toml").write_text(STRICT.replace("[match]\n", "[match]\nmin_face_px = 400\n"),
+                                               encoding="utf-8")
+    strict = open_home(home.root)
+    asked = sum(q.child_id == "grace" for q in whos_who.open_questions(strict, conn).questions())
+    done, words = whos_who.yes_to_all(strict, conn, "grace", actor="manager")
+    assert done == asked == 3 and words[0] == "Yes to all: 3 faces are Grace."
+    not_kept = [w for w in words if "Not kept as a reference photo of Grace: the face is only" in w]
+    assert len(not_kept) == 3, words
+    assert not conn.execute("SELECT COUNT(*) FROM learned_faces").fetchone()[0]

@@ -36,6 +36,7 @@ from photoguard.store.reference_photos import check_photo, current_model, reason
 from photoguard.store.roster import load_consents, template_eligibility
 
 MAX_LEARNED = 4
+NOT_KEPT = "Not kept as a reference photo"   # how the words begin when an answer does not teach
 
 
 @dataclass(frozen=True)
@@ -67,39 +68,39 @@ def learn_answer(home, conn: sqlite3.Connection, processor: Processor, photo_sha
     name = (consent.name if consent else "") or child_id
     why = template_eligibility(consent, today)
     if why is not None:
-        return Learned(False, f"Not kept as a reference photo of {name}: {why}.")
+        return Learned(False, f"{NOT_KEPT} of {name}: {why}.")
     if conn.execute("SELECT 1 FROM learned_faces WHERE photo_sha256 = ? AND face_idx = ?",
                     (photo_sha256, face_idx)).fetchone():
         return Learned(False, f"This face is already one of {name}'s reference photos.")
     row = conn.execute("SELECT * FROM faces WHERE photo_sha256 = ? AND idx = ?", (photo_sha256, face_idx)).fetchone()
     if row is None:
-        return Learned(False, "Not kept as a reference photo: that face is not in the photo any more.")
+        return Learned(False, f"{NOT_KEPT}: that face is not in the photo any more.")
     face = face_from_row(row)
     min_px = home.settings.min_face_px
     if face.width < min_px:
-        return Learned(False, f"Not kept as a reference photo of {name}: the face is only {face.width} px wide "
+        return Learned(False, f"{NOT_KEPT} of {name}: the face is only {face.width} px wide "
                               f"(a reference photo needs {min_px} px).")
     try:
         path = learn_from_face(home, conn, photo_sha256, face.box, child_id)
     except ReferenceError as exc:
-        return Learned(False, f"Not kept as a reference photo of {name}: {exc}")
+        return Learned(False, f"{NOT_KEPT} of {name}: {exc}")
     try:
         encoding, problem = check_photo(path, processor.detector, min_px)
         if problem is not None:
-            return _drop(path, f"Not kept as a reference photo of {name}: {reason_on_page(problem)}.")
+            return _drop(path, f"{NOT_KEPT} of {name}: {reason_on_page(problem)}.")
         refs = _references(conn, child_id)
         if not len(refs):
-            return _drop(path, f"Not kept as a reference photo: {name} has no reference photos yet to compare it "
+            return _drop(path, f"{NOT_KEPT}: {name} has no reference photos yet to compare it "
                                "with. Add two or three clear photos on their page first.")
         alike = float((refs @ np.asarray(encoding, dtype=np.float64)).mean())
         if not alike >= home.settings.match_ask_from:
-            return _drop(path, f"Not kept as a reference photo of {name}: the face is not alike enough to their "
+            return _drop(path, f"{NOT_KEPT} of {name}: the face is not alike enough to their "
                                "reference photos to learn from (if it really is them, add a clear photo of them "
                                "on their page).")
         try:
             _record(conn, home, child_id, path, photo_sha256, face_idx, alike, encoding, actor, today)
         except ReferenceError:
-            return _drop(path, f"Not kept as a reference photo of {name}: their consent changed meanwhile.")
+            return _drop(path, f"{NOT_KEPT} of {name}: their consent changed meanwhile.")
     except BaseException:
         if path.exists() and not conn.execute("SELECT 1 FROM learned_faces WHERE path = ?",
                                               (path.relative_to(home.enrol).as_posix(),)).fetchone():

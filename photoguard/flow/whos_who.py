@@ -25,6 +25,7 @@ from PIL import Image
 
 from photoguard.engine.identify import pair_in
 from photoguard.flow import review
+from photoguard.flow.learning import NOT_KEPT
 from photoguard.flow.review import WEB_ACTOR, ReviewError
 from photoguard.photos.images import load_image
 from photoguard.photos.save import encode_stripped_jpeg
@@ -252,11 +253,13 @@ def yes_to_all(home: Home, conn: sqlite3.Connection, child_id: str, *, actor: st
     became: dict[str, list[str]] = {RELEASED: [], STILL_WAITS: []}
     for q in asked:
         try:
-            _, after = _answer(home, conn, q.sha256, q.number, YES, actor, today)
+            said, after = _answer(home, conn, q.sha256, q.number, YES, actor, today)
         except ReviewError as exc:
             refused.append(f"Not done: {exc}")
             continue
         done += 1
+        if NOT_KEPT in said:   # the answer did not teach: she is told why, as for a single answer
+            problems.append(f"{q.source}, face {q.number}: {said[said.index(NOT_KEPT):]}")
         if after and after[0] in became:
             became[after[0]].append(q.source)
         elif after:

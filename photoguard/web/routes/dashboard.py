@@ -40,9 +40,8 @@ def watcher_words(st) -> tuple[bool, str]:
 def failed_count(home) -> int:
     """Files in failed/, whatever they are (a text file dropped by mistake too), not counting the note
     PhotoGuard writes beside each one (``<name>.txt``)."""
-    files = [p for p in home.failed.rglob("*") if p.is_file() and not p.name.startswith(".")]
-    names = {p for p in files}
-    return sum(1 for p in files if not (p.suffix == ".txt" and p.with_name(p.stem) in names))
+    files = {p for p in home.failed.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    return sum(1 for p in files if not (p.suffix == ".txt" and p.with_name(p.stem) in files))
 
 
 async def dashboard(request: Request) -> Response:
