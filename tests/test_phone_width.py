@@ -54,3 +54,25 @@ def test_the_decision_on_a_photo_comes_right_after_the_photo(phone, server):
     faces = phone.locator("#faces-h").bounding_box()
     assert release["y"] < faces["y"], "the release comes after the faces"
     assert release["y"] - (photo["y"] + photo["height"]) < PHONE["height"], "the release is a screen past the photo"
+
+
+def test_the_take_down_list_fits_a_phone_too(phone, server, shots):
+    """A posted photo showing a child whose consent then went: Today and Ready to post list it to take down,
+    still without scrolling sideways."""
+    web, _ = server
+    from photoguard.store.db import connect
+
+    conn = connect(web.home.database)
+    fb = conn.execute("SELECT id FROM outbox_files WHERE channel = 'facebook' AND ended IS NULL").fetchone()[0]
+    conn.close()
+    phone.goto("/outbox")
+    phone.locator(f"form[action='/outbox/file/{fb}/posted'] button").click()
+    phone.wait_for_url("**/outbox*")
+    phone.goto("/children/grace/withdraw")
+    phone.click("button:has-text('Yes, withdraw consent')")
+    phone.wait_for_url("**/children/grace")
+    for path in ("/", "/outbox"):
+        phone.goto(path)
+        assert "Photos to take down" in phone.inner_text("main"), path
+        assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], path
+        check_page(phone, shots, "phone-take-down" + path.replace("/", "-"))
