@@ -59,6 +59,8 @@ def test_settings_file_overrides_and_says_where(tmp_path):
     ("[match]\nsimilarity = \"low\"\n", "match.similarity"),  # wrong type
     ("[match]\nmax_false_show = 0\n", "match.max_false_show"),
     ("[match]\nmax_false_show = 0.5\n", "match.max_false_show"),
+    ("[match]\nask_standout = 11\n", "match.ask_standout"),
+    ("[match]\nask_standout = \"high\"\n", "match.ask_standout"),
     ("channels = []\n", "channels"),
     ("channels = [\"face book\"]\n", "channels"),
     ("[obscure]\nmethod = \"blur\"\n", "obscure.method"),     # never plain blur
@@ -70,6 +72,12 @@ def test_bad_settings_name_the_key_and_the_file(tmp_path, text, key):
     with pytest.raises(ConfigError) as exc:
         load_settings(tmp_path)
     assert key in str(exc.value) and "photoguard.toml" in str(exc.value)
+
+
+def test_ask_standout_is_read_and_zero_switches_it_off(tmp_path):
+    assert load_settings(tmp_path).match_ask_standout == 2.5
+    (tmp_path / "photoguard.toml").write_text("[match]\nask_standout = 0\n")
+    assert load_settings(tmp_path).match_ask_standout == 0.0
 
 
 def test_broken_toml_is_reported(tmp_path):

@@ -74,10 +74,11 @@ def unsure(nearest, similarity, reason="no enrolled child close enough"):
     return Identity(None, similarity, None, reason, nearest)
 
 
-def ask(identities, widths=None, ask_from=0.5, consents=CONSENTS):
+def ask(identities, widths=None, ask_from=0.5, consents=CONSENTS, ask_standout=0.0):
     widths = widths or [120] * len(identities)
     return [(q.face, q.child_id) for q in questions_to_ask(identities, widths, consents, CHANNELS, TODAY,
-                                                            ask_from=ask_from, min_face_px=80)]
+                                                            ask_from=ask_from, min_face_px=80,
+                                                            ask_standout=ask_standout)]
 
 
 def test_an_unsure_face_like_a_consented_child_is_asked_about():
@@ -120,3 +121,19 @@ def test_asking_never_shows_a_face():
 
 def test_one_question_per_child_about_her_most_alike_face():
     assert ask([unsure("ada", 0.52), unsure("ada", 0.58), unsure("grace", 0.51)]) == [(1, "ada"), (2, "grace")]
+
+
+def standing_out(nearest, similarity, standout):
+    return Identity(None, similarity, None, "no enrolled child close enough", nearest, standout)
+
+
+def test_a_face_as_alike_to_the_rest_of_the_roster_is_not_asked_about():
+    assert ask([standing_out("ada", 0.55, 1.7)], ask_standout=2.5) == []
+    assert ask([standing_out("ada", 0.55, float("nan"))], ask_standout=2.5) == []
+    assert ask([standing_out("ada", 0.55, 2.5)], ask_standout=2.5) == [(0, "ada")]
+    # Too few other children to compare with: asked as before (asking never shows anything).
+    assert ask([standing_out("ada", 0.55, None)], ask_standout=2.5) == [(0, "ada")]
+    # 0 switches the comparison off.
+    assert ask([standing_out("ada", 0.55, 1.7)], ask_standout=0) == [(0, "ada")]
+    # The most alike face that stands out is the one asked about.
+    assert ask([standing_out("ada", 0.58, 1.0), standing_out("ada", 0.52, 4.0)], ask_standout=2.5) == [(1, "ada")]

@@ -226,3 +226,26 @@ def test_nan_distance_is_never_a_match():
     [ident] = match_faces([E[0]], [200], templates + [Template("ada", np.full(128, np.nan))],
                           threshold=0.60, margin=0.05, min_face_px=80)
     assert ident.child_id is None
+
+
+def _norm(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+def test_standout_says_how_much_a_face_is_one_child_rather_than_any_child():
+    """Children's faces are alike (babies most): a face scoring 0.55 for Ada and nearly as much for every
+    other child is much less likely Ada than one scoring 0.55 for Ada and nothing for anyone else."""
+    basis = np.linalg.qr(np.random.default_rng(0).normal(size=(128, 128)))[0].T
+    common = basis[100]      # what the children's faces share
+    templates = [Template(f"child{k}", _norm(common + basis[k])) for k in range(8)]
+    rest = [0.0, 0.1, 0.2, 0.05, 0.15, 0.0, 0.1]
+    like_all = _norm(common + 0.23 * basis[0] + sum(c * basis[k] for k, c in zip(range(1, 8), rest)) + 1.2 * basis[60])
+    like_one = _norm(0.55 * templates[0].encoding + sum(0.05 * c * basis[k] for k, c in zip(range(1, 8), rest))
+                     + 0.83 * basis[60])
+    a, b = match_faces([like_all, like_one], [100, 100], templates, threshold=0.6, margin=0.05, min_face_px=80)
+    assert a.nearest == b.nearest == "child0" and a.child_id is None and b.child_id is None
+    assert 0.5 < a.similarity < 0.6 and 0.5 < b.similarity < 0.6
+    assert a.standout < 2.5 < 5.0 < b.standout   # 2.5: the default match.ask_standout
+    # With fewer than five other children there is nothing to compare with.
+    few = match_faces([like_all], [100], templates[:5], threshold=0.6, margin=0.05, min_face_px=80)[0]
+    assert few.nearest == "child0" and few.standout is None

@@ -165,7 +165,8 @@ def evaluate_identity_cmd(folder, roster_sizes, runs, window, k, holdout, each_h
     except EvaluationError as exc:
         raise click.ClickException(str(exc))
     plan = [(size, runs or (20 if size <= 10 else 10 if size <= 30 else 5)) for size in sizes]
-    results = [simulate(photos, size, n, window=window, seed=size, ask_from=settings.match_ask_from, **rule)
+    results = [simulate(photos, size, n, window=window, seed=size, ask_from=settings.match_ask_from,
+                        ask_standout=settings.match_ask_standout, **rule)
                for size, n in plan]
     # The curve is for reading the trade-off; only the rule in force decides the exit status.
     rows = roster_curve(photos, plan, curve_at, margin=rule["margin"], min_face_px=rule["min_face_px"],

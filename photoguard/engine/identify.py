@@ -28,6 +28,10 @@ NO_CHILDREN = "no enrolled child to compare with"
 NOT_CLOSE = "no enrolled child close enough"
 TOO_SMALL = "too small to identify"
 
+# A face's scores for the other children on the roster say how alike it is to children in general: a
+# baby's face scores fairly high for every baby. Fewer than this many other children are too few to say.
+STANDOUT_COHORT = 5
+
 
 @dataclass(frozen=True)
 class Template:
@@ -42,6 +46,9 @@ class Identity:
     runner_up: float | None    # the same for the next child
     reason: str                # "matched", "too small to identify", "no enrolled child close enough", ...
     nearest: str | None = None  # the nearest child, even when not identified (for reports and evaluation)
+    # How far the nearest child's score stands out from the face's scores for the rest of the roster, in
+    # standard deviations (None with fewer than STANDOUT_COHORT other children to compare with).
+    standout: float | None = None
 
     @property
     def distance(self) -> float | None:
@@ -124,6 +131,15 @@ def own_similarity(refs: np.ndarray) -> float | None:
     return float(np.median(sims[np.triu_indices(len(refs), 1)]))
 
 
+def standout(sims: np.ndarray, child: int) -> float | None:
+    """How many standard deviations ``sims[child]`` lies above the mean of the other children's scores;
+    None when fewer than ``STANDOUT_COHORT`` others are there to compare with."""
+    others = np.delete(np.asarray(sims, dtype=np.float64), child)
+    if len(others) < STANDOUT_COHORT:
+        return None
+    return float((sims[child] - others.mean()) / max(float(others.std()), 1e-6))
+
+
 def match_faces(
     encodings: Sequence[np.ndarray | None],
     widths: Sequence[int],
@@ -164,6 +180,7 @@ def match_faces(
             continue
         order = np.argsort(-sims, kind="stable")
         nearest, s1 = children[order[0]], float(sims[order[0]])
+        lift = standout(sims, int(order[0]))
         runner = children[order[1]] if len(order) > 1 else None
         s2 = float(sims[order[1]]) if len(order) > 1 else None
         # Written as "not (ok)" so that a NaN (a broken encoding) never counts as a match.
@@ -175,7 +192,7 @@ def match_faces(
             reason = _pair_reason(nearest, look_alikes[nearest][0])
         else:
             reason = MATCHED
-        result.append(Identity(nearest if reason == MATCHED else None, s1, s2, reason, nearest))
+        result.append(Identity(nearest if reason == MATCHED else None, s1, s2, reason, nearest, lift))
 
     # One face per child per photo: the most alike keeps the match.
     best: dict[str, int] = {}
@@ -188,7 +205,8 @@ def match_faces(
     for i, ident in enumerate(result):
         if ident.child_id is not None and best[ident.child_id] != i:
             result[i] = Identity(None, ident.similarity, ident.runner_up,
-                                 f"another face in this photo is more like {ident.child_id}", ident.nearest)
+                                 f"another face in this photo is more like {ident.child_id}", ident.nearest,
+                                 ident.standout)
     return result
 
 

@@ -85,7 +85,7 @@ def _enrol_choice(photos: list[EncodedPhoto], rng: np.random.Generator, window: 
 
 def simulate(photos: Sequence[EncodedPhoto], size: int, runs: int, *, threshold: float, margin: float,
              min_face_px: int, window: int = 2, seed: int = 0, look_alikes: bool = True,
-             ask_from: float = 1.0) -> RosterResult:
+             ask_from: float = 1.0, ask_standout: float = 0.0) -> RosterResult:
     """``ask_from``: also count the faces the pipeline would ask the manager about (every enrolled child
     has consent for the one channel here, as the question needs)."""
     from datetime import date
@@ -125,7 +125,7 @@ def simulate(photos: Sequence[EncodedPhoto], size: int, runs: int, *, threshold:
             ids = match_faces(photo.encodings, widths, templates, threshold=threshold,
                               margin=margin, min_face_px=min_face_px, confusable=pairs)
             for q in questions_to_ask(ids, widths, consents, ("photos",), today, ask_from=ask_from,
-                                      min_face_px=min_face_px):
+                                      min_face_px=min_face_px, ask_standout=ask_standout):
                 if not (enrolled and q.face == photo.main):
                     out.strangers_asked += 1
                 elif q.child_id == photo.person:

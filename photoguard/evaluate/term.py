@@ -42,11 +42,12 @@ class MatchRule:
     margin: float
     ask_from: float
     min_face_px: int
+    ask_standout: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MatchRule:
         return cls(settings.match_similarity, settings.match_margin, settings.match_ask_from,
-                   settings.min_face_px)
+                   settings.min_face_px, settings.match_ask_standout)
 
 
 @dataclass(frozen=True)
@@ -270,7 +271,7 @@ def match_batch(batch: Sequence[EncodedPhoto], refs: dict[str, References], stra
                 out.wrong_shows.append(f"{photo.path}: {who} shown as {ident.child_id} "
                                         f"(score {ident.similarity:.3f})")
         for q in questions_to_ask(ids, widths, consents, (CHANNEL,), today, ask_from=rule.ask_from,
-                                  min_face_px=rule.min_face_px):
+                                  min_face_px=rule.min_face_px, ask_standout=rule.ask_standout):
             if own is None or q.face != photo.main:
                 # A stranger or a bystander: the manager says "no", and nothing is learned.
                 counts.other_faces_asked += 1

@@ -36,6 +36,7 @@ def describe_setup(result: TermResult) -> list[str]:
         f"ages {s.min_age}-{s.max_age}, roster {s.roster} (a third never enrolled), {s.batches} batches in age order, "
         f"{n} runs, seed {s.seed}, {learning}",
         f"similarity {r.similarity:.2f}, margin {r.margin:.2f}, ask_from {r.ask_from:.2f}, "
+        f"ask_standout {r.ask_standout:.1f}, "
         f"min face {r.min_face_px} px; enrolled from each child's {s.enrol_photos} youngest usable photos",
         f"children in the range: {result.children}, of whom {result.enrolable} can be enrolled; per run: "
         f"{len(first.enrolled)} enrolled, {len(first.strangers)} strangers, {total.photos / n:.1f} photos "

@@ -52,6 +52,12 @@ class Redo:
     sha256: str
     outcome: str         # 'cleared' / 'review' (done again), 'skipped' (left as it was), 'failed' (left as it was)
     detail: str
+    # Why it was left as it was: 'review' (waiting there), 'decided' (released or rejected by a person),
+    # 'purged', 'posted', 'collected', 'changed' (someone edited its outbox copy); '' when done again.
+    why: str = ""
+    # Who each channel's copy in the outbox showed before and after (child ids), for the pages' words.
+    before: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    after: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def describe(self) -> str:
         return f"{self.source}: {self.detail}"
@@ -111,6 +117,25 @@ def reprocess(processor: Processor, photos: Sequence[sqlite3.Row], today: date |
     return [_one(processor, sha, today) for sha in chosen]
 
 
+def redo_photo(processor: Processor, sha: str, today: date | None = None) -> Redo:
+    """Process one photo again (the caller holds the home's lock); the Check again requests of the pages."""
+    return _one(processor, sha, today or date.today())
+
+
+def _shown_in_outbox(conn: sqlite3.Connection, sha: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Per channel, the children the photo's copy in the outbox shows (as made, from its record): the newest
+    copy, also one taken out by a reprocess that did not finish (what the manager last had to post)."""
+    faces = {r["idx"]: r["child_id"] for r in conn.execute("SELECT idx, child_id FROM faces WHERE photo_sha256 = ?",
+                                                            (sha,))}
+    shown = []
+    for r in conn.execute("SELECT channel, shown, ended FROM outbox_files WHERE id IN (SELECT MAX(id) FROM "
+                          "outbox_files WHERE photo_sha256 = ? GROUP BY channel) ORDER BY channel", (sha,)):
+        if r["ended"] in (None, REPLACED):
+            who = {faces.get(i) for i in json.loads(r["shown"] or "[]")} - {None}
+            shown.append((r["channel"], tuple(sorted(who))))
+    return tuple(shown)
+
+
 def _shown_words(conn: sqlite3.Connection, sha: str, channels: Sequence[str]) -> str:
     """'facebook: ada, grace; instagram: nobody' — who each channel showed, from the decision on file."""
     parts = []
@@ -132,21 +157,23 @@ def _one(processor: Processor, sha: str, today: date) -> Redo:
     name = display_name(row["source"])
     if row["outcome"] == "review":
         return Redo(name, sha, "skipped", "is waiting in review: decide on it there (`photoguard review show "
-                    f"{Path(name).stem}`); it is not processed again")
+                    f"{Path(name).stem}`); it is not processed again", "review")
     if row["outcome"] in ("released", "rejected"):
-        return Redo(name, sha, "skipped", f"was {row['outcome']} at review by a person; it is not processed again")
+        return Redo(name, sha, "skipped", f"was {row['outcome']} at review by a person; it is not processed again",
+                    "decided")
     archived = home.root / row["archive_path"] if row["archive_path"] else None
     if archived is None or not archived.is_file():
         return Redo(name, sha, "skipped", "its original is no longer archived (deleted after "
-                    f"{home.settings.archive_retention_days} days), so it cannot be processed again")
+                    f"{home.settings.archive_retention_days} days), so it cannot be processed again", "purged")
     out = conn.execute("SELECT channel, path, seen_path, ended, posted_at FROM outbox_files WHERE photo_sha256 = ? "
                        "AND (ended = ? OR posted_at IS NOT NULL)", (sha, COLLECTED)).fetchall()
     if out:
         where = ", ".join(sorted({f"{r['channel']} ({'posted' if r['posted_at'] else 'collected'})" for r in out}))
         return Redo(name, sha, "skipped", f"a copy has already left the outbox — {where} — so it is not processed "
                     "again (a copy out in the world cannot be replaced; `photoguard takedown` lists any that show "
-                    "a child whose consent has gone)")
+                    "a child whose consent has gone)", "posted" if any(r["posted_at"] for r in out) else "collected")
     before = _shown_words(conn, sha, processor.settings.channels)
+    shown_before = _shown_in_outbox(conn, sha)
     started = time.monotonic()
 
     # 1. The old copies leave the outbox first, with a 'reprocess_started' event: the faces on file are
@@ -165,13 +192,13 @@ def _one(processor: Processor, sha: str, today: date) -> Redo:
                 conn.execute("UPDATE outbox_files SET ended = ?, ended_at = ? WHERE id = ? AND ended IS NULL",
                              (COLLECTED, now_iso(), f["id"]))
         return Redo(name, sha, "skipped", "a copy was taken from the outbox just now — "
-                    f"{', '.join(sorted(f['channel'] for f in taken))} — so it is not processed again")
+                    f"{', '.join(sorted(f['channel'] for f in taken))} — so it is not processed again", "collected")
     changed = [f for f in live if f["file_sha256"] and held[f["id"]] != f["file_sha256"]]
     if changed:
         files = ", ".join(sorted(f"{f['channel']}/{paths[f['id']].name}" for f in changed))
         return Redo(name, sha, "skipped", f"its copy in the outbox was changed by someone ({files}); PhotoGuard "
                     "does not delete a file it did not make. Move that file out of the outbox (keep it if you "
-                    f"want it), then run `photoguard reprocess {name}` again")
+                    f"want it), then run `photoguard reprocess {name}` again", "changed")
     replaced = [f"{f['channel']}/{paths[f['id']].name}" for f in live]
     with transaction(conn):
         for f in live:
@@ -209,7 +236,7 @@ def _one(processor: Processor, sha: str, today: date) -> Redo:
     if isinstance(prepared, str):
         processor._clear_staging(sha)
         return Redo(name, sha, "failed", f"could not be made again ({prepared}); its outbox copies were taken out "
-                    f"and the original stays archived — run `photoguard reprocess {name}` again")
+                    f"and the original stays archived — run `photoguard reprocess {name}` again", "failed", shown_before)
 
     # 3. Published like any photo: the outbox (or review), the audit, the journal.
     try:
@@ -227,7 +254,7 @@ def _one(processor: Processor, sha: str, today: date) -> Redo:
     with transaction(conn):
         _event(conn, REPROCESSED, sha, f"{name}: before: {before}; after: {after}; "
                f"replaced {', '.join(replaced) or 'no outbox copy'}")
-    return Redo(name, sha, result.status, detail)
+    return Redo(name, sha, result.status, detail, "", shown_before, _shown_in_outbox(conn, sha))
 
 
 def _delete_replaced(conn: sqlite3.Connection, home, sha: str) -> None:

@@ -1,5 +1,5 @@
-"""The watcher's upkeep between photos: the roster synced when enrol/ changes, new settings, a new day's re-check
-and the daily purge.
+"""The watcher's upkeep between photos: the roster synced when enrol/ changes, new settings, a new day's re-check,
+the daily purge, and the photos the manager asked on the pages to check again (``flow/redo``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from photoguard.photos.durable import display_name
 
 class Upkeep:
     """What the Watcher does when it is not processing a photo."""
+
+    # Check again (flow/redo): when the requests folder was last looked at, and whether a request is being done.
+    redo_looked_at: float = 0.0
+    redo_busy: bool = False
 
     def _enrol_signature(self) -> tuple:
         items = []
@@ -139,6 +143,33 @@ class Upkeep:
             for folder in self.folders.sweep(self.clock.now(), after, busy):
                 where = display_name(str(folder.relative_to(self.home.inbox)))
                 self.log.info(f"removed the empty inbox folder {where}/ (its photos were all taken)")
+        return self._check_again(now)
+
+    def _check_again(self, now: float) -> bool:
+        """True when dispatching may go on. The manager's Check again requests, one photo at a time with
+        nothing else in hand: new photos are taken between two of them, so neither waits long for the other.
+        Never before a pending roster sync (a child just enrolled is what she wants to see)."""
+        from photoguard.flow.redo import pending, work_one
+
+        if self.roster_changed_at is not None or self.roster_broken is not None:
+            return True
+        if not self.redo_busy and now - self.redo_looked_at < 1.0:
+            return True
+        self.redo_looked_at = now
+        self.redo_busy = bool(pending(self.home))
+        if not self.redo_busy:
+            return True
+        if self.inflight:
+            return False   # take no new photo until the ones in hand are done
+        try:
+            work_one(self.processor, self.log, self.clock.today())
+        except Exception as exc:
+            if _disk_full(exc):
+                raise
+            # Never the end of the watcher: the request stays and is tried again (said in the log).
+            self.log.error(f"checking photos again stopped ({type(exc).__name__}); it is tried again in 30 s")
+            self.redo_looked_at = now + 30.0
+            self.redo_busy = False
         return True
 
     def _apply_settings(self) -> None:

@@ -48,14 +48,18 @@ class Question:
 
 
 def questions_to_ask(identities: Sequence[Identity], widths: Sequence[int], consents: dict[str, ChildConsent],
-                     channels: Sequence[str], today: date, *, ask_from: float, min_face_px: int) -> list[Question]:
+                     channels: Sequence[str], today: date, *, ask_from: float, min_face_px: int,
+                     ask_standout: float = 0.0) -> list[Question]:
     """Pure: the faces worth asking the manager about instead of obscuring them without a word.
 
     A face is asked about when it was not identified but is at least ``ask_from`` alike to its nearest
-    child, is wide enough to identify, no other face of the photo is already that child, and that child's
-    consent would show it on at least one channel today (asking about a child who is obscured anyway would
-    only cost the manager time). One question per child: the most alike face. ``ask_from`` of 1 or more
-    asks nothing. Asking never shows anything: the face stays obscured until a person says who it is."""
+    child, stands out for that child from the rest of the roster by at least ``ask_standout`` (see
+    ``Identity.standout``; a face as alike to many children, as babies' faces are to each other, is
+    rarely that child), is wide enough to identify, no other face of the photo is already that child,
+    and that child's consent would show it on at least one channel today (asking about a child who is
+    obscured anyway would only cost the manager time). One question per child: the most alike face.
+    ``ask_from`` of 1 or more asks nothing; ``ask_standout`` 0 does not look at the rest of the roster.
+    Asking never shows anything: the face stays obscured until a person says who it is."""
     if not ask_from < 1:
         return []
     taken = {ident.child_id for ident in identities if ident.child_id is not None}
@@ -66,6 +70,8 @@ def questions_to_ask(identities: Sequence[Identity], widths: Sequence[int], cons
             continue
         # Written as "not (alike enough)" so that a NaN similarity never asks.
         if not (ident.similarity is not None and ident.similarity >= ask_from):
+            continue
+        if ask_standout > 0 and ident.standout is not None and not ident.standout >= ask_standout:
             continue
         if not any(may_show(consents.get(child), channel, today).allowed for channel in channels):
             continue

@@ -34,6 +34,8 @@ SETTING_HELP: dict[str, str] = {
     "match.ask_from": "A face not quite alike enough to show, but at least this alike to a child with consent: "
                       "the photo waits in review asking whether it is that child (1 = never ask; the face "
                       "is then obscured).",
+    "match.ask_standout": "Ask only about a face that looks like that child much more than like the other children "
+                          "(higher = fewer questions about children who are not enrolled; 0 = ask anyway).",
     "match.max_false_show": "The chance `photoguard calibrate` allows that a child who is not enrolled is shown "
                             "as one who is (0.001 = one in a thousand).",
     "match.min_face_px": "Faces narrower than this many pixels are too small to recognise: always obscured.",
