@@ -263,7 +263,8 @@ class Processor(SetAside, SecondLooks):
         seed = secrets.randbits(63)
         decision, renders, problem = self._decide_and_look(rgb, faces, identities, channels, today, seed)
         questions = questions_to_ask(identities, [f.width for f in faces], self.consents, channels, today,
-                                     ask_from=self.settings.match_ask_from, min_face_px=self.settings.min_face_px)
+                                     ask_from=self.settings.match_ask_from, min_face_px=self.settings.min_face_px,
+                                     ask_standout=self.settings.match_ask_standout)
         # Held only to ask who someone is (the pictures themselves passed the second look): the manager is
         # answering a question, not deciding whether the photo may go out, so its page ticks every channel.
         held_only_to_ask = bool(questions) and problem is None
