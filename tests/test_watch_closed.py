@@ -82,3 +82,74 @@ def test_which_notices_let_a_file_skip_the_settle_wait(tmp_path):
     now = time.monotonic()
     ready = {name for name in names if watcher._ready(home.inbox / name, watcher.pending[home.inbox / name], now)}
     assert ready == {"renamed.jpg", "closed.jpg"}
+
+
+def test_a_photo_renamed_in_from_elsewhere_is_whole_at_once(tmp_path):
+    """inotify's rename from a folder it does not watch is a "moved" notice (a sync tool finishing a file),
+    so the file is taken without waiting the quiet moment that tells a rename from a new writer's file."""
+    import time
+
+    from photoguard.flow.watch import Watcher, WatchOptions
+
+    home = open_home(tmp_path / "home")
+    watcher = Watcher(home, WatchOptions(settle=600))
+    observer = watcher._observe()
+    try:
+        staged = tmp_path / "elsewhere.jpg"
+        staged.write_bytes(tiny_jpeg(920))
+        os.rename(staged, home.inbox / "synced.jpg")
+        target = home.inbox / "synced.jpg"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and watcher.pending.get(target) is None:
+            watcher._drain_events()
+            time.sleep(0.01)
+        waiting = watcher.pending[target]
+        assert waiting.finished == waiting.key
+        assert watcher._ready(target, waiting, time.monotonic())
+    finally:
+        observer.stop()
+        observer.join(10)
+
+
+def test_the_watcher_wakes_for_a_file_at_once_not_at_its_next_tick(tmp_path):
+    """Between a file's notice and its dispatch there is no sleep: the loop's wait ends when the notice comes."""
+    import threading
+    import time
+
+    from photoguard.flow.watch import Watcher, WatchOptions
+
+    home = open_home(tmp_path / "home")
+    watcher = Watcher(home, WatchOptions(settle=600, tick=30))
+    observer = watcher._observe()
+    try:
+        watcher._collect(0)   # whatever the observer said while starting
+        threading.Timer(0.3, lambda: (home.inbox / "new.jpg").write_bytes(tiny_jpeg(921))).start()
+        started = time.monotonic()
+        watcher._collect(watcher.options.tick)
+        assert time.monotonic() - started < 10
+        watcher._drain_events()
+        assert home.inbox / "new.jpg" in watcher.pending
+    finally:
+        observer.stop()
+        observer.join(10)
+
+
+def test_a_watch_worker_starts_with_both_thread_counts_ready(tmp_path):
+    """The session a photo alone in an idle watcher runs with (every core) is made when the worker starts,
+    not while that photo waits."""
+    import signal
+
+    from photoguard.flow import batch, watch_support
+
+    home = open_home(tmp_path / "home")
+    sigint = signal.getsignal(signal.SIGINT)
+    try:
+        watch_support._init_watch_worker(str(home.root), str(home.state / watch_support.WORKERS_LOCK), os.getpid())
+        sessions = batch._worker.detector.centerface.net._sessions
+        assert {1, os.cpu_count() or 1} <= set(sessions)
+    finally:   # this test's process is not a worker: give back what the initializer took
+        signal.signal(signal.SIGINT, sigint)
+        if watch_support._workers_lock_fd is not None:
+            os.close(watch_support._workers_lock_fd)
+            watch_support._workers_lock_fd = None
+        batch._worker = None

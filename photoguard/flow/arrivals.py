@@ -20,10 +20,9 @@ class Arrivals:
 
     def _observe(self):
         from watchdog.events import FileSystemEvent, FileSystemEventHandler
-        from watchdog.observers import Observer
         from watchdog.observers.polling import PollingObserver
 
-        events = self.events
+        events, wake = self.events, self.wake
         interesting = {"created", "modified", "moved", "closed", "deleted", "opened"}
 
         class Handler(FileSystemEventHandler):
@@ -33,26 +32,31 @@ class Arrivals:
                 self.notified = notified
 
             def on_any_event(self, event: FileSystemEvent) -> None:
-                if event.event_type not in interesting:
+                kind = event.event_type
+                if kind not in interesting:
                     return
-                path = event.dest_path if event.event_type == "moved" else event.src_path
+                path = event.dest_path if kind == "moved" else event.src_path
+                if kind == "moved" and not path:
+                    kind, path = "deleted", event.src_path   # moved out of the watched folders
                 if isinstance(path, bytes):
                     path = os.fsdecode(path)
                 tag = "dir" if event.is_directory else "file"
                 # A folder's "modified" (a file created or removed in it) needs no scan: the file has
                 # its own event. Only a folder that arrives whole is scanned.
-                if tag == "dir" and event.event_type not in ("created", "moved"):
+                if tag == "dir" and kind not in ("created", "moved"):
                     tag = "dir-touched"
-                if tag == "file" and self.notified and event.event_type in ("closed", "moved", "created", "opened"):
-                    # closed = closed after writing (IN_CLOSE_WRITE); moved = renamed whole into place.
-                    tag = {"closed": "finished", "moved": "finished"}.get(event.event_type, event.event_type)
-                elif event.event_type == "opened":
+                if tag == "file" and self.notified and kind in ("closed", "moved", "created", "opened"):
+                    # closed = closed after writing (IN_CLOSE_WRITE); moved = renamed whole into place,
+                    # from inside the watched folders or (full events) from anywhere else on the disk.
+                    tag = {"closed": "finished", "moved": "finished"}.get(kind, kind)
+                elif kind == "opened":
                     return
                 events.put((f"{self.kind}-{tag}", path or ""))
+                wake.set()   # the watcher's loop takes it now, not at its next tick
 
         poll = self.options.poll
         while True:
-            observer = PollingObserver(timeout=self.options.poll_interval) if poll else Observer()
+            observer = PollingObserver(timeout=self.options.poll_interval) if poll else _notifying_observer()
             observer.schedule(Handler("inbox", not poll), str(self.home.inbox), recursive=True)
             observer.schedule(Handler("enrol", not poll), str(self.home.enrol), recursive=True)
             observer.daemon = True
@@ -158,6 +162,24 @@ class Arrivals:
             return True
         return w.created_at is not None and not w.opened and now - w.created_at >= self.ARRIVED_QUIET \
             and w.since <= w.created_at
+
+
+def _notifying_observer():
+    """The platform's notifying observer. With inotify, one that reports a file renamed in from a folder
+    it does not watch as "moved" (a sync tool finishing a file), not as "created": such a file is whole
+    at once, and no quiet moment is waited for to tell it from a file a writer has just created."""
+    from watchdog.observers import Observer
+
+    try:
+        from watchdog.observers.inotify import InotifyObserver
+    except ImportError:   # not Linux
+        return Observer()
+    if Observer is not InotifyObserver:
+        return Observer()
+    try:
+        return InotifyObserver(generate_full_events=True)
+    except TypeError:     # an older watchdog
+        return Observer()
 
 
 @dataclass

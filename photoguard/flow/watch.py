@@ -28,8 +28,9 @@ import queue
 import secrets
 import signal
 import sqlite3
+import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait as wait_futures
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import date
@@ -95,6 +96,9 @@ class Watcher(Arrivals, Upkeep):
         self.log = log or logging.getLogger(LOG_NAME)
         self.workers = self.options.workers or home.settings.worker_count
         self.events: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        # Set by a file event and by a photo finished in a worker: the loop wakes for either at once,
+        # and otherwise every ``tick`` (for the settle and debounce timers).
+        self.wake = threading.Event()
         self.pending: dict[Path, _Waiting] = {}
         self.inflight: dict[Future, _Job] = {}
         self.stopping = False
@@ -156,9 +160,9 @@ class Watcher(Arrivals, Upkeep):
                 initargs=(str(self.home.root), str(self.home.state / WORKERS_LOCK), os.getpid()),
                 max_tasks_per_child=TASKS_PER_WORKER)
             # The pool starts a process per submission while none is idle: one no-op each starts them all
-            # now, so the models are loaded before the first photo rather than after it.
+            # now, so the models are loaded (by each worker's initializer) before the first photo.
             for _ in range(self.workers):
-                self.pool.submit(_warm_up)
+                self.pool.submit(_started)
         return self.pool
 
 
@@ -184,17 +188,23 @@ class Watcher(Arrivals, Upkeep):
             threads = (os.cpu_count() or 1) if not self.inflight and len(self.pending) == 1 else 1
             future = self._ensure_pool().submit(_work, (str(path), w.sha, today, threads))
             self.inflight[future] = _Job(path, w.sha, w.attempts + 1)
+            future.add_done_callback(self._wake_up)
             busy.add(w.sha)
             del self.pending[path]
             capacity -= 1
 
     # --- results ---
 
+    def _wake_up(self, _future: Future | None = None) -> None:
+        self.wake.set()
+
     def _collect(self, timeout: float) -> None:
-        if not self.inflight:
-            time.sleep(timeout)
-            return
-        done, _ = wait_futures(list(self.inflight), timeout=timeout, return_when=FIRST_COMPLETED)
+        """Wait at most ``timeout`` for a file event or a finished photo, then take every finished photo."""
+        if not any(future.done() for future in self.inflight):
+            self.wake.wait(timeout)
+        # Cleared before looking: a photo finishing or an event arriving from here on wakes the next wait.
+        self.wake.clear()
+        done = [future for future in self.inflight if future.done()]
         broken = False
         exhausted: list[tuple[_Job, str]] = []
         for future in done:
@@ -389,10 +399,8 @@ class Watcher(Arrivals, Upkeep):
         return 0
 
 
-def _warm_up() -> None:
-    from photoguard.flow.batch import warm_up_worker
-
-    warm_up_worker()
+def _started() -> None:
+    """Nothing: submitting it makes the pool start a worker, whose initializer loads and warms the models."""
 
 
 def watch(home: Home, options: WatchOptions | None = None, log: logging.Logger | None = None) -> int:

@@ -109,6 +109,12 @@ def _init_watch_worker(root: str, lock_path: str, watcher_pid: int) -> None:
     _workers_lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(_workers_lock_fd, fcntl.LOCK_SH)
     batch._init_worker(root)
+    # Here, not in a task: a worker started again later (after TASKS_PER_WORKER photos, or after one
+    # died) is ready too before it takes a photo.
+    try:
+        batch.warm_up_worker((1, os.cpu_count() or 1))
+    except Exception:  # noqa: BLE001 — a model that cannot be loaded is said by the first photo, with the reason
+        pass
 
 
 def wait_for_old_workers(home: Home, log: logging.Logger) -> int:
