@@ -279,3 +279,29 @@ def test_jpeg_segments_walks_markers(photo):
         jpeg_segments(data[:-100])
     assert jpeg_segments(data + b"trailing video")[-1] == "TRAILING"
     assert any("after the end" in p for p in strip_check(data + b"trailing video"))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("grey", [False, True])
+def test_a_jpeg_is_decoded_once_into_exactly_pillows_pixels(photo, orientation, grey, monkeypatch):
+    """One decode (OpenCV's, which also hears libjpeg's warnings), not Pillow's plus a second small one for
+    the warnings; the same pixels, turned the same way, as Pillow's decode and exif_transpose."""
+    import cv2
+    from PIL import ImageOps
+
+    picture = Image.fromarray(photo).convert("L") if grey else Image.fromarray(photo)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(picture, "JPEG", quality=90, exif=exif.tobytes())
+    with Image.open(io.BytesIO(data)) as im:
+        expected = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    decodes = []
+    real = cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: decodes.append(a[1]) or real(*a))
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("Pillow decoded it too"))
+
+    loaded = load_image_bytes(data)
+
+    assert len(decodes) == 1
+    assert loaded.orientation == orientation and loaded.rgb.flags.c_contiguous and loaded.rgb.flags.writeable
+    assert np.array_equal(loaded.rgb, expected)

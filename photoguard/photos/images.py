@@ -174,6 +174,16 @@ def _decode_quietly(data: bytes) -> LoadedImage:
             if fmt == "TIFF":
                 raise ImageError("multi-page TIFF — not a single photo; save the page you want as JPEG")
             raise ImageError(f"animated {label} — not a photo; save one frame as JPEG if it should be shared")
+        if fmt in ("JPEG", "MPO") and im.mode in ("RGB", "L") and _plain_colours(im):
+            # The common photo: one decode, by OpenCV straight into the array, that also says whether
+            # libjpeg met damaged data; then only the turn. (Pillow would decode it into its own
+            # buffer, copy that out twice and turn it through a third; OpenCV's libjpeg gives the same
+            # pixels.)
+            rgb = _decode_jpeg(data, label)
+            if rgb is not None:
+                orientation = _orientation(im)
+                return LoadedImage(rgb=_upright(rgb, orientation), format=fmt, orientation=orientation,
+                                   sha256=digest)
         try:
             im.load()
         except Image.DecompressionBombError:
@@ -197,13 +207,60 @@ def _decode_quietly(data: bytes) -> LoadedImage:
             rgb_im, converted = _to_rgb(im)
         except Exception as e:
             raise ImageError(f"unsupported colour format ({im.mode}) in this {label}: {e}") from None
-        if fmt != "HEIF" and orientation in _UPRIGHT:
-            # HEIF is the exception: libheif already rotated it (pillow-heif reports the original value).
-            rgb_im = rgb_im.transpose(_UPRIGHT[orientation])
-        rgb = np.array(rgb_im, dtype=np.uint8, order="C")   # a copy, before the file is closed
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ImageError(f"unsupported colour format in this {label}")
+        rgb = np.asarray(rgb_im)   # Pillow's bytes, not copied again; the turn (or the copy below) copies
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ImageError(f"unsupported colour format in this {label}")
+        # HEIF is the exception: libheif already turned it (pillow-heif reports the original value).
+        rgb = _upright(rgb, orientation if fmt != "HEIF" else 1)
     return LoadedImage(rgb=rgb, format=fmt, orientation=orientation, sha256=digest, icc_converted=converted)
+
+
+def _plain_colours(im: Image.Image) -> bool:
+    """No colour profile, or an sRGB one: the decoded numbers are the picture as it is to be shown."""
+    from photoguard.photos.jpeg import _icc_is_srgb
+
+    icc = im.info.get("icc_profile")
+    return not icc or (im.mode == "RGB" and _icc_is_srgb(icc))
+
+
+def _decode_jpeg(data: bytes, label: str) -> np.ndarray | None:
+    """The JPEG's pixels as (H, W, 3) RGB, not turned, decoded once by OpenCV with libjpeg's warnings
+    caught (ImageError when the data is damaged or cut short); None if OpenCV cannot decode it at all
+    (Pillow then tries, and says why it cannot)."""
+    import cv2
+
+    problem = jpeg_problem(data)
+    if problem is not None and problem.startswith("truncated"):
+        raise ImageError(f"truncated {label} — the copy may be incomplete; {_COPY_AGAIN}")
+    rgb, warning = _with_libjpeg_warning(
+        lambda: cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION))
+    if problem is not None or warning is not None:
+        raise ImageError(f"damaged {label} — part of the picture data is damaged; {_COPY_AGAIN}")
+    if rgb is None or rgb.ndim != 3 or rgb.shape[2] != 3:
+        return None
+    return rgb
+
+
+def _upright(rgb: np.ndarray, orientation: int) -> np.ndarray:
+    """``rgb`` turned (or mirrored) as EXIF ``orientation`` says, in one copy (PIL.ImageOps.exif_transpose's
+    turns, done by OpenCV); a C-contiguous array of its own in every case."""
+    import cv2
+
+    if orientation == 2:
+        return cv2.flip(rgb, 1)
+    if orientation == 3:
+        return cv2.rotate(rgb, cv2.ROTATE_180)
+    if orientation == 4:
+        return cv2.flip(rgb, 0)
+    if orientation == 5:
+        return cv2.transpose(rgb)
+    if orientation == 6:
+        return cv2.rotate(rgb, cv2.ROTATE_90_CLOCKWISE)
+    if orientation == 7:
+        return cv2.rotate(cv2.transpose(rgb), cv2.ROTATE_180)
+    if orientation == 8:
+        return cv2.rotate(rgb, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    return np.array(rgb, dtype=np.uint8, order="C")
 
 
 # libjpeg's warnings that mean the picture data is damaged (it decodes such data into grey or smeared
@@ -222,16 +279,22 @@ def libjpeg_warning(data: bytes) -> str | None:
     ~50 ms for 12 MP) with the process's stderr caught for that moment; anything else written to
     stderr meanwhile is passed on.
     """
-    import tempfile
-
     import cv2
+
+    return _with_libjpeg_warning(lambda: cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8))[1]
+
+
+def _with_libjpeg_warning(decode):
+    """(what ``decode()`` returns, libjpeg's complaint about damaged data written meanwhile or None), with
+    the process's stderr caught for that moment; anything else written to stderr meanwhile is passed on."""
+    import tempfile
 
     with _stderr_lock, tempfile.TemporaryFile() as caught:
         sys.stderr.flush()
         saved = os.dup(2)
         try:
             os.dup2(caught.fileno(), 2)
-            cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)
+            result = decode()
         finally:
             os.dup2(saved, 2)
             os.close(saved)
@@ -246,7 +309,7 @@ def libjpeg_warning(data: bytes) -> str | None:
             others.append(line)
     if others:
         os.write(2, ("\n".join(others) + "\n").encode("utf-8", "replace"))
-    return found
+    return result, found
 
 
 def load_thumbnail(path: Path, max_px: int) -> tuple[Image.Image, float]:
