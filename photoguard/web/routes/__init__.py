@@ -6,7 +6,7 @@ from starlette.routing import BaseRoute
 
 
 def routes() -> list[BaseRoute]:
-    from photoguard.web.routes import auth, dashboard, outbox, photos, review, roster, whos_who
+    from photoguard.web.routes import auth, dashboard, outbox, photos, redo, review, roster, whos_who
 
     return [*auth.routes, *dashboard.routes, *roster.routes, *review.routes, *whos_who.routes, *outbox.routes,
-            *photos.routes]
+            *photos.routes, *redo.routes]
