@@ -391,6 +391,11 @@ def test_the_first_day_from_init_to_the_take_down_list(browser, shots, first_day
             desk.wait_for_url("**/children/grace")
             text = visit(desk, shots, "day-19-withdrawn")
             assert f"Consent withdrawn for {names['grace']}" in text
+            # In words: the copies made again, and the posted photos to take down (not "facebook: x.jpg rerendered").
+            assert ("In Ready to post, 2 copies were made again to match: snack-table.jpg and water-play.jpg on "
+                    "Facebook.") in text, text
+            assert ("2 photos already out (posted, or taken from the outbox) show a child who may no longer be shown "
+                    "there: take them down (the list is at the top of Today).") in text, text
             consents["grace"] = set()
 
             # 9. The take-down list comes first on Today and names every posted copy that shows Grace (looked for
@@ -410,6 +415,12 @@ def test_the_first_day_from_init_to_the_take_down_list(browser, shots, first_day
                     assert photo in row and channel in row and names["grace"] in row, row
                 assert "PhotoGuard is not watching" not in text    # (it may be busy with the new roster a moment)
                 assert fits(page)
+
+            # Ready to post: the same list first, then the two copies made again, waiting to be posted if she wants.
+            desk.click("nav >> text=Ready to post")
+            text = visit(desk, shots, "day-22-ready-to-post-after-withdrawal")
+            assert desk.locator("main h2").first.inner_text() == "Photos to take down"
+            assert "Facebook (2 to post)" in text and "Nothing waiting for Instagram" in text
 
             # The outbox now: every copy still there follows today's consents (Grace obscured everywhere) and
             # carries no metadata.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from datetime import date
+from pathlib import PurePosixPath
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -18,6 +19,7 @@ from starlette.routing import Route
 
 from photoguard.flow.enrol import enrol
 from photoguard.flow.learning import learned_faces
+from photoguard.flow.outbox import takedown_list
 from photoguard.flow.references import MAX_UPLOAD_BYTES, ReferenceError, feedback, remove_reference, store_upload
 from photoguard.rules.consent import may_show
 from photoguard.store.children import child_history, child_standing, list_children
@@ -33,19 +35,44 @@ def _child_id(request: Request) -> str | None:
     return cid if id_problem(cid) is None else None
 
 
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def outbox_words(changed, new_takedowns: int) -> str:
+    """What a consent change did to Ready to post and to the photos already posted, in the manager's words."""
+    words = ""
+    for action, what in (("rerendered", "made again to match"),
+                         ("removed", "taken out, as they could not be made again safely")):
+        per_channel: dict[str, list[str]] = {}
+        for c in changed:
+            if c.action == action:
+                per_channel.setdefault(c.channel, []).append(PurePosixPath(c.path).name)
+        n = sum(len(names) for names in per_channel.values())
+        if n:
+            where = "; ".join(f"{_and(sorted(names))} on {ch.capitalize()}" for ch, names in sorted(per_channel.items()))
+            words += f" In Ready to post, {n} cop{'y was' if n == 1 else 'ies were'} {what}: {where}."
+    if new_takedowns:
+        one = new_takedowns == 1
+        words += (f" {new_takedowns} photo{'' if one else 's'} already out (posted, or taken from the outbox) "
+                  f"show{'s' if one else ''} a child who may no longer be shown there: take {'it' if one else 'them'} "
+                  "down (the list is at the top of Today).")
+    return words
+
+
 def enrol_now(request: Request, accept_largest: frozenset[str] = frozenset()) -> str:
     """Sync as `photoguard enrol` does; a sentence on what happened to the outbox."""
     web = state(request)
     try:
         with database(request) as conn:
-            done = enrol(web.home, conn, detector=web.detector, accept_largest=accept_largest)
+            before = {t.file_id for t in takedown_list(conn)}
+            try:
+                done = enrol(web.home, conn, detector=web.detector, accept_largest=accept_largest)
+            finally:
+                new_takedowns = len({t.file_id for t in takedown_list(conn)} - before)
     except RosterFileError as exc:   # the outbox was re-checked all the same
-        return f" But {web.home.roster_csv.name} could not be read as a whole: {exc}"
-    changed = [c for c in done.outbox if c.action in ("rerendered", "removed")]
-    if not changed:
-        return ""
-    return (f" {len(changed)} photo(s) in the outbox were changed to match: "
-            + "; ".join(f"{c.channel}: {c.source} {c.action}" for c in changed) + ".")
+        return f" But {web.home.roster_csv.name} could not be read as a whole: {exc}" + outbox_words([], new_takedowns)
+    return outbox_words([c for c in done.outbox if c.action in ("rerendered", "removed")], new_takedowns)
 
 
 async def children(request: Request) -> Response:
