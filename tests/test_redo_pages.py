@@ -312,3 +312,28 @@ def test_check_again_pressed_in_chromium_at_1280_and_390(home, tmp_path):
             context.close()
         finally:
             browser.close()
+
+
+def test_while_another_process_holds_the_lock_the_page_waits_and_says_so(home):
+    """``photoguard process`` (here: a process holding the lock) is working: the page does nothing itself, says
+    the photo waits, and once the lock is free opening the Check again page has it done."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\nfrom photoguard.store.home import open_home\nfrom photoguard.store.lock import hold_lock\n"
+        f"with hold_lock(open_home({str(home.root)!r}), 'test'):\n    print('held', flush=True)\n    time.sleep(120)\n")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        client = client_for(home)
+        where = check_again(client, photo=sha_of(home, "picnic.jpg"), back="/outbox")
+        assert where.startswith("/check-again#r-")
+        text = client.get("/check-again").text
+        assert "Waiting to check picnic.jpg again. PhotoGuard is busy with other photos just now" in text
+        assert redo.pending(home) and not grace_shown(home, "picnic.jpg", "facebook")
+    finally:
+        holder.kill()
+        holder.wait(10)
+    client.get("/check-again")
+    assert finished(home).words == "picnic.jpg: checked again — Grace now shows on Facebook."

@@ -46,15 +46,15 @@ def who_does_it(home) -> str:
     """Who checks the photos again, and when, in words."""
     st = watch_status(home, recent=0)
     if st.watcher_pid is None:
-        return "PhotoGuard checks them again now."
+        return "PhotoGuard is checking them again now."
     if st.watcher is None:
-        return ("PhotoGuard is busy with other photos just now; they are checked again as soon as it has finished "
+        return ("PhotoGuard is busy with other photos just now; it checks these again as soon as it has finished "
                 "(open this page again then).")
     text = str(st.watcher.get("state", ""))
     if text.startswith("paused: "):
-        return (f"PhotoGuard is paused ({text.removeprefix('paused: ')}); they are checked again as soon as "
+        return (f"PhotoGuard is paused ({text.removeprefix('paused: ')}); it checks these again as soon as "
                 "that is sorted out.")
-    return "PhotoGuard checks them again between new photos."
+    return "PhotoGuard checks these again between new photos."
 
 
 def _wait(home, request_id: str, seconds: float):
