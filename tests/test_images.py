@@ -305,3 +305,33 @@ def test_a_jpeg_is_decoded_once_into_exactly_pillows_pixels(photo, orientation, 
     assert len(decodes) == 1
     assert loaded.orientation == orientation and loaded.rgb.flags.c_contiguous and loaded.rgb.flags.writeable
     assert np.array_equal(loaded.rgb, expected)
+
+
+@pytest.mark.parametrize("height, width", [(3000, 4000), (3024, 4032), (4032, 3024), (2250, 4000), (4000, 6000),
+                                           (3001, 4001)])
+def test_a_second_rendering_is_shrunk_only_where_it_differs_with_the_same_result(height, width, monkeypatch):
+    """Two channels' pictures of one photo differ only where a face is obscured in one: the second is
+    shrunk only there, and gives the same numbers, bit for bit, as shrinking it whole."""
+    import cv2
+
+    from photoguard.photos.save import shrink_to
+
+    rng = np.random.default_rng(height + width)
+    first = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    second = first.copy()
+    second[1000:1290, 700:930] = rng.integers(0, 255, (290, 230, 3), dtype=np.uint8)   # a face obscured here only
+    second[-1, -1] ^= 1                                                                  # and one pixel in a corner
+    whole = shrink_to(second, 2048)
+    shrunk_first = shrink_to(first, 2048)
+    areas = []
+    real = cv2.resize
+    monkeypatch.setattr(cv2, "resize", lambda src, *a, **k: areas.append(src.shape[0] * src.shape[1]) or real(src, *a, **k))
+
+    again = shrink_to(second, 2048, like=(first, shrunk_first))
+
+    assert np.array_equal(again, whole)
+    assert np.array_equal(shrink_to(first, 2048, like=(first, shrunk_first)), shrunk_first)
+    if (height, width) in ((4000, 6000), (3001, 4001)):   # sizes whose blocks would not shrink exactly: whole
+        assert sum(areas) == 2 * height * width
+    else:
+        assert sum(areas) < 0.05 * height * width

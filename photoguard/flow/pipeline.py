@@ -121,13 +121,15 @@ class Processor(SetAside, SecondLooks):
                              rng=np.random.default_rng([seed, i]))
         return out
 
-    def published(self, rendered: np.ndarray) -> np.ndarray:
+    def published(self, rendered: np.ndarray, like: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """The picture as it leaves PhotoGuard (outbox, release, review copy and preview): ``rendered``
         shrunk to at most ``outbox.max_side`` px on its long side. The one place this is done; it comes
         after obscuring and after the second look (which looks at the full-size picture), and shrinking
         never brings back what was obscured. With the detector's floor (detect.floor_px), a face too
-        small to be found is at most detect.UNRECOGNISABLE_PX wide here."""
-        return shrink_to(rendered, self.settings.outbox_max_side)
+        small to be found is at most detect.UNRECOGNISABLE_PX wide here. ``like``: (another rendering of the
+        same photo, its published picture): only where the two differ is shrunk again (``save.shrink_to``),
+        with the same result."""
+        return shrink_to(rendered, self.settings.outbox_max_side, like)
 
     def process(self, path: Path, today: date | None = None, sha: str | None = None,
                 _again: bool = True) -> PhotoResult:
@@ -287,10 +289,12 @@ class Processor(SetAside, SecondLooks):
             # to one channel's copy (or a re-render after a consent change) never touches another's.
             staged: dict[tuple[bool, ...], Path] = {}
             plan = {}
+            last: tuple[np.ndarray, np.ndarray] | None = None
             for channel in channels:
                 shown = tuple(a == SHOWN for a, _, _ in decision[channel])
                 if shown not in staged:
-                    staged[shown] = save_stripped_jpeg(self.published(renders[shown]), staging, f"render{len(staged)}")
+                    last = (renders[shown], self.published(renders[shown], like=last))
+                    staged[shown] = save_stripped_jpeg(last[1], staging, f"render{len(staged)}")
                     plan[channel] = str(staged[shown])
                 else:
                     plan[channel] = str(staged_copy(staged[shown], staging / f"{channel}.jpg"))
