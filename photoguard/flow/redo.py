@@ -306,7 +306,7 @@ def run_waiting(root: Path, log: logging.Logger | None = None,
         if not pending(home):
             return
         try:
-            with hold_lock(home, "photoguard watch (the manager's pages are checking photos again)"):
+            with hold_lock(home, "the manager's pages, checking photos again"):
                 processor = (opener or (lambda h: open_processor(h, echo=lambda _: None)))(home)
                 try:
                     while work_one(processor, log):

@@ -24,12 +24,18 @@ def lock_holder(home: Home) -> int | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            text = os.read(fd, 64).decode("ascii", "replace").strip()
-            return int(text) if text.isdigit() else -1
+            pid, _ = _holder(fd)
+            return int(pid) if pid.isdigit() else -1
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
+
+
+def _holder(fd: int) -> tuple[str, str]:
+    """(pid, what it is doing) as the holder wrote them into the lock file."""
+    pid, _, doing = os.read(fd, 512).decode("utf-8", "replace").partition("\n")
+    return pid.strip(), doing.strip()
 
 
 @contextmanager
@@ -40,13 +46,14 @@ def hold_lock(home: Home, what: str) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            text = os.read(fd, 64).decode("ascii", "replace").strip()
+            pid, doing = _holder(fd)
             raise HomeBusy(
-                f"another PhotoGuard process (pid {text or '?'}) is already working on {home.root}; "
-                f"stop it first (kill {text or '<pid>'}) or wait for it to finish before running {what}."
+                f"{doing or 'another PhotoGuard process'} (pid {pid or '?'}) is already working on {home.root}; "
+                f"wait for it to finish, or stop it, before running {what}."
             ) from None
         os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        # The pid, then what holds the lock: a refused process says who is busy, not just a number.
+        os.write(fd, f"{os.getpid()}\n{what}\n".encode())
         os.fsync(fd)
         yield
     finally:
