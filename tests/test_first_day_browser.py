@@ -414,6 +414,9 @@ def test_the_first_day_from_init_to_the_take_down_list(browser, shots, first_day
                 for row, (photo, channel) in zip(rows, grace_posted):
                     assert photo in row and channel in row and names["grace"] in row, row
                 assert "PhotoGuard is not watching" not in text    # (it may be busy with the new roster a moment)
+                # Today's latest photos: the one she checked no longer says it waits for her.
+                latest = page.locator("tr", has_text="water-play.jpg").last.inner_text()
+                assert "held, then checked by you" in latest and "held for you to check" not in latest, latest
                 assert fits(page)
 
             # Ready to post: the same list first, then the two copies made again, waiting to be posted if she wants.

@@ -52,9 +52,12 @@ async def dashboard(request: Request) -> Response:
     with database(request) as conn:
         soon = expiring(conn, EXPIRING_DAYS, date.today())
         takedown = takedown_list(conn)
-        review_count = len(review_queue(home, conn))
+        queue = review_queue(home, conn)
+    waiting = {item.source for item in queue}
+    # A photo held earlier today that no photo of that name waits for any more: the manager has checked it.
+    checked = {r.name for r in st.recent if r.status == "review" and r.name not in waiting}
     return page(request, "dashboard.html", running=running, watcher_words=words, status=st,
-                review_count=review_count, failed=failed_count(home), expiring=soon,
+                review_count=len(queue), checked=checked, failed=failed_count(home), expiring=soon,
                 takedown=takedown, expiring_days=EXPIRING_DAYS,
                 not_taken=not_taken_words(st.inbox_not_taken) if st.inbox_not_taken else None)
 
