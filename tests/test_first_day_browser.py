@@ -291,7 +291,9 @@ def test_the_first_day_from_init_to_the_take_down_list(browser, shots, first_day
             assert f"{len(refs[child])} usable" in row, row
             for channel in CHANNELS:
                 assert ("shown" if channel in consents[child] else "obscured") in row
-        assert home.roster_csv.read_text().count("\n") >= 3 + 5   # the starter's notes kept, three children added
+        lines = home.roster_csv.read_text(encoding="utf-8-sig").splitlines()
+        assert [line.split(",")[0] for line in lines if line and not line.startswith("#")] == ["id", *CHILDREN]
+        assert sum(line.startswith("#") for line in lines) >= 4      # the notes `init` wrote are kept
 
         # 4. Start watching the inbox; staff drop the day's photos there (and a shopping list by mistake).
         watch = Watch(root, "--workers", "1", "--decode-timeout", "2").wait_watching()
