@@ -112,3 +112,24 @@ def test_faces_near_looks_closely_at_one_place(detector):
         near = detector.faces_near(rgb, box, 0.3)
         assert any(f.left <= (box[0] + box[2]) / 2 <= f.right for f in near), box
     assert detector.faces_near(rgb, (700, 100, 790, 190), 0.3) == []   # plain wall
+
+
+def test_a_smaller_copy_is_made_once_for_all_quarter_turns(detector, monkeypatch):
+    """The frame-filling and HOG copies are shrunk once and turned, not shrunk again for every quarter turn:
+    as many resizes with four turns as with one, and the turned copy's pixels are the same either way."""
+    from photoguard.engine import detect
+
+    rgb, _ = facekit.scene(1600, 1200, [("astronaut", 300, 300, 200)], seed=2)
+    upright = detect._resize(rgb, 0.8)
+    for turns in (1, 2, 3):   # what the change relies on: INTER_AREA commutes with a quarter turn
+        assert np.array_equal(detect._resize(np.ascontiguousarray(np.rot90(upright, turns)), 0.25),
+                              np.rot90(detect._resize(upright, 0.25), turns))
+    sizes = []
+    resize = detect._resize
+    monkeypatch.setattr(detect, "_resize", lambda img, scale: sizes.append((img.shape, scale)) or resize(img, scale))
+    counts = {}
+    for quarter_turns in ((0,), (0, 1, 2, 3)):
+        sizes.clear()
+        FaceDetector(quarter_turns=quarter_turns).detect(rgb)
+        counts[quarter_turns] = len([s for s in sizes if s[1] != 1.0])
+    assert counts[(0,)] == counts[(0, 1, 2, 3)] == 3   # 1280 px main, 320 px frame-filling, 640 px HOG

@@ -93,6 +93,13 @@ class _Found:
         )
 
 
+@dataclass
+class _Copies:
+    """Smaller upright copies of the photo, made once for all the quarter turns: (picture, its scale)."""
+    frames: list[tuple[np.ndarray, float]]   # for the frame-filling passes (``small_sides``)
+    hog: tuple[np.ndarray | None, float]      # for HOG (None without HOG)
+
+
 def _unturn(found: "_Found", turns: int, width: int, height: int) -> "_Found":
     """Boxes and landmarks found in the photo turned by ``turns`` quarter turns, back in the photo."""
     if turns % 4 == 0 or len(found.scores) == 0:
@@ -325,19 +332,31 @@ class FaceDetector:
         sc = 1 / (1 + np.exp(-2 * np.asarray(scores, float)))
         return _Found(boxes, sc, np.full((len(rects), 10), np.nan), np.ones(len(rects), dtype=np.int8))
 
-    def _passes(self, rgb: np.ndarray, base_img: np.ndarray, base: float, turns: int) -> list[_Found]:
+    def _passes(self, rgb: np.ndarray, base_img: np.ndarray, base: float, turns: int,
+                copies: _Copies) -> list[_Found]:
         """Every pass over the photo turned by ``turns``; ``base_img`` is the turned photo scaled by
-        ``base``. Boxes come back in the turned photo's coordinates."""
-        long = max(rgb.shape[:2])
+        ``base``, ``copies`` the smaller upright copies (turned here as views). Boxes come back in the
+        turned photo's coordinates."""
         found = self._confirm(rgb, self._cf(base_img, base, self.proposal_threshold), base, turns)
-        for side in self.small_sides:
-            scale = side / long
+        for img, scale in copies.frames:
             if scale < base * 0.75:
-                found.append(self._cf(_resize(base_img, scale / base), scale, self.threshold))
+                found.append(self._cf(np.rot90(img, turns), scale, self.threshold))
         if self._hog is not None and turns in self.hog_turns:
-            hog = min(1.0, self.hog_side / long)
-            found.append(self._hog_pass(_resize(base_img, hog / base) if hog < base else base_img, min(hog, base)))
+            img, scale = copies.hog
+            found.append(self._hog_pass(np.ascontiguousarray(np.rot90(img, turns)), scale))
         return found
+
+    def _copies(self, upright: np.ndarray, base: float, long: int, hog: bool = True) -> _Copies:
+        """The frame-filling passes' and HOG's copies, each made once from the upright ``upright`` (the photo
+        scaled by ``base``): a turned pass turns them as views. Shrinking a turned copy gives the very same
+        pixels as turning the shrunk one (INTER_AREA; tests/test_detect.py), so one resize serves four turns."""
+        frames = [(_resize(upright, (side / long) / base), side / long)
+                  for side in self.small_sides if side / long < base * 0.75]
+        hog_copy: tuple[np.ndarray | None, float] = (None, 1.0)
+        if hog and self._hog is not None:
+            scale = min(1.0, self.hog_side / long)
+            hog_copy = (_resize(upright, scale / base), scale) if scale < base else (upright, base)
+        return _Copies(frames, hog_copy)
 
     def detect_confident(self, rgb: np.ndarray, threshold: float) -> list[FaceBox]:
         """Only clear faces: the main and frame-filling CenterFace passes at ``threshold``, without the
@@ -349,10 +368,7 @@ class FaceDetector:
         base = min(1.0, self.base_side / long)
         base_img = _resize(rgb, base)
         found = [self._cf(base_img, base, threshold)]
-        for side in self.small_sides:
-            scale = side / long
-            if scale < base * 0.75:
-                found.append(self._cf(_resize(base_img, scale / base), scale, threshold))
+        found += [self._cf(img, scale, threshold) for img, scale in self._copies(base_img, base, long, hog=False).frames]
         return _merge(_Found.concat(found), w, h)
 
     NEAR_FACE = 64    # px: the face size in the crop that ``faces_near`` looks at
@@ -380,13 +396,15 @@ class FaceDetector:
             if photo is not rgb:
                 upright = _resize(photo, base)
             small = upright if turned_base == base else _resize(upright, turned_base / base)
+            copies = self._copies(upright, base, max(h, w))
             for turns in self.quarter_turns:
                 if turns % 4 == 0:
                     base_img, scale = upright, base
                 else:
-                    # The small copy is turned, never the 12 MP photo.
-                    base_img, scale = np.ascontiguousarray(np.rot90(small, turns)), turned_base
-                found += [_unturn(f, turns, w, h) for f in self._passes(photo, base_img, scale, turns)]
+                    # The small copy is turned (as a view: CenterFace copies it into its input anyway),
+                    # never the 12 MP photo.
+                    base_img, scale = np.rot90(small, turns), turned_base
+                found += [_unturn(f, turns, w, h) for f in self._passes(photo, base_img, scale, turns, copies)]
             # A large photo shrunk to ``base_side`` loses faces of a few dozen pixels: search it again
             # where a face at the floor is big enough to see (upright only: the cost grows with the
             # photo, and the turned passes already cost three main passes).
