@@ -1,6 +1,6 @@
 """Face engine benchmark: recall by face size on 12 MP scenes, by rotation, and detect+identify speed.
 
-    uv run python benchmarks/bench_engine.py [--quick] [--json] [--shared ../shared/faces]
+    uv run python benchmarks/bench_engine.py [--quick] [--json] [--shared ../shared/faces] [--rotations] [--coarse]
 
 Scenes are 4000x3000 (or 3000x4000) backgrounds with public-domain face crops (tests/facekit.py)
 pasted at known places, saved as JPEG with each of the 8 EXIF orientations and loaded back, so
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import facekit  # noqa: E402
 
 from photoguard.engine.boxes import turn_matrix  # noqa: E402
-from photoguard.engine.detect import FaceDetector
+from photoguard.engine.detect import FaceDetector, _resize  # noqa: E402
 from photoguard.engine.identify import Template, encode_faces, match_faces  # noqa: E402
 from photoguard.evaluate.faces import covers, evaluate_detection, load_rgb, read_imglab  # noqa: E402
 from photoguard.store.config import Settings  # noqa: E402
@@ -162,6 +162,30 @@ def rotation_part(detector: FaceDetector, scenes_per_bucket: int, folder: Path, 
     return out
 
 
+def coarse_part(detector: FaceDetector, log, sides=(640, 960, 1280), thresholds=(0.015, 0.003, 0.0005)) -> dict:
+    """Could a cheap low-resolution pass find the candidates for a full-resolution look (coarse to fine)?
+    For the grid scenes of 24-32 and 32-64 px faces (upright, as a turned pass sees them), the faces with a
+    CenterFace peak inside their box at each long side and heat threshold, and how many peaks there are: a
+    face without a peak would never be looked at again."""
+    out = {}
+    for low, high in BUCKETS[:2]:
+        rgb, truth = grid_scene(5000 * low, low, high, portrait=False)
+        long = max(rgb.shape[:2])
+        for side in sides:
+            scale = side / long
+            small = _resize(rgb, scale)
+            for threshold in thresholds:
+                boxes, scores, _ = detector.centerface.run(small, threshold)
+                centres = (boxes[:, :2] + boxes[:, 2:]) / 2 / scale
+                hit = sum(bool(((centres[:, 0] >= t[0]) & (centres[:, 0] < t[2]) & (centres[:, 1] >= t[1])
+                                & (centres[:, 1] < t[3])).any()) for t in truth)
+                out[f"{low}-{high} px, {side} px, {threshold}"] = {"faces": len(truth), "with_peak": hit,
+                                                                  "peaks": len(scores)}
+                log(f"{low}-{high} px faces, searched at {side} px, heat >= {threshold}: "
+                    f"{hit}/{len(truth)} faces have a peak ({len(scores)} peaks)")
+    return out
+
+
 def speed_part(detector: FaceDetector, runs: int, folder: Path, log) -> dict:
     templates = []
     for name in NAMES:
@@ -235,6 +259,8 @@ def main() -> None:
     ap.add_argument("--upright-only", action="store_true",
                     help="search the photo only as it stands (no quarter turns), to compare")
     ap.add_argument("--turns", default="0,1,2,3", help="with --rotations: the quarter turns to check")
+    ap.add_argument("--coarse", action="store_true",
+                    help="also: which small faces a low-resolution pass leaves a peak for (coarse to fine)")
     ap.add_argument("--turned-side", type=int, default=None,
                     help="search the turned photo at this long side instead of the upright one's, to compare")
     args = ap.parse_args()
@@ -254,6 +280,8 @@ def main() -> None:
         if args.rotations:
             result["rotations"] = rotation_part(detector, 1 if args.quick else 2, folder, log,
                                                 tuple(int(t) for t in args.turns.split(",")))
+    if args.coarse:
+        result["coarse"] = coarse_part(detector, log)
     if args.shared:
         result["shared"] = shared_part(detector, args.shared, log)
     if args.json:
