@@ -489,3 +489,43 @@ def test_an_entry_that_cannot_be_finished_goes_to_failed_even_once_archived(home
     note = (home.failed / "swings.jpg.txt").read_text()
     assert "could not finish it after an interruption" in note and "Errno" not in note
     assert processor.conn.execute("SELECT archive_path FROM photos WHERE sha256 = ?", (sha,)).fetchone()[0] is None
+
+
+def test_the_next_photo_is_decoded_while_this_one_is_processed(home, processor, monkeypatch):
+    """photoguard process (one worker): each photo but the first was decoded ahead, in a thread, while the
+    one before it was processed; the pipeline decodes none of them again, and each is decided as usual."""
+    from photoguard.flow import pipeline
+
+    names = []
+    for i in range(3):
+        rgb, _ = photo_of_both(seed=10 + i)
+        names.append(drop(home, f"party{i}.jpg", jpeg_bytes(rgb, quality=92)).name)
+    decoded_in_turn = []
+    real = pipeline.load_image
+    monkeypatch.setattr(pipeline, "load_image", lambda path: decoded_in_turn.append(path) or real(path))
+
+    results = {r.source: r for r in run_batch(processor, collect([home.inbox]), workers=1)}
+
+    assert sorted(results) == names
+    assert all(r.status == "cleared" for r in results.values()), [r.reason for r in results.values()]
+    assert {f.child for r in results.values() for f in r.faces} >= {"ada", "grace"}
+    assert len(decoded_in_turn) == 1
+
+
+def test_a_photo_decoded_ahead_is_not_used_for_other_bytes(home, processor):
+    """The file was replaced after it was decoded ahead: the snapshot's bytes (the new photo) are decided."""
+    from photoguard.flow.batch import ReadAhead
+
+    path = drop(home, "swap.jpg", jpeg_bytes(photo_of_both(seed=20)[0], quality=92))
+    ahead = ReadAhead()
+    ahead.start(str(path))
+    loaded = ahead.take(str(path))
+    assert loaded is not None and loaded.rgb.shape == (640, 960, 3)
+    smaller = np.ascontiguousarray(photo_of_both(seed=21)[0][:600, :900])
+    path.write_bytes(jpeg_bytes(smaller, quality=92))
+
+    result = processor.process(path, loaded=loaded)
+
+    assert result.status == "cleared", result.reason
+    row = processor.conn.execute("SELECT width, height FROM photos WHERE sha256 = ?", (result.sha256,)).fetchone()
+    assert (row["width"], row["height"]) == (900, 600)

@@ -153,3 +153,28 @@ def test_a_watch_worker_starts_with_both_thread_counts_ready(tmp_path):
             os.close(watch_support._workers_lock_fd)
             watch_support._workers_lock_fd = None
         batch._worker = None
+
+
+def test_a_roster_change_not_yet_notified_holds_back_a_photo_written_after_it(tmp_path):
+    """children.csv changed, then a photo dropped: even if the photo's notice comes first (each folder has
+    its own notification queue), the photo does not go until the roster is synced."""
+    import time
+
+    from photoguard.flow.watch import Watcher, WatchOptions
+
+    home = open_home(tmp_path / "home")
+    home.roster_csv.write_text("id,name,face_matching,facebook,instagram,twitter,expires\n", encoding="utf-8")
+    watcher = Watcher(home, WatchOptions(settle=0))
+    watcher.roster_signature = watcher._enrol_signature()
+    try:
+        home.roster_csv.write_text("id,name,face_matching,facebook,instagram,twitter,expires\n"
+                                   "ada,Ada,yes,no,yes,yes,\n", encoding="utf-8")
+        (home.inbox / "after.jpg").write_bytes(tiny_jpeg(930))
+        watcher.events.put(("inbox-finished", str(home.inbox / "after.jpg")))
+        watcher._drain_events()
+        watcher._dispatch(time.monotonic() + 1)
+        assert not watcher.inflight and home.inbox / "after.jpg" in watcher.pending
+        assert watcher.roster_changed_at is not None
+    finally:
+        if watcher.pool is not None:
+            watcher.pool.shutdown(wait=True, cancel_futures=True)

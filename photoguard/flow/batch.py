@@ -9,6 +9,7 @@ import errno
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -16,8 +17,8 @@ from photoguard.flow.pipeline import Processor
 from photoguard.flow.recheck import recheck_outbox
 from photoguard.flow.results import _DISK_FULL, DiskFull, PhotoResult
 from photoguard.photos.durable import display_name
-from photoguard.photos.images import MAX_FILE_BYTES
-from photoguard.photos.intake import NotAPhotoFile, hash_regular
+from photoguard.photos.images import MAX_FILE_BYTES, LoadedImage, load_image_bytes
+from photoguard.photos.intake import NotAPhotoFile, hash_regular, open_regular
 from photoguard.store.home import Home
 
 
@@ -119,17 +120,64 @@ def warm_up_worker(threads: Sequence[int] = (1,)) -> None:
         _worker.encoder.sface.embed(np.zeros((1, 112, 112, 3), np.uint8))
 
 
-def _work(item: tuple[str, str, str] | tuple[str, str, str, int]) -> PhotoResult:
-    """Process one photo in a pool worker; a fourth item is how many threads the models may use for it
-    (more than one only when this photo is the only one in hand, so that it is done sooner)."""
-    path, sha, today, *threads = item
+class ReadAhead:
+    """Decoding the next photo in a thread of its own while this one is processed.
+
+    At most one photo is held ahead (its pixels, ~36 MB for 12 MP). What is decoded ahead is only used
+    if its bytes hash to the snapshot the pipeline takes (``Processor.process(loaded=)``); a photo that
+    cannot be read or decoded ahead is simply read again in its turn, which says why."""
+
+    def __init__(self) -> None:
+        self._path: str | None = None
+        self._future: Future | None = None
+        self._thread: ThreadPoolExecutor | None = None
+
+    def start(self, path: str | None) -> None:
+        if path is None or path == self._path:
+            return
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
+        self._path, self._future = path, self._thread.submit(_read, path)
+
+    def take(self, path: str) -> LoadedImage | None:
+        """The photo at ``path`` if it was decoded ahead (waiting for the decoding to finish), else None;
+        whatever else was held ahead is let go."""
+        held, future = self._path, self._future
+        self._path = self._future = None
+        if future is None or held != path:
+            return None
+        return future.result()
+
+
+def _read(path: str) -> LoadedImage | None:
+    try:
+        fd, _ = open_regular(path, MAX_FILE_BYTES)
+        with open(fd, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+        return load_image_bytes(data)
+    except Exception:  # noqa: BLE001 — gone, not a photo, damaged, too large: its own turn says so
+        return None
+
+
+_ahead = ReadAhead()   # a pool worker's
+
+
+def _work(item: tuple) -> PhotoResult:
+    """Process one photo in a pool worker. A fourth item is how many threads the models may use for it
+    (more than one only when this photo is the only one in hand, so that it is done sooner); a fifth, the
+    photo this worker will most likely be given next, decoded meanwhile in a thread."""
+    path, sha, today, *more = item
     assert _worker is not None
+    threads = more[0] if more else None
+    upcoming = more[1] if len(more) > 1 else None
     if threads:
         import cv2
 
         _worker.detector   # loaded first: loading sets the worker's one thread
-        cv2.setNumThreads(threads[0])
-    return _worker.process(Path(path), date.fromisoformat(today), sha=sha)
+        cv2.setNumThreads(threads)
+    loaded = _ahead.take(path)
+    _ahead.start(upcoming)
+    return _worker.process(Path(path), date.fromisoformat(today), sha=sha, loaded=loaded)
 
 
 def run_batch(processor: Processor, paths: Sequence[Path], *, workers: int = 1, today: date | None = None,
@@ -160,8 +208,13 @@ def run_batch(processor: Processor, paths: Sequence[Path], *, workers: int = 1, 
         else:
             first[sha] = path
     if workers <= 1 or len(first) <= 1:
-        for sha, path in first.items():
-            done(processor.process(path, today, sha=sha))
+        ahead = ReadAhead()
+        queue = list(first.items())
+        for i, (sha, path) in enumerate(queue):
+            loaded = ahead.take(str(path))
+            ahead.start(str(queue[i + 1][1]) if i + 1 < len(queue) and not queue[i + 1][0].startswith("unread:") else None)
+            done(processor.process(path, today, sha=sha, loaded=loaded))
+        ahead.take("")
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor

@@ -33,7 +33,7 @@ from photoguard.flow.second_look import SecondLooks
 from photoguard.flow.set_aside import SetAside
 from photoguard.photos.durable import (_write_text_atomic, display_name, drop_folder, make_folders, place_durably,
                                        publish, safe_name, staged_copy)
-from photoguard.photos.images import MAX_FILE_BYTES, ImageError, load_image, sha256_file
+from photoguard.photos.images import MAX_FILE_BYTES, ImageError, LoadedImage, load_image, sha256_file
 from photoguard.photos.intake import NotAPhotoFile, Snapshot, Source, StillChanging, release_source, take_snapshot
 from photoguard.photos.save import save_stripped_jpeg, shrink_to
 from photoguard.rules.consent import ChildConsent
@@ -132,11 +132,12 @@ class Processor(SetAside, SecondLooks):
         return shrink_to(rendered, self.settings.outbox_max_side, like)
 
     def process(self, path: Path, today: date | None = None, sha: str | None = None,
-                _again: bool = True) -> PhotoResult:
+                _again: bool = True, loaded: LoadedImage | None = None) -> PhotoResult:
         """Process one file end to end. Raises DiskFull (photo left in place) when the disk is full.
 
         Works on a private snapshot of the file (see intake.py); ``sha`` is the caller's hash of the
-        file, only a hint: the snapshot's own hash is what counts."""
+        file, only a hint: the snapshot's own hash is what counts. ``loaded``: the file decoded ahead
+        (while the photo before it was processed); used only if it is of the snapshot's very bytes."""
         started = time.monotonic()
         today = today or date.today()
         path = Path(path)
@@ -180,7 +181,7 @@ class Processor(SetAside, SecondLooks):
             (sha, name, display_name(path), now_iso()),
         )
         try:
-            prepared = self._decide_and_stage(snap, name, sha, today)
+            prepared = self._decide_and_stage(snap, name, sha, today, loaded=loaded)
         except OSError as exc:
             self._clear_staging(sha)
             self.conn.execute("UPDATE photos SET state = 'received' WHERE sha256 = ?", (sha,))
@@ -242,18 +243,22 @@ class Processor(SetAside, SecondLooks):
         return decision, renders, problem
 
     def _decide_and_stage(self, snap: Snapshot, name: str, sha: str, today: date,
-                          dropped: tuple[str, str] | None = None) -> list[FaceResult] | str:
+                          dropped: tuple[str, str] | None = None, loaded: LoadedImage | None = None,
+                          ) -> list[FaceResult] | str:
         """Detect, identify, decide, render, verify and stage the outputs; record the plan.
 
         ``dropped``: (drop folder, source path) as first recorded, for a photo decided again from its
         archived original (``reprocess``); by default both come from where ``snap`` was taken.
         Returns the faces, or why the file cannot be processed (it then goes to failed/)."""
-        try:
-            image = load_image(snap.path)
-        except ImageError as exc:
-            return exc.reason
-        except MemoryError:
-            return "image too large to process on this machine"
+        if loaded is not None and loaded.sha256 == sha:
+            image = loaded   # decoded ahead from the same bytes: the hash of what was decoded is the snapshot's
+        else:
+            try:
+                image = load_image(snap.path)
+            except ImageError as exc:
+                return exc.reason
+            except MemoryError:
+                return "image too large to process on this machine"
         if image.sha256 and image.sha256 != sha:
             return "the file changed while it was being read; drop it into the inbox again"
         rgb = image.rgb

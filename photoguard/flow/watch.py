@@ -7,9 +7,10 @@ How a dropped file travels:
    when the file arrives whole by a rename; otherwise (polling, network shares, the scans) once its
    size and mtime have not changed for ``settle`` seconds. A file that never decodes is still handed
    over after ``decode_timeout`` seconds unchanged, so the pipeline routes it to failed/ with a reason;
-3. hashed here and dispatched to a worker process (at most 2 per worker at once, so the backlog
-   waits as paths, not as pixels). Two files with the same bytes are never in flight together: the
-   second waits and the pipeline archives it as a duplicate.
+3. hashed here and dispatched to a worker process (one per worker at once, with the photo that worker
+   will most likely get next, which it decodes meanwhile; the rest of the backlog waits as paths, not
+   as pixels). Two files with the same bytes are never in flight together: the second waits and the
+   pipeline archives it as a duplicate.
 
 The journal (table ``photos``) and the pipeline's staging make a crash at any moment safe; this
 module adds: resume at start, one watcher per home (``hold_lock``), no worker of a dead watcher still
@@ -85,6 +86,7 @@ class _Job:
     path: Path
     sha: str
     attempts: int
+    upcoming: Path | None = None   # the photo its worker decodes meanwhile, to be given to it next
 
 
 class Watcher(Arrivals, Upkeep):
@@ -101,6 +103,7 @@ class Watcher(Arrivals, Upkeep):
         self.wake = threading.Event()
         self.pending: dict[Path, _Waiting] = {}
         self.inflight: dict[Future, _Job] = {}
+        self.next_up: list[Path] = []   # photos a worker that has just finished decoded ahead
         self.stopping = False
         self.signals = 0
         self.pool: ProcessPoolExecutor | None = None
@@ -171,27 +174,54 @@ class Watcher(Arrivals, Upkeep):
     ARRIVED_QUIET = 0.15
 
     def _dispatch(self, now: float) -> None:
-        capacity = 2 * self.workers - len(self.inflight)
+        """Hand ready photos to idle workers, one each. With each goes the photo that worker will most
+        likely be given next (``upcoming``), which it decodes while it processes this one; the rest of
+        the backlog waits here as paths, not as pixels."""
+        capacity = self.workers - len(self.inflight)
         if capacity <= 0 or not self.pending:
             return
         busy = {job.sha for job in self.inflight.values()}
-        today = self.clock.today().isoformat()
-        for path, w in list(self.pending.items()):
-            if capacity <= 0:
+        promised = {job.upcoming for job in self.inflight.values()} - {None}
+        # A photo a worker that has just finished decoded meanwhile goes first: that worker is the idle one.
+        first = [p for p in dict.fromkeys(self.next_up) if p in self.pending]
+        self.next_up.clear()
+        ready: list[tuple[Path, _Waiting]] = []
+        for path in [*first, *(p for p in list(self.pending) if p not in first)]:
+            if sum(p not in promised for p, _ in ready) >= 2 * capacity:
                 break
-            if not self._ready(path, w, now) or w.sha is None:
+            w = self.pending.get(path)
+            if w is None or not self._ready(path, w, now) or w.sha is None:
                 continue
             if w.sha in busy:
                 continue  # the same bytes are being processed; afterwards this copy is archived as a duplicate
+            ready.append((path, w))
+        if not ready:
+            return
+        # A roster changed before these photos were written must be used for them, but its file notice
+        # (another inotify queue) may come after theirs, now that the loop does not wait for a tick: look
+        # at enrol/ itself before any photo goes.
+        self._check_roster_files()
+        if self.roster_changed_at is not None:
+            return
+        # Not a photo another worker is decoding ahead, unless there is nothing else to do.
+        ready.sort(key=lambda item: item[0] in promised)
+        chosen: list[tuple[Path, _Waiting]] = []
+        for path, w in ready:
+            if len(chosen) < capacity and w.sha not in busy:
+                chosen.append((path, w))
+                busy.add(w.sha)
+        after = [path for path, _ in ready if path not in promised and all(path != c for c, _ in chosen)]
+        today = self.clock.today().isoformat()
+        for path, w in chosen:
             # A photo alone (an idle watcher, one drop) may use every core: it reaches the outbox sooner.
             # In a burst each worker keeps to one thread, so the workers do not fight over the cores.
             threads = (os.cpu_count() or 1) if not self.inflight and len(self.pending) == 1 else 1
-            future = self._ensure_pool().submit(_work, (str(path), w.sha, today, threads))
-            self.inflight[future] = _Job(path, w.sha, w.attempts + 1)
+            upcoming = after.pop(0) if after else None
+            future = self._ensure_pool().submit(
+                _work, (str(path), w.sha, today, threads, str(upcoming) if upcoming else None))
+            self.inflight[future] = _Job(path, w.sha, w.attempts + 1, upcoming)
             future.add_done_callback(self._wake_up)
-            busy.add(w.sha)
             del self.pending[path]
-            capacity -= 1
 
     # --- results ---
 
@@ -209,6 +239,8 @@ class Watcher(Arrivals, Upkeep):
         exhausted: list[tuple[_Job, str]] = []
         for future in done:
             job = self.inflight.pop(future)
+            if job.upcoming is not None:
+                self.next_up.append(job.upcoming)
             self.folders.took_from(job.path, self.clock.now())
             try:
                 result = future.result()
