@@ -1,11 +1,12 @@
 """`photoguard process` against `deface` on the same 12 MP photos with ~5 faces each.
 
     uv run python benchmarks/bench_process.py [--photos 20] [--deface /tmp/deface-venv/bin/deface]
-                                              [--before /tmp/pg-before] [--json]
+                                              [--before /tmp/pg-before] [--repeat 3] [--json]
 
 All run as real commands on copies of the same files, one after the other in this run. Reports wall
 time per photo, photos per second, PhotoGuard's own per-photo median, and the peak memory of each
-command's whole process tree (sampled from /proc).
+command's whole process tree and of its largest worker (sampled from /proc). With --repeat N every
+command runs N times, round by round; each is reported by its run of median wall time.
 
 deface's command line needs tqdm and imageio, which PhotoGuard's environment leaves out (it only uses
 deface's model file), so deface runs from a virtual environment of its own, outside the repository:
@@ -35,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from facekit import jpeg_bytes, scene  # noqa: E402
-from proctree import tree_rss  # noqa: E402
+from proctree import PeakPerWorker, tree_rss  # noqa: E402
 
 ROSTER = "id,name,face_matching,facebook,instagram,twitter,expires\nada,Ada,yes,yes,yes,yes,\ngrace,Grace,yes,yes,no,no,\n"
 
@@ -53,17 +54,20 @@ def make_photos(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> tuple[float, int, str]:
-    """Wall seconds, peak tree RSS, stdout."""
+def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> tuple[float, int, str, int]:
+    """Wall seconds, peak tree RSS, stdout, the peak RSS of the largest worker (or of the command itself
+    when it has no pool)."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     peak = 0
+    per_worker = PeakPerWorker()
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
             peak = max(peak, tree_rss(proc.pid)[0])
+            per_worker.sample(proc.pid)
             time.sleep(0.1)
 
     thread = threading.Thread(target=sample, daemon=True)
@@ -73,7 +77,7 @@ def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> tup
     thread.join()
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed with exit code {proc.returncode}")
-    return time.perf_counter() - started, peak, out
+    return time.perf_counter() - started, peak, out, per_worker.worker_peak()
 
 
 def setup_home(root: Path, photos: list[Path]) -> None:
@@ -102,6 +106,8 @@ def main() -> None:
     parser.add_argument("--before", type=Path, default=None,
                         help="a folder holding an older 'photoguard' package to run on the same files too")
     parser.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of every command; each is reported by its round of median wall time")
     args = parser.parse_args()
 
     versions = [("photoguard", None)]
@@ -113,40 +119,55 @@ def main() -> None:
         tmp_path = Path(tmp)
         photos = make_photos(tmp_path / "photos", args.photos)
         n = len(photos)
-        results = {}
-        for workers in (int(w) for w in args.workers.split(",")):
-            for label, code in versions:
-                env = None
-                if code is not None:
-                    # The older package first on the path; the same environment's dependencies.
-                    env = {**os.environ, "PYTHONPATH": str(code)}
-                home = tmp_path / f"home-{label}-{workers}"
-                setup_home(home, photos)
-                # Enrol first so the timed run measures processing, not template building.
-                subprocess.run([sys.executable, "-m", "photoguard", "enrol", "--home", str(home)], check=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
-                wall, peak, out = run([sys.executable, "-m", "photoguard", "process", "--home", str(home), "--json",
-                                       "--workers", str(workers)], env=env, cwd=tmp_path)
-                lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-                per_photo = [r["seconds"] for r in lines]
-                results[f"{label}_{workers}w"] = {
-                    "wall_s": wall, "s_per_photo": wall / n, "photos_per_s": n / wall,
-                    "median_photo_s": statistics.median(per_photo), "peak_mb": peak / 2**20,
-                    "statuses": {s: sum(1 for r in lines if r["status"] == s) for s in {r["status"] for r in lines}},
-                }
-        deface_in = tmp_path / "deface"
-        deface_in.mkdir()
-        for p in photos:
-            shutil.copy(p, deface_in / p.name)
+        runs: dict[str, list[dict]] = {}
         deface = args.deface or shutil.which("deface") or str(Path(sys.executable).with_name("deface"))
-        try:
-            wall, peak, _ = run([deface, *[str(deface_in / p.name) for p in photos], "--replacewith", "mosaic"])
-            results["deface"] = {"wall_s": wall, "s_per_photo": wall / n, "photos_per_s": n / wall,
-                                 "peak_mb": peak / 2**20}
-        except SystemExit as exc:
-            # deface's command line needs tqdm, which PhotoGuard does not install (it only uses deface's
-            # model file): PhotoGuard's own numbers still count.
-            print(f"deface not compared: {exc}", file=sys.stderr)
+        deface_works = True
+        for rep in range(args.repeat):
+            # Every command once per round, one after the other: a busy machine slows them alike.
+            for workers in (int(w) for w in args.workers.split(",")):
+                for label, code in versions:
+                    env = None
+                    if code is not None:
+                        # The older package first on the path; the same environment's dependencies.
+                        env = {**os.environ, "PYTHONPATH": str(code)}
+                    home = tmp_path / f"home-{label}-{workers}-{rep}"
+                    setup_home(home, photos)
+                    # Enrol first so the timed run measures processing, not template building.
+                    subprocess.run([sys.executable, "-m", "photoguard", "enrol", "--home", str(home)], check=True,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
+                    wall, peak, out, worker_peak = run([sys.executable, "-m", "photoguard", "process", "--home",
+                                                        str(home), "--json", "--workers", str(workers)],
+                                                       env=env, cwd=tmp_path)
+                    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+                    per_photo = [r["seconds"] for r in lines]
+                    runs.setdefault(f"{label}_{workers}w", []).append({
+                        "wall_s": wall, "s_per_photo": wall / n, "photos_per_s": n / wall,
+                        "median_photo_s": statistics.median(per_photo), "peak_mb": peak / 2**20,
+                        "peak_worker_mb": worker_peak / 2**20,
+                        "statuses": {s: sum(1 for r in lines if r["status"] == s) for s in {r["status"] for r in lines}},
+                    })
+            if not deface_works:
+                continue
+            deface_in = tmp_path / f"deface-{rep}"
+            deface_in.mkdir()
+            for p in photos:
+                shutil.copy(p, deface_in / p.name)
+            try:
+                wall, peak, _, _ = run([deface, *[str(deface_in / p.name) for p in photos], "--replacewith", "mosaic"])
+                runs.setdefault("deface", []).append({"wall_s": wall, "s_per_photo": wall / n, "photos_per_s": n / wall,
+                                                      "peak_mb": peak / 2**20})
+            except SystemExit as exc:
+                # deface's command line needs tqdm, which PhotoGuard does not install (it only uses deface's
+                # model file): PhotoGuard's own numbers still count.
+                print(f"deface not compared: {exc}", file=sys.stderr)
+                deface_works = False
+        # Each command's run of median wall time (of --repeat rounds), with every round's wall time.
+        results = {}
+        for name, done in runs.items():
+            middle = sorted(done, key=lambda r: r["wall_s"])[(len(done) - 1) // 2]
+            results[name] = {**middle, "walls_s": [round(r["wall_s"], 1) for r in done],
+                             "peak_mb": max(r["peak_mb"] for r in done),
+                             **({"peak_worker_mb": max(r["peak_worker_mb"] for r in done)} if "peak_worker_mb" in middle else {})}
 
     base = results.get("deface", {}).get("s_per_photo")
     ratios = {f"ratio_{name}_to_deface": r["s_per_photo"] / base for name, r in results.items()
@@ -160,17 +181,19 @@ def main() -> None:
         print(json.dumps(summary, indent=2))
         return
     print(f"{n} photos, {summary['size']}")
-    print(f"{'command':<16} {'wall s':>8} {'s/photo':>8} {'photos/s':>9} {'median':>8} {'peak MB':>8}")
+    print(f"{'command':<16} {'wall s':>8} {'s/photo':>8} {'photos/s':>9} {'median':>8} {'peak MB':>8} {'worker MB':>9}")
     for name, r in results.items():
         median = f"{r['median_photo_s']:.2f}" if "median_photo_s" in r else "-"
-        print(f"{name:<16} {r['wall_s']:>8.1f} {r['s_per_photo']:>8.2f} {r['photos_per_s']:>9.2f} {median:>8} {r['peak_mb']:>8.0f}")
+        worker = f"{r['peak_worker_mb']:.0f}" if "peak_worker_mb" in r else "-"
+        print(f"{name:<16} {r['wall_s']:>8.1f} {r['s_per_photo']:>8.2f} {r['photos_per_s']:>9.2f} {median:>8} "
+              f"{r['peak_mb']:>8.0f} {worker:>9}")
     if not base:
         print("time per photo vs deface: not measured (deface's command did not run; see --deface)")
     for key, value in ratios.items():
         print(f"time per photo, {key[6:].replace('_', ' ')}: {value:.2f}x")
     for name, r in results.items():
-        if "statuses" in r:
-            print(f"{name} outcomes: {r['statuses']}")
+        outcomes = f", outcomes {r['statuses']}" if "statuses" in r else ""
+        print(f"{name}: wall s per round {r['walls_s']}{outcomes}")
 
 
 if __name__ == "__main__":

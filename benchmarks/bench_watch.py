@@ -43,7 +43,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from facekit import face_patch, jpeg_bytes, scene  # noqa: E402
-from proctree import tree_rss  # noqa: E402
+from proctree import PeakPerWorker, tree_rss  # noqa: E402
 
 ROSTER = "id,name,face_matching,facebook,instagram,twitter,expires\nada,Ada,yes,yes,yes,yes,\ngrace,Grace,yes,yes,no,no,\n"
 class Sampler(threading.Thread):
@@ -51,11 +51,13 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.peak, self.running = pid, 0, True
         self.last = (0, 0, 0)
+        self.per_worker = PeakPerWorker()
 
     def run(self) -> None:
         while self.running:
             self.last = tree_rss(self.pid)
             self.peak = max(self.peak, self.last[0])
+            self.per_worker.sample(self.pid)
             time.sleep(0.25)
 
 
@@ -272,7 +274,8 @@ def measure(args, code: Path | None) -> None:
         "burst": {"photos": len(burst_files), "seconds": round(burst_seconds, 1),
                   "photos_per_minute": round(60 * len(burst_files) / burst_seconds, 1),
                   "pipeline_median_s": round(statistics.median(burst_pipeline), 2)},
-        "memory_mb": {"peak_tree": mb(sampler.peak), "idle_tree": mb(idle_tree), "processes": nproc,
+        "memory_mb": {"peak_tree": mb(sampler.peak), "peak_per_worker": mb(sampler.per_worker.worker_peak()),
+                      "idle_tree": mb(idle_tree), "processes": nproc,
                       "watcher_idle": mb(idle_watcher), "watcher_after_burst": mb(after_watcher),
                       "tree_after_burst": mb(after_tree)},
         "day": day, "exit_code": code,
@@ -287,7 +290,8 @@ def measure(args, code: Path | None) -> None:
         print(f"burst of {b['photos']} x 12 MP: {b['seconds']}s = {b['photos_per_minute']} photos/min "
               f"(pipeline median {b['pipeline_median_s']}s per photo per worker)")
         m = result["memory_mb"]
-        print(f"memory: peak {m['peak_tree']} MB for the whole tree ({m['processes']} processes; idle {m['idle_tree']} MB); "
+        print(f"memory: peak {m['peak_tree']} MB for the whole tree ({m['processes']} processes; idle {m['idle_tree']} MB), "
+              f"{m['peak_per_worker']} MB the largest worker; "
               f"watcher alone {m['watcher_idle']} MB idle, {m['watcher_after_burst']} MB after the burst")
         if day:
             print(f"day of {day['photos']} small photos in {day['seconds']}s: watcher {day['watcher_rss_mb_before']} -> "

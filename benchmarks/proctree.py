@@ -33,3 +33,32 @@ def tree_rss(root: int) -> tuple[int, int, int]:
         n += 1
         todo.extend(children.get(pid, []))
     return total, rss.get(root, 0), n
+
+
+def tree_processes(root: int) -> list[tuple[int, int, int]]:
+    """(pid, depth below ``root``, RSS in bytes) of ``root`` and every descendant. A pool's workers are at
+    depth 2 (root -> forkserver -> worker)."""
+    children, rss = _rss_table()
+    out, todo = [], [(root, 0)]
+    while todo:
+        pid, depth = todo.pop()
+        out.append((pid, depth, rss.get(pid, 0)))
+        todo.extend((child, depth + 1) for child in children.get(pid, []))
+    return out
+
+
+class PeakPerWorker:
+    """The highest RSS each process of a tree reached, sampled; ``worker_peak`` is the largest of the pool
+    workers' (depth 2), or of the root itself when the work was done in it (no pool)."""
+
+    def __init__(self) -> None:
+        self.peaks: dict[int, tuple[int, int]] = {}   # pid -> (depth, peak)
+
+    def sample(self, root: int) -> None:
+        for pid, depth, rss in tree_processes(root):
+            old = self.peaks.get(pid, (depth, 0))[1]
+            self.peaks[pid] = (depth, max(old, rss))
+
+    def worker_peak(self) -> int:
+        workers = [peak for depth, peak in self.peaks.values() if depth == 2]
+        return max(workers) if workers else max((p for d, p in self.peaks.values() if d == 0), default=0)

@@ -63,6 +63,7 @@ def main() -> None:
 
     report = io.StringIO()
     report.write(f"{len(walls)} photos, 4000x3000, 5 faces; wall s/photo: {[round(w, 2) for w in walls]}\n")
+    report.write(stages(profile, len(walls)))
     for key, title in (("cumulative", "by cumulative time"), ("tottime", "by own time")):
         report.write(f"\n--- top {args.top} {title} (seconds over {len(walls)} photos) ---\n")
         stats = pstats.Stats(profile, stream=report)
@@ -72,6 +73,33 @@ def main() -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
+
+
+# The stages of one photo, by the function that does each (cumulative time; some include others: the second
+# look's detection is in "second look", not in "detection").
+STAGES = [
+    ("snapshot (copy, hash, fsync)", "intake.py", "take_snapshot"),
+    ("decode + turn upright", "images.py", "load_image"),
+    ("detection (every pass)", "detect.py", "detect"),
+    ("identify (SFace)", "pipeline.py", "identify"),
+    ("render (obscure)", "pipeline.py", "render"),
+    ("second look", "second_look.py", "second_look"),
+    ("shrink for the outbox", "pipeline.py", "published"),
+    ("staged files (encode, write, fsync)", "save.py", "save_stripped_jpeg"),
+    ("  of it: JPEG encode + strip check", "save.py", "encode_stripped_jpeg"),
+    ("publish (link, archive, audit)", "pipeline.py", "_finish_publishing"),
+    ("  of it: CenterFace network", "onnxruntime_inference_collection.py", "run"),
+]
+
+
+def stages(profile: cProfile.Profile, photos: int) -> str:
+    """Seconds per photo in each stage (cumulative, as the profiler counts them)."""
+    stats = pstats.Stats(profile).stats
+    lines = ["\n--- seconds per photo by stage ---\n"]
+    for label, file, func in STAGES:
+        total = sum(v[3] for (f, _, name), v in stats.items() if f.endswith(file) and name == func)
+        lines.append(f"{label:<34} {total / max(photos, 1):6.3f}\n")
+    return "".join(lines)
 
 
 if __name__ == "__main__":
