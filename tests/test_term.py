@@ -120,6 +120,19 @@ def test_references_score_by_the_mean_and_drop_the_oldest_learned_face():
     assert [name for name, _ in none.kept()] == ["a"]
 
 
+def test_matching_compares_the_references_of_the_last_year_as_the_product_does():
+    e = np.eye(5)
+    # Names as FG-NET's: child 001 as a baby (three photos), then at 2 years old.
+    refs = References([("001/001A00.JPG", e[0]), ("001/001A00b.JPG", e[1])], cap=4)
+    refs.learn("001/001A00c.JPG", e[2])
+    assert [name for name, _ in refs.kept()] == ["001/001A00.JPG", "001/001A00b.JPG", "001/001A00c.JPG"]
+    refs.learn("001/001A02.JPG", e[3])
+    # At 2 her baby photos are more than a year older than her newest: only her two newest are compared.
+    assert [name for name, _ in refs.kept()] == ["001/001A00c.JPG", "001/001A02.JPG"]
+    assert len(refs.on_file()) == 4
+    assert refs.score(e[3]) == pytest.approx(0.5)
+
+
 def test_a_folder_without_enough_photos_in_the_range_says_so(children):
     _, photos = children
     with pytest.raises(TermError, match="no child has 3 photos"):

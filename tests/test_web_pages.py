@@ -305,3 +305,21 @@ def test_children_page_says_what_is_wrong_in_the_roster_file(client, web):
     text = client.get("/children").text
     assert "children.csv needs fixing" in text
     assert re.search(r"Line \d+ of children.csv: ", text)
+
+
+def test_a_reference_photo_from_more_than_a_year_before_is_kept_but_not_used(client, web):
+    """Ada's photos were all taken today; one her camera dated three years ago is listed, not compared."""
+    from facekit import face_patch, jpeg_bytes
+
+    from photoguard.flow.enrol import enrol
+
+    before = re.search(r"(\d+) in use", client.get("/children/ada").text).group(1)
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[36867] = f"{date.today().year - 3}:06:01 09:00:00"
+    (web.home.enrol / "ada" / "baby.jpg").write_bytes(jpeg_bytes(face_patch("astronaut", 180, 0.7).rgb, exif=exif))
+    conn = connect(web.home.database)
+    enrol(web.home, conn)
+    conn.close()
+    page = client.get("/children/ada").text
+    assert f"{before} in use" in page
+    assert page.count("kept, not used now: taken more than a year before Ada") == 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from functools import cache
 from types import ModuleType
 
@@ -37,6 +38,34 @@ STANDOUT_COHORT = 5
 class Template:
     child_id: str
     encoding: np.ndarray   # (128,) float64, unit length
+    taken: date | None = None   # when the reference photo was taken (or added, when the photo does not say)
+
+
+# A child's face changes a lot in a year at nursery ages: references taken more than this before her
+# newest one are kept on file but no longer compared (a baby photo drags a toddler's mean towards every
+# baby). Never fewer than RECENT_AT_LEAST, the newest, so a child is never left with nothing to match.
+RECENT_DAYS = 365
+RECENT_AT_LEAST = 2
+
+
+def recent_references(templates: Sequence[Template], days: int = RECENT_DAYS,
+                      at_least: int = RECENT_AT_LEAST) -> list[Template]:
+    """Each child's references taken within ``days`` of her newest dated one (at least her ``at_least``
+    newest), in the order given. A reference with no date counts as new."""
+    groups: dict[str, list[int]] = {}
+    for i, t in enumerate(templates):
+        groups.setdefault(t.child_id, []).append(i)
+    keep: set[int] = set()
+    for members in groups.values():
+        dated = sorted(members, key=lambda i: templates[i].taken or date.max)
+        days_taken = [templates[i].taken for i in members if templates[i].taken is not None]
+        if not days_taken:
+            keep.update(members)
+            continue
+        since = max(days_taken) - timedelta(days=days)
+        recent = [i for i in members if (templates[i].taken or date.max) >= since]
+        keep.update(recent if len(recent) >= at_least else dated[-at_least:])
+    return [t for i, t in enumerate(templates) if i in keep]
 
 
 @dataclass(frozen=True)

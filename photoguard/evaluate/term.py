@@ -8,20 +8,21 @@ in age order. Each face is shown by PhotoGuard itself (``match_faces``, the prod
 
 With learning on, the product's policy: a face the manager confirms as a child (a "yes", or "no, it is
 X") joins that child's references if its score against the child's current references reaches
-``ask_from``; a child keeps its enrolment photos plus the ``learned_cap`` newest learned faces; a learned
-face counts from the next batch; PhotoGuard's own matches never teach.
+``ask_from``; a child keeps its enrolment photos plus the ``learned_cap`` newest learned faces, and matching
+compares those taken within a year of her newest (``identify.recent_references``, the age in the file name
+standing in for the date); a learned face counts from the next batch; PhotoGuard's own matches never teach.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 
-from photoguard.engine.identify import Template, look_alike_pairs, match_faces
+from photoguard.engine.identify import Template, look_alike_pairs, match_faces, recent_references
 from photoguard.evaluate.faces import EncodedPhoto
 from photoguard.evaluate.rosters import photo_age
 from photoguard.rules.consent import ChildConsent
@@ -205,8 +206,16 @@ class References:
     cap: int
     learned: list[tuple[str, np.ndarray]] = field(default_factory=list)
 
-    def kept(self) -> list[tuple[str, np.ndarray]]:
+    def on_file(self) -> list[tuple[str, np.ndarray]]:
         return self.enrol + self.learned
+
+    def kept(self) -> list[tuple[str, np.ndarray]]:
+        """The references matching compares: the product's rule (``recent_references``), the age in the file
+        name standing in for the day the photo was taken."""
+        every = self.on_file()
+        dated = [Template("", enc, _day_of(photo)) for photo, enc in every]
+        recent = {id(t) for t in recent_references(dated)}
+        return [ref for ref, t in zip(every, dated) if id(t) in recent]
 
     def matrix(self) -> np.ndarray:
         return np.stack([enc for _, enc in self.kept()])
@@ -219,6 +228,11 @@ class References:
         self.learned.append((photo, encoding))
         if len(self.learned) > self.cap:
             del self.learned[:len(self.learned) - self.cap]
+
+
+def _day_of(photo: str) -> date | None:
+    age = photo_age(Path(photo))
+    return None if age is None else date(2000, 1, 1) + timedelta(days=round(age * 365.25))
 
 
 def _templates(refs: dict[str, References]) -> list[Template]:
@@ -303,7 +317,7 @@ def run_term(plan: TermPlan, setup: TermSetup, rule: MatchRule, today: date | No
             outcome.counts.learned = len(passed)
         run.batches.append(outcome.counts)
         run.arrivals.append([str(p.path) for p in batch])
-    run.references = {c: [photo for photo, _ in r.kept()] for c, r in refs.items()}
+    run.references = {c: [photo for photo, _ in r.on_file()] for c, r in refs.items()}
     return run
 
 

@@ -33,7 +33,7 @@ from photoguard.store.db import transaction
 from photoguard.store.faces import face_from_row
 from photoguard.store.localtime import now_iso
 from photoguard.store.reference_photos import check_photo, current_model, reason_on_page
-from photoguard.store.roster import load_consents, template_eligibility
+from photoguard.store.roster import load_consents, load_templates, template_eligibility
 
 MAX_LEARNED = 4
 NOT_KEPT = "Not kept as a reference photo"   # how the words begin when an answer does not teach
@@ -126,9 +126,8 @@ def _drop(path: Path, words: str) -> Learned:
 
 
 def _references(conn: sqlite3.Connection, child_id: str) -> np.ndarray:
-    rows = conn.execute("SELECT encoding FROM templates WHERE child_id = ? AND model = ? AND length(encoding) = 1024",
-                        (child_id, current_model())).fetchall()
-    return np.array([np.frombuffer(r["encoding"], dtype="<f8") for r in rows], dtype=np.float64)
+    """The child's references as matching compares them now (the recent ones)."""
+    return np.array([t.encoding for t in load_templates(conn) if t.child_id == child_id], dtype=np.float64)
 
 
 def _record(conn: sqlite3.Connection, home, child_id: str, path: Path, photo_sha256: str, face_idx: int,
@@ -143,8 +142,9 @@ def _record(conn: sqlite3.Connection, home, child_id: str, path: Path, photo_sha
             raise ReferenceError("the consent changed meanwhile")
         conn.execute("INSERT OR REPLACE INTO reference_photos (child_id, path, sha256, status, reason, checked_at) "
                      "VALUES (?,?,?,?,?,?)", (child_id, rel, sha, "accepted", None, at))
-        conn.execute("INSERT INTO templates (child_id, photo_sha256, encoding, created_at, model) VALUES (?,?,?,?,?)",
-                     (child_id, sha, np.asarray(encoding, dtype="<f8").tobytes(), at, current_model()))
+        conn.execute("INSERT INTO templates (child_id, photo_sha256, encoding, created_at, model, taken_on) "
+                     "VALUES (?,?,?,?,?,?)", (child_id, sha, np.asarray(encoding, dtype="<f8").tobytes(), at,
+                                              current_model(), today.isoformat()))
         conn.execute("INSERT INTO learned_faces (child_id, path, photo_sha256, face_idx, similarity, learned_at, actor) "
                      "VALUES (?,?,?,?,?,?,?)", (child_id, rel, photo_sha256, face_idx, alike, at, actor))
         conn.execute("INSERT INTO events (at, kind, photo_sha256, child_id, detail, actor) VALUES (?,?,?,?,?,?)",

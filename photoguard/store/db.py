@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS templates (
     photo_sha256 TEXT NOT NULL,
     encoding BLOB NOT NULL,                   -- 128 float64, little-endian
     created_at TEXT NOT NULL,
-    model TEXT NOT NULL DEFAULT ''            -- the embedding that made it: 'name:sha256 of the model file' ('' = dlib, before SFace)
+    model TEXT NOT NULL DEFAULT '',           -- the embedding that made it: 'name:sha256 of the model file' ('' = dlib, before SFace)
+    taken_on TEXT                             -- day the reference photo was taken (its own date, else the file's); NULL = before this was kept
 );
 CREATE INDEX IF NOT EXISTS templates_child ON templates(child_id);
 
@@ -263,6 +264,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("photos", "templates_used", "INTEGER"),
     ("faces", "asked_about", "TEXT"),
     ("faces", "landmarks", "TEXT"),
+    ("templates", "taken_on", "TEXT"),
 )
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from photoguard.photos.taken import taken_on
 from photoguard.rules.consent import ChildConsent, may_show
 from photoguard.store import db
 from photoguard.store.reference_photos import (MIN_GOOD_PHOTOS, SECOND_FACE, _accepts_largest, _check_rules,
@@ -71,16 +72,40 @@ def load_consents(conn: sqlite3.Connection) -> dict[str, ChildConsent]:
     return {row["id"]: _consent_from_row(row) for row in conn.execute("SELECT * FROM children ORDER BY id")}
 
 
-def load_templates(conn: sqlite3.Connection, model: str | None = None) -> list[Template]:
-    """Every stored template of a child on the roster made by ``model`` (default: the current engine).
-    A template of another model is never returned, so never compared; the next sync re-encodes it."""
-    from photoguard.engine.identify import Template
+def load_templates(conn: sqlite3.Connection, model: str | None = None, recent_only: bool = True) -> list[Template]:
+    """The stored templates of each child on the roster made by ``model`` (default: the current engine),
+    only those taken within a year of her newest (``identify.recent_references``) unless ``recent_only``
+    is False. A template of another model is never returned, so never compared; the next sync re-encodes it."""
+    from photoguard.engine.identify import Template, recent_references
 
     rows = conn.execute(
-        "SELECT t.child_id, t.encoding FROM templates t JOIN children c ON c.id = t.child_id "
+        "SELECT t.child_id, t.encoding, COALESCE(t.taken_on, substr(t.created_at, 1, 10)) AS taken "
+        "FROM templates t JOIN children c ON c.id = t.child_id "
         "WHERE length(t.encoding) = 1024 AND t.model = ? ORDER BY t.child_id, t.id",
         (model or current_model(),)).fetchall()
-    return [Template(r["child_id"], np.frombuffer(r["encoding"], dtype="<f8").astype(np.float64)) for r in rows]
+    templates = [Template(r["child_id"], np.frombuffer(r["encoding"], dtype="<f8").astype(np.float64),
+                          _day(r["taken"])) for r in rows]
+    return recent_references(templates) if recent_only else templates
+
+
+def compared_photos(conn: sqlite3.Connection, child_id: str) -> set[str]:
+    """The sha256 of each of the child's reference photos that matching compares now (``load_templates``)."""
+    from photoguard.engine.identify import Template, recent_references
+
+    rows = conn.execute(
+        "SELECT photo_sha256, COALESCE(taken_on, substr(created_at, 1, 10)) AS taken FROM templates "
+        "WHERE child_id = ? AND model = ? AND length(encoding) = 1024 ORDER BY id",
+        (child_id, current_model())).fetchall()
+    dated = [Template(child_id, np.zeros(0), _day(r["taken"])) for r in rows]
+    kept = {id(t) for t in recent_references(dated)}
+    return {r["photo_sha256"] for r, t in zip(rows, dated) if id(t) in kept}
+
+
+def _day(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
 
 
 # ---------------------------------------------------------------- sync
@@ -346,9 +371,13 @@ def sync_roster(
             conn.execute(
                 "INSERT OR REPLACE INTO reference_photos (child_id, path, sha256, status, reason, checked_at) "
                 "VALUES (?,?,?,?,?,?)", (cid, rel, sha, "rejected" if reason else "accepted", reason, _now()))
-            if encoding is not None:
-                conn.execute("INSERT INTO templates (child_id, photo_sha256, encoding, created_at, model) "
-                             "VALUES (?,?,?,?,?)", (cid, sha, _encoding_bytes(encoding), _now(), model))
+            # Another sync (the pages and the watcher at once) may have stored this photo meanwhile: once only.
+            if encoding is not None and not conn.execute(
+                    "SELECT 1 FROM templates WHERE child_id = ? AND photo_sha256 = ? AND model = ?",
+                    (cid, sha, model)).fetchone():
+                conn.execute("INSERT INTO templates (child_id, photo_sha256, encoding, created_at, model, taken_on) "
+                             "VALUES (?,?,?,?,?,?)", (cid, sha, _encoding_bytes(encoding), _now(), model,
+                                                      taken_on(path, today).isoformat()))
 
     if erased:
         db.scrub(conn)

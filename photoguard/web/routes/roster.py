@@ -24,7 +24,7 @@ from photoguard.flow.references import MAX_UPLOAD_BYTES, ReferenceError, feedbac
 from photoguard.rules.consent import may_show
 from photoguard.store.children import child_history, child_standing, list_children
 from photoguard.store.reference_photos import MIN_GOOD_PHOTOS, SECOND_FACE, child_folder, reason_on_page
-from photoguard.store.roster import load_consents
+from photoguard.store.roster import compared_photos, load_consents
 from photoguard.store.roster_csv import id_problem, roster_file_problems
 from photoguard.store.roster_file import ChildEntry, RosterFileError, fingerprint, read_child, remove_child, save_child
 from photoguard.web.pages import database, flash, page, state
@@ -131,7 +131,8 @@ def _child_page(request: Request, cid: str, results=(), upload_error: str | None
         history = child_history(conn, cid)
         photos = conn.execute("SELECT path, sha256, status, reason FROM reference_photos WHERE child_id = ? "
                               "ORDER BY path", (cid,)).fetchall()
-        templates = conn.execute("SELECT COUNT(*) FROM templates WHERE child_id = ?", (cid,)).fetchone()[0]
+        compared = compared_photos(conn, cid)
+        templates = len(compared)
         learned = {f.path: f for f in learned_faces(conn, cid)}
     if consent is None and not history:
         return PlainTextResponse("No such child.", status_code=404)
@@ -143,7 +144,7 @@ def _child_page(request: Request, cid: str, results=(), upload_error: str | None
     known = {p["path"].rsplit("/", 1)[-1] for p in photos}
     return page(request, "child.html", status_code=status_code, cid=cid, consent=consent, history=history,
                 photos=photos, learned=learned, reasons={p["sha256"]: reason_on_page(p["reason"]) for p in photos},
-                templates=templates, shown=shown, standing=standing, results=results,
+                templates=templates, compared=compared, shown=shown, standing=standing, results=results,
                 upload_error=upload_error,
                 unused=[n for n in waiting if n not in known], min_good=MIN_GOOD_PHOTOS,
                 max_mb=MAX_UPLOAD_BYTES // (1024 * 1024), max_at_once=MAX_PHOTOS_AT_ONCE)
