@@ -27,6 +27,9 @@ def test_init_makes_a_home_with_starter_files(tmp_path):
     out = CliRunner().invoke(main, ["init", str(target)])
     assert out.exit_code == 0, out.output
     assert "is now a PhotoGuard home" in out.output and "photoguard enrol --home" in out.output
+    # The README's first day, in its order: the pages, the Children page, then watching.
+    steps = [out.output.index(s) for s in ("serve --home", "Children page", "watch --home")]
+    assert steps == sorted(steps)
     assert is_home(target) and (target / ".photoguard" / "photoguard.db").is_file()
     for folder in ("inbox", "review", "failed", "outbox/facebook", "outbox/instagram", "outbox/twitter"):
         assert (target / folder).is_dir(), folder

@@ -31,12 +31,16 @@ def init(folder: str) -> None:
     click.echo(f"{home.root} {'was already' if done.already else 'is now'} a PhotoGuard home")
     for path in done.written:
         click.echo(f"  wrote {path}")
-    where = str(home.root)
+    where, cmd = str(home.root), _command()
+    # The README's first day, in the same order.
     click.echo("next:")
-    click.echo(f"  1. fill in {home.roster_csv} (one line per child) and put 3 or more photos of each child "
-               f"in {home.enrol}/<id>/")
-    click.echo(f"  2. photoguard enrol --home {where}")
-    click.echo(f"  3. photoguard watch --home {where}    (at boot: sudo photoguard service install --home {where})")
+    click.echo(f"  1. open your pages: {cmd} serve --home {where}   then http://127.0.0.1:8470/ in the web browser "
+               "(choose a PIN the first time)")
+    click.echo("  2. add the children on the Children page, with 3 or more clear photos of each child's face")
+    click.echo(f"     (or fill in {home.roster_csv}, put the photos in {home.enrol}/<id>/ and run "
+               f"{cmd} enrol --home {where})")
+    click.echo(f"  3. start watching the inbox: {cmd} watch --home {where}    "
+               f"(at every start of the computer: sudo photoguard service install --home {where})")
     click.echo(f"  staff drop photos in {home.inbox}/ and cleared copies appear in {home.outbox}/<channel>/")
 
 
