@@ -105,3 +105,20 @@ def test_withdrawing_consent_erases_learnt_faces_with_the_rest(home, conn, proce
     # Her enrolment photos are the manager's own files: left where she put them.
     assert len(list((home.enrol / "grace").glob("ref*.jpg"))) == 3
     shutil.rmtree(home.enrol / "grace")
+
+
+def test_a_face_that_cannot_teach_is_said_without_enrolment_advice(tmp_path, shared_processor):
+    """On an activity photo there is no 'use a sharper photo' to do: the words say only why the face cannot teach."""
+    import cv2
+    from facekit import face_patch
+
+    from photoguard.flow.learning import _on_a_photo
+    from photoguard.store.reference_photos import check_photo
+
+    blurred = tmp_path / "blurred.jpg"
+    blurred.write_bytes(jpeg_bytes(cv2.GaussianBlur(face_patch("astronaut", 140, context=0.6).rgb, (0, 0), 5)))
+    small = tmp_path / "small.jpg"
+    small.write_bytes(jpeg_bytes(face_patch("astronaut", 60, context=0.6).rgb))
+    for path, words in ((blurred, "the face is too blurred to learn from"), (small, "the face is too small to learn from")):
+        _, problem = check_photo(path, shared_processor, 80)
+        assert problem is not None and _on_a_photo(problem) == words

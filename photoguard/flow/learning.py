@@ -32,7 +32,7 @@ from photoguard.photos.images import sha256_file
 from photoguard.store.db import transaction
 from photoguard.store.faces import face_from_row
 from photoguard.store.localtime import now_iso
-from photoguard.store.reference_photos import check_photo, current_model, reason_on_page
+from photoguard.store.reference_photos import SECOND_FACE, check_photo, current_model, reason_on_page
 from photoguard.store.roster import load_consents, load_templates, template_eligibility
 
 MAX_LEARNED = 4
@@ -87,7 +87,8 @@ def learn_answer(home, conn: sqlite3.Connection, processor: Processor, photo_sha
     try:
         encoding, problem = check_photo(path, processor.detector, min_px)
         if problem is not None:
-            return _drop(path, f"{NOT_KEPT} of {name}: {reason_on_page(problem)}.")
+            return _drop(path, f"{NOT_KEPT} of {name}: {_on_a_photo(problem)}. Your answer still counts for "
+                               "this photo.")
         refs = _references(conn, child_id)
         if not len(refs):
             return _drop(path, f"{NOT_KEPT}: {name} has no reference photos yet to compare it "
@@ -118,6 +119,23 @@ def learned_faces(conn: sqlite3.Connection, child_id: str) -> list[LearnedFace]:
         "WHERE l.child_id = ? ORDER BY l.learned_at DESC, l.rowid DESC", (child_id,)).fetchall()
     return [LearnedFace(r["child_id"], r["path"], r["photo_sha256"], r["source"] or "a photo no longer on record",
                         r["face_idx"] + 1, r["learned_at"], r["similarity"]) for r in rows]
+
+
+# An enrolment check's reason says what to do with a reference photo ("use a sharper photo"); for a face on
+# an activity photo there is nothing to do: say only why the face cannot teach.
+_ON_A_PHOTO = (("too blurry", "the face is too blurred to learn from"),
+               ("no face found", "the face is not clear enough on its own to learn from"),
+               ("face could not be measured", "the face is turned away or covered"),
+               ("face only", "the face is too small to learn from"))
+
+
+def _on_a_photo(problem: str) -> str:
+    for start, words in _ON_A_PHOTO:
+        if problem.startswith(start):
+            return words
+    if problem.startswith(SECOND_FACE):
+        return "another face is too close to it"
+    return reason_on_page(problem)
 
 
 def _drop(path: Path, words: str) -> Learned:
