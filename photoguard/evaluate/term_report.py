@@ -28,8 +28,8 @@ def batch_rates(counts: BatchCounts) -> dict[str, float | None]:
 
 def describe_setup(result: TermResult) -> list[str]:
     s, r = result.setup, result.rule
-    learning = (f"learning on (answers only; enrolment photos + {s.learned_cap} newest learned faces)"
-                if s.learning else "learning off")
+    learning = (f"learning on (answers only; enrolment photos + {s.learned_cap} newest learned faces, those "
+                "within a year of the newest compared)" if s.learning else "learning off")
     first = result.runs[0]
     total, n = result.total(), len(result.runs)
     return [
