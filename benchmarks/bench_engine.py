@@ -183,6 +183,22 @@ def coarse_part(detector: FaceDetector, log, sides=(640, 960, 1280), thresholds=
                                                                   "peaks": len(scores)}
                 log(f"{low}-{high} px faces, searched at {side} px, heat >= {threshold}: "
                     f"{hit}/{len(truth)} faces have a peak ({len(scores)} peaks)")
+        # Nor can the upright pass stand in for the turned ones: does it leave a peak on a face lying sideways?
+        h, w = rgb.shape[:2]
+        for turns in (1, 2):
+            m = turn_matrix(turns, w, h)
+            scale = 1280 / long
+            boxes, scores, _ = detector.centerface.run(_resize(np.ascontiguousarray(np.rot90(rgb, turns)), scale),
+                                                       0.015)
+            centres = (boxes[:, :2] + boxes[:, 2:]) / 2 / scale
+            hit = 0
+            for t in truth:
+                (x0, y0), (x1, y1) = [(m @ [x, y, 1])[:2] for x, y in ((t[0], t[1]), (t[2], t[3]))]
+                hit += bool(((centres[:, 0] >= min(x0, x1)) & (centres[:, 0] < max(x0, x1))
+                             & (centres[:, 1] >= min(y0, y1)) & (centres[:, 1] < max(y0, y1))).any())
+            out[f"{low}-{high} px, turned {turns * 90}, upright pass"] = {"faces": len(truth), "with_peak": hit}
+            log(f"{low}-{high} px faces turned {turns * 90}°, the upright 1280 px pass, heat >= 0.015: "
+                f"{hit}/{len(truth)} faces have a peak")
     return out
 
 
