@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from photoguard.flow import release as releasing, review as library
 from photoguard.store.roster import load_consents
+from photoguard.web.labels import label_spots
 from photoguard.web.pages import database, flash, page, state
 from photoguard.web.routes.photos import SHA
 
@@ -48,7 +49,9 @@ def _detail(request: Request, sha: str):
         detail = library.review_detail(home, conn, sha)
         consents = load_consents(conn)
     children = sorted(((c.child_id, c.name or c.child_id) for c in consents.values()), key=lambda c: c[1].lower())
-    return dict(detail=detail, children=children, names=dict(children), position=index + 1,
+    spots = label_spots([f.box for f in detail.faces], [f.number for f in detail.faces], detail.width or 0,
+                        detail.height or 0)
+    return dict(detail=detail, spots=spots, children=children, names=dict(children), position=index + 1,
                 total=len(items),
                 previous=items[index - 1].sha256 if index > 0 else None,
                 next=items[index + 1].sha256 if index + 1 < len(items) else None)
