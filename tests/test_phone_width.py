@@ -76,3 +76,17 @@ def test_the_take_down_list_fits_a_phone_too(phone, server, shots):
         assert "Photos to take down" in phone.inner_text("main"), path
         assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], path
         check_page(phone, shots, "phone-take-down" + path.replace("/", "-"))
+
+
+def test_a_touch_phone_is_not_told_about_keys(browser, server):  # noqa: F811
+    """Keys mean nothing without a keyboard: a touch phone does not see the keys line; a computer does."""
+    web, base = server
+    for touch, shown in ((True, False), (False, True)):
+        context = browser.new_context(base_url=base, viewport=PHONE, is_mobile=touch, has_touch=touch)
+        p = context.new_page()
+        p.goto("/login")
+        p.fill("#pin", PIN)
+        p.click("button[type=submit]")
+        p.goto(f"/review/{web.held_sha}")
+        assert p.locator("p.keys").is_visible() is shown, f"touch={touch}"
+        context.close()
