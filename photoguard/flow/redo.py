@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import sqlite3
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 from photoguard.flow.redo_words import photo_line, summary
 from photoguard.flow.reprocess import Redo, redo_photo
 from photoguard.flow.watch_support import _disk_full
-from photoguard.photos.durable import display_name
+from photoguard.photos.durable import _write_text_atomic, display_name
 from photoguard.photos.save import fsync_dir
 from photoguard.store.db import transaction
 from photoguard.store.home import Home
@@ -84,18 +83,7 @@ def _folder(home: Home, name: str) -> Path:
 
 def _write_json(path: Path, data: dict) -> None:
     """Whole or not at all: a temp file, fsync, rename, fsync of the folder."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    _write_text_atomic(path, json.dumps(data, ensure_ascii=False), private=True)
 
 
 def _day_words(day: date, today: date) -> str:

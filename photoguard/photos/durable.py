@@ -214,12 +214,16 @@ def _write_text_atomic(path: Path, text: str, private: bool = False) -> None:
     mode = PRIVATE_FILE if private else 0o644
     tmp = path.with_name(f".{safe_name(path.name, 180)}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    os.fchmod(fd, mode)
-    with open(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        os.fchmod(fd, mode)
+        with open(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)   # a full disk leaves no half-written temp file behind
+        raise
     fsync_dir(path.parent)
 
 
