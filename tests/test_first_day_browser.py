@@ -31,7 +31,7 @@ import pytest
 from facekit import FACE_BOX, background, face_image, jpeg_bytes
 from PIL import Image, ImageCms, ImageFilter
 from test_watch import Watch, wait_until
-from test_web_browser import browser, check_page, serving, shots  # noqa: F401
+from test_web_browser import browser, check_page, choose_pin, serving, shots  # noqa: F401
 
 from photoguard.store.db import connect
 from photoguard.store.home import open_home
@@ -254,10 +254,7 @@ def test_the_first_day_from_init_to_the_take_down_list(browser, shots, first_day
         desk.goto("/")
         assert desk.url.endswith("/setup")
         visit(desk, shots, "day-01-choose-a-pin")
-        desk.fill("#pin", PIN)
-        desk.fill("#repeat", PIN)
-        desk.click("text=Save the PIN")
-        desk.wait_for_url("**/")
+        choose_pin(desk, PIN)
         text = visit(desk, shots, "day-02-today-empty")
         assert "PhotoGuard is not watching the inbox" in text
         assert desk.locator("main h2", has_text="Photos to take down").count() == 1

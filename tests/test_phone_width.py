@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_web_browser import CHROMIUM, ARGS, browser, check_page, server, shots  # noqa: F401
+from test_web_browser import CHROMIUM, ARGS, browser, check_page, choose_pin, server, shots  # noqa: F401
 from webhome import PIN
 
 PHONE = {"width": 390, "height": 844}
@@ -21,10 +21,7 @@ def phone(browser, server):
     p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     p.errors = errors
     p.goto("/setup")
-    p.fill("#pin", PIN)
-    p.fill("#repeat", PIN)
-    p.click("button[type=submit]")
-    p.wait_for_url("**/")
+    choose_pin(p)
     yield p
     context.close()
 

@@ -121,14 +121,19 @@ def pixels(path: Path, box) -> np.ndarray:
     return rgb[box[1]:box[3], box[0]:box[2]]
 
 
+def choose_pin(page, pin: str = PIN) -> None:
+    """The first visit's page: choose the PIN, then Today."""
+    page.fill("#pin", pin)
+    page.fill("#repeat", pin)
+    page.click("text=Save the PIN")
+    page.wait_for_url("**/")
+
+
 def test_1_first_run_sets_the_pin_and_shows_today(page, server, shots):
     page.goto("/")
     assert page.url.endswith("/setup")
     check_page(page, shots, "01-choose-pin")
-    page.fill("#pin", PIN)
-    page.fill("#repeat", PIN)
-    page.click("text=Save the PIN")
-    page.wait_for_url("**/")
+    choose_pin(page)
     assert "photo to check" in page.inner_text("main")
     check_page(page, shots, "02-today")
     # Lock, and unlock with the PIN.

@@ -6,7 +6,7 @@ action per face, one per child group), and screenshots at 390 px and 1280 px wid
 from __future__ import annotations
 
 import pytest
-from test_web_browser import browser, check_page, serving  # noqa: F401
+from test_web_browser import browser, check_page, choose_pin, serving  # noqa: F401
 from test_whos_who import make_asking_home
 from webhome import PIN
 
@@ -42,10 +42,7 @@ def test_twenty_questions_one_action_per_face_and_one_per_child_group(browser, s
     # The manager's phone, 390 px wide: the cards fit, nothing wider than the window.
     phone, page = open_page(browser, base, 390, 844)
     page.goto("/setup")
-    page.fill("#pin", PIN)
-    page.fill("#repeat", PIN)
-    page.click("text=Save the PIN")
-    page.wait_for_url("**/")
+    choose_pin(page)
     page.goto("/whos-who")
     assert left(page) == 20
     assert page.locator(".who-card").count() == 20
