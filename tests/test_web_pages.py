@@ -323,3 +323,15 @@ def test_a_reference_photo_from_more_than_a_year_before_is_kept_but_not_used(cli
     page = client.get("/children/ada").text
     assert f"{before} in use" in page
     assert page.count("kept, not used now: taken more than a year before Ada") == 1
+
+
+def test_today_says_who_is_busy_with_the_home_before_the_watcher_has_a_status(client, web):
+    """A watcher loading its face models holds the lock before it writes how it is: Today says it is starting,
+    not that 'another job' is at work (found on the first-day walk)."""
+    from photoguard.store.lock import CHECKING_AGAIN, WATCH_COMMAND, hold_lock
+
+    for holder, words in ((WATCH_COMMAND, "PhotoGuard is starting to watch the inbox."),
+                          (CHECKING_AGAIN, "PhotoGuard is checking photos again"),
+                          ("photoguard purge", "Another PhotoGuard job is working on the photos right now.")):
+        with hold_lock(web.home, holder):
+            assert words in client.get("/").text, holder

@@ -281,7 +281,7 @@ def run_waiting(root: Path, log: logging.Logger | None = None,
     what stops it is written where the pages show it."""
     from photoguard.flow.batch import open_processor
     from photoguard.store.home import open_home
-    from photoguard.store.lock import HomeBusy, hold_lock
+    from photoguard.store.lock import CHECKING_AGAIN, HomeBusy, hold_lock
     from photoguard.store.roster_csv import RosterError
 
     while True:
@@ -294,7 +294,7 @@ def run_waiting(root: Path, log: logging.Logger | None = None,
         if not pending(home):
             return
         try:
-            with hold_lock(home, "the manager's pages, checking photos again"):
+            with hold_lock(home, CHECKING_AGAIN):
                 processor = (opener or (lambda h: open_processor(h, echo=lambda _: None)))(home)
                 try:
                     while work_one(processor, log):

@@ -10,6 +10,11 @@ from contextlib import contextmanager
 from photoguard.store.home import Home
 
 
+# What a holder writes into the lock file, for the pages to tell the manager who is busy with the home.
+WATCH_COMMAND = "photoguard watch"
+CHECKING_AGAIN = "the manager's pages, checking photos again"
+
+
 class HomeBusy(Exception):
     """Another PhotoGuard process is already working on this home."""
 
@@ -26,6 +31,23 @@ def lock_holder(home: Home) -> int | None:
         except BlockingIOError:
             pid, _ = _holder(fd)
             return int(pid) if pid.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def lock_doing(home: Home) -> str | None:
+    """What holds the home's lock, as its holder wrote it ("photoguard watch", ...); None if nobody does."""
+    try:
+        fd = os.open(home.lock_file, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder(fd)[1] or "another PhotoGuard process"
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:

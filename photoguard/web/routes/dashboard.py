@@ -12,13 +12,14 @@ from photoguard.flow.outbox import takedown_list
 from photoguard.flow.review import review_queue
 from photoguard.flow.watch_status import not_taken_words, watch_status
 from photoguard.store.children import expiring
+from photoguard.store.lock import CHECKING_AGAIN, WATCH_COMMAND, lock_doing
 from photoguard.web.pages import database, page, state
 
 EXPIRING_DAYS = 30
 
 
-def watcher_words(st) -> tuple[bool, str]:
-    """(running?, a sentence for the manager) from the watcher's own status."""
+def watcher_words(st, holder: str | None = None) -> tuple[bool, str]:
+    """(running?, a sentence for the manager) from the watcher's own status and what holds the home's lock."""
     if st.disk_full:
         return st.watcher_pid is not None, ("The computer's disk is full: PhotoGuard cannot take photos in or "
                                             "change anything until there is room. Free some space (posted photos "
@@ -27,6 +28,12 @@ def watcher_words(st) -> tuple[bool, str]:
         return False, ("PhotoGuard is not watching the inbox: new photos wait there until it is started "
                        "(photoguard watch, or the service).")
     if st.watcher is None:
+        # The lock is held but no watcher has said how it is: one starting up (loading its face models),
+        # the pages checking photos again, or a command run by hand.
+        if holder == WATCH_COMMAND:
+            return True, "PhotoGuard is starting to watch the inbox."
+        if holder == CHECKING_AGAIN:
+            return True, "PhotoGuard is checking photos again; new photos wait in the inbox until it is done."
         return True, "Another PhotoGuard job is working on the photos right now."
     state_text = str(st.watcher.get("state", ""))
     if state_text.startswith("paused: "):
@@ -48,7 +55,7 @@ async def dashboard(request: Request) -> Response:
     web = state(request)
     home = web.home
     st = watch_status(home, recent=8)
-    running, words = watcher_words(st)
+    running, words = watcher_words(st, lock_doing(home))
     with database(request) as conn:
         soon = expiring(conn, EXPIRING_DAYS, date.today())
         takedown = takedown_list(conn)
