@@ -67,6 +67,28 @@ class PeakPerWorker:
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+def own_cpu(root: int) -> dict[int, float]:
+    """Each process of the tree: the CPU seconds (user + system) it has used itself so far."""
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / TICK
+    out, todo = {}, [root]
+    while todo:
+        pid = todo.pop()
+        out[pid] = cpu.get(pid, 0.0)
+        todo.extend(children.get(pid, []))
+    return out
+
+
 def tree_cpu(root: int) -> float:
     """CPU seconds (user + system) used so far by ``root`` and its living descendants, and by the children
     they have waited for."""
