@@ -88,7 +88,7 @@ STAGES = [
     ("staged files (encode, write, fsync)", "save.py", "save_stripped_jpeg"),
     ("  of it: JPEG encode + strip check", "save.py", "encode_stripped_jpeg"),
     ("publish (link, archive, audit)", "pipeline.py", "_finish_publishing"),
-    ("  of it: CenterFace network", "onnxruntime_inference_collection.py", "run"),
+    ("CenterFace network (within the above)", "onnxruntime_inference_collection.py", "run"),
 ]
 
 
