@@ -437,9 +437,9 @@ def _started() -> None:
 
 def watch(home: Home, options: WatchOptions | None = None, log: logging.Logger | None = None) -> int:
     """Hold the home's lock and watch until SIGINT/SIGTERM. Raises lock.HomeBusy if another process works on it."""
-    from photoguard.store.lock import hold_lock
+    from photoguard.store.lock import WATCH_COMMAND, hold_lock
 
-    with hold_lock(home, "photoguard watch"):
+    with hold_lock(home, WATCH_COMMAND):
         return Watcher(home, options, log or setup_logging(home)).run()
 
 
