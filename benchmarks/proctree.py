@@ -7,20 +7,30 @@ import os
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def _rss_table() -> tuple[dict[int, list[int]], dict[int, int]]:
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+def _stats() -> dict[int, list[str]]:
+    """Every process's /proc/<pid>/stat fields after the command name (field 0 is its state)."""
+    out: dict[int, list[str]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
+                out[int(entry)] = fh.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
-        rss[int(entry)] = int(fields[21]) * PAGE
-    return children, rss
+    return out
+
+
+def _children(stats: dict[int, list[str]]) -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    return children
+
+
+def _rss_table() -> tuple[dict[int, list[int]], dict[int, int]]:
+    stats = _stats()
+    return _children(stats), {pid: int(fields[21]) * PAGE for pid, fields in stats.items()}
 
 
 def tree_rss(root: int) -> tuple[int, int, int]:
@@ -69,18 +79,9 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 def own_cpu(root: int) -> dict[int, float]:
     """Each process of the tree: the CPU seconds (user + system) it has used itself so far."""
-    children: dict[int, list[int]] = {}
-    cpu: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
-        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / TICK
+    stats = _stats()
+    children = _children(stats)
+    cpu = {pid: (int(fields[11]) + int(fields[12])) / TICK for pid, fields in stats.items()}
     out, todo = {}, [root]
     while todo:
         pid = todo.pop()

@@ -19,8 +19,8 @@ class HomeBusy(Exception):
     """Another PhotoGuard process is already working on this home."""
 
 
-def lock_holder(home: Home) -> int | None:
-    """The pid holding the home's lock, or None if nobody does."""
+def _held_by(home: Home) -> tuple[str, str] | None:
+    """(pid, what it is doing) of whoever holds the home's lock, or None if nobody does."""
     try:
         fd = os.open(home.lock_file, os.O_RDONLY)
     except FileNotFoundError:
@@ -29,29 +29,25 @@ def lock_holder(home: Home) -> int | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            pid, _ = _holder(fd)
-            return int(pid) if pid.isdigit() else -1
+            return _holder(fd)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
+
+
+def lock_holder(home: Home) -> int | None:
+    """The pid holding the home's lock, or None if nobody does."""
+    held = _held_by(home)
+    if held is None:
+        return None
+    return int(held[0]) if held[0].isdigit() else -1
 
 
 def lock_doing(home: Home) -> str | None:
     """What holds the home's lock, as its holder wrote it ("photoguard watch", ...); None if nobody does."""
-    try:
-        fd = os.open(home.lock_file, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _holder(fd)[1] or "another PhotoGuard process"
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+    held = _held_by(home)
+    return None if held is None else (held[1] or "another PhotoGuard process")
 
 
 def _holder(fd: int) -> tuple[str, str]:
