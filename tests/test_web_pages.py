@@ -335,3 +335,17 @@ def test_today_says_who_is_busy_with_the_home_before_the_watcher_has_a_status(cl
                           ("photoguard purge", "Another PhotoGuard job is working on the photos right now.")):
         with hold_lock(web.home, holder):
             assert words in client.get("/").text, holder
+
+
+def test_an_uploaded_photo_keeps_the_day_it_was_taken_without_its_metadata(client, web):
+    """The page keeps a re-encoded copy without metadata; the camera's day still places it among her photos."""
+    from facekit import face_patch, jpeg_bytes
+
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[36867] = f"{date.today().year - 3}:06:01 09:00:00"
+    r = client.post("/children/ada/photos", headers=ORIGIN, files={
+        "photo": ("baby.jpg", jpeg_bytes(face_patch("astronaut", 180, 0.7).rgb, exif=exif), "image/jpeg")})
+    assert r.status_code == 200 and "Good reference photo" in r.text
+    [kept] = [p for p in (web.home.enrol / "ada").iterdir() if p.name.startswith("baby")]
+    assert not Image.open(kept).getexif()                       # no metadata in PhotoGuard's copy
+    assert "kept, not used now: taken more than a year before Ada" in client.get("/children/ada").text

@@ -6,6 +6,7 @@ this module only adds what a person needs to fix a bad one: where the faces are,
 
 from __future__ import annotations
 
+import io
 import os
 import sqlite3
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import numpy as np
 from photoguard.photos.images import ImageError, load_image, load_image_bytes
 from photoguard.photos.places import where_in_photo
 from photoguard.photos.save import save_stripped_jpeg
+from photoguard.photos.taken import camera_date, keep_camera_date
 from photoguard.store.home import Home
 from photoguard.store.reference_photos import (MIN_SHARPNESS, RIVAL_FACE_RATIO, SECOND_FACE, check_photo, child_folder,
                                                reason_on_page, sharpness)
@@ -98,6 +100,8 @@ def store_upload(home: Home, child_id: str, data: bytes, original_name: str) -> 
     stem = _safe_stem(original_name)
     path = save_stripped_jpeg(loaded.rgb, folder, stem, quality=95)
     os.chmod(path, 0o600)
+    # The copy has no metadata; the day it was taken still decides whether it is among her recent photos.
+    keep_camera_date(path, camera_date(io.BytesIO(data)))
     return path
 
 
