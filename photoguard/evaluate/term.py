@@ -24,6 +24,7 @@ import numpy as np
 
 from photoguard.engine.identify import Template, look_alike_pairs, match_faces, recent_references
 from photoguard.evaluate.faces import EncodedPhoto
+from photoguard.flow.learning import MAX_LEARNED
 from photoguard.evaluate.rosters import photo_age
 from photoguard.rules.consent import ChildConsent
 from photoguard.rules.decide import questions_to_ask
@@ -61,7 +62,7 @@ class TermSetup:
     seed: int = 0
     learning: bool = True
     enrol_photos: int = 2
-    learned_cap: int = 4
+    learned_cap: int = MAX_LEARNED   # the product's cap
 
     def __post_init__(self) -> None:
         if self.roster < 2:
