@@ -145,3 +145,30 @@ def test_reprocess_keeps_the_drop_folder(tmp_path):
     # decision (a run killed before publishing would otherwise resume into the outbox's top folder).
     row = connect(home.database).execute("SELECT source_path, plan FROM photos WHERE source = 'party.jpg'").fetchone()
     assert "archive" not in row["source_path"] and '"folder": "Room 2/Sports day"' in row["plan"]
+
+
+def test_a_consent_withdrawn_while_photos_are_checked_again_is_obeyed(tmp_path):
+    """The pages' Check again keeps one processor for a whole day's photos; a consent withdrawn on the Children
+    page meanwhile must decide the photos made after it (its own outbox pass skips a photo being made again)."""
+    from photoguard.flow.reprocess import redo_photo
+
+    home = open_home(tmp_path / "home")
+    write_reference_photos(home.enrol, "ada", "astronaut")
+    write_reference_photos(home.enrol, "grace", "hopper")
+    home.roster_csv.write_text(ROSTER, encoding="utf-8")
+    conn = connect(home.database)
+    sync_roster(home, conn)
+    party, boxes = photo_of_both(seed=1)
+    processor = Processor(home, conn)
+    result = processor.process(drop(home, "party.jpg", jpeg_bytes(party, quality=95)))
+    fb = home.outbox_for("facebook") / "party.jpg"
+    assert diff(region(fb, boxes["grace"]), crop(party, boxes["grace"])) < 4      # Grace shown on Facebook
+    # Grace's parents withdraw Facebook on the Children page (another connection, another process).
+    home.roster_csv.write_text(ROSTER.replace("grace,Grace,yes,yes,no,no", "grace,Grace,yes,no,no,no"), encoding="utf-8")
+    other = connect(home.database)
+    sync_roster(home, other)
+    other.close()
+    redo_photo(processor, result.sha256)
+    assert diff(region(fb, boxes["grace"]), crop(party, boxes["grace"])) > 15     # obscured in the new copy
+    assert diff(region(fb, boxes["ada"]), crop(party, boxes["ada"])) < 4
+    conn.close()

@@ -30,12 +30,14 @@ from pathlib import Path
 
 from photoguard.flow.outbox import COLLECTED, REPLACED, _event, _hash_if_there, sweep
 from photoguard.flow.pipeline import Processor
+from photoguard.flow.recheck import recheck_outbox
 from photoguard.flow.results import _DISK_FULL, DiskFull
 from photoguard.photos.durable import display_name
 from photoguard.photos.intake import Snapshot, Source
 from photoguard.photos.save import fsync_dir
 from photoguard.rules.decide import SHOWN
 from photoguard.store.db import transaction
+from photoguard.store.roster import roster_version
 from photoguard.store.localtime import now_iso
 
 REPROCESSED = "reprocessed"
@@ -221,6 +223,11 @@ def _one(processor: Processor, sha: str, today: date) -> Redo:
     # The drop's folder (inbox/Room 2/Sports day -> outbox/<channel>/Room 2/Sports day) and name are
     # where the photo came from, not the archive it is read from now.
     dropped = (json.loads(row["plan"] or "{}").get("folder") or ".", row["source_path"] or name)
+    # Decided with today's consents: another process (the Children page, the watcher) may have changed one
+    # since this processor read them, perhaps while the photos before this one were made again.
+    if roster_version(conn) != processor.roster_version:
+        processor.reload_roster()
+    decided_with = processor.roster_version
     try:
         prepared = processor._decide_and_stage(snap, name, sha, today, dropped)
     except OSError as exc:
@@ -246,6 +253,11 @@ def _one(processor: Processor, sha: str, today: date) -> Redo:
             raise
         raise DiskFull(errno.ENOSPC, f"no space left on the disk of {home.root} while publishing {name}; free "
                        "some space and run PhotoGuard again (it finishes publishing this photo first)") from exc
+    if roster_version(conn) != decided_with:
+        # A consent changed while this photo was being made: its own outbox pass skipped the copies this
+        # photo had taken out, so the copies just published are checked against it now.
+        processor.reload_roster()
+        recheck_outbox(processor, today)
     after = _shown_words(conn, sha, processor.settings.channels)
     if result.status == "review":
         detail = f"now held for review ({result.reason}); its outbox copies were taken out"
