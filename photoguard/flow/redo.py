@@ -279,7 +279,7 @@ def run_waiting(root: Path, log: logging.Logger | None = None,
     """Take the home's lock, do every waiting request, let the lock go: ``serve``'s side, when no watcher runs.
     Returns at once when another process holds the lock (a watcher does the requests itself). Never raises:
     what stops it is written where the pages show it."""
-    from photoguard.flow.batch import open_processor
+    from photoguard.flow.batch import open_processor, resume_interrupted
     from photoguard.store.home import open_home
     from photoguard.store.lock import CHECKING_AGAIN, HomeBusy, hold_lock
     from photoguard.store.roster_csv import RosterError
@@ -297,6 +297,8 @@ def run_waiting(root: Path, log: logging.Logger | None = None,
             with hold_lock(home, CHECKING_AGAIN):
                 processor = (opener or (lambda h: open_processor(h, echo=lambda _: None)))(home)
                 try:
+                    # A photo a stopped web app left half made is finished first, as a watcher would at start.
+                    resume_interrupted(processor)
                     while work_one(processor, log):
                         pass
                 finally:
