@@ -111,3 +111,30 @@ def test_two_enrolments_at_once_store_each_photo_once(tmp_path):
         assert len(per_photo) == 4 and all(n == 1 for _, n in per_photo), [n for _, n in per_photo]
     finally:
         conn.close()
+
+
+class RemovedWhileChecked:
+    """The real detector; while it looks at the photo, the manager removes that photo on the Children page."""
+
+    def __init__(self, detector, path):
+        self.detector, self.path = detector, path
+
+    def detect(self, rgb):
+        self.path.unlink()
+        return self.detector.detect(rgb)
+
+
+def test_a_photo_removed_while_it_was_checked_leaves_no_template(tmp_path, detector):  # noqa: F811
+    home = open_home(tmp_path / "home")
+    folder = home.enrol / "amy"
+    folder.mkdir(parents=True)
+    photo = folder / "wrong-child.jpg"
+    photo.write_bytes(jpeg_bytes(face_patch("astronaut", 150, context=0.6).rgb))
+    home.roster_csv.write_text(HEADER + "amy,Amy,yes,yes,yes,yes,\n")
+    conn = db.connect(home.database)
+    try:
+        sync_roster(home, conn, today=TODAY, detector=RemovedWhileChecked(detector, photo))
+        assert conn.execute("SELECT COUNT(*) FROM templates").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM reference_photos").fetchone()[0] == 0
+    finally:
+        conn.close()

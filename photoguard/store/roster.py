@@ -101,6 +101,13 @@ def compared_photos(conn: sqlite3.Connection, child_id: str) -> set[str]:
     return {r["photo_sha256"] for r, t in zip(rows, dated) if id(t) in kept}
 
 
+def _gone_or_changed(path: Path, sha: str) -> bool:
+    try:
+        return not os.path.lexists(path) or _fingerprint(path) != sha
+    except OSError:
+        return True
+
+
 def _day(text: str | None) -> date | None:
     try:
         return date.fromisoformat(text) if text else None
@@ -363,10 +370,14 @@ def sync_roster(
                 detector = detector()  # a caller's own detector, loaded only now that it is needed
             encoding, reason = check_photo(path, detector, settings.min_face_px, largest)
             checked += 1
+        day = taken_on(path, today).isoformat() if encoding is not None else None
         with db.transaction(conn):
-            # Another sync may have withdrawn this child's consent while we were encoding.
+            # Another sync may have withdrawn this child's consent while we were encoding ...
             row = conn.execute("SELECT * FROM children WHERE id = ?", (cid,)).fetchone()
             if row is None or template_eligibility(_consent_from_row(row), today) is not None:
+                continue
+            # ... or the manager removed or replaced the photo (that sync found nothing of it to erase yet).
+            if _gone_or_changed(path, sha):
                 continue
             conn.execute(
                 "INSERT OR REPLACE INTO reference_photos (child_id, path, sha256, status, reason, checked_at) "
@@ -377,7 +388,7 @@ def sync_roster(
                     (cid, sha, model)).fetchone():
                 conn.execute("INSERT INTO templates (child_id, photo_sha256, encoding, created_at, model, taken_on) "
                              "VALUES (?,?,?,?,?,?)", (cid, sha, _encoding_bytes(encoding), _now(), model,
-                                                      taken_on(path, today).isoformat()))
+                                                      day))
 
     if erased:
         db.scrub(conn)
