@@ -196,12 +196,17 @@ def test_a_photo_held_for_another_reason_still_waits_on_photos_to_check(home, co
     assert not any((home.outbox_for(c) / "missed.jpg").exists() for c in home.settings.channels)
 
 
+def shown(home, conn, child):
+    """The faces a Who's who page shows the manager for ``child`` (what its Yes to all sends)."""
+    return [(q.sha256, q.number) for q in whos_who.open_questions(home, conn).questions() if q.child_id == child]
+
+
 def test_yes_to_all_for_one_child(home, conn):
-    done, words = whos_who.yes_to_all(home, conn, "grace", actor="manager")
+    done, words = whos_who.yes_to_all(home, conn, "grace", shown(home, conn, "grace"), actor="manager")
     assert done == 3 and words == ["Yes to all: 3 faces are Grace."]     # Ada is still asked about on each
     left = whos_who.open_questions(home, conn)
     assert [g.name for g in left.groups] == ["Ada"] and left.left == 4
-    done, words = whos_who.yes_to_all(home, conn, "ada", actor="manager")
+    done, words = whos_who.yes_to_all(home, conn, "ada", shown(home, conn, "ada"), actor="manager")
     assert done == 4 and words[0] == "Yes to all: 4 faces are Ada."
     assert words[1:] == ["3 photos (sandpit.jpg, paint.jpg, blocks.jpg) had no other reason to wait: they are in Ready to post.",
                          "missed.jpg has no more questions but still waits on Photos to check for another reason."]
@@ -289,8 +294,12 @@ def test_yes_to_all_on_the_page_releases_and_the_log_names_no_child(home, conn, 
     questions = whos_who.open_questions(home, conn).questions()
     for q in questions:
         assert client.get(f"/face/{q.sha256}/{q.number}").status_code == 200
-    assert client.post("/whos-who/yes-to-all", data={"child": "grace", "at": "4"}, headers=ORIGIN).status_code == 303
-    assert client.post("/whos-who/yes-to-all", data={"child": "ada"}, headers=ORIGIN).status_code == 303
+    for child in ("grace", "ada"):   # each group's Yes to all, as its form on the page sends it
+        page = client.get("/whos-who").text
+        form = page[page.index(f'name="child" value="{child}"'):]
+        faces = re.findall(r'name="face" value="([0-9a-f]{64}:\d+)"', form[:form.index("</form>")])
+        assert len(faces) == len(shown(home, conn, child))
+        assert client.post("/whos-who/yes-to-all", data={"child": child, "face": faces}, headers=ORIGIN).status_code == 303
     text = client.get("/whos-who").text
     assert "Yes to all: 4 faces are Ada." in text and "Nothing left to answer" in text
     assert waiting(home, conn) == {"missed.jpg"}
@@ -320,8 +329,17 @@ def test_yes_to_all_says_when_an_answer_does_not_teach(home, conn):
                                                encoding="utf-8")
     strict = open_home(home.root)
     asked = sum(q.child_id == "grace" for q in whos_who.open_questions(strict, conn).questions())
-    done, words = whos_who.yes_to_all(strict, conn, "grace", actor="manager")
+    done, words = whos_who.yes_to_all(strict, conn, "grace", shown(strict, conn, "grace"), actor="manager")
     assert done == asked == 3 and words[0] == "Yes to all: 3 faces are Grace."
     not_kept = [w for w in words if "Not kept as a reference photo of Grace: the face is only" in w]
     assert len(not_kept) == 3, words
     assert not conn.execute("SELECT COUNT(*) FROM learned_faces").fetchone()[0]
+
+
+def test_yes_to_all_answers_only_the_faces_the_page_showed(home, conn):
+    """A face asked about after the manager opened the page is never answered for her by Yes to all."""
+    seen = shown(home, conn, "ada")
+    done, words = whos_who.yes_to_all(home, conn, "ada", seen[:-1], actor="manager")
+    assert done == len(seen) - 1
+    assert "1 more face that may be Ada arrived since the page was opened: answer it below." in words
+    assert shown(home, conn, "ada") == seen[-1:]

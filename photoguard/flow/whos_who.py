@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -242,13 +243,16 @@ def _photos(sources: list[str]) -> str:
     return sources[0] if len(sources) == 1 else f"{len(sources)} photos ({', '.join(sources)})"
 
 
-def yes_to_all(home: Home, conn: sqlite3.Connection, child_id: str, *, actor: str = WEB_ACTOR,
-               today: date | None = None) -> tuple[int, list[str]]:
-    """Yes to every open question about ``child_id``: (how many were answered, what to tell the manager, in
-    a few sentences). A face that cannot be that child (another face of the same photo is already taken to
-    be them) is left open and said."""
+def yes_to_all(home: Home, conn: sqlite3.Connection, child_id: str, shown: Collection[tuple[str, int]], *,
+               actor: str = WEB_ACTOR, today: date | None = None) -> tuple[int, list[str]]:
+    """Yes to the open questions about ``child_id`` that the manager was shown (``shown``: (photo sha256, face
+    number) of each card on her page): (how many were answered, what to tell her, in a few sentences). A face
+    asked about since she loaded the page is not answered for her, nor one now asked about another child; a
+    face that cannot be that child (another face of the same photo is already taken to be them) is left open
+    and said."""
     today = today or date.today()
-    asked = [q for q in open_questions(home, conn, today).questions() if q.child_id == child_id]
+    open_now = [q for q in open_questions(home, conn, today).questions() if q.child_id == child_id]
+    asked = [q for q in open_now if (q.sha256, q.number) in set(shown)]
     done, refused, problems = 0, [], []
     became: dict[str, list[str]] = {RELEASED: [], STILL_WAITS: []}
     for q in asked:
@@ -264,11 +268,12 @@ def yes_to_all(home: Home, conn: sqlite3.Connection, child_id: str, *, actor: st
             became[after[0]].append(q.source)
         elif after:
             problems.append(after[1])
+    from photoguard.store.roster import load_consents
+
+    name = _name(child_id, load_consents(conn))
     words = []
     if done:
-        from photoguard.store.roster import load_consents
-
-        words.append(f"Yes to all: {done} face{'s are' if done != 1 else ' is'} {_name(child_id, load_consents(conn))}.")
+        words.append(f"Yes to all: {done} face{'s are' if done != 1 else ' is'} {name}.")
     if became[RELEASED]:
         words.append(f"{_photos(became[RELEASED])} had no other reason to wait: "
                      f"{'they are' if len(became[RELEASED]) > 1 else 'it is'} in Ready to post.")
@@ -276,4 +281,8 @@ def yes_to_all(home: Home, conn: sqlite3.Connection, child_id: str, *, actor: st
         many = len(became[STILL_WAITS]) > 1
         words.append(f"{_photos(became[STILL_WAITS])} {'have' if many else 'has'} no more questions but still "
                      f"{'wait' if many else 'waits'} on Photos to check for another reason.")
+    unseen = len(open_now) - len(asked)
+    if unseen:
+        words.append(f"{unseen} more face{'s' if unseen != 1 else ''} that may be {name} "
+                     f"arrived since the page was opened: answer {'them' if unseen != 1 else 'it'} below.")
     return done, words + problems + refused

@@ -64,10 +64,16 @@ async def answer(request: Request) -> Response:
 async def yes_to_all(request: Request) -> Response:
     form = await request.form()
     child = str(form.get("child", ""))
+    # Only the faces her page showed her (photo:number on each card of the group), never one that came since.
+    shown = set()
+    for value in form.getlist("face"):
+        sha, _, number = str(value).partition(":")
+        if SHA.fullmatch(sha) and record_id(number) is not None:
+            shown.add((sha, record_id(number)))
 
     def run():
         with database(request) as conn:
-            return library.yes_to_all(state(request).home, conn, child, actor=WEB_ACTOR)
+            return library.yes_to_all(state(request).home, conn, child, shown, actor=WEB_ACTOR)
 
     done, words = await run_in_threadpool(run)
     for line in words:
