@@ -335,3 +335,18 @@ def test_a_second_rendering_is_shrunk_only_where_it_differs_with_the_same_result
         assert sum(areas) == 2 * height * width
     else:
         assert sum(areas) < 0.05 * height * width
+
+
+def test_an_opencv_older_than_4_11_decodes_the_same_pixels(monkeypatch):
+    """pyproject allows OpenCV 4.8, which has no IMREAD_COLOR_RGB: the photo is decoded to BGR and swapped,
+    with the same pixels, instead of every JPEG failing."""
+    import cv2
+    from facekit import face_patch, jpeg_bytes
+
+    from photoguard.photos.images import load_image_bytes
+
+    data = jpeg_bytes(face_patch("astronaut", 120).rgb, orientation=6)
+    new = load_image_bytes(data).rgb
+    monkeypatch.delattr(cv2, "IMREAD_COLOR_RGB")
+    old = load_image_bytes(data).rgb
+    assert old.shape == new.shape and (old == new).all()

@@ -232,13 +232,21 @@ def _decode_jpeg(data: bytes, label: str) -> np.ndarray | None:
     problem = jpeg_problem(data)
     if problem is not None and problem.startswith("truncated"):
         raise ImageError(f"truncated {label} — the copy may be incomplete; {_COPY_AGAIN}")
-    rgb, warning = _with_libjpeg_warning(
-        lambda: cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION))
+    rgb, warning = _with_libjpeg_warning(lambda: _imdecode_rgb(cv2, data))
     if problem is not None or warning is not None:
         raise ImageError(f"damaged {label} — part of the picture data is damaged; {_COPY_AGAIN}")
     if rgb is None or rgb.ndim != 3 or rgb.shape[2] != 3:
         return None
     return rgb
+
+
+def _imdecode_rgb(cv2, data: bytes) -> np.ndarray | None:
+    """OpenCV's decode straight to RGB (4.11 and later), else to BGR and swapped (the project allows 4.8)."""
+    buf = np.frombuffer(data, np.uint8)
+    if hasattr(cv2, "IMREAD_COLOR_RGB"):
+        return cv2.imdecode(buf, cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def _upright(rgb: np.ndarray, orientation: int) -> np.ndarray:
