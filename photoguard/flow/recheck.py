@@ -173,9 +173,10 @@ class _OutboxFix:
                 f"re-rendered with the face obscured: {why}" if withdrawn else "",
                 f"re-made showing {self._why(given)}" if given else "")))
             with transaction(self.conn):
+                if not self._end(row, REPLACED):
+                    return None
                 os.replace(tmp, path)
                 fsync_dir(path.parent)
-                self._end(row, REPLACED)
                 file_hash = sha256_file(path)
                 record_outbox_file(self.home, self.conn, self.sha, row["channel"], path,
                                    shown=[i for i, keep in enumerate(shown) if keep], made=reason,
@@ -188,23 +189,26 @@ class _OutboxFix:
             tmp.unlink(missing_ok=True)
         return Recheck(self._source(row), row["channel"], str(path.relative_to(self.home.root)), "rerendered", reason)
 
-    def _remove(self, row: sqlite3.Row, path: Path, withdrawn: dict[int, str], why: str) -> Recheck:
+    def _remove(self, row: sqlite3.Row, path: Path, withdrawn: dict[int, str], why: str) -> Recheck | None:
         reason = f"removed: {why}"
         with transaction(self.conn):
+            if not self._end(row, REMOVED):
+                return None
             try:
                 path.unlink()
                 fsync_dir(path.parent)
             except FileNotFoundError:
                 pass
-            self._end(row, REMOVED)
             self.conn.execute("UPDATE outputs SET removed_at = ? WHERE photo_sha256 = ? AND channel = ?",
                               (now_iso(), self.sha, row["channel"]))
             _event(self.conn, "removed", self.sha, f"{row['channel']}: {path.name}: {reason}", self._child(withdrawn))
         return Recheck(self._source(row), row["channel"], str(path.relative_to(self.home.root)), "removed", reason)
 
-    def _end(self, row: sqlite3.Row, how: str) -> None:
-        self.conn.execute("UPDATE outbox_files SET ended = ?, ended_at = ? WHERE id = ? AND ended IS NULL",
-                          (how, now_iso(), row["id"]))
+    def _end(self, row: sqlite3.Row, how: str) -> bool:
+        """End the copy's record; False if another process (a Check again, a release) ended it meanwhile:
+        its file is then no longer this copy, and is left alone."""
+        return self.conn.execute("UPDATE outbox_files SET ended = ?, ended_at = ? WHERE id = ? AND ended IS NULL",
+                                 (how, now_iso(), row["id"])).rowcount == 1
 
     def _why(self, withdrawn: dict[int, str]) -> str:
         """"grace: no consent for facebook" (the child's id, or the face's number if not identified)."""
