@@ -159,6 +159,9 @@ class Upkeep:
         self.redo_busy = bool(pending(self.home))
         if not self.redo_busy:
             return True
+        self._check_roster_files()   # an edit of enrol/ whose notice is not in yet must not be outrun
+        if self.roster_changed_at is not None:
+            return True
         if self.inflight:
             return False   # take no new photo until the ones in hand are done
         try:
