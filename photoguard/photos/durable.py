@@ -215,8 +215,8 @@ def _write_text_atomic(path: Path, text: str, private: bool = False) -> None:
     tmp = path.with_name(f".{safe_name(path.name, 180)}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        os.fchmod(fd, mode)
         with open(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), mode)
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
