@@ -233,7 +233,7 @@ class References:
 
 def _day_of(photo: str) -> date | None:
     age = photo_age(Path(photo))
-    return None if age is None else date(2000, 1, 1) + timedelta(days=round(age * 365.25))
+    return None if age is None else date(2000, 1, 1) + timedelta(days=365 * age)   # a year apart is 365 days
 
 
 def _templates(refs: dict[str, References]) -> list[Template]:
