@@ -122,3 +122,15 @@ def test_a_face_that_cannot_teach_is_said_without_enrolment_advice(tmp_path, sha
     for path, words in ((blurred, "the face is too blurred to learn from"), (small, "the face is too small to learn from")):
         _, problem = check_photo(path, shared_processor, 80)
         assert problem is not None and _on_a_photo(problem) == words
+
+
+def test_a_yes_taken_back_stops_teaching(home, conn, processor):
+    """A mistaken "yes", undone at once, must not stay one of the child's reference photos."""
+    from photoguard.flow.review import undo_edit
+
+    before = _templates(conn, "grace")
+    said = confirm_face(home, conn, "held", _grace(home, conn), "grace", actor="manager", processor=processor)
+    assert "Kept as one of Grace's reference photos" in said and _templates(conn, "grace") == before + 1
+    undo_edit(home, conn, "held", actor="manager")
+    assert learned_faces(conn, "grace") == [] and _learnt_files(home, "grace") == []
+    assert _templates(conn, "grace") == before

@@ -373,6 +373,13 @@ def undo_edit(home: Home, conn: sqlite3.Connection, name: str, *, actor: str = W
             conn.execute("DELETE FROM face_actions WHERE photo_sha256 = ? AND face_idx = ?", (item.sha256, last["face_idx"]))
             conn.execute("DELETE FROM faces WHERE photo_sha256 = ? AND idx = ?", (item.sha256, last["face_idx"]))
         _record_edit(conn, item, actor, "undo", last["face_idx"], undoes=last["id"])
+    if last["kind"] == "confirm":
+        # A "yes" taken back must not go on teaching: the face it kept as a reference photo goes too.
+        from photoguard.flow.learning import forget
+
+        for learnt in conn.execute("SELECT child_id, path FROM learned_faces WHERE photo_sha256 = ? AND face_idx = ?",
+                                   (item.sha256, last["face_idx"])).fetchall():
+            forget(conn, home, learnt["child_id"], learnt["path"], why="the answer was taken back", actor=actor)
     _refresh_copy(home, conn, item)
     from photoguard.store.roster import load_consents
 
