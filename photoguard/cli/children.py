@@ -137,7 +137,7 @@ def children_show(ctx: click.Context, home_dir: str | None, child_id: str) -> No
     from photoguard.rules.consent import may_show
     from photoguard.store.children import child_history, child_standing, history_words, near_ids
     from photoguard.store.localtime import when_words
-    from photoguard.store.roster import load_consents
+    from photoguard.store.roster import compared_photos, load_consents
     from photoguard.store.roster_csv import MAX_ID_CHARS, id_problem
 
     wrong = id_problem(child_id)
@@ -156,7 +156,7 @@ def children_show(ctx: click.Context, home_dir: str | None, child_id: str) -> No
     if consent is None:
         click.echo(f"{child_id}: not on the roster any more (no consent, no templates)")
     else:
-        n = conn.execute("SELECT COUNT(*) FROM templates WHERE child_id = ?", (child_id,)).fetchone()[0]
+        n = len(compared_photos(conn, child_id))
         standing = child_standing(consent, n, home.settings.channels, today)
         click.echo(f"{consent.child_id}  {consent.name}")
         click.echo(f"  face matching: {'yes' if standing.face_matching else 'no'}")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from photoguard.rules.consent import ChildConsent
-from photoguard.store.roster import load_consents, template_eligibility
+from photoguard.store.roster import compared_photos, load_consents, template_eligibility
 from photoguard.store.roster_csv import UNREADABLE_EXPIRY
 
 
@@ -36,11 +36,12 @@ def list_children(conn: sqlite3.Connection) -> list[ChildRow]:
     consents = load_consents(conn)
     rows = conn.execute(
         "SELECT c.id, c.csv_line, c.updated_at, "
-        "(SELECT COUNT(*) FROM templates t WHERE t.child_id = c.id) AS templates, "
         "(SELECT COUNT(*) FROM reference_photos p WHERE p.child_id = c.id AND p.status = 'accepted') AS ok, "
         "(SELECT COUNT(*) FROM reference_photos p WHERE p.child_id = c.id AND p.status = 'rejected') AS bad "
         "FROM children c ORDER BY c.csv_line, c.id").fetchall()
-    return [ChildRow(consents[r["id"]], r["csv_line"], r["templates"], r["ok"], r["bad"], r["updated_at"]) for r in rows]
+    # The templates counted are those matching compares now (the last year's), as the child's page says.
+    return [ChildRow(consents[r["id"]], r["csv_line"], len(compared_photos(conn, r["id"])), r["ok"], r["bad"],
+                     r["updated_at"]) for r in rows]
 
 
 def child_history(conn: sqlite3.Connection, child_id: str) -> list[HistoryEntry]:

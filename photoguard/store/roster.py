@@ -415,7 +415,7 @@ def sync_roster(
         if cid in allowed:
             s.photos = [PhotoCheck(r["path"], r["status"], r["reason"]) for r in conn.execute(
                 "SELECT path, status, reason FROM reference_photos WHERE child_id = ? ORDER BY path", (cid,))]
-            s.templates = conn.execute("SELECT COUNT(*) FROM templates WHERE child_id = ?", (cid,)).fetchone()[0]
+            s.templates = len(compared_photos(conn, cid))   # those matching compares now
             if s.templates < MIN_GOOD_PHOTOS:
                 s.warning = (f"only {s.templates} good reference photo{'s' if s.templates != 1 else ''}: "
                              f"add at least {MIN_GOOD_PHOTOS} to enrol/{cid}/ so the child is recognised reliably")
