@@ -529,3 +529,17 @@ def test_a_photo_decoded_ahead_is_not_used_for_other_bytes(home, processor):
     assert result.status == "cleared", result.reason
     row = processor.conn.execute("SELECT width, height FROM photos WHERE sha256 = ?", (result.sha256,)).fetchone()
     assert (row["width"], row["height"]) == (900, 600)
+
+
+def test_a_very_large_photo_is_not_decoded_ahead(home, monkeypatch):
+    """Two very large photos' pixels at once in one worker cost more memory than reading ahead saves."""
+    from photoguard.flow import batch
+
+    path = drop(home, "wide.jpg", jpeg_bytes(photo_of_both(seed=22)[0], quality=92))
+    ahead = batch.ReadAhead()
+    ahead.start(str(path))
+    assert ahead.take(str(path)) is not None
+    monkeypatch.setattr(batch, "READ_AHEAD_MAX_PIXELS", 960 * 640 - 1)
+    ahead.start(str(path))
+    assert ahead.take(str(path)) is None
+    ahead.close()
