@@ -162,12 +162,18 @@ def _record(conn: sqlite3.Connection, home, child_id: str, path: Path, photo_sha
                      "VALUES (?,?,?,?,?,?)", (child_id, rel, sha, "accepted", None, at))
         conn.execute("INSERT INTO templates (child_id, photo_sha256, encoding, created_at, model, taken_on) "
                      "VALUES (?,?,?,?,?,?)", (child_id, sha, np.asarray(encoding, dtype="<f8").tobytes(), at,
-                                              current_model(), today.isoformat()))
+                                              current_model(), _photo_day(conn, photo_sha256, today)))
         conn.execute("INSERT INTO learned_faces (child_id, path, photo_sha256, face_idx, similarity, learned_at, actor) "
                      "VALUES (?,?,?,?,?,?,?)", (child_id, rel, photo_sha256, face_idx, alike, at, actor))
         conn.execute("INSERT INTO events (at, kind, photo_sha256, child_id, detail, actor) VALUES (?,?,?,?,?,?)",
                      (at, "reference_learned", photo_sha256, child_id,
                       f"face {face_idx + 1} kept as a reference photo ({rel}), {alike:.2f} alike", actor))
+
+
+def _photo_day(conn: sqlite3.Connection, photo_sha256: str, today: date) -> str:
+    """The day the photo the face comes from came in (a "yes" about last month's photo is last month's face)."""
+    row = conn.execute("SELECT substr(received_at, 1, 10) FROM photos WHERE sha256 = ?", (photo_sha256,)).fetchone()
+    return row[0] if row and row[0] else today.isoformat()
 
 
 def _keep_newest(conn: sqlite3.Connection, home, child_id: str, max_learned: int) -> int:
