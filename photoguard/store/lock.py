@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -56,14 +57,25 @@ def _holder(fd: int) -> tuple[str, str]:
     return pid.strip(), doing.strip()
 
 
+def _take(fd: int, tries: int = 5) -> bool:
+    """The exclusive lock, tried a few times over 0.2 s: the pages look at the lock (a shared lock for an
+    instant) to say who is busy, and that look must not turn away a command that is starting."""
+    for attempt in range(tries):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt + 1 < tries:
+                time.sleep(0.05)
+    return False
+
+
 @contextmanager
 def hold_lock(home: Home, what: str) -> Iterator[None]:
     """Hold the home's processing lock for the duration; refuse if another process has it."""
     fd = os.open(home.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _take(fd):
             pid, doing = _holder(fd)
             raise HomeBusy(
                 f"{doing or 'another PhotoGuard process'} (pid {pid or '?'}) is already working on {home.root}; "
