@@ -40,3 +40,66 @@ def test_face_left_recognisable_is_caught_and_an_obscured_one_passes(processor):
     rendered = processor.render(rgb, faces, shown, seed=1)
     assert processor.verify(rendered, faces, shown, rgb) is None
     assert not np.array_equal(rendered, rgb)
+
+
+# --- The second look searches around what was obscured (issue 20) ------------------------------------------
+
+def test_obscuring_changes_pixels_only_inside_its_area():
+    """The restricted second look trusts ``obscured_area`` to bound what ``obscure_face`` changes."""
+    from photoguard.engine.detect import FaceBox
+    from photoguard.engine.obscure import obscure_face, obscured_area
+
+    rgb, _ = scene(640, 480, [("astronaut", 40, 60, 120), ("hopper", 400, 200, 150)], seed=4)
+    faces = FaceDetector().detect(rgb) + [
+        FaceBox(600, 440, 660, 500, 0.9),                                  # past the bottom-right corner
+        FaceBox(-20, -10, 30, 40, 0.9, "hog"),                              # past the top-left corner
+        FaceBox(300, 100, 340, 150, 0.9, landmarks=((310, 90), (330, 90), (320, 80), (312, 70), (328, 70))),
+    ]
+    for grow in (1.0, 1.3, 2.0):
+        for method in ("pixelate", "fill"):
+            for face in faces:
+                out = rgb.copy()
+                obscure_face(out, face, method=method, grow=grow, rng=np.random.default_rng(0))
+                ys, xs = np.nonzero(np.any(out != rgb, axis=2))
+                left, top, right, bottom = obscured_area(rgb.shape, face, grow)
+                assert len(ys) and xs.min() >= left and xs.max() < right and ys.min() >= top and ys.max() < bottom
+
+
+def test_search_around_obscured_areas_sees_what_the_whole_search_sees_there():
+    from photoguard.engine.boxes import iou
+    from photoguard.engine.obscure import obscure_face, obscured_area
+
+    detector = FaceDetector()
+    # 2400 px wide: the faces are 45-50 px in the main pass's 1280 px copy, too small for the 320 px pass
+    # (which looks at the whole picture). Ada obscured; Grace right beside her; another face far away.
+    rgb, _ = scene(2400, 1600, [("astronaut", 400, 600, 90), ("hopper", 520, 620, 95),
+                                ("astronaut", 2000, 1200, 90)], seed=5)
+    faces = detector.detect(rgb)
+    assert len(faces) == 3
+    ada = min(faces, key=lambda f: f.left)
+    out = rgb.copy()
+    obscure_face(out, ada, rng=np.random.default_rng(0))
+    area = obscured_area(out.shape, ada)
+    whole = detector.detect_confident(out, 0.3)
+    near = detector.detect_confident(out, 0.3, [area])
+    assert detector.detect_confident(out, 0.3, []) == []   # nothing obscured: nothing to search
+    # Grace, beside the obscured area, is found as the whole search finds her (the score to within 0.01).
+    grace = [f for f in near if 500 < f.left < 1000]
+    same = [f for f in whole if 500 < f.left < 1000]
+    assert len(grace) == len(same) == 1
+    assert iou(grace[0].box, same[0].box) > 0.95 and abs(grace[0].score - same[0].score) < 0.01
+    # The face far away is the original photo's (the first look's business), not searched again.
+    assert any(f.left > 1900 for f in whole) and not any(f.left > 1900 for f in near)
+
+
+def test_pipeline_second_look_searches_around_obscured_faces_and_release_searches_all(processor):
+    """Faces on record may be an older version's: the second look at release or at a re-check (``verify``)
+    searches the whole picture; the pipeline's own, right after its first look, only around what it obscured."""
+    rgb, _ = scene(2400, 1600, [("hopper", 300, 600, 100), ("astronaut", 1800, 700, 100)], seed=6)
+    faces = [f for f in processor.detector.detect(rgb) if f.left < 1200]   # as if Ada had not been found
+    assert len(faces) == 1
+    shown = [False]
+    rendered = processor.render(rgb, faces, shown, seed=1)
+    assert processor.second_look(rendered, faces, shown, rgb).missed            # whole picture: Ada is seen
+    assert "a face the first look missed" in processor.verify(rendered, faces, shown, rgb)
+    assert not processor.second_look(rendered, faces, shown, rgb, around_obscured=True).missed

@@ -103,6 +103,12 @@ def _region(shape: tuple[int, ...], box: FaceBox, grow: float) -> tuple[int, int
     return x0, y0, x1, y1, mask
 
 
+def obscured_area(shape: tuple[int, ...], box: FaceBox, grow: float = 1.3) -> tuple[int, int, int, int] | None:
+    """(left, top, right, bottom) of the pixels ``obscure_face`` may change for ``box``; None if none."""
+    region = _region(shape, box, grow)
+    return None if region is None else region[:4]
+
+
 def obscure_mask(shape: tuple[int, ...], box: FaceBox, grow: float = 1.3) -> np.ndarray:
     """Boolean (H, W) mask of the pixels ``obscure_face`` changes for ``box``."""
     full = np.zeros(shape[:2], dtype=bool)

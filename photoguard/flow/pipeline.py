@@ -227,7 +227,7 @@ class Processor(SetAside, SecondLooks):
                 if shown in renders:
                     continue
                 renders[shown] = self.render(rgb, faces, shown, seed)
-                look = self.second_look(renders[shown], faces, shown, rgb, in_original)
+                look = self.second_look(renders[shown], faces, shown, rgb, in_original, around_obscured=True)
                 look.missed = [m for m in look.missed if not any(same_face(m.box, o.box) for o in missed)]
                 missed += look.missed
                 if look.problem():
