@@ -350,3 +350,26 @@ def test_an_opencv_older_than_4_11_decodes_the_same_pixels(monkeypatch):
     monkeypatch.delattr(cv2, "IMREAD_COLOR_RGB")
     old = load_image_bytes(data).rgb
     assert old.shape == new.shape and (old == new).all()
+
+
+def test_decoding_in_two_threads_at_once_leaves_the_warning_filters_as_they_were():
+    """The read-ahead decodes the next photo while the pipeline may decode one: catch_warnings in both at
+    once used to leave an "ignore everything" filter behind (2 runs in 3 before the fix)."""
+    import threading
+    import warnings
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(buf, "JPEG")
+    data = buf.getvalue()
+    before = list(warnings.filters)
+
+    def decode_many() -> None:
+        for _ in range(300):
+            load_image_bytes(data)
+
+    threads = [threading.Thread(target=decode_many) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert warnings.filters == before

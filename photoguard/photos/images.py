@@ -151,11 +151,17 @@ def _decode(data: bytes) -> LoadedImage:
     # with grey instead of failing. Photos must be complete: put Pillow's default back.
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         ImageFile.LOAD_TRUNCATED_IMAGES = False
-    with warnings.catch_warnings():
+    # catch_warnings swaps the process's one list of warning filters: two threads decoding at once (the
+    # read-ahead and the pipeline) would each put back what the other had set, and could leave every
+    # warning silenced for good. One decode at a time holds it.
+    with _warnings_lock, warnings.catch_warnings():
         # Pillow's notices (corrupt EXIF, its bomb warning, which MAX_PIXELS replaces) are not
         # failures; real problems raise. Its hard bomb limit (2 x MAX_IMAGE_PIXELS) still applies.
         warnings.simplefilter("ignore")
         return _decode_quietly(data)
+
+
+_warnings_lock = threading.Lock()
 
 
 def _decode_quietly(data: bytes) -> LoadedImage:
