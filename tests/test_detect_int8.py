@@ -108,3 +108,37 @@ def test_warm_up_makes_both_models_ready(detectors):
     int8.warm_up()
     assert int8.searcher.net._sessions and int8.centerface.net._sessions
     assert int8.searcher.net is not int8.centerface.net
+
+
+def test_what_the_float_look_does_not_see():
+    """A face the float model sees takes the float finds (several peaks of one face: all of them); an int8
+    find it does not see goes where its face has other finds, stays without landmarks where it is alone
+    (recall first); a proposal below the threshold that it does not see goes."""
+    image = np.zeros((400, 400, 3), np.uint8)
+    seen = candidates.scaled(image, 1.0)
+    marks = np.tile([10.0, 10.0], 5)
+
+    def cand(box, score):
+        return candidates._Found.of(np.array([box], float), np.array([score]), marks[None] + box[0], seen)
+
+    found = candidates._Found.concat([
+        cand((100, 100, 140, 140), 0.9),    # seen by the float model, which finds two peaks there
+        cand((101, 100, 141, 141), 0.5),    # the same face: the float finds replace it
+        cand((300, 300, 340, 340), 0.6),    # alone, not seen: stays, without landmarks
+        cand((200, 40, 240, 80), 0.25),     # a proposal, not seen: goes
+    ])
+    floats = candidates._Found.of(np.array([[99.0, 99, 141, 142], [102, 101, 139, 140]]), np.array([0.95, 0.8]),
+                                  np.tile(marks + 100, (2, 1)), seen)
+    looked = []
+
+    def look(s, rect, turns, boxes):
+        looked.append(rect)
+        hit = [i for i in range(2) if any(iou(tuple(floats.boxes[i]), tuple(b)) > 0.3 for b in boxes)]
+        return floats.take(np.array([i in hit for i in range(2)], bool))
+
+    out = candidates.describe(found, look, 400, 400, 0.3)
+    faces = candidates._merge(out, 400, 400)
+    assert looked and all(r[0] % 32 == 0 and r[1] % 32 == 0 for r in looked)   # on the network's grid
+    assert [f.box for f in faces] == [(99, 99, 141, 142), (300, 300, 340, 340)]
+    assert faces[0].score == pytest.approx(0.95) and faces[0].landmarks[0] == (110.0, 110.0)
+    assert faces[1].landmarks is None and faces[1].score == pytest.approx(0.6)
