@@ -33,7 +33,7 @@ from photoguard.engine.boxes import covers, iou  # noqa: E402
 from photoguard.engine.detect import FaceDetector  # noqa: E402
 from photoguard.engine.identify import encode_faces  # noqa: E402
 from photoguard.evaluate import faces as evaluate_faces  # noqa: E402
-from photoguard.evaluate.faces import EncodedPhoto, load_rgb, person_photos, read_imglab  # noqa: E402
+from photoguard.evaluate.faces import EncodedPhoto, load_rgb, read_imglab  # noqa: E402
 
 
 def pair(a, b):
@@ -91,7 +91,8 @@ def detection_part(dets: dict[str, FaceDetector], shared: Path) -> None:
           f"int8 {found['int8']}/{faces_total}; faces float only {only[1]}, int8 only {only[0]}; "
           f"photos with the very same boxes {same_photos}/{len(photos)}")
     print(f"faces both found, >= 8 px ({described}): landmarks apart (px) median {np.median(finite):.3g}, "
-          f"max {finite.max():.3g}, exactly equal {(m == 0).sum()}, one side without landmarks {(~np.isfinite(m)).sum()}; "
+          f"max {finite.max():.3g}, exactly equal {(m == 0).sum()}, "
+          f"one side without landmarks {(~np.isfinite(m)).sum()}; "
           f"box edges apart (px) median {statistics.median(boxes):.3g}, max {max(boxes):.3g}")
     print("seconds per photo, median: " + ", ".join(f"{k} {statistics.median(v):.3f}" for k, v in seconds.items())
           + "; total: " + ", ".join(f"{k} {sum(v):.1f}" for k, v in seconds.items()))
@@ -120,10 +121,12 @@ def grid_part(dets: dict[str, FaceDetector], scenes: int) -> None:
             start = time.perf_counter()
             boxes[k] = det.detect(rgb)
             seconds[k].append(time.perf_counter() - start)
-            row.append(f"{k} {seconds[k][-1]:.2f} s, {sum(any(covers(b.box, t) for b in boxes[k]) for t in truth)}/{len(truth)}")
+            hits = sum(any(covers(b.box, t) for b in boxes[k]) for t in truth)
+            row.append(f"{k} {seconds[k][-1]:.2f} s, {hits}/{len(truth)}")
         pairs, only_a, only_b = pair(boxes["int8"], boxes["float"])
         worst = max((apart(boxes["int8"][i], boxes["float"][j]) for i, j in pairs), default=0.0)
-        print(f"{label}: " + "; ".join(row) + f"; same boxes {[b.box for b in boxes['int8']] == [b.box for b in boxes['float']]}, "
+        same = [b.box for b in boxes["int8"]] == [b.box for b in boxes["float"]]
+        print(f"{label}: " + "; ".join(row) + f"; same boxes {same}, "
               f"float only {only_b}, int8 only {only_a}, landmarks apart at most {worst:.2g} px", flush=True)
     print("median s/photo: " + ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in seconds.items())
           + f" (int8/float {statistics.median(seconds['int8']) / statistics.median(seconds['float']):.2f})")
@@ -152,7 +155,8 @@ def identity_part(dets: dict[str, FaceDetector], children: Path) -> None:
                     a.faces[a.main].box != b.faces[b.main].box:
                 print(f"{person}/{path.name}: float {[f.box for f in b.faces]} int8 {[f.box for f in a.faces]}")
     faces = sum(len(p.faces) for p in encoded["float"])
-    print(f"\nof {faces} faces (float) in {len(encoded['float'])} photos, faces both found that differ (photo, float box, "
+    print(f"\nof {faces} faces (float) in {len(encoded['float'])} photos, faces both found that differ "
+          f"(photo, float box, "
           f"int8 box, landmarks apart px, embedding cosine): {len(diffs)}")
     for d in diffs:
         print("  ", d)

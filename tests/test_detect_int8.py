@@ -87,7 +87,7 @@ def test_int8_search_gives_every_face_with_the_float_models_landmarks(detectors,
     model's own landmarks are pixels away."""
     int8, floating = detectors
     rgb, truth = scene
-    h, w = rgb.shape[:2]
+    w = rgb.shape[1]
     rgb = np.ascontiguousarray(np.rot90(rgb, turns))
     if turns:
         truth = [(t[1], w - t[2], t[3], w - t[0]) for t in truth]

@@ -21,7 +21,7 @@ from photoguard.engine.boxes import turn_matrix
 from photoguard.engine.candidates import FaceBox, Seen, _Found, _merge, _unturn, describe, mapped, scaled
 from photoguard.engine.centerface import CenterFace
 
-__all__ = ["FaceBox", "FaceDetector", "UNRECOGNISABLE_PX", "floor_px", "published_scale"]
+__all__ = ["UNRECOGNISABLE_PX", "FaceBox", "FaceDetector", "floor_px", "published_scale"]
 
 # A face at most this wide in a published copy cannot be recognised: no detail of eyes, nose or mouth
 # survives. The bar: "in every published copy no untouched face is wider than 12 px".
@@ -207,7 +207,8 @@ class FaceDetector:
         if near is not None:   # the float model's look: only the crops that reach the faces it describes
             half = self.VERIFY_SIDE / zoom[:, None] / 2
             reach = np.c_[centres - half, centres + half]
-            keep &= ((reach[:, None, :2] < near[None, :, 2:]) & (reach[:, None, 2:] > near[None, :, :2])).all(axis=2).any(axis=1)
+            overlap = (reach[:, None, :2] < near[None, :, 2:]) & (reach[:, None, 2:] > near[None, :, :2])
+            keep &= overlap.all(axis=2).any(axis=1)
         if not keep.any():
             return _Found.empty()
         centres = centres[keep]
@@ -255,7 +256,8 @@ class FaceDetector:
             boxes, scores, marks = boxes[keep], scores[keep], marks[keep]
             if len(scores):
                 parts.append(_Found.of(boxes / z + [x0, y0, x0, y0], scores, marks / z + np.tile([x0, y0], 5),
-                                       Seen(crop, np.array([[1 / z, 0, x0], [0, 1 / z, y0], [0, 0, 1]]), parent=parent)))
+                                       Seen(crop, np.array([[1 / z, 0, x0], [0, 1 / z, y0], [0, 0, 1]]),
+                                            parent=parent)))
         return parts
 
     def _confirm(self, rgb: np.ndarray, main: _Found, base: float, turns: int,
@@ -265,7 +267,8 @@ class FaceDetector:
         strong = main.scores >= (self.threshold if near is not None else self.search_threshold)
         found = [main.take(strong)]
         # (A proposal between the search threshold and the threshold is looked at again as well.)
-        small_weak = (main.scores < self.threshold) & ((main.boxes[:, 2] - main.boxes[:, 0]) * base < self.PROPOSAL_MAX_PX)
+        small = (main.boxes[:, 2] - main.boxes[:, 0]) * base < self.PROPOSAL_MAX_PX
+        small_weak = (main.scores < self.threshold) & small
         if small_weak.any():
             found.append(self._verify(rgb, main.take(small_weak), base, turns, near))
         return found
@@ -392,8 +395,10 @@ class FaceDetector:
         candidates = _Found.concat(found)
         if self.searcher is not self.centerface:
             # int8 searched; the float model describes every face it found (boxes, scores, landmarks).
-            candidates = describe(candidates, lambda seen, rect, turns, faces: self._look(seen, rect, turns, faces, w, h),
-                                  w, h, self.threshold)
+            def look(seen: Seen, rect: tuple[int, int, int, int], turns: int, faces: np.ndarray) -> _Found:
+                return self._look(seen, rect, turns, faces, w, h)
+
+            candidates = describe(candidates, look, w, h, self.threshold)
         return _merge(candidates, w, h)
 
     def warm_up(self) -> None:
