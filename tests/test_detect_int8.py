@@ -136,7 +136,7 @@ def test_what_the_float_look_does_not_see():
         hit = [i for i in range(2) if any(iou(tuple(floats.boxes[i]), tuple(b)) > 0.3 for b in boxes)]
         return floats.take(np.array([i in hit for i in range(2)], bool))
 
-    out = candidates.describe(found, look, 400, 400, 0.3)
+    out = candidates.describe(found, [(seen, 0)], look, 400, 400, 0.3)
     faces = candidates._merge(out, 400, 400)
     assert looked and all(r[0] % 32 == 0 and r[1] % 32 == 0 for r in looked)   # on the network's grid
     assert [f.box for f in faces] == [(99, 99, 141, 142), (300, 300, 340, 340)]

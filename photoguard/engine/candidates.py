@@ -1,17 +1,17 @@
-"""Faces found by the detector's passes, before and after merging: the candidates (each remembering the network
-input it was found in), one box per face, and the float model's close look that describes each face.
+"""Faces found by the detector's passes, before and after merging: the candidates, one box per face, and the
+float model's look that describes each face.
 
 The detector searches with the int8 CenterFace (about half the float model's time, every face still found),
 but int8's boxes and landmarks are a little off the float model's, and SFace aligns each face by its landmarks:
 int8's changed who was recognised (docs/measurements.md). So every face big enough to be described gets its
-box, score and landmarks from the float model, run on the very pixels of the pass that found it (the same
-scale and turn), cut with ``CONTEXT`` pixels of that input around the face: what the float model sees of a
-face depends on that much of its surroundings, so the crop gives what a float pass over the whole input would.
+boxes, scores and landmarks from the float model, which repeats each pass that could have found it (the same
+input, scale and turn) on a crop of that input with ``CONTEXT`` pixels around the face: what the float model
+sees of a face depends on that much of its surroundings, so the crop gives what a float pass over the whole
+input would.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -63,8 +63,6 @@ class Seen:
     # The pass's weak small peaks were looked at again in zoomed crops of ``photo`` (the photo, or its easier
     # copy) at this scale; None: the input was searched at the threshold and no more.
     confirm: tuple[np.ndarray, float] | None = None
-    # A zoomed crop's own pass (the input whose weak peak it was made for): the float look starts there.
-    parent: "Seen | None" = None
     narrower: float = float("inf")   # only finds narrower than this (input pixels) were kept (the floor tiles)
 
 
@@ -92,7 +90,7 @@ class _Found:
     landmarks: np.ndarray   # (N, 10) x0, y0, ... or NaN
     source: np.ndarray      # (N,) 0 = centerface, 1 = hog
     turns: np.ndarray | None = None   # (N,) quarter turns of the photo it was found in; None = all 0
-    seen: np.ndarray | None = None    # (N,) object: the Seen input each was found in (None: HOG, or not kept)
+    seen: np.ndarray | None = None    # (N,) object: the Seen input each was found in (None: HOG, a zoomed crop)
 
     @staticmethod
     def empty() -> "_Found":
@@ -252,69 +250,75 @@ def _join(rects: list[tuple[int, int, int, int]]) -> list[tuple[list[int], tuple
 Look = Callable[[Seen, tuple[int, int, int, int], int, np.ndarray], "_Found"]
 
 
-def describe(found: _Found, look: Look, width: int, height: int, threshold: float) -> _Found:
-    """``found`` with every CenterFace candidate of a face at least DESCRIBE_MIN_PX wide replaced by the float
-    model's finds there: ``look(input, rectangle, turns, boxes)`` repeats the pass that found it (for a zoomed
-    crop, the pass it was made for) with the float model on that rectangle of the pass's input, ``CONTEXT``
-    pixels around the faces (``boxes``, in the photo), and gives its finds there in the photo's pixels.
+def describe(found: _Found, searched: list[tuple[Seen, int]], look: Look, width: int, height: int,
+             threshold: float) -> _Found:
+    """``found`` with the CenterFace candidates of every face at least DESCRIBE_MIN_PX wide replaced by the float
+    model's finds there. ``look(input, rectangle, turns, boxes)`` repeats a pass with the float model on that
+    rectangle of its input, ``CONTEXT`` pixels around the faces (``boxes``, in the photo; the pass's threshold,
+    its zoomed re-check of the weak peaks whose crops reach them) and gives its finds in the photo's pixels.
+    Each face is looked at in every input of ``searched`` (the passes' inputs and their quarter turns) that
+    holds it, with the photo upright and turned as the face was described (``_merge``), so that the float
+    finds are those a float search makes there, and the turn chosen for the face is the one it would choose.
 
-    A candidate the float model does not see there (the int8 model's own find) is left out where its face has
-    other candidates, as a float search would not have had it; a face only the int8 model found stays (recall
-    first) with its box and score, but no landmarks: the encoder then looks again itself. A proposal (an int8
-    score below ``threshold``) stays only where the float model sees it."""
+    An int8 find the float model does not see is left out where its face has other finds, as a float search
+    would not have had it; a face only the int8 model found stays (recall first) with its box and score, but no
+    landmarks: the encoder then looks again itself. A proposal (an int8 score below ``threshold``) stays only
+    where the float model sees it."""
     proposal = found.scores < threshold
     refine = np.zeros(len(found.scores), bool)
+    turns = found.turn_of()
+    faces: list[tuple[np.ndarray, set[int]]] = []   # the faces to describe: union box, turns to look at
     clusters = _clusters(found)
-    for _, _, chosen in clusters:
-        # Only the candidates that make the face's box and landmarks: not those of the turned passes that
-        # found an upright face too (a quarter turn finds big faces as well), which the merge leaves out.
+    for _, members, chosen in clusters:
         box = np.concatenate([found.boxes[chosen, :2].min(axis=0), found.boxes[chosen, 2:].max(axis=0)])
-        if min(box[2] - box[0], box[3] - box[1]) >= DESCRIBE_MIN_PX - 1:
-            refine[chosen] = True
-    seen = found.seen_of()
-    refine &= (found.source == 0) & (seen != None)   # noqa: E711 (elementwise)
-    if not refine.any():
+        if min(box[2] - box[0], box[3] - box[1]) < DESCRIBE_MIN_PX - 1:
+            continue
+        # Upright (where a float search may see the face though int8 did not) and as the face is described.
+        # Not the other turns' finds of an upright face (a quarter turn finds big faces as well): the merge
+        # leaves them out.
+        looks = {0, int(turns[chosen[0]])}
+        refine[members[np.isin(turns[members], list(looks))]] = True
+        faces.append((box, looks))
+    refine &= found.source == 0
+    if not faces:
         return found.take(~proposal)
-    unseen = refine.copy()   # until the float model sees them
     floats: list[_Found] = []
-    # The rectangles, per input: each candidate's box back in its input's pixels, the rectangles joined.
-    by_input: dict[tuple[int, int], list[int]] = defaultdict(list)
-    inputs: dict[tuple[int, int], Seen] = {}
-    for k in np.nonzero(refine)[0]:
-        s = seen[k].parent or seen[k]
-        key = (id(s), int(found.turn_of()[k]))
-        by_input[key].append(int(k))
-        inputs[key] = s
-    for key, ks in by_input.items():
-        s, turns = inputs[key], key[1]
-        back = np.linalg.inv(np.linalg.inv(turn_matrix(turns, width, height)) @ s.to_turned)[:2]
-        rects = []
-        for k in ks:
-            a = back @ [found.boxes[k, 0], found.boxes[k, 1], 1]
-            b = back @ [found.boxes[k, 2], found.boxes[k, 3], 1]
-            rects.append(_grid_rect(np.r_[np.minimum(a, b), np.maximum(a, b)], s.image))
+    for s, turn in searched:
+        to_photo = np.linalg.inv(turn_matrix(turn, width, height)) @ s.to_turned
+        back = np.linalg.inv(to_photo)[:2]
+        h, w = s.image.shape[:2]
+        mine, rects = [], []
+        for box, looks in faces:
+            if turn not in looks:
+                continue
+            a, b = back @ [box[0], box[1], 1], back @ [box[2], box[3], 1]
+            there = np.r_[np.minimum(a, b), np.maximum(a, b)]
+            if there[2] <= 0 or there[3] <= 0 or there[0] >= w or there[1] >= h:
+                continue
+            mine.append(box)
+            rects.append(_grid_rect(there, s.image))
         for which, rect in _join(rects):
-            mine = [ks[i] for i in which]
-            part = look(s, rect, turns, found.boxes[mine])
-            # Every float find that is the same face as one of the int8 finds here takes their place (a big
-            # face leaves several peaks, and the merge makes its box of them all, as a float search would).
-            same = _same_face(found.boxes[mine], part.boxes) | _same_face(part.boxes, found.boxes[mine]).T
-            unseen[np.asarray(mine)[same.any(axis=1)]] = False
-            floats.append(part.take(same.any(axis=0)))
+            near = np.array([mine[i] for i in which])
+            part = look(s, rect, turn, near)
+            floats.append(part.take((_same_face(near, part.boxes) | _same_face(part.boxes, near).T).any(axis=0)))
+    described = _Found.concat(floats)
     # The int8 finds the float model saw are replaced; one it did not see goes where its face has other finds,
     # stays (without landmarks) where it has none; a proposal it did not see goes.
+    unseen = refine.copy()
+    if len(described.scores):
+        unseen &= ~(_same_face(found.boxes, described.boxes) | _same_face(described.boxes, found.boxes).T).any(axis=1)
     keep = ~refine & ~proposal
-    for _, _, chosen in clusters:
-        alone = unseen[chosen] & ~proposal[chosen]
-        if alone.any() and not (~unseen[chosen] & (refine[chosen] | ~proposal[chosen])).any():
-            keep[chosen[alone]] = True
+    for _, members, _ in clusters:
+        alone = unseen[members] & ~proposal[members]
+        if alone.any() and not (~unseen[members] & (refine[members] | ~proposal[members])).any():
+            keep[members[alone]] = True
     kept = found.take(keep)
     kept.landmarks = np.where(unseen[keep][:, None], np.nan, kept.landmarks)
-    return _dedupe(_Found.concat([kept, *floats]))
+    return _dedupe(_Found.concat([kept, described]))
 
 
 def _dedupe(found: _Found) -> _Found:
-    """Without the second of two finds with the very same box from the same input (two crops of one input
+    """Without the second of two finds with the very same box from the same input (two looks at one input
     may both hold a face)."""
     keys = [(id(s), *np.round(b, 3).tolist()) for s, b in zip(found.seen_of(), found.boxes)]
     first = {k: i for i, k in reversed(list(enumerate(keys)))}

@@ -173,10 +173,14 @@ class FaceDetector:
     VERIFY_EDGE = 6   # crop pixels: boxes this close to a crop edge are cut faces
     VERIFY_BATCH = 64
 
-    def _cf(self, rgb: np.ndarray, scale: float, threshold: float,
-            confirm: tuple[np.ndarray, float] | None = None) -> _Found:
+    def _cf(self, rgb: np.ndarray, scale: float, threshold: float, confirm: tuple[np.ndarray, float] | None = None,
+            searched: list[tuple[Seen, int]] | None = None, turns: int = 0) -> _Found:
+        """A search of ``rgb`` (the turned photo scaled by ``scale``); ``searched`` collects the inputs searched."""
+        seen = scaled(rgb, scale, confirm=confirm)
+        if searched is not None:
+            searched.append((seen, turns))
         boxes, scores, marks = self.searcher.run(rgb, threshold)
-        return _Found.of(boxes / scale, scores, marks / scale, scaled(rgb, scale, confirm=confirm))
+        return _Found.of(boxes / scale, scores, marks / scale, seen)
 
     def _look(self, seen: Seen, rect: tuple[int, int, int, int], turns: int, faces: np.ndarray,
               width: int, height: int) -> _Found:
@@ -213,21 +217,20 @@ class FaceDetector:
             return _Found.empty()
         centres = centres[keep]
         zooms = zoom[keep]
-        parents = weak.seen_of()[keep]
         parts = []
         for start in range(0, len(zooms), self.VERIFY_BATCH):
             batch = slice(start, start + self.VERIFY_BATCH)
-            parts += self._verify_batch(rgb, centres[batch], zooms[batch], turns, parents[batch], near is not None)
+            parts += self._verify_batch(rgb, centres[batch], zooms[batch], turns, near is not None)
         return _Found.concat(parts)
 
     def _verify_batch(self, rgb: np.ndarray, centres: np.ndarray, zooms: np.ndarray, turns: int,
-                      parents: np.ndarray, describing: bool) -> list[_Found]:
+                      describing: bool) -> list[_Found]:
         h0, w0 = rgb.shape[:2]
         turn = turn_matrix(turns, w0, h0)
         w, h = (h0, w0) if turns % 2 else (w0, h0)   # the turned photo's size
         side = self.VERIFY_SIDE
         blob = np.zeros((len(zooms), 3, side, side), np.float32)
-        origins, crops = [], []
+        origins = []
         for i, ((cx, cy), z) in enumerate(zip(centres, zooms)):
             span = side / z
             x0, y0 = cx - span / 2, cy - span / 2
@@ -237,11 +240,9 @@ class FaceDetector:
                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             blob[i] = crop.transpose(2, 0, 1)
             origins.append((x0, y0, z))
-            crops.append(crop)
         parts = []
         model, threshold = (self.centerface, self.threshold) if describing else (self.searcher, self.search_threshold)
-        for (boxes, scores, marks), (x0, y0, z), crop, parent in zip(model.run_blob(blob, threshold), origins, crops,
-                                                                      parents):
+        for (boxes, scores, marks), (x0, y0, z) in zip(model.run_blob(blob, threshold), origins):
             # A face cut by the crop's edge gives a truncated box; that face is some other crop's
             # (or the main pass's) business. The photo's own edges are not crop edges. ...
             e = self.VERIFY_EDGE
@@ -255,9 +256,8 @@ class FaceDetector:
             keep = inside | centred
             boxes, scores, marks = boxes[keep], scores[keep], marks[keep]
             if len(scores):
-                parts.append(_Found.of(boxes / z + [x0, y0, x0, y0], scores, marks / z + np.tile([x0, y0], 5),
-                                       Seen(crop, np.array([[1 / z, 0, x0], [0, 1 / z, y0], [0, 0, 1]]),
-                                            parent=parent)))
+                # (Described through the pass the crop was made for: candidates.describe looks at its input.)
+                parts.append(_Found.of(boxes / z + [x0, y0, x0, y0], scores, marks / z + np.tile([x0, y0], 5), None))
         return parts
 
     def _confirm(self, rgb: np.ndarray, main: _Found, base: float, turns: int,
@@ -286,7 +286,7 @@ class FaceDetector:
         """The scale at which a face at the floor (``floor_px``) is FLOOR_FACE px wide, at most 1."""
         return min(1.0, self.FLOOR_FACE / floor_px(max(width, height), self.min_face_px, self.max_side))
 
-    def _floor_pass(self, rgb: np.ndarray, scale: float) -> list[_Found]:
+    def _floor_pass(self, rgb: np.ndarray, scale: float, searched: list[tuple[Seen, int]]) -> list[_Found]:
         """Small faces in the upright photo scaled by ``scale``, searched tile by tile (memory stays
         that of one tile whatever the photo's size)."""
         img = _resize(rgb, scale)
@@ -296,11 +296,12 @@ class FaceDetector:
         for y0 in range(0, max(1, h - self.TILE_OVERLAP), step):
             for x0 in range(0, max(1, w - self.TILE_OVERLAP), step):
                 tile = img[y0:y0 + self.TILE, x0:x0 + self.TILE]
+                seen = scaled(tile, scale, x0, y0, (rgb, scale), self.FLOOR_KEEP)
+                searched.append((seen, 0))
                 boxes, scores, marks = self.searcher.run(tile, self.proposal_threshold)
                 keep = boxes[:, 2] - boxes[:, 0] < self.FLOOR_KEEP
                 parts.append(_Found.of((boxes[keep] + [x0, y0, x0, y0]) / scale, scores[keep],
-                                       (marks[keep] + np.tile([x0, y0], 5)) / scale,
-                                       scaled(tile, scale, x0, y0, (rgb, scale), self.FLOOR_KEEP)))
+                                       (marks[keep] + np.tile([x0, y0], 5)) / scale, seen))
         return self._confirm(rgb, _Found.concat(parts), scale, 0)
 
     def _hog_pass(self, rgb: np.ndarray, scale: float) -> _Found:
@@ -314,14 +315,15 @@ class FaceDetector:
         return _Found(boxes, sc, np.full((len(rects), 10), np.nan), np.ones(len(rects), dtype=np.int8))
 
     def _passes(self, rgb: np.ndarray, base_img: np.ndarray, base: float, turns: int,
-                copies: _Copies) -> list[_Found]:
+                copies: _Copies, searched: list[tuple[Seen, int]]) -> list[_Found]:
         """Every pass over the photo turned by ``turns``; ``base_img`` is the turned photo scaled by
         ``base``, ``copies`` the smaller upright copies (turned here as views). Boxes come back in the
         turned photo's coordinates."""
-        found = self._confirm(rgb, self._cf(base_img, base, self.proposal_threshold, (rgb, base)), base, turns)
+        main = self._cf(base_img, base, self.proposal_threshold, (rgb, base), searched, turns)
+        found = self._confirm(rgb, main, base, turns)
         for img, scale in copies.frames:
             if scale < base * 0.75:
-                found.append(self._cf(np.rot90(img, turns), scale, self.search_threshold))
+                found.append(self._cf(np.rot90(img, turns), scale, self.search_threshold, None, searched, turns))
         if self._hog is not None and turns in self.hog_turns:
             img, scale = copies.hog
             found.append(self._hog_pass(np.ascontiguousarray(np.rot90(img, turns)), scale))
@@ -373,6 +375,7 @@ class FaceDetector:
         upright = _resize(rgb, base)
         turned_base = min(base, self.turned_side / max(h, w))
         found = []
+        searched: list[tuple[Seen, int]] = []   # every input the passes searched, and its quarter turns
         for photo in (rgb, *_hard_to_see(rgb)):
             if photo is not rgb:
                 upright = _resize(photo, base)
@@ -385,20 +388,21 @@ class FaceDetector:
                     # The small copy is turned (as a view: CenterFace copies it into its input anyway),
                     # never the 12 MP photo.
                     base_img, scale = np.rot90(small, turns), turned_base
-                found += [_unturn(f, turns, w, h) for f in self._passes(photo, base_img, scale, turns, copies)]
+                passes = self._passes(photo, base_img, scale, turns, copies, searched)
+                found += [_unturn(f, turns, w, h) for f in passes]
             # A large photo shrunk to ``base_side`` loses faces of a few dozen pixels: search it again
             # where a face at the floor is big enough to see (upright only: the cost grows with the
             # photo, and the turned passes already cost three main passes).
             fine = self.floor_scale(w, h)
             if fine > base * 1.05:
-                found += self._floor_pass(photo, fine)
+                found += self._floor_pass(photo, fine, searched)
         candidates = _Found.concat(found)
         if self.searcher is not self.centerface:
             # int8 searched; the float model describes every face it found (boxes, scores, landmarks).
             def look(seen: Seen, rect: tuple[int, int, int, int], turns: int, faces: np.ndarray) -> _Found:
                 return self._look(seen, rect, turns, faces, w, h)
 
-            candidates = describe(candidates, look, w, h, self.threshold)
+            candidates = describe(candidates, searched, look, w, h, self.threshold)
         return _merge(candidates, w, h)
 
     def warm_up(self) -> None:
