@@ -295,9 +295,16 @@ def describe(found: _Found, searched: list[tuple[Seen, int]], look: Look, width:
             there = np.r_[np.minimum(a, b), np.maximum(a, b)]
             if there[2] <= 0 or there[3] <= 0 or there[0] >= w or there[1] >= h:
                 continue
+            # An input that keeps only finds narrower than ``s.narrower`` (a floor tile) has none that could
+            # be this face: a box a third of its width or less is not the same face (``_same_face``).
+            if there[2] - there[0] >= 3 * s.narrower:
+                continue
             mine.append(box)
             rects.append(_grid_rect(there, s.image))
-        for which, rect in _join(rects):
+        groups = _join(rects)
+        if sum((r[2] - r[0]) * (r[3] - r[1]) for _, r in groups) >= 0.8 * w * h:   # as dear as the whole input
+            groups = [(list(range(len(rects))), (0, 0, w, h))]
+        for which, rect in groups:
             near = np.array([mine[i] for i in which])
             part = look(s, rect, turn, near)
             floats.append(part.take((_same_face(near, part.boxes) | _same_face(part.boxes, near).T).any(axis=0)))
