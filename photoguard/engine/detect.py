@@ -350,9 +350,9 @@ class FaceDetector:
 
     def detect_confident(self, rgb: np.ndarray, threshold: float,
                          changed: Sequence[tuple[int, int, int, int]] | None = None) -> list[FaceBox]:
-        """Only clear faces: the main and frame-filling CenterFace passes at ``threshold``, without the
-        zoomed re-check of faint candidates or HOG. For a second look at a finished picture, where
-        only a confident new face matters; finding every faint face is ``detect``'s job.
+        """Only clear faces: the main and frame-filling passes of the float CenterFace at ``threshold``,
+        without the zoomed re-check of faint candidates or HOG. For a second look at a finished picture,
+        where only a confident new face matters; finding every faint face is ``detect``'s job.
 
         ``changed``: the areas (photo pixels) where ``rgb`` differs from a photo ``detect`` has already
         searched. The main pass then looks only around them: a find centred within CONTEXT_PX of an area
@@ -367,18 +367,24 @@ class FaceDetector:
             return []
         crops = crops_around(changed, base, w, h, self.CONTEXT_PX) if changed else []
         base_img = _resize(rgb, base)
+        # The float model throughout: a safety look, and its crops are small.
         if changed is None or sum(c.area for c in crops) > 0.75 * w * h:
             # (crops covering most of the picture cost more than one whole pass, which sees the same there)
-            found = [self._cf(base_img, base, threshold)]
+            found = [self._confident_pass(base_img, base, threshold, None)]
         else:
             # Cut from the picture shrunk whole: the very pixels the whole pass sees (a crop shrunk by itself
             # is sampled a fraction of a pixel apart, which moves faint scores).
-            found = [self._cf_around(base_img, base, threshold, crop) for crop in crops]
-        found += [self._cf(img, scale, threshold) for img, scale in self._copies(base_img, base, long, hog=False).frames]
+            found = [self._confident_pass(base_img, base, threshold, crop) for crop in crops]
+        found += [self._confident_pass(img, scale, threshold, None)
+                  for img, scale in self._copies(base_img, base, long, hog=False).frames]
         return _merge(_Found.concat(found), w, h)
 
-    def _cf_around(self, base_img: np.ndarray, base: float, threshold: float, crop: Crop) -> _Found:
-        """CenterFace on ``crop`` of ``base_img`` (the photo scaled by ``base``): the finds it answers for."""
+    def _confident_pass(self, base_img: np.ndarray, base: float, threshold: float, crop: Crop | None) -> _Found:
+        """The float CenterFace on ``crop`` of ``base_img`` (the photo scaled by ``base``; None: all of it): the
+        finds it answers for."""
+        if crop is None:
+            boxes, scores, marks = self.centerface.run(base_img, threshold)
+            return _Found(boxes / base, scores, marks / base, np.zeros(len(scores), dtype=np.int8))
         # On the whole pass's grid of 32 px (the network's coarsest step), so the crop is cut into the same cells.
         x0, y0 = int(crop.box[0] * base) // 32 * 32, int(crop.box[1] * base) // 32 * 32
         x1, y1 = int(np.ceil(crop.box[2] * base)), int(np.ceil(crop.box[3] * base))
