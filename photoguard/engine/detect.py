@@ -291,7 +291,14 @@ class FaceDetector:
     def _floor_pass(self, rgb: np.ndarray, scale: float, searched: list[tuple[Seen, int]]) -> list[_Found]:
         """Small faces in the upright photo scaled by ``scale``, searched tile by tile (memory stays
         that of one tile whatever the photo's size)."""
-        img = _resize(rgb, scale)
+        # Shrunk by 0.7 (the default floor), bilinear is as good as area averaging for CenterFace (bench_floor,
+        # 12 and 48 MP: every face of 20 px and more found both ways; at 16 px 2939 against 2940 of 2943) and 8x
+        # cheaper (12 MP: 13 against 103 ms). Shrunk by half or more, it would skip pixels: area averaging.
+        h0, w0 = rgb.shape[:2]
+        if 0.5 <= scale < 1.0:
+            img = cv2.resize(rgb, (max(1, round(w0 * scale)), max(1, round(h0 * scale))), interpolation=cv2.INTER_LINEAR)
+        else:
+            img = _resize(rgb, scale)
         h, w = img.shape[:2]
         step = self.TILE - self.TILE_OVERLAP
         parts = []
