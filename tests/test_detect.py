@@ -126,7 +126,7 @@ def test_a_smaller_copy_is_made_once_for_all_quarter_turns(detector, monkeypatch
                               np.rot90(detect._resize(upright, 0.25), turns))
     sizes = []
     resize = detect._resize
-    monkeypatch.setattr(detect, "_resize", lambda img, scale: sizes.append((img.shape, scale)) or resize(img, scale))
+    monkeypatch.setattr(detect, "_resize", lambda img, scale, **kw: sizes.append((img.shape, scale)) or resize(img, scale, **kw))
     counts = {}
     for quarter_turns in ((0,), (0, 1, 2, 3)):
         sizes.clear()

@@ -25,6 +25,12 @@ class Crop:
     def area(self) -> float:
         return (self.box[2] - self.box[0]) * (self.box[3] - self.box[1])
 
+    def on_grid(self, scale: float) -> tuple[int, int, int, int]:
+        """The crop in the picture scaled by ``scale``, its top-left corner on the 32 px grid of a network pass
+        over the whole picture (the network's coarsest step), so that it is cut into the same cells."""
+        return (int(self.box[0] * scale) // 32 * 32, int(self.box[1] * scale) // 32 * 32,
+                int(np.ceil(self.box[2] * scale)), int(np.ceil(self.box[3] * scale)))
+
     def answers_for(self, boxes: np.ndarray) -> np.ndarray:
         """Which of ``boxes`` (N, 4; photo pixels) are centred in one of the ``keep`` areas."""
         cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2

