@@ -2,6 +2,7 @@
 
     uv run python benchmarks/bench_floor.py [--children ../shared/faces/children] [--sizes 3,12,48]
                                            [--scenes 1] [--widths 16,20,24,28,32,40,48,64] [--without-floor-pass]
+                                           [--floor-face 12]
 
 Each scene is ``samples/rocket-no-faces.jpg`` scaled up to the photo size, with children's faces pasted
 in a grid at every width in ``--widths`` (face box from CenterFace on the child's own photo, pasted with
@@ -83,11 +84,15 @@ def main() -> None:
     ap.add_argument("--widths", default="16,20,24,28,32,40,48,64")
     ap.add_argument("--without-floor-pass", action="store_true",
                     help="search as before detect.min_face_px existed (photo shrunk to 1280 px only)")
+    ap.add_argument("--floor-face", type=int, default=None,
+                    help="the width (px) a face at the floor has in the floor pass (FaceDetector.FLOOR_FACE)")
     args = ap.parse_args()
     settings = Settings()
     widths = [int(w) for w in args.widths.split(",")]
     detector = FaceDetector(settings.detect_threshold, min_face_px=settings.detect_min_face_px,
                             max_side=settings.outbox_max_side)
+    if args.floor_face:
+        detector.FLOOR_FACE = args.floor_face
     if args.without_floor_pass:
         detector.floor_scale = lambda width, height: 0.0
     patches = child_patches(Path(args.children), detector, 24)
