@@ -300,7 +300,8 @@ class FaceDetector:
     # still leaves a peak for ``_verify`` to look at), searched in TILE px squares overlapping by
     # TILE_OVERLAP; only faces narrower than FLOOR_KEEP px there are kept (wider ones are wholly inside
     # some tile, and the main pass finds them anyway).
-    FLOOR_FACE = 12   # bench_floor, 4,586 faces of 20 px (12, 48 MP): 2 missed at 10, none at 12 (0.73x 14's pixels)
+    FLOOR_FACE = 12       # 0.73x the pixels of 14; a face this small leaves a fainter peak, so weaker ones are
+    FLOOR_PROPOSAL = 0.01  # looked at again (bench_floor: 20 px faces peaking at 0.011 were missed with 0.015)
     TILE = 1024
     TILE_OVERLAP = 96
     FLOOR_KEEP = 80
@@ -310,10 +311,9 @@ class FaceDetector:
         return min(1.0, self.FLOOR_FACE / floor_px(max(width, height), self.min_face_px, self.max_side))
 
     def _floor_pass(self, rgb: np.ndarray, scale: float) -> list[_Found]:
-        """Small faces in the upright photo scaled by ``scale``, searched tile by tile (memory stays
-        that of one tile whatever the photo's size). Shrunk by 0.6 (the default floor), bilinearly: bench_floor
-        finds the same faces as with area averaging (12 and 48 MP, every face of 20 px and more), in 13 ms
-        instead of 103 on 12 MP."""
+        """Small faces in the upright photo scaled by ``scale``, tile by tile (memory stays that of one tile
+        whatever the photo's size). Shrunk bilinearly (by 0.6 at the default floor): bench_floor finds the same
+        faces as with area averaging (12 and 48 MP), in a tenth of the time."""
         img = _resize(rgb, scale, bilinear_from=0.5)
         h, w = img.shape[:2]
         step = self.TILE - self.TILE_OVERLAP
@@ -321,7 +321,7 @@ class FaceDetector:
         for y0 in range(0, max(1, h - self.TILE_OVERLAP), step):
             for x0 in range(0, max(1, w - self.TILE_OVERLAP), step):
                 tile = img[y0:y0 + self.TILE, x0:x0 + self.TILE]
-                boxes, scores, marks = self.centerface.run(tile, self.proposal_threshold)
+                boxes, scores, marks = self.centerface.run(tile, min(self.proposal_threshold, self.FLOOR_PROPOSAL))
                 keep = boxes[:, 2] - boxes[:, 0] < self.FLOOR_KEEP
                 parts.append(_Found((boxes[keep] + [x0, y0, x0, y0]) / scale, scores[keep],
                                     (marks[keep] + np.tile([x0, y0], 5)) / scale,
