@@ -103,3 +103,31 @@ def test_pipeline_second_look_searches_around_obscured_faces_and_release_searche
     assert processor.second_look(rendered, faces, shown, rgb).missed            # whole picture: Ada is seen
     assert "a face the first look missed" in processor.verify(rendered, faces, shown, rgb)
     assert not processor.second_look(rendered, faces, shown, rgb, around_obscured=True).missed
+
+
+def test_pictures_of_one_photo_share_the_networks_answers(processor):
+    """Two channels' pictures of one photo: Ada shown on one and obscured on the other, a stranger obscured on
+    both. The second look at the second picture takes what the networks answered for the stranger's crop and
+    chip on the first (the same pixels) from ``Seen``, and comes to exactly what it would have come to alone."""
+    from photoguard.engine.seen import Seen
+
+    rgb, _ = scene(2400, 1600, [("hopper", 300, 500, 110), ("astronaut", 1800, 900, 120)], seed=7)
+    faces = sorted(processor.detector.detect(rgb), key=lambda f: f.left)
+    assert len(faces) == 2
+    pictures = [(False, True), (False, False)]           # the stranger always obscured; Ada shown, then not
+    renders = {shown: processor.render(rgb, faces, shown, seed=1) for shown in pictures}
+    seen = Seen()
+    looks = [processor.second_look(renders[pictures[0]], faces, pictures[0], rgb, {}, around_obscured=True, seen=seen)]
+    assert seen.answered == 0
+    asked_first = seen.asked
+    looks.append(processor.second_look(renders[pictures[1]], faces, pictures[1], rgb, {}, around_obscured=True, seen=seen))
+    alone = processor.second_look(renders[pictures[1]], faces, pictures[1], rgb, {}, around_obscured=True)
+    assert (looks[1].missed, looks[1].recognisable) == (alone.missed, alone.recognisable)
+    assert [m.box for m in looks[0].missed] == [m.box for m in processor.second_look(
+        renders[pictures[0]], faces, pictures[0], rgb, {}, around_obscured=True).missed]
+    # The stranger's crop (CenterFace) and obscured chip (SFace) were answered from what the first look saw.
+    assert seen.answered >= 2 and seen.asked > asked_first
+    # A picture with other pixels is never answered from another's: the whole 320 px pass differs.
+    other = Seen()
+    processor.second_look(renders[pictures[0]], faces, pictures[0], rgb, {}, around_obscured=True, seen=other)
+    assert other.answered == 0

@@ -29,6 +29,7 @@ from photoguard.engine.detect import FaceBox, FaceDetector
 from photoguard.engine.identify import FaceEncoder, Identity, Template, default_encoder, encode_faces, match_faces
 from photoguard.engine.obscure import obscure_face
 from photoguard.flow.results import _DISK_FULL, PRIVATE_DIR, DiskFull, FaceResult, PhotoResult
+from photoguard.engine.seen import Seen
 from photoguard.flow.second_look import SecondLooks
 from photoguard.flow.set_aside import SetAside
 from photoguard.photos.durable import (_write_text_atomic, display_name, drop_folder, make_folders, place_durably,
@@ -216,6 +217,7 @@ class Processor(SetAside, SecondLooks):
         """
         problems: list[str] = []
         in_original: dict[tuple[int, int, int, int], bool] = {}
+        seen = Seen()   # the networks' answers for this photo's pictures, shared by their second looks
         for _ in range(3):
             in_original.clear()   # ``faces`` grew: what counts as known changed
             decision = decide(identities, self.consents, channels, today)
@@ -227,7 +229,7 @@ class Processor(SetAside, SecondLooks):
                 if shown in renders:
                     continue
                 renders[shown] = self.render(rgb, faces, shown, seed)
-                look = self.second_look(renders[shown], faces, shown, rgb, in_original, around_obscured=True)
+                look = self.second_look(renders[shown], faces, shown, rgb, in_original, around_obscured=True, seen=seen)
                 look.missed = [m for m in look.missed if not any(same_face(m.box, o.box) for o in missed)]
                 missed += look.missed
                 if look.problem():

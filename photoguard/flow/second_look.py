@@ -9,9 +9,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from photoguard.engine.boxes import same_face
-from photoguard.engine.detect import FaceBox
+from photoguard.engine.detect import FaceBox, FaceDetector
 from photoguard.engine.identify import encode_faces
 from photoguard.engine.obscure import obscure_mask, obscured_area
+from photoguard.engine.seen import Seen, remembering_detector, remembering_encoder
 from photoguard.flow.results import SECOND_LOOK_SCORE, SecondLook
 
 
@@ -25,7 +26,7 @@ class SecondLooks:
 
     def second_look(self, rendered: np.ndarray, faces: Sequence[FaceBox], shown: Sequence[bool],
                     original: np.ndarray, in_original: dict[tuple[int, int, int, int], bool] | None = None,
-                    *, around_obscured: bool = False) -> SecondLook:
+                    *, around_obscured: bool = False, seen: Seen | None = None) -> SecondLook:
         """Look again at a finished picture before anyone can publish it.
 
         A face found that is neither one we show nor one we obscured, and that is there in the
@@ -40,6 +41,9 @@ class SecondLooks:
         """
         if in_original is None:
             in_original = {}
+        detector, encoder = self.detector, self.encoder
+        if seen is not None:
+            detector, encoder = remembering_detector(detector, seen), remembering_encoder(encoder, seen)
         height, width = rendered.shape[:2]
         known = [f.box for f in faces]
         hidden_faces = [f for f, keep in zip(faces, shown) if not keep]
@@ -48,7 +52,7 @@ class SecondLooks:
         if around_obscured:
             changed = [a for f in hidden_faces if (a := obscured_area(rendered.shape, f, self.settings.obscure_grow))]
         threshold = max(self.settings.detect_threshold, SECOND_LOOK_SCORE)
-        for found in self.detector.detect_confident(rendered, threshold, changed):
+        for found in detector.detect_confident(rendered, threshold, changed):
             box = found.box
             if any(same_face(box, k) for k in known) or any(same_face(box, m.box) for m in missed):
                 continue
@@ -63,14 +67,14 @@ class SecondLooks:
             if box not in in_original:
                 in_original[box] = any(
                     same_face(box, f.box) and not any(same_face(f.box, k) for k in known)
-                    for f in self.detector.faces_near(original, box, self.settings.detect_threshold))
+                    for f in detector.faces_near(original, box, self.settings.detect_threshold))
             if in_original[box]:
                 missed.append(found)
-        missed += self._remainders(rendered, faces, shown, missed)
+        missed += self._remainders(rendered, faces, shown, missed, detector)
         recognisable: list[tuple[int, str]] = []
         hidden = [(i, f) for i, (f, keep) in enumerate(zip(faces, shown)) if not keep and f.width >= self.settings.min_face_px]
         if hidden and self.templates:
-            encodings = encode_faces(rendered, [f for _, f in hidden], encoder=self.encoder)
+            encodings = encode_faces(rendered, [f for _, f in hidden], encoder=encoder)
             for (i, face), encoding in zip(hidden, encodings):
                 if encoding is None:
                     continue
@@ -83,7 +87,7 @@ class SecondLooks:
         return SecondLook(width, height, missed, [f.box for f in faces], recognisable)
 
     def _remainders(self, rendered: np.ndarray, faces: Sequence[FaceBox], shown: Sequence[bool],
-                    missed: Sequence[FaceBox]) -> list[FaceBox]:
+                    missed: Sequence[FaceBox], detector: FaceDetector) -> list[FaceBox]:
         """Faces seen close by an obscured area with an eye or a mouth corner outside it: the rest of a face
         the detector boxed only in part (the other half behind a hand, or a skin-coloured toy). Pixelation
         that looks like a face has its features inside the obscured area; a face beside it that we show
@@ -99,7 +103,7 @@ class SecondLooks:
         visible = [f.box for f, keep in zip(faces, shown) if keep]
         found: list[FaceBox] = []
         for face in hidden:
-            for near in self.detector.faces_near(rendered, face.box, max(self.settings.detect_threshold, SECOND_LOOK_SCORE)):
+            for near in detector.faces_near(rendered, face.box, max(self.settings.detect_threshold, SECOND_LOOK_SCORE)):
                 if near.landmarks is None or any(same_face(near.box, b) for b in visible) or \
                         any(same_face(near.box, m.box) for m in (*missed, *found)):
                     continue
