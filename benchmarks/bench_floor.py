@@ -1,4 +1,4 @@
-"""The floor in real pixels: recall per face size on 3, 12 and 48 MP photos, and seconds per photo.
+"""The floor in real pixels: recall per face size on 3, 12 and 48 MP photos (8 and 24 on request), and seconds per photo.
 
     uv run python benchmarks/bench_floor.py [--children ../shared/faces/children] [--sizes 3,12,48]
                                            [--scenes 1] [--widths 16,20,24,28,32,40,48,64] [--without-floor-pass]
@@ -28,7 +28,7 @@ from photoguard.photos.images import load_image
 from photoguard.store.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-PHOTO_SIZES = {3: (2000, 1500), 12: (4000, 3000), 48: (8000, 6000)}
+PHOTO_SIZES = {3: (2000, 1500), 8: (3264, 2448), 12: (4000, 3000), 24: (6000, 4000), 48: (8000, 6000)}
 
 
 def child_patches(folder: Path, detector: FaceDetector, count: int) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
@@ -79,7 +79,7 @@ def scene(size: tuple[int, int], widths: list[int], patches: list, seed: int) ->
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--children", default=str(ROOT.parent / "shared" / "faces" / "children"))
-    ap.add_argument("--sizes", default="3,12,48", help="photo sizes in MP: 3, 12 and/or 48")
+    ap.add_argument("--sizes", default="3,12,48", help="photo sizes in MP: any of 3, 8, 12, 24 and 48")
     ap.add_argument("--scenes", type=int, default=1, help="scenes per size")
     ap.add_argument("--widths", default="16,20,24,28,32,40,48,64")
     ap.add_argument("--without-floor-pass", action="store_true",
