@@ -28,8 +28,8 @@ from photoguard.engine.boxes import same_face
 from photoguard.engine.detect import FaceBox, FaceDetector
 from photoguard.engine.identify import FaceEncoder, Identity, Template, default_encoder, encode_faces, match_faces
 from photoguard.engine.obscure import obscure_face
-from photoguard.flow.results import _DISK_FULL, PRIVATE_DIR, DiskFull, FaceResult, PhotoResult
 from photoguard.engine.seen import Seen
+from photoguard.flow.results import _DISK_FULL, PRIVATE_DIR, DiskFull, FaceResult, PhotoResult
 from photoguard.flow.second_look import SecondLooks
 from photoguard.flow.set_aside import SetAside
 from photoguard.photos.durable import (_write_text_atomic, display_name, drop_folder, make_folders, place_durably,
