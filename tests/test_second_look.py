@@ -119,14 +119,13 @@ def test_pictures_of_one_photo_share_the_networks_answers(processor):
     seen = Seen()
     looks = [processor.second_look(renders[pictures[0]], faces, pictures[0], rgb, {}, around_obscured=True, seen=seen)]
     assert seen.answered == 0
-    asked_first = seen.asked
     looks.append(processor.second_look(renders[pictures[1]], faces, pictures[1], rgb, {}, around_obscured=True, seen=seen))
     alone = processor.second_look(renders[pictures[1]], faces, pictures[1], rgb, {}, around_obscured=True)
     assert (looks[1].missed, looks[1].recognisable) == (alone.missed, alone.recognisable)
     assert [m.box for m in looks[0].missed] == [m.box for m in processor.second_look(
         renders[pictures[0]], faces, pictures[0], rgb, {}, around_obscured=True).missed]
     # The stranger's crop (CenterFace) and obscured chip (SFace) were answered from what the first look saw.
-    assert seen.answered >= 2 and seen.asked > asked_first
+    assert seen.answered >= 2
     # A picture with other pixels is never answered from another's: the whole 320 px pass differs.
     other = Seen()
     processor.second_look(renders[pictures[0]], faces, pictures[0], rgb, {}, around_obscured=True, seen=other)

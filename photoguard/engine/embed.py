@@ -63,13 +63,23 @@ class FaceEncoder:
         self.model = self.sface.model
         self._centerface: CenterFace | None = None
 
+    @property
+    def centerface(self) -> CenterFace:
+        """The CenterFace that finds landmarks for a face without usable ones, made the first time it is needed
+        (it shares the detector's network sessions)."""
+        if self._centerface is None:
+            self._centerface = CenterFace()
+        return self._centerface
+
+    @centerface.setter
+    def centerface(self, centerface: CenterFace) -> None:
+        self._centerface = centerface
+
     def _look_again(self, rgb: np.ndarray, box: tuple[int, int, int, int], turns: int = 0) -> Landmarks | None:
         """Landmarks of the best face CenterFace finds, centred in ``box``, on a close look around it,
         turned by ``turns`` quarter turns."""
-        if self._centerface is None:
-            self._centerface = CenterFace()
-        boxes, scores, marks = self._centerface.near(rgb, box, LOOK_AGAIN_THRESHOLD, face_px=LOOK_AGAIN_FACE, span=2,
-                                                     turns=turns)
+        boxes, scores, marks = self.centerface.near(rgb, box, LOOK_AGAIN_THRESHOLD, face_px=LOOK_AGAIN_FACE, span=2,
+                                                    turns=turns)
         cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
         inside = np.nonzero((cx >= box[0]) & (cx < box[2]) & (cy >= box[1]) & (cy < box[3]))[0]
         if len(inside) == 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,33 +24,26 @@ if TYPE_CHECKING:
 
 
 class Seen:
-    """Answers by (what was asked, a digest of the input's pixels and shape)."""
+    """Answers by (what was asked, the input's shape and a digest of its pixels); ``answered`` counts the
+    inputs answered from here."""
 
     def __init__(self) -> None:
         self._answers: dict[tuple, object] = {}
-        self.asked = 0      # inputs asked about
-        self.answered = 0   # of them, answered from here
-
-    def __len__(self) -> int:
-        return len(self._answers)
+        self.answered = 0
 
     @staticmethod
     def key(kind: str, pixels: np.ndarray, *more: object) -> tuple:
         pixels = np.ascontiguousarray(pixels)
         return (kind, pixels.shape, str(pixels.dtype), *more, hashlib.blake2b(pixels.data, digest_size=20).digest())
 
-    def get(self, key: tuple):
-        self.asked += 1
-        answer = self._answers.get(key)
-        if answer is not None:
-            self.answered += 1
-        return answer
-
-    def put(self, key: tuple, answer: object) -> None:
-        self._answers[key] = answer
-
-    def __getitem__(self, key: tuple):
-        return self._answers[key]
+    def recall(self, keys: Sequence[tuple], make: Callable[[list[int]], Sequence[object]]) -> list:
+        """The answers for ``keys``: those never seen from ``make``, called once with their indexes."""
+        new = list({k: i for i, k in enumerate(keys) if k not in self._answers}.values())
+        self.answered += len(keys) - len(new)
+        if new:
+            for i, answer in zip(new, make(new)):
+                self._answers[keys[i]] = answer
+        return [self._answers[k] for k in keys]
 
 
 class _SeenCenterFace(CenterFace):
@@ -61,10 +55,7 @@ class _SeenCenterFace(CenterFace):
 
     def run(self, rgb: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         key = Seen.key("centerface", rgb, float(threshold))
-        answer = self._seen.get(key)
-        if answer is None:
-            answer = super().run(rgb, threshold)
-            self._seen.put(key, answer)
+        answer = self._seen.recall([key], lambda _: [CenterFace.run(self, rgb, threshold)])[0]
         return tuple(a.copy() for a in answer)
 
 
@@ -79,15 +70,10 @@ class _SeenSFace:
         return getattr(self._inner, name)
 
     def embed(self, chips_rgb: np.ndarray) -> np.ndarray:
-        keys = [Seen.key("sface", chip) for chip in chips_rgb]
-        answers = [self._seen.get(k) for k in keys]
-        new = {k: i for i, (k, a) in enumerate(zip(keys, answers)) if a is None}
-        if new:
-            for k, embedding in zip(new, self._inner.embed(np.stack([chips_rgb[i] for i in new.values()]))):
-                self._seen.put(k, embedding)
-        if not keys:
+        if len(chips_rgb) == 0:
             return self._inner.embed(chips_rgb)
-        return np.stack([self._seen[k] if a is None else a for k, a in zip(keys, answers)])
+        keys = [Seen.key("sface", chip) for chip in chips_rgb]
+        return np.stack(self._seen.recall(keys, lambda new: self._inner.embed(np.stack([chips_rgb[i] for i in new]))))
 
 
 def remembering_detector(detector: FaceDetector, seen: Seen) -> FaceDetector:
@@ -98,10 +84,8 @@ def remembering_detector(detector: FaceDetector, seen: Seen) -> FaceDetector:
 
 
 def remembering_encoder(encoder: FaceEncoder, seen: Seen) -> FaceEncoder:
-    """``encoder`` answering the chips (and close looks for landmarks) in ``seen`` from there."""
+    """``encoder`` answering the chips and the close looks for landmarks in ``seen`` from there."""
     twin = copy.copy(encoder)
     twin.sface = _SeenSFace(encoder.sface, seen)
-    if encoder._centerface is None:   # made here once for the encoder, not once for each photo's twin
-        encoder._centerface = CenterFace()
-    twin._centerface = _SeenCenterFace(encoder._centerface, seen)
+    twin.centerface = _SeenCenterFace(encoder.centerface, seen)
     return twin
