@@ -1,4 +1,4 @@
-"""The floor in real pixels: recall per face size on 3, 12 and 48 MP photos (8 and 24 on request), and seconds per photo.
+"""The floor in real pixels: recall per face size (3, 12, 48 MP; 8 and 24 on request) and seconds per photo.
 
     uv run python benchmarks/bench_floor.py [--children ../shared/faces/children] [--sizes 3,12,48]
                                            [--scenes 1] [--widths 16,20,24,28,32,40,48,64] [--without-floor-pass]

@@ -296,12 +296,12 @@ class FaceDetector:
             found.append(self._verify(rgb, weak, base, turns))
         return found
 
-    # The floor pass: the photo scaled so a face at the floor is FLOOR_FACE px wide (where CenterFace
-    # still leaves a peak for ``_verify`` to look at), searched in TILE px squares overlapping by
-    # TILE_OVERLAP; only faces narrower than FLOOR_KEEP px there are kept (wider ones are wholly inside
-    # some tile, and the main pass finds them anyway).
-    FLOOR_FACE = 12       # 0.73x the pixels of 14; a face this small leaves a fainter peak, so weaker ones are
-    FLOOR_PROPOSAL = 0.01  # looked at again (bench_floor: 20 px faces peaking at 0.011 were missed with 0.015)
+    # The floor pass: the photo scaled so a face at the floor is FLOOR_FACE px wide, searched in TILE px squares
+    # overlapping by TILE_OVERLAP; only faces narrower than FLOOR_KEEP px there are kept (wider ones are wholly
+    # inside some tile, and the main pass finds them anyway). A face this small leaves a fainter peak (one of
+    # 20 px peaked at 0.011, bench_floor), so peaks from FLOOR_PROPOSAL are looked at again (``_verify``).
+    FLOOR_FACE = 12
+    FLOOR_PROPOSAL = 0.01
     TILE = 1024
     TILE_OVERLAP = 96
     FLOOR_KEEP = 80
