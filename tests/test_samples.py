@@ -89,6 +89,7 @@ def test_reference_photos_have_exactly_one_identifiable_face(child):
     import numpy as np
 
     from photoguard.engine.detect import FaceDetector
+    from photoguard.store.config import Settings
 
     try:
         detector = FaceDetector()
@@ -97,8 +98,11 @@ def test_reference_photos_have_exactly_one_identifiable_face(child):
     for ref in sorted((ENROL / child).glob("*.jpg")):
         with Image.open(ref) as im:
             faces = detector.detect(np.asarray(im.convert("RGB")))
-        assert len(faces) == 1, ref
-        assert faces[0].width >= 80, ref
+        # One face a child could be recognised by; a faint box of a few pixels besides (the int8 search keeps
+        # one in grace/3-tilted.jpg's hair, 11x13 px) is obscured in a photo and ignored by enrolment.
+        identifiable = [f for f in faces if f.width >= Settings().detect_min_face_px]
+        assert len(identifiable) == 1, ref
+        assert identifiable[0].width >= 80, ref
 
 
 def test_build_demo_home_copies_samples_and_roster(tmp_path):

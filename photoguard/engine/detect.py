@@ -1,4 +1,5 @@
-"""Find every face: CenterFace (OpenCV DNN) at several scales and zoomed-in crops, plus HOG, merged.
+"""Find every face: CenterFace (ONNX Runtime; float upright, int8 for the quarter turns with every face
+they find described in float) at several scales and zoomed-in crops, plus HOG, merged.
 
 Recall comes first: a face the detector misses is never obscured. So the photo is searched at
 several scales (CenterFace misses faces that fill the frame at full resolution and faces of a few
@@ -19,7 +20,10 @@ import numpy as np
 
 from photoguard.engine.around import Crop, crops_around
 from photoguard.engine.boxes import turn_matrix
+from photoguard.engine.candidates import FaceBox, Searched, _Found, _merge, _unturn, describe, mapped, scaled
 from photoguard.engine.centerface import CenterFace
+
+__all__ = ["UNRECOGNISABLE_PX", "FaceBox", "FaceDetector", "floor_px", "published_scale"]
 
 # A face at most this wide in a published copy cannot be recognised: no detail of eyes, nose or mouth
 # survives. The issue's bar: "in every published copy no untouched face is wider than 12 px".
@@ -41,78 +45,11 @@ def floor_px(long_side: int, min_face_px: int, max_side: int) -> float:
     return min(float(min_face_px), UNRECOGNISABLE_PX / published_scale(long_side, max_side))
 
 
-@dataclass(frozen=True)
-class FaceBox:
-    """A face in pixels of the oriented photo; right/bottom exclusive."""
-    left: int
-    top: int
-    right: int
-    bottom: int
-    score: float
-    source: str = "centerface"   # 'centerface', 'hog' or 'both'
-    # Five CenterFace landmarks (x, y) in photo pixels: eyes, nose, mouth corners. None for HOG-only boxes.
-    landmarks: tuple[tuple[float, float], ...] | None = None
-
-    @property
-    def width(self) -> int:
-        return self.right - self.left
-
-    @property
-    def height(self) -> int:
-        return self.bottom - self.top
-
-    @property
-    def box(self) -> tuple[int, int, int, int]:
-        return (self.left, self.top, self.right, self.bottom)
-
-
-@dataclass
-class _Found:
-    """Candidate boxes in photo pixels (float), before merging."""
-    boxes: np.ndarray       # (N, 4) left, top, right, bottom
-    scores: np.ndarray      # (N,)
-    landmarks: np.ndarray   # (N, 10) x0, y0, ... or NaN
-    source: np.ndarray      # (N,) 0 = centerface, 1 = hog
-    turns: np.ndarray | None = None   # (N,) quarter turns of the photo it was found in; None = all 0
-
-    @staticmethod
-    def empty() -> "_Found":
-        return _Found(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 10)), np.zeros(0, dtype=np.int8))
-
-    def turn_of(self) -> np.ndarray:
-        return self.turns if self.turns is not None else np.zeros(len(self.scores), dtype=np.int8)
-
-    @staticmethod
-    def concat(parts: list["_Found"]) -> "_Found":
-        if not parts:
-            return _Found.empty()
-        return _Found(
-            np.concatenate([p.boxes for p in parts]),
-            np.concatenate([p.scores for p in parts]),
-            np.concatenate([p.landmarks for p in parts]),
-            np.concatenate([p.source for p in parts]),
-            np.concatenate([p.turn_of() for p in parts]),
-        )
-
-
 @dataclass
 class _Copies:
     """Smaller upright copies of the photo, made once for all the quarter turns: (picture, its scale)."""
     frames: list[tuple[np.ndarray, float]]   # for the frame-filling passes (``small_sides``)
     hog: tuple[np.ndarray | None, float]      # for HOG (None without HOG)
-
-
-def _unturn(found: "_Found", turns: int, width: int, height: int) -> "_Found":
-    """Boxes and landmarks found in the photo turned by ``turns`` quarter turns, back in the photo."""
-    if turns % 4 == 0 or len(found.scores) == 0:
-        return found
-    back = np.linalg.inv(turn_matrix(turns, width, height))[:2]
-    a = np.c_[found.boxes[:, :2], np.ones(len(found.scores))] @ back.T
-    b = np.c_[found.boxes[:, 2:], np.ones(len(found.scores))] @ back.T
-    boxes = np.c_[np.minimum(a, b), np.maximum(a, b)]
-    points = found.landmarks.reshape(-1, 2)
-    marks = (np.c_[points, np.ones(len(points))] @ back.T).reshape(-1, 10)
-    return _Found(boxes, found.scores, marks, found.source, np.full(len(found.scores), turns % 4, dtype=np.int8))
 
 
 # A photo whose darkest and brightest 1 % are closer than this (out of 255) is searched a second time
@@ -152,6 +89,11 @@ def _resize(rgb: np.ndarray, scale: float, bilinear_from: float = 1.0) -> np.nda
 class FaceDetector:
     """Load the models once; ``detect`` many photos.
 
+    The upright passes search with the float CenterFace; the quarter turns with its int8 copy (``int8=False``:
+    in float too), and every face they find wide enough to be described then gets its
+    box, score and landmarks from the float model on a crop of the same pass's input (candidates.describe),
+    so that SFace aligns it as it would after an all-float search.
+
     Passes, all in one merged union:
 
     * the whole photo scaled to ``base_side`` (long side) finds faces from ~1/90 of the photo's
@@ -189,6 +131,7 @@ class FaceDetector:
         threads: int | None = None,
         min_face_px: int = 20,
         max_side: int = 2048,
+        int8: bool = True,
     ) -> None:
         if threads is not None:
             # OpenCV's thread count is per process: a pool of one-photo-at-a-time workers should
@@ -212,12 +155,21 @@ class FaceDetector:
         self.turned_side = turned_side or base_side
         self.min_face_px = min_face_px
         self.max_side = max_side
+        # The float model searches upright, describes the faces (``describe``) and looks closely at one place
+        # (``faces_near``); the other passes run ``searcher``, the int8 copy (``int8=False``: the float model).
         self.centerface = CenterFace()
+        self.int8 = int8
+        self.searcher = CenterFace(int8=True) if int8 else self.centerface
+        # int8's scores stray a little from float's near the threshold: it proposes down to SEARCH_SLACK times
+        # the threshold, and a proposal below the threshold stays only if the float model's look confirms it.
+        self.search_threshold = threshold * (self.SEARCH_SLACK if int8 else 1.0)
         self._hog = None
         if use_hog:
             import dlib
 
             self._hog = dlib.get_frontal_face_detector()
+
+    SEARCH_SLACK = 0.8
 
     # Weak peaks narrower than this in the main pass's input are re-checked at a higher zoom,
     # sized so the face is about VERIFY_FACE px wide in a VERIFY_SIDE px crop.
@@ -227,11 +179,39 @@ class FaceDetector:
     VERIFY_EDGE = 6   # crop pixels: boxes this close to a crop edge are cut faces
     VERIFY_BATCH = 64
 
-    def _cf(self, rgb: np.ndarray, scale: float, threshold: float) -> _Found:
-        boxes, scores, marks = self.centerface.run(rgb, threshold)
-        return _Found(boxes / scale, scores, marks / scale, np.zeros(len(scores), dtype=np.int8))
+    def _cf(self, rgb: np.ndarray, scale: float, threshold: float, confirm: tuple[np.ndarray, float] | None = None,
+            searched: list[tuple[Searched, int]] | None = None, turns: int = 0) -> _Found:
+        """A search of ``rgb`` (the turned photo scaled by ``scale``); ``searched`` collects the inputs searched."""
+        seen = scaled(rgb, scale, confirm=confirm)
+        if searched is not None:
+            searched.append((seen, turns))
+        boxes, scores, marks = self.searcher.run(rgb, threshold)
+        return _Found.of(boxes / scale, scores, marks / scale, seen)
 
-    def _verify(self, rgb: np.ndarray, weak: _Found, base: float, turns: int = 0) -> _Found:
+    def _described(self, rgb: np.ndarray, scale: float, threshold: float) -> tuple[_Found, Searched]:
+        """A search of ``rgb`` (the upright photo scaled by ``scale``) by the float model: finds that are
+        already what ``describe`` would make of them."""
+        seen = scaled(rgb, scale, described=True)
+        boxes, scores, marks = self.centerface.run(rgb, threshold)
+        return _Found.of(boxes / scale, scores, marks / scale, seen), seen
+
+    def _look(self, seen: Searched, rect: tuple[int, int, int, int], turns: int, faces: np.ndarray,
+              width: int, height: int) -> _Found:
+        """The pass that searched ``seen`` repeated by the float model on ``rect`` of it (its threshold, its
+        zoomed re-check of the weak small peaks whose crops reach ``faces``), finds in the photo's pixels:
+        ``candidates.describe``'s look."""
+        x0, y0, x1, y1 = rect
+        threshold = self.proposal_threshold if seen.confirm is not None else self.threshold
+        boxes, scores, marks = self.centerface.run(seen.image[y0:y1, x0:x1], threshold)
+        boxes, marks = mapped(boxes, marks, seen.to_turned @ [[1, 0, x0], [0, 1, y0], [0, 0, 1]])
+        found = _Found.of(boxes, scores, marks, seen)
+        if seen.confirm is not None:
+            near, _ = mapped(faces, np.zeros((len(faces), 10)), turn_matrix(turns, width, height))
+            found = _Found.concat(self._confirm(seen.confirm[0], found, seen.confirm[1], turns, near))
+        return _unturn(found, turns, width, height)
+
+    def _verify(self, rgb: np.ndarray, weak: _Found, base: float, turns: int = 0,
+                near: np.ndarray | None = None, described: Searched | None = None) -> _Found:
         """Look again at weak small candidates in crops where the face would be ~36 px wide.
 
         ``weak`` and the result are in the coordinates of the photo turned by ``turns``; the crops are
@@ -239,17 +219,25 @@ class FaceDetector:
         widths = weak.boxes[:, 2] - weak.boxes[:, 0]
         zoom = np.minimum(self.VERIFY_FACE / np.maximum(widths, 1.0), self.max_zoom)
         keep = zoom >= base * 1.5
+        centres = (weak.boxes[:, :2] + weak.boxes[:, 2:]) / 2
+        if near is not None:   # the float model's look: only the crops that reach the faces it describes
+            half = self.VERIFY_SIDE / zoom[:, None] / 2
+            reach = np.c_[centres - half, centres + half]
+            overlap = (reach[:, None, :2] < near[None, :, 2:]) & (reach[:, None, 2:] > near[None, :, :2])
+            keep &= overlap.all(axis=2).any(axis=1)
         if not keep.any():
             return _Found.empty()
-        centres = (weak.boxes[keep, :2] + weak.boxes[keep, 2:]) / 2
+        centres = centres[keep]
         zooms = zoom[keep]
         parts = []
         for start in range(0, len(zooms), self.VERIFY_BATCH):
-            parts += self._verify_batch(rgb, centres[start:start + self.VERIFY_BATCH],
-                                        zooms[start:start + self.VERIFY_BATCH], turns)
+            batch = slice(start, start + self.VERIFY_BATCH)
+            parts += self._verify_batch(rgb, centres[batch], zooms[batch], turns, described or near is not None,
+                                        described)
         return _Found.concat(parts)
 
-    def _verify_batch(self, rgb: np.ndarray, centres: np.ndarray, zooms: np.ndarray, turns: int) -> list[_Found]:
+    def _verify_batch(self, rgb: np.ndarray, centres: np.ndarray, zooms: np.ndarray, turns: int,
+                      describing: bool, described: Searched | None = None) -> list[_Found]:
         h0, w0 = rgb.shape[:2]
         turn = turn_matrix(turns, w0, h0)
         w, h = (h0, w0) if turns % 2 else (w0, h0)   # the turned photo's size
@@ -266,7 +254,8 @@ class FaceDetector:
             blob[i] = crop.transpose(2, 0, 1)
             origins.append((x0, y0, z))
         parts = []
-        for (boxes, scores, marks), (x0, y0, z) in zip(self.centerface.run_blob(blob, self.threshold), origins):
+        model, threshold = (self.centerface, self.threshold) if describing else (self.searcher, self.search_threshold)
+        for (boxes, scores, marks), (x0, y0, z) in zip(model.run_blob(blob, threshold), origins):
             # A face cut by the crop's edge gives a truncated box; that face is some other crop's
             # (or the main pass's) business. The photo's own edges are not crop edges. ...
             e = self.VERIFY_EDGE
@@ -280,20 +269,23 @@ class FaceDetector:
             keep = inside | centred
             boxes, scores, marks = boxes[keep], scores[keep], marks[keep]
             if len(scores):
-                parts.append(_Found(boxes / z + [x0, y0, x0, y0], scores, marks / z + np.tile([x0, y0], 5),
-                                    np.zeros(len(scores), dtype=np.int8)))
+                # (Described through the pass the crop was made for: candidates.describe looks at its input.)
+                parts.append(_Found.of(boxes / z + [x0, y0, x0, y0], scores, marks / z + np.tile([x0, y0], 5),
+                                           described))
         return parts
 
-    def _confirm(self, rgb: np.ndarray, main: _Found, base: float, turns: int) -> list[_Found]:
+    def _confirm(self, rgb: np.ndarray, main: _Found, base: float, turns: int,
+                 near: np.ndarray | None = None, described: Searched | None = None) -> list[_Found]:
         """The clear faces of a pass over the photo scaled by ``base``, and its weak small peaks looked
-        at again (``_verify``)."""
-        strong = main.scores >= self.threshold
-        found = [_Found(main.boxes[strong], main.scores[strong], main.landmarks[strong], main.source[strong])]
-        small_weak = ~strong & ((main.boxes[:, 2] - main.boxes[:, 0]) * base < self.PROPOSAL_MAX_PX)
+        at again (``_verify``); ``near``: the float model's look at these faces, at the threshold itself."""
+        floating = near is not None or described is not None   # the float model's finds
+        strong = main.scores >= (self.threshold if floating else self.search_threshold)
+        found = [main.take(strong)]
+        # (A proposal between the search threshold and the threshold is looked at again as well.)
+        small = (main.boxes[:, 2] - main.boxes[:, 0]) * base < self.PROPOSAL_MAX_PX
+        small_weak = (main.scores < self.threshold) & small
         if small_weak.any():
-            weak = _Found(main.boxes[small_weak], main.scores[small_weak], main.landmarks[small_weak],
-                          main.source[small_weak])
-            found.append(self._verify(rgb, weak, base, turns))
+            found.append(self._verify(rgb, main.take(small_weak), base, turns, near, described))
         return found
 
     # The floor pass: the photo scaled so a face at the floor is FLOOR_FACE px wide, searched in TILE px squares
@@ -312,21 +304,24 @@ class FaceDetector:
 
     def _floor_pass(self, rgb: np.ndarray, scale: float) -> list[_Found]:
         """Small faces in the upright photo scaled by ``scale``, tile by tile (memory stays that of one tile
-        whatever the photo's size). Shrunk bilinearly (by 0.6 at the default floor): bench_floor finds the same
+        whatever the photo's size), by the float model: int8's heat map strays too far from float's at the
+        faint peaks of faces at the floor (searching the tiles in int8, one 20 px face of 232 on bench_floor's
+        48 MP scenes was missed). Shrunk bilinearly (by 0.6 at the default floor): bench_floor finds the same
         faces as with area averaging (12 and 48 MP), in a tenth of the time."""
         img = _resize(rgb, scale, bilinear_from=0.5)
+        proposal = min(self.proposal_threshold, self.FLOOR_PROPOSAL)
+        floor = scaled(img, scale, described=True)
         h, w = img.shape[:2]
         step = self.TILE - self.TILE_OVERLAP
         parts = []
         for y0 in range(0, max(1, h - self.TILE_OVERLAP), step):
             for x0 in range(0, max(1, w - self.TILE_OVERLAP), step):
                 tile = img[y0:y0 + self.TILE, x0:x0 + self.TILE]
-                boxes, scores, marks = self.centerface.run(tile, min(self.proposal_threshold, self.FLOOR_PROPOSAL))
+                boxes, scores, marks = self.centerface.run(tile, proposal)
                 keep = boxes[:, 2] - boxes[:, 0] < self.FLOOR_KEEP
-                parts.append(_Found((boxes[keep] + [x0, y0, x0, y0]) / scale, scores[keep],
-                                    (marks[keep] + np.tile([x0, y0], 5)) / scale,
-                                    np.zeros(int(keep.sum()), dtype=np.int8)))
-        return self._confirm(rgb, _Found.concat(parts), scale, 0)
+                parts.append(_Found.of((boxes[keep] + [x0, y0, x0, y0]) / scale, scores[keep],
+                                       (marks[keep] + np.tile([x0, y0], 5)) / scale, floor))
+        return self._confirm(rgb, _Found.concat(parts), scale, 0, described=floor)
 
     def _hog_pass(self, rgb: np.ndarray, scale: float) -> _Found:
         """HOG on ``rgb``, which is the photo scaled by ``scale``."""
@@ -339,14 +334,23 @@ class FaceDetector:
         return _Found(boxes, sc, np.full((len(rects), 10), np.nan), np.ones(len(rects), dtype=np.int8))
 
     def _passes(self, rgb: np.ndarray, base_img: np.ndarray, base: float, turns: int,
-                copies: _Copies) -> list[_Found]:
+                copies: _Copies, searched: list[tuple[Searched, int]]) -> list[_Found]:
         """Every pass over the photo turned by ``turns``; ``base_img`` is the turned photo scaled by
         ``base``, ``copies`` the smaller upright copies (turned here as views). Boxes come back in the
         turned photo's coordinates."""
-        found = self._confirm(rgb, self._cf(base_img, base, self.proposal_threshold), base, turns)
-        for img, scale in copies.frames:
-            if scale < base * 0.75:
-                found.append(self._cf(np.rot90(img, turns), scale, self.threshold))
+        if turns == 0 and self.int8:
+            # Upright, the float model searches itself: most faces stand upright, and a float look at them in
+            # this input would cost the whole pass again (the faces of a photo are spread over it).
+            main, seen = self._described(base_img, base, self.proposal_threshold)
+            found = self._confirm(rgb, main, base, turns, described=seen)
+            found += [self._described(img, scale, self.threshold)[0] for img, scale in copies.frames
+                      if scale < base * 0.75]
+        else:
+            main = self._cf(base_img, base, self.proposal_threshold, (rgb, base), searched, turns)
+            found = self._confirm(rgb, main, base, turns)
+            for img, scale in copies.frames:
+                if scale < base * 0.75:
+                    found.append(self._cf(np.rot90(img, turns), scale, self.search_threshold, None, searched, turns))
         if self._hog is not None and turns in self.hog_turns:
             img, scale = copies.hog
             found.append(self._hog_pass(np.ascontiguousarray(np.rot90(img, turns)), scale))
@@ -364,8 +368,9 @@ class FaceDetector:
             hog_copy = (_resize(upright, scale / base), scale) if scale < base else (upright, base)
         return _Copies(frames, hog_copy)
 
-    # Context (main-pass pixels) the second look's crops give each find: with 64, finds of 0.3 or more scored
-    # within 0.0095 of the whole pass; with 32, up to 0.085 apart (benchmarks/bench_second_look.py).
+    # Context (pixels of the main pass's input) the second look's crops give each find: with 64, every find of
+    # 0.3 or more near an obscured area scored within 0.0095 of the whole pass (72 renderings of the demo,
+    # group, annotated and 12 MP photos); with 32, up to 0.085 apart (benchmarks/bench_second_look.py).
     CONTEXT_PX = 64
 
     def detect_confident(self, rgb: np.ndarray, threshold: float,
@@ -388,13 +393,19 @@ class FaceDetector:
         crops = crops_around(changed or [], base, w, h, self.CONTEXT_PX)
         base_img = _resize(rgb, base)
         if changed is None or sum(c.area for c in crops) > 0.75 * w * h:   # crops dearer than the whole pass
-            found = [self._cf(base_img, base, threshold)]
+            found = [self._float_pass(base_img, base, threshold)]
         else:
             # Cut from the picture shrunk whole: the very pixels the whole pass sees (a crop shrunk by itself
             # is sampled a fraction of a pixel apart, which moves faint scores).
             found = [self._cf_around(base_img, base, threshold, crop) for crop in crops]
-        found += [self._cf(img, scale, threshold) for img, scale in self._copies(base_img, base, long, hog=False).frames]
+        found += [self._float_pass(img, scale, threshold)
+                  for img, scale in self._copies(base_img, base, long, hog=False).frames]
         return _merge(_Found.concat(found), w, h)
+
+    def _float_pass(self, img: np.ndarray, scale: float, threshold: float) -> _Found:
+        """The float CenterFace on ``img`` (the photo scaled by ``scale``)."""
+        boxes, scores, marks = self.centerface.run(img, threshold)
+        return _Found(boxes / scale, scores, marks / scale, np.zeros(len(scores), dtype=np.int8))
 
     def _cf_around(self, base_img: np.ndarray, base: float, threshold: float, crop: Crop) -> _Found:
         """CenterFace on ``crop`` of ``base_img`` (the photo scaled by ``base``): the finds it answers for."""
@@ -428,6 +439,7 @@ class FaceDetector:
         upright = _resize(rgb, base)
         turned_base = min(base, self.turned_side / max(h, w))
         found = []
+        searched: list[tuple[Searched, int]] = []   # every input the passes searched, and its quarter turns
         for photo in (rgb, *_hard_to_see(rgb)):
             if photo is not rgb:
                 upright = _resize(photo, base)
@@ -440,81 +452,28 @@ class FaceDetector:
                     # The small copy is turned (as a view: CenterFace copies it into its input anyway),
                     # never the 12 MP photo.
                     base_img, scale = np.rot90(small, turns), turned_base
-                found += [_unturn(f, turns, w, h) for f in self._passes(photo, base_img, scale, turns, copies)]
+                passes = self._passes(photo, base_img, scale, turns, copies, searched)
+                found += [_unturn(f, turns, w, h) for f in passes]
             # A large photo shrunk to ``base_side`` loses faces of a few dozen pixels: search it again
             # where a face at the floor is big enough to see (upright only: the cost grows with the
             # photo, and the turned passes already cost three main passes).
             fine = self.floor_scale(w, h)
             if fine > base * 1.05:
                 found += self._floor_pass(photo, fine)
-        return _merge(_Found.concat(found), w, h)
+        candidates = _Found.concat(found)
+        if self.int8:
+            # int8 searched; the float model describes every face it found (boxes, scores, landmarks).
+            def look(seen: Searched, rect: tuple[int, int, int, int], turns: int, faces: np.ndarray) -> _Found:
+                return self._look(seen, rect, turns, faces, w, h)
 
+            candidates = describe(candidates, searched, look, w, h, self.threshold)
+        return _merge(candidates, w, h)
 
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    area_a = (a[:, 2:] - a[:, :2]).prod(axis=1)
-    area_b = (b[:, 2:] - b[:, :2]).prod(axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
-
-
-def _same_face(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Boxes that overlap enough to be one face: IoU >= 0.3, or the smaller's centre inside the larger
-    while the smaller is at least a third of the larger's width (a face inside a face is rare)."""
-    iou = _iou_matrix(a, b)
-    ca = (a[:, :2] + a[:, 2:]) / 2
-    inside = (ca[:, None, 0] >= b[None, :, 0]) & (ca[:, None, 0] < b[None, :, 2]) & \
-             (ca[:, None, 1] >= b[None, :, 1]) & (ca[:, None, 1] < b[None, :, 3])
-    wa = a[:, 2] - a[:, 0]
-    wb = b[:, 2] - b[:, 0]
-    ratio = np.minimum(wa[:, None], wb[None, :]) / np.maximum(np.maximum(wa[:, None], wb[None, :]), 1e-9)
-    return (iou >= 0.3) | (inside & (ratio >= 0.33))
-
-
-def _merge(found: _Found, width: int, height: int) -> list[FaceBox]:
-    """Greedy clustering by score. A cluster's box is the union of its boxes (over-covering is the
-    safe error: a zoomed-in pass sometimes boxes only part of a face), except that a box more than
-    twice as wide as the cluster's best is left to form its own cluster, and only boxes found with
-    the photo turned one way count (as it stands if any was, else as for the best one): a face seen
-    sideways gets a box of another shape, which would make the union too loose to identify the face by."""
-    n = len(found.scores)
-    if n == 0:
-        return []
-    order = np.argsort(-found.scores, kind="stable")
-    boxes = found.boxes[order]
-    sources = found.source[order]
-    scores = found.scores[order]
-    marks = found.landmarks[order]
-    turns = found.turn_of()[order]
-    bw = boxes[:, 2] - boxes[:, 0]
-    same = _same_face(boxes, boxes)
-    same = same | same.T
-    taken = np.zeros(n, bool)
-    faces: list[FaceBox] = []
-    for i in range(n):
-        if taken[i]:
-            continue
-        members = np.nonzero(same[i] & ~taken & (bw <= 2 * bw[i]))[0]
-        members = np.union1d(members, [i])
-        taken[members] = True
-        # Describe the face as the photo stands when it was found so; the turned passes are for faces
-        # the upright one does not see (and a face CenterFace finds upside down has its eyes swapped).
-        seen = turns[members]
-        members = members[seen == (0 if (seen == 0).any() else turns[i])]
-        box = np.concatenate([boxes[members, :2].min(axis=0), boxes[members, 2:].max(axis=0)])
-        kinds = set(sources[members].tolist())
-        source = "both" if len(kinds) == 2 else ("hog" if 1 in kinds else "centerface")
-        cf = members[sources[members] == 0]
-        left = int(np.clip(np.floor(box[0]), 0, width))
-        top = int(np.clip(np.floor(box[1]), 0, height))
-        right = int(np.clip(np.ceil(box[2]), 0, width))
-        bottom = int(np.clip(np.ceil(box[3]), 0, height))
-        if right <= left or bottom <= top:
-            continue
-        lm = None
-        if len(cf):
-            m = marks[cf[0]]  # the best CenterFace box's landmarks
-            lm = tuple((float(m[k]), float(m[k + 1])) for k in range(0, 10, 2))
-        faces.append(FaceBox(left, top, right, bottom, float(scores[i]), source, lm))
-    return faces
+    def warm_up(self) -> None:
+        """Make both models' sessions for the process's thread count now, and run each once on a picture the
+        size of a main pass (upright for the float model, turned for int8), so that no photo waits for it."""
+        side = self.base_side
+        blank = np.zeros((side * 3 // 4, side, 3), np.uint8)
+        self.centerface.run(blank, 1.0)
+        if self.int8:
+            self.searcher.run(blank.transpose(1, 0, 2), 1.0)

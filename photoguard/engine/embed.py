@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from photoguard.engine.candidates import DESCRIBE_MIN_PX
 from photoguard.engine.centerface import CenterFace
 from photoguard.engine.detect import FaceBox
 from photoguard.engine.sface import SFace
@@ -21,8 +22,8 @@ from photoguard.engine.sface import SFace
 # Faces are scaled down to at most this width before alignment: the 112 px chip gains nothing from
 # more pixels, and shrinking with area averaging avoids the aliasing of one big warp.
 ENCODE_MAX_FACE_PX = 160
-# Below this there is nothing to measure.
-ENCODE_MIN_FACE_PX = 8
+# Below this there is nothing to measure (and the detector gives such a face no float look).
+ENCODE_MIN_FACE_PX = DESCRIBE_MIN_PX
 LOOK_AGAIN_FACE = 96
 LOOK_AGAIN_THRESHOLD = 0.3
 

@@ -98,10 +98,11 @@ def _init_worker(root: str) -> None:
 def warm_up_worker(threads: Sequence[int] = (1,)) -> None:
     """Load a pool worker's models now and run each once, so its first photo waits for none of it.
 
-    The detector runs once on a blank picture the size of its main pass with each thread count in
-    ``threads`` (a photo alone in an idle watcher is given every core): ONNX Runtime's session for that
-    count, and its working memory for a photo, are made here rather than while the first photo waits
-    (measured on the 2-core machine: 30 ms for a session, 140 ms more for the first pass of each).
+    The detector warms up once with each thread count in ``threads`` (a photo alone in an idle watcher is
+    given every core): its float and int8 models on a blank picture the size of its main pass
+    (``FaceDetector.warm_up``). ONNX Runtime's sessions for that count, and their
+    working memory for a photo, are made here rather than while the first photo waits (measured on the
+    2-core machine: 30 ms for a session, 140 ms more for the first pass of each).
     SFace runs once on a blank chip (OpenCV sets its network up at the first call)."""
     if _worker is None:
         return
@@ -109,13 +110,11 @@ def warm_up_worker(threads: Sequence[int] = (1,)) -> None:
     import numpy as np
 
     detector = _worker.detector
-    side = detector.base_side
-    blank = np.zeros((side * 3 // 4, side, 3), np.uint8)
     before = cv2.getNumThreads()
     try:
         for count in dict.fromkeys(threads):
             cv2.setNumThreads(count)
-            detector.centerface.run(blank, 1.0)
+            detector.warm_up()
     finally:
         cv2.setNumThreads(before)
     if _worker.templates:

