@@ -66,8 +66,8 @@ def calibration_blobs(side: int = 640) -> list[np.ndarray]:
     return blobs
 
 
-def quantise(folder: Path) -> dict[str, bytes]:
-    """The int8 models' bytes, by name."""
+def quantise(folder: Path, variants: tuple[str, ...] = ("minmax", "percentile")) -> dict[str, bytes]:
+    """The int8 models' bytes, by name (``percentile`` is the one ``engine/int8.py`` makes in memory)."""
     import onnx
     from onnx import version_converter
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
@@ -92,10 +92,11 @@ def quantise(folder: Path) -> dict[str, bytes]:
             blob = next(self.blobs, None)
             return None if blob is None else {name: blob}
 
-    variants = {"minmax": dict(calibrate_method=CalibrationMethod.MinMax),
+    settings = {"minmax": dict(calibrate_method=CalibrationMethod.MinMax),
                 "percentile": dict(calibrate_method=CalibrationMethod.Percentile, nodes_to_exclude=heads)}
     out = {}
-    for tag, options in variants.items():
+    for tag in variants:
+        options = settings[tag]
         path = folder / f"{tag}.onnx"
         quantize_static(str(folder / "named.onnx"), str(path), Reader(), quant_format=QuantFormat.QOperator,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True, **options)

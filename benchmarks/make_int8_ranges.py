@@ -36,57 +36,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_quantise import calibration_blobs, quantise  # noqa: E402
+
 from photoguard.engine import int8  # noqa: E402
 from photoguard.engine.centerface import free_model, read_model_file  # noqa: E402
-from photoguard.photos.images import load_image  # noqa: E402
 
-HEADS = ("536", "537", "538", "539", "540")   # made by the nodes left in float: the output-head Convs, the Sigmoid
 OUTPUTS = ("537 heat", "538 scale", "539 offset", "540 landmarks")
 
 
-def sample_blobs(side: int) -> list[np.ndarray]:
-    """The repository's sample photos, each shrunk to ``side`` px on its long side, cut to multiples of 32."""
-    blobs = []
-    for path in sorted((ROOT / "samples").glob("*.jpg")):
-        rgb = load_image(path).rgb
-        h, w = rgb.shape[:2]
-        s = side / max(h, w)
-        img = cv2.resize(rgb, (round(w * s) // 32 * 32, round(h * s) // 32 * 32), interpolation=cv2.INTER_AREA)
-        blobs.append(img.transpose(2, 0, 1)[None].astype(np.float32))
-    return blobs
-
-
 def ort_int8(folder: Path) -> bytes:
-    """ORT's own int8 CenterFace, quantised with the settings above."""
-    import onnx
-    from onnx import version_converter
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    onnx.save(version_converter.convert_version(onnx.load_from_string(free_model(read_model_file(), True)), 13),
-              str(folder / "opset13.onnx"))
-    quant_pre_process(str(folder / "opset13.onnx"), str(folder / "pre.onnx"), skip_symbolic_shape=True)
-    model = onnx.load(str(folder / "pre.onnx"))
-    for i, node in enumerate(model.graph.node):   # the exporter left the nodes unnamed
-        node.name = f"{node.op_type}_{i}"
-    onnx.save(model, str(folder / "named.onnx"))
-    heads = [n.name for n in model.graph.node if set(n.output) & set(HEADS)]
-    name = model.graph.input[0].name
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.blobs = iter(sample_blobs(640))
-
-        def get_next(self):
-            blob = next(self.blobs, None)
-            return None if blob is None else {name: blob}
-
-    path = folder / "percentile.onnx"
-    quantize_static(str(folder / "named.onnx"), str(path), Reader(), quant_format=QuantFormat.QOperator,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                    calibrate_method=CalibrationMethod.Percentile, nodes_to_exclude=heads)
-    return path.read_bytes()
+    """ORT's own int8 CenterFace: ``bench_quantise``'s ``percentile`` model (the settings above)."""
+    return quantise(folder, ("percentile",))["percentile"]
 
 
 def activation_ranges(model_bytes: bytes) -> dict[str, tuple[float, int]]:
@@ -160,7 +120,7 @@ def compare_outputs(ours: bytes, theirs: bytes, float_model: bytes) -> None:
     sessions = {"ours": session(ours), "ORT's": session(theirs), "float": session(float_model)}
     for side in (640, 1280):
         worst = {pair: np.zeros(4) for pair in ("ours-ORT's", "ours-float", "ORT's-float")}
-        for blob in sample_blobs(side):
+        for blob in calibration_blobs(side):
             out = {k: s.run(None, {"input.1": blob}) for k, s in sessions.items()}
             for pair in worst:
                 x, y = pair.split("-")
@@ -180,7 +140,7 @@ def speed() -> None:
     print(f"int8_model build: median {statistics.median(builds) * 1000:.0f} ms of 5 "
           f"({', '.join(f'{b * 1000:.0f}' for b in builds)})")
     sessions = {"float": session(float_model), "int8": session(int8.int8_model(float_model))}
-    blob = sample_blobs(1280)[0]
+    blob = calibration_blobs(1280)[0]
     blob = np.ascontiguousarray(cv2.resize(blob[0].transpose(1, 2, 0), (1280, 960)).transpose(2, 0, 1)[None])
     times: dict[str, list[float]] = {k: [] for k in sessions}
     for s in sessions.values():
