@@ -98,29 +98,10 @@ def detection_part(dets: dict[str, FaceDetector], shared: Path) -> None:
           + "; total: " + ", ".join(f"{k} {sum(v):.1f}" for k, v in seconds.items()))
 
 
-def grid_scenes(scenes: int) -> list[tuple[str, np.ndarray, list]]:
-    """bench_engine's 12 MP speed scene (5 faces) and its grid scenes of 24-32 and 32-64 px faces, upright and
-    turned 90 degrees (no tag)."""
-    import bench_engine
-    from bench_quantise import turned_truth
-
-    rng = np.random.default_rng(5)
-    canvas = bench_engine.facekit.background(4000, 3000, 11).copy()
-    for (x, y), fw in zip([(300, 400), (1300, 500), (2300, 600), (3000, 1700), (800, 1800)], (48, 90, 160, 260, 400)):
-        bench_engine.paste(canvas, bench_engine.varied_patch(rng, fw), x, y)
-    photos = [("speed scene, 5 faces", canvas, [])]
-    for low, high in ((24, 32), (32, 64)):
-        for s in range(scenes):
-            rgb, truth = bench_engine.grid_scene(5000 * low + s, low, high, portrait=s % 2 == 1)
-            h, w = rgb.shape[:2]
-            for turns in (0, 1):
-                photos.append((f"{low}-{high} px, turned {turns * 90}°", np.ascontiguousarray(np.rot90(rgb, turns)),
-                               turned_truth(truth, turns, w, h)))
-    return photos
-
-
 def grid_part(dets: dict[str, FaceDetector], scenes: int) -> None:
-    photos = grid_scenes(scenes)
+    from bench_quantise import grid_scenes
+
+    photos = [(label, rgb, truth or []) for label, rgb, truth in grid_scenes(scenes)]
     seconds = {k: [] for k in dets}
     for label, rgb, truth in photos:
         row, boxes = [], {}

@@ -153,12 +153,14 @@ def turned_truth(truth: list, turns: int, w: int, h: int) -> list:
     return out
 
 
-def speed_and_recall_part(dets: dict[str, FaceDetector], scenes: int, shared: Path | None) -> None:
+def grid_scenes(scenes: int) -> list[tuple[str, np.ndarray, list | None]]:
+    """bench_engine's 12 MP speed scene (5 faces, no truth) and ``scenes`` grid scenes each of 24-32 and 32-64
+    px faces, upright and turned 90 degrees (no tag)."""
     rng = np.random.default_rng(5)
     canvas = bench_engine.facekit.background(4000, 3000, 11).copy()
     for (x, y), fw in zip([(300, 400), (1300, 500), (2300, 600), (3000, 1700), (800, 1800)], (48, 90, 160, 260, 400)):
         bench_engine.paste(canvas, bench_engine.varied_patch(rng, fw), x, y)
-    photos = [("speed scene, 5 faces", canvas, None)]
+    photos: list[tuple[str, np.ndarray, list | None]] = [("speed scene, 5 faces", canvas, None)]
     for low, high in ((24, 32), (32, 64)):
         for s in range(scenes):
             rgb, truth = bench_engine.grid_scene(5000 * low + s, low, high, portrait=s % 2 == 1)
@@ -166,6 +168,11 @@ def speed_and_recall_part(dets: dict[str, FaceDetector], scenes: int, shared: Pa
             for turns in (0, 1):
                 photos.append((f"{low}-{high} px, turned {turns * 90}°", np.ascontiguousarray(np.rot90(rgb, turns)),
                                turned_truth(truth, turns, w, h)))
+    return photos
+
+
+def speed_and_recall_part(dets: dict[str, FaceDetector], scenes: int, shared: Path | None) -> None:
+    photos = grid_scenes(scenes)
     weak = {k: 0 for k in dets}
     for k, det in dets.items():
         verify = det._verify
