@@ -136,3 +136,26 @@ def test_what_the_float_look_does_not_see():
     assert [f.box for f in faces] == [(99, 99, 141, 142), (300, 300, 340, 340)]
     assert faces[0].score == pytest.approx(0.95) and faces[0].landmarks[0] == (110.0, 110.0)
     assert faces[1].landmarks is None and faces[1].score == pytest.approx(0.6)
+
+
+def test_finds_of_a_float_search_are_kept_as_they_are():
+    """The upright passes search with the float model: their finds need no look, and are kept even where a
+    look at an int8 input of the same face sees nothing."""
+    image = np.zeros((400, 400, 3), np.uint8)
+    upright, turned = candidates.scaled(image, 1.0, described=True), candidates.scaled(image, 1.0)
+    marks = np.tile([10.0, 10.0], 5)
+    box = np.array([[100.0, 100, 140, 140]])
+    found = candidates._Found.concat([
+        candidates._Found.of(box, np.array([0.9]), marks[None] + 100, upright),
+        candidates._Found.of(box + 1, np.array([0.7]), marks[None] + 101, turned),
+    ])
+    looked = []
+
+    def look(s, rect, turns, boxes):
+        looked.append(s)
+        return candidates._Found.empty()
+
+    out = candidates.describe(found, [(turned, 0)], look, 400, 400, 0.3)
+    assert looked == [turned]                                   # only the int8 input is looked at
+    faces = candidates._merge(out, 400, 400)
+    assert [f.box for f in faces] == [(100, 100, 140, 140)] and faces[0].landmarks[0] == (110.0, 110.0)
