@@ -256,13 +256,14 @@ def describe(found: _Found, searched: list[tuple[Searched, int]], look: Look, wi
     model's finds there. ``look(input, rectangle, turns, boxes)`` repeats a pass with the float model on that
     rectangle of its input, ``CONTEXT`` pixels around the faces (``boxes``, in the photo; the pass's threshold,
     its zoomed re-check of the weak peaks whose crops reach them) and gives its finds in the photo's pixels.
-    Each face is looked at in every input of ``searched`` (the passes' inputs and their quarter turns) that
+    Each face is looked at in every input of ``searched`` (the int8 passes' inputs and their quarter turns) that
     holds it, with the photo upright and turned as the face was described (``_merge``), so that the float
     finds are those a float search makes there, and the turn chosen for the face is the one it would choose.
 
     An int8 find the float model does not see is left out where its face has other finds, as a float search
     would not have had it; a face only the int8 model found stays (recall first) with its box and score, but no
-    landmarks: the encoder then looks again itself. A proposal (an int8 score below ``threshold``) stays only
+    landmarks: the encoder then looks again itself. Finds of a float search (their input ``described``) are
+    kept as they are. A proposal (an int8 score below ``threshold``) stays only
     where the float model sees it."""
     proposal = found.scores < threshold
     refine = np.zeros(len(found.scores), bool)
