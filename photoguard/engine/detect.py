@@ -20,7 +20,8 @@ import numpy as np
 
 from photoguard.engine.around import Crop, crops_around
 from photoguard.engine.boxes import turn_matrix
-from photoguard.engine.candidates import FaceBox, Searched, _Found, _merge, _unturn, describe, mapped, scaled
+from photoguard.engine.candidates import (FaceBox, Searched, _Found, _merge, _unturn, describe, float_search,
+                                         mapped, scaled)
 from photoguard.engine.centerface import CenterFace
 
 __all__ = ["UNRECOGNISABLE_PX", "FaceBox", "FaceDetector", "floor_px", "published_scale"]
@@ -188,12 +189,12 @@ class FaceDetector:
         boxes, scores, marks = self.searcher.run(rgb, threshold)
         return _Found.of(boxes / scale, scores, marks / scale, seen)
 
-    def _described(self, rgb: np.ndarray, scale: float, threshold: float) -> tuple[_Found, Searched]:
-        """A search of ``rgb`` (the upright photo scaled by ``scale``) by the float model: finds that are
-        already what ``describe`` would make of them."""
-        seen = scaled(rgb, scale, described=True)
+    def _float_pass(self, rgb: np.ndarray, scale: float, threshold: float,
+                    seen: Searched | None = None) -> _Found:
+        """A search of ``rgb`` (the upright photo scaled by ``scale``) by the float model, its finds marked as
+        ``seen`` (a ``float_search``): already what ``describe`` would make of them."""
         boxes, scores, marks = self.centerface.run(rgb, threshold)
-        return _Found.of(boxes / scale, scores, marks / scale, seen), seen
+        return _Found.of(boxes / scale, scores, marks / scale, seen if seen is not None else float_search())
 
     def _look(self, seen: Searched, rect: tuple[int, int, int, int], turns: int, faces: np.ndarray,
               width: int, height: int) -> _Found:
@@ -232,8 +233,8 @@ class FaceDetector:
         parts = []
         for start in range(0, len(zooms), self.VERIFY_BATCH):
             batch = slice(start, start + self.VERIFY_BATCH)
-            parts += self._verify_batch(rgb, centres[batch], zooms[batch], turns, described or near is not None,
-                                        described)
+            parts += self._verify_batch(rgb, centres[batch], zooms[batch], turns,
+                                        near is not None or described is not None, described)
         return _Found.concat(parts)
 
     def _verify_batch(self, rgb: np.ndarray, centres: np.ndarray, zooms: np.ndarray, turns: int,
@@ -310,7 +311,7 @@ class FaceDetector:
         faces as with area averaging (12 and 48 MP), in a tenth of the time."""
         img = _resize(rgb, scale, bilinear_from=0.5)
         proposal = min(self.proposal_threshold, self.FLOOR_PROPOSAL)
-        floor = scaled(img, scale, described=True)
+        floor = float_search()
         h, w = img.shape[:2]
         step = self.TILE - self.TILE_OVERLAP
         parts = []
@@ -338,12 +339,13 @@ class FaceDetector:
         """Every pass over the photo turned by ``turns``; ``base_img`` is the turned photo scaled by
         ``base``, ``copies`` the smaller upright copies (turned here as views). Boxes come back in the
         turned photo's coordinates."""
-        if turns == 0 and self.int8:
+        if turns == 0:
             # Upright, the float model searches itself: most faces stand upright, and a float look at them in
             # this input would cost the whole pass again (the faces of a photo are spread over it).
-            main, seen = self._described(base_img, base, self.proposal_threshold)
-            found = self._confirm(rgb, main, base, turns, described=seen)
-            found += [self._described(img, scale, self.threshold)[0] for img, scale in copies.frames
+            seen = float_search()
+            found = self._confirm(rgb, self._float_pass(base_img, base, self.proposal_threshold, seen), base, turns,
+                                  described=seen)
+            found += [self._float_pass(img, scale, self.threshold) for img, scale in copies.frames
                       if scale < base * 0.75]
         else:
             main = self._cf(base_img, base, self.proposal_threshold, (rgb, base), searched, turns)
@@ -375,7 +377,7 @@ class FaceDetector:
 
     def detect_confident(self, rgb: np.ndarray, threshold: float,
                          changed: Sequence[tuple[int, int, int, int]] | None = None) -> list[FaceBox]:
-        """Only clear faces: the main and frame-filling CenterFace passes at ``threshold``, without the
+        """Only clear faces: the float CenterFace's main and frame-filling passes at ``threshold``, without the
         zoomed re-check of faint candidates or HOG. For a second look at a finished picture, where
         only a confident new face matters; finding every faint face is ``detect``'s job.
 
@@ -401,11 +403,6 @@ class FaceDetector:
         found += [self._float_pass(img, scale, threshold)
                   for img, scale in self._copies(base_img, base, long, hog=False).frames]
         return _merge(_Found.concat(found), w, h)
-
-    def _float_pass(self, img: np.ndarray, scale: float, threshold: float) -> _Found:
-        """The float CenterFace on ``img`` (the photo scaled by ``scale``)."""
-        boxes, scores, marks = self.centerface.run(img, threshold)
-        return _Found(boxes / scale, scores, marks / scale, np.zeros(len(scores), dtype=np.int8))
 
     def _cf_around(self, base_img: np.ndarray, base: float, threshold: float, crop: Crop) -> _Found:
         """CenterFace on ``crop`` of ``base_img`` (the photo scaled by ``base``): the finds it answers for."""

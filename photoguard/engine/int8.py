@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from photoguard.engine.onnxwire import encode_varint, fields, message, read_varint, string_field
+from photoguard.engine.onnxwire import fields, message, read_string, read_varint, string_field, varint_field
 
 OPSET = 13   # QLinearConv needs 10; 13 is what ORT's quantiser was given (the same operators as opset 9 here)
 MS_OPSET = ("com.microsoft", 1)   # QLinearAdd
@@ -141,15 +141,15 @@ def _strings(message: memoryview, number: int) -> tuple[str, ...]:
 
 def _read_node(message: memoryview) -> _Node:
     # NodeProto: 1 input, 2 output, 4 op_type, 5 attribute, 7 domain
-    if string_field(message, 7) not in ("", "ai.onnx"):
-        raise ValueError(f"unexpected operator domain {string_field(message, 7)!r} in the float model")
-    return _Node(string_field(message, 4), _strings(message, 1), _strings(message, 2),
+    if read_string(message, 7) not in ("", "ai.onnx"):
+        raise ValueError(f"unexpected operator domain {read_string(message, 7)!r} in the float model")
+    return _Node(read_string(message, 4), _strings(message, 1), _strings(message, 2),
                  tuple(bytes(v) for f, v, _ in fields(message) if f == 5 and v is not None))
 
 
 def _attribute_float(node: _Node, name: str) -> float:
     for attribute in map(memoryview, node.attributes):
-        if string_field(attribute, 1) == name:   # AttributeProto: 1 name, 2 f (fixed32)
+        if read_string(attribute, 1) == name:   # AttributeProto: 1 name, 2 f (fixed32)
             return next(struct.unpack("<f", raw[-4:])[0] for f, _, raw in fields(attribute) if f == 2)
     raise ValueError(f"{node.op_type} node has no attribute {name!r}")
 
@@ -171,38 +171,30 @@ def _read_tensor(message: memoryview) -> np.ndarray:
         elif f == 9 or (f == 4 and v is not None):   # raw_data, or packed float_data
             data = np.frombuffer(v, "<f4")
     if data_type != FLOAT or data is None:
-        raise ValueError(f"weight {string_field(message, 8)!r} is not stored as float32 values")
+        raise ValueError(f"weight {read_string(message, 8)!r} is not stored as float32 values")
     return data.astype(np.float32).reshape(dims)
 
 
 # --- writing the int8 model ----------------------------------------------------------------------------
 
-def _int_field(number: int, value: int) -> bytes:
-    return encode_varint(number << 3) + encode_varint(value)
-
-
-def _string_field(number: int, text: str) -> bytes:
-    return message(number, text.encode())
-
-
 def _tensor(name: str, array: np.ndarray) -> bytes:
     """TensorProto: 1 dims, 2 data_type, 8 name, 9 raw_data (little-endian)."""
     data_type = next(t for t, dtype in _DTYPES.items() if array.dtype == dtype)
-    return (b"".join(_int_field(1, d) for d in array.shape) + _int_field(2, data_type)
-            + _string_field(8, name) + message(9, array.astype(array.dtype.newbyteorder("<")).tobytes()))
+    return (b"".join(varint_field(1, d) for d in array.shape) + varint_field(2, data_type)
+            + string_field(8, name) + message(9, array.astype(array.dtype.newbyteorder("<")).tobytes()))
 
 
 def _node(op_type: str, inputs: list[str], outputs: list[str], attributes: tuple[bytes, ...] = (),
           domain: str = "") -> bytes:
     """NodeProto: 1 input, 2 output, 4 op_type, 5 attribute, 7 domain."""
-    return (b"".join(_string_field(1, i) for i in inputs) + b"".join(_string_field(2, o) for o in outputs)
-            + _string_field(4, op_type) + b"".join(message(5, a) for a in attributes)
-            + (_string_field(7, domain) if domain else b""))
+    return (b"".join(string_field(1, i) for i in inputs) + b"".join(string_field(2, o) for o in outputs)
+            + string_field(4, op_type) + b"".join(message(5, a) for a in attributes)
+            + (string_field(7, domain) if domain else b""))
 
 
 def _opset(domain: str, version: int) -> bytes:
     """OperatorSetIdProto: 1 domain, 2 version."""
-    return (_string_field(1, domain) if domain else b"") + _int_field(2, version)
+    return (string_field(1, domain) if domain else b"") + varint_field(2, version)
 
 
 # --- quantising weights, as onnxruntime.quantization does ----------------------------------------------
@@ -364,9 +356,9 @@ def _float_heads(nodes: list[_Node], graph_outputs: tuple[str, ...]) -> set[str]
 
 def _int8_graph(graph: memoryview) -> bytes:
     nodes = [_read_node(v) for f, v, _ in fields(graph) if f == 1 and v is not None]
-    weights = {string_field(v, 8): v for f, v, _ in fields(graph) if f == 5 and v is not None}
-    inputs = tuple(string_field(v, 1) for f, v, _ in fields(graph) if f == 11 and v is not None)
-    outputs = tuple(string_field(v, 1) for f, v, _ in fields(graph) if f == 12 and v is not None)
+    weights = {read_string(v, 8): v for f, v, _ in fields(graph) if f == 5 and v is not None}
+    inputs = tuple(read_string(v, 1) for f, v, _ in fields(graph) if f == 11 and v is not None)
+    outputs = tuple(read_string(v, 1) for f, v, _ in fields(graph) if f == 12 and v is not None)
     heads = _float_heads(nodes, outputs)
     build = _Builder(weights, inputs)
     folded: set[int] = set()

@@ -51,9 +51,19 @@ def fields(data: memoryview):
         yield tag >> 3, value, data[start:i]
 
 
+def read_string(message: memoryview, number: int) -> str:
+    """The first string field ``number`` of ``message`` ("" if it has none)."""
+    return next((bytes(v).decode() for f, v, _ in fields(message) if f == number and v is not None), "")
+
+
 def message(number: int, payload: bytes) -> bytes:
+    """A length-delimited field: a nested message, or bytes."""
     return encode_varint(number << 3 | 2) + encode_varint(len(payload)) + payload
 
 
-def string_field(message: memoryview, number: int) -> str:
-    return next((bytes(v).decode() for f, v, _ in fields(message) if f == number and v is not None), "")
+def string_field(number: int, text: str) -> bytes:
+    return message(number, text.encode())
+
+
+def varint_field(number: int, value: int) -> bytes:
+    return encode_varint(number << 3) + encode_varint(value)
