@@ -1,4 +1,4 @@
-"""An int8 copy of the CenterFace face detector, made in memory from the checked float model on every load.
+"""An int8 copy of the CenterFace face detector, made in memory from the checked float model for each session.
 
 Why it is made here: the int8 model is derived data (the float weights rounded to int8, plus a table of
 activation ranges), so PhotoGuard ships no weights file for it, and the ``onnx`` package that ONNX Runtime's
