@@ -159,3 +159,47 @@ def test_finds_of_a_float_search_are_kept_as_they_are():
     assert looked == [turned]                                   # only the int8 input is looked at
     faces = candidates._merge(out, 400, 400)
     assert [f.box for f in faces] == [(100, 100, 140, 140)] and faces[0].landmarks[0] == (110.0, 110.0)
+
+
+def models_used(detector: FaceDetector, monkeypatch) -> list[tuple[str, tuple[int, int]]]:
+    """(which model, input size) of every CenterFace call ``detector`` makes from now on."""
+    calls: list[tuple[str, tuple[int, int]]] = []
+    for name, model in (("int8", detector.searcher), ("float", detector.centerface)):
+        def run(rgb, threshold, run=model.run, name=name):
+            calls.append((name, rgb.shape[:2]))
+            return run(rgb, threshold)
+        monkeypatch.setattr(model, "run", run)
+    return calls
+
+
+def test_the_floor_tiles_are_searched_in_int8(detectors, scene, monkeypatch):
+    """The floor pass (a 3200 px photo is published at 2048 px, so faces from 19 px must be found) searches its
+    1024 px tiles with the int8 model; the float model looks only around the faces it describes there.
+    (That those get the float model's boxes and landmarks, and that every face is found, is the test above.)"""
+    int8, _ = detectors
+    rgb, truth = scene
+    calls = models_used(int8, monkeypatch)
+    faces = int8.detect(rgb)
+    assert all(any(covers(f.box, t) for f in faces) for t in truth)
+    tiles = [name for name, size in calls if size == (1024, 1024)]
+    assert tiles and set(tiles) == {"int8"}
+    looked = [size for name, size in calls if name == "float" and max(size) > 96 and size != (960, 1280)]
+    assert looked and sum(h * w for h, w in looked) < 0.5 * 2048 * 1536
+
+
+def test_a_photo_full_of_faces_the_floor_describes_has_its_tiles_searched_in_float(detectors, monkeypatch):
+    """Where the float model's looks at the floor's faces would cover half its picture or more, it searches the
+    tiles itself: the same faces, boxes and landmarks as an all-float search, for no more time."""
+    int8, floating = detectors
+    grid = [("astronaut" if (i + j) % 2 else "hopper", 150 + 520 * i, 150 + 560 * j, 72)
+            for i in range(6) for j in range(4)]
+    rgb, truth = facekit.scene(3200, 2400, grid, seed=5)
+    calls = models_used(int8, monkeypatch)
+    mine = int8.detect(rgb)
+    assert {name for name, size in calls if size == (1024, 1024)} == {"float"}
+    theirs = floating.detect(rgb)
+    assert all(any(covers(f.box, t) for f in mine) for t in truth)
+    both = pairs(mine, theirs)
+    assert len(both) == len(truth)
+    for x, y in both:
+        assert x.box == y.box and apart(x, y) < 0.01, (x, y)

@@ -1,5 +1,5 @@
-"""Find every face: CenterFace (ONNX Runtime; float upright, int8 for the quarter turns with every face
-they find described in float) at several scales and zoomed-in crops, plus HOG, merged.
+"""Find every face: CenterFace (ONNX Runtime; float upright, int8 for the quarter turns and the floor's tiles
+with every face they find described in float) at several scales and zoomed-in crops, plus HOG, merged.
 
 Recall comes first: a face the detector misses is never obscured. So the photo is searched at
 several scales (CenterFace misses faces that fill the frame at full resolution and faces of a few
@@ -20,9 +20,10 @@ import numpy as np
 
 from photoguard.engine.around import Crop, crops_around
 from photoguard.engine.boxes import turn_matrix
-from photoguard.engine.candidates import (FaceBox, Searched, _Found, _merge, _unturn, describe, float_search,
-                                         mapped, scaled)
+from photoguard.engine.candidates import (FaceBox, Searched, _Found, _merge, _unturn, describe, float_search, mapped,
+                                         scaled)
 from photoguard.engine.centerface import CenterFace
+from photoguard.engine.floor import FloorPass
 
 __all__ = ["UNRECOGNISABLE_PX", "FaceBox", "FaceDetector", "floor_px", "published_scale"]
 
@@ -87,13 +88,13 @@ def _resize(rgb: np.ndarray, scale: float, bilinear_from: float = 1.0) -> np.nda
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < bilinear_from else cv2.INTER_LINEAR)
 
 
-class FaceDetector:
+class FaceDetector(FloorPass):
     """Load the models once; ``detect`` many photos.
 
-    The upright passes search with the float CenterFace; the quarter turns with its int8 copy (``int8=False``:
-    in float too), and every face they find wide enough to be described then gets its
-    box, score and landmarks from the float model on a crop of the same pass's input (candidates.describe),
-    so that SFace aligns it as it would after an all-float search.
+    The upright passes search with the float CenterFace; the quarter turns and the floor's tiles with its int8
+    copy (``int8=False``: in float too), and every face they find wide enough to be described then gets its
+    box, score and landmarks from the float model on a crop of the same pass's input (candidates.describe;
+    the floor: floor.FloorPass), so that SFace aligns it as it would after an all-float search.
 
     Passes, all in one merged union:
 
@@ -111,7 +112,7 @@ class FaceDetector:
     * for a photo where ``base_side`` loses faces at the floor (``floor_px``: ``min_face_px`` in the
       photo's own pixels, less where the copy published at ``max_side`` would show them larger than
       UNRECOGNISABLE_PX), the upright photo again in tiles, scaled so a face at the floor is
-      FLOOR_FACE px wide, its weak peaks re-checked like the main pass's.
+      FLOOR_FACE px wide, its weak peaks re-checked like the main pass's (floor.py).
     """
 
     def __init__(
@@ -289,40 +290,9 @@ class FaceDetector:
             found.append(self._verify(rgb, main.take(small_weak), base, turns, near, described))
         return found
 
-    # The floor pass: the photo scaled so a face at the floor is FLOOR_FACE px wide, searched in TILE px squares
-    # overlapping by TILE_OVERLAP; only faces narrower than FLOOR_KEEP px there are kept (wider ones are wholly
-    # inside some tile, and the main pass finds them anyway). A face this small leaves a fainter peak (one of
-    # 20 px peaked at 0.011, bench_floor), so peaks from FLOOR_PROPOSAL are looked at again (``_verify``).
-    FLOOR_FACE = 12
-    FLOOR_PROPOSAL = 0.01
-    TILE = 1024
-    TILE_OVERLAP = 96
-    FLOOR_KEEP = 80
-
     def floor_scale(self, width: int, height: int) -> float:
         """The scale at which a face at the floor (``floor_px``) is FLOOR_FACE px wide, at most 1."""
         return min(1.0, self.FLOOR_FACE / floor_px(max(width, height), self.min_face_px, self.max_side))
-
-    def _floor_pass(self, rgb: np.ndarray, scale: float) -> list[_Found]:
-        """Small faces in the upright photo scaled by ``scale``, tile by tile (memory stays that of one tile
-        whatever the photo's size), by the float model: int8's heat map strays too far from float's at the
-        faint peaks of faces at the floor (searching the tiles in int8, one 20 px face of 232 on bench_floor's
-        48 MP scenes was missed). Shrunk bilinearly (by 0.6 at the default floor): bench_floor finds the same
-        faces as with area averaging (12 and 48 MP), in a tenth of the time."""
-        img = _resize(rgb, scale, bilinear_from=0.5)
-        proposal = min(self.proposal_threshold, self.FLOOR_PROPOSAL)
-        floor = float_search()
-        h, w = img.shape[:2]
-        step = self.TILE - self.TILE_OVERLAP
-        parts = []
-        for y0 in range(0, max(1, h - self.TILE_OVERLAP), step):
-            for x0 in range(0, max(1, w - self.TILE_OVERLAP), step):
-                tile = img[y0:y0 + self.TILE, x0:x0 + self.TILE]
-                boxes, scores, marks = self.centerface.run(tile, proposal)
-                keep = boxes[:, 2] - boxes[:, 0] < self.FLOOR_KEEP
-                parts.append(_Found.of((boxes[keep] + [x0, y0, x0, y0]) / scale, scores[keep],
-                                       (marks[keep] + np.tile([x0, y0], 5)) / scale, floor))
-        return self._confirm(rgb, _Found.concat(parts), scale, 0, described=floor)
 
     def _hog_pass(self, rgb: np.ndarray, scale: float) -> _Found:
         """HOG on ``rgb``, which is the photo scaled by ``scale``."""
@@ -442,6 +412,7 @@ class FaceDetector:
                 upright = _resize(photo, base)
             small = upright if turned_base == base else _resize(upright, turned_base / base)
             copies = self._copies(upright, base, max(h, w))
+            upright_finds = _Found.empty()
             for turns in self.quarter_turns:
                 if turns % 4 == 0:
                     base_img, scale = upright, base
@@ -450,13 +421,17 @@ class FaceDetector:
                     # never the 12 MP photo.
                     base_img, scale = np.rot90(small, turns), turned_base
                 passes = self._passes(photo, base_img, scale, turns, copies, searched)
+                if turns % 4 == 0:
+                    upright_finds = _Found.concat(passes)
                 found += [_unturn(f, turns, w, h) for f in passes]
             # A large photo shrunk to ``base_side`` loses faces of a few dozen pixels: search it again
             # where a face at the floor is big enough to see (upright only: the cost grows with the
             # photo, and the turned passes already cost three main passes).
             fine = self.floor_scale(w, h)
             if fine > base * 1.05:
-                found += self._floor_pass(photo, fine)
+                # Shrunk bilinearly (by 0.6 at the default floor): bench_floor finds the same faces as with area
+                # averaging (12 and 48 MP), in a tenth of the time.
+                found += self._floor_pass(photo, _resize(photo, fine, bilinear_from=0.5), fine, upright_finds)
         candidates = _Found.concat(found)
         if self.int8:
             # int8 searched; the float model describes every face it found (boxes, scores, landmarks).
