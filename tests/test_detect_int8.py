@@ -203,3 +203,23 @@ def test_a_photo_full_of_faces_the_floor_describes_has_its_tiles_searched_in_flo
     assert len(both) == len(truth)
     for x, y in both:
         assert x.box == y.box and apart(x, y) < 0.01, (x, y)
+
+
+def test_the_floors_faint_peaks_are_looked_at_again_by_int8_first(detectors, monkeypatch):
+    """Faces of 20-24 px in a 12 MP photo are found by the floor pass only; its faint peaks (hundreds) are
+    looked at in zoomed crops by the int8 model, and by the float model only where int8 saw a face there."""
+    int8, floating = detectors
+    small = [("hopper", 600, 700, 22), ("astronaut", 2500, 1800, 24), ("hopper", 3300, 600, 20)]
+    rgb, truth = facekit.scene(4000, 3000, small + [("astronaut", 1500, 1200, 160)], seed=7)
+    crops = {"int8": 0, "float": 0}
+    for name, model in (("int8", int8.searcher), ("float", int8.centerface)):
+        def run_blob(blob, threshold, run_blob=model.run_blob, name=name):
+            if blob.shape[-1] == FaceDetector.VERIFY_SIDE:
+                crops[name] += len(blob)
+            return run_blob(blob, threshold)
+        monkeypatch.setattr(model, "run_blob", run_blob)
+    mine = int8.detect(rgb)
+    assert all(any(covers(f.box, t) for f in mine) for t in truth)
+    assert crops["int8"] > 50 and crops["float"] < crops["int8"] / 4, crops
+    theirs = floating.detect(rgb)
+    assert all(any(covers(f.box, t) for f in theirs) for t in truth)

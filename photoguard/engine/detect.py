@@ -213,11 +213,14 @@ class FaceDetector(FloorPass):
         return _unturn(found, turns, width, height)
 
     def _verify(self, rgb: np.ndarray, weak: _Found, base: float, turns: int = 0,
-                near: np.ndarray | None = None, described: Searched | None = None) -> _Found:
+                near: np.ndarray | None = None, described: Searched | None = None,
+                searching: float | None = None) -> _Found:
         """Look again at weak small candidates in crops where the face would be ~36 px wide.
 
         ``weak`` and the result are in the coordinates of the photo turned by ``turns``; the crops are
-        cut (and turned) straight from the full-size ``rgb``, which is never turned as a whole."""
+        cut (and turned) straight from the full-size ``rgb``, which is never turned as a whole. The float
+        model looks where ``near`` or ``described`` say so, else ``searcher`` from ``searching`` (default:
+        ``search_threshold``)."""
         widths = weak.boxes[:, 2] - weak.boxes[:, 0]
         zoom = np.minimum(self.VERIFY_FACE / np.maximum(widths, 1.0), self.max_zoom)
         keep = zoom >= base * 1.5
@@ -235,11 +238,12 @@ class FaceDetector(FloorPass):
         for start in range(0, len(zooms), self.VERIFY_BATCH):
             batch = slice(start, start + self.VERIFY_BATCH)
             parts += self._verify_batch(rgb, centres[batch], zooms[batch], turns,
-                                        near is not None or described is not None, described)
+                                        near is not None or described is not None, described, searching)
         return _Found.concat(parts)
 
     def _verify_batch(self, rgb: np.ndarray, centres: np.ndarray, zooms: np.ndarray, turns: int,
-                      describing: bool, described: Searched | None = None) -> list[_Found]:
+                      describing: bool, described: Searched | None = None,
+                      searching: float | None = None) -> list[_Found]:
         h0, w0 = rgb.shape[:2]
         turn = turn_matrix(turns, w0, h0)
         w, h = (h0, w0) if turns % 2 else (w0, h0)   # the turned photo's size
@@ -256,7 +260,8 @@ class FaceDetector(FloorPass):
             blob[i] = crop.transpose(2, 0, 1)
             origins.append((x0, y0, z))
         parts = []
-        model, threshold = (self.centerface, self.threshold) if describing else (self.searcher, self.search_threshold)
+        model, threshold = (self.centerface, self.threshold) if describing else \
+            (self.searcher, self.search_threshold if searching is None else searching)
         for (boxes, scores, marks), (x0, y0, z) in zip(model.run_blob(blob, threshold), origins):
             # A face cut by the crop's edge gives a truncated box; that face is some other crop's
             # (or the main pass's) business. The photo's own edges are not crop edges. ...

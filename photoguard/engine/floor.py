@@ -59,6 +59,9 @@ class FloorPass:
     # landmarks of its sharpest view, often the floor's (2-5 px apart from the main pass's on 60-125 px faces
     # of 12 MP photos). Where those looks cover this share of the picture, the float model searches it whole.
     FLOOR_LOOK_SHARE = 0.5
+    # int8's zoomed look at a faint peak sends it on to the float model's from this times the threshold: at 0.8
+    # (SEARCH_SLACK) one 24 px face and one 16 px of bench_floor's dense 48 MP scenes were lost, at 0.4 none.
+    FLOOR_VERIFY_SLACK = 0.4
 
     def _tiles(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
         """The floor pass's tiles of a ``width`` x ``height`` picture: (left, top, right, bottom)."""
@@ -105,8 +108,8 @@ class FloorPass:
         * Any other find of a face the upright passes (``upright``, their float finds) found adds nothing.
         * The rest are faces only the floor sees. A small one (under PROPOSAL_MAX_PX there: too small to
           identify) stays, if clear, with int8's box and score but no landmarks (as ``candidates.describe`` keeps a
-          face only int8 found: the encoder looks for them itself); if faint, the float model looks again in a
-          zoomed crop (``_verify``), as at the float pass's faint peaks. A larger one from SEARCH_SLACK times the
+          face only int8 found: the encoder looks for them itself); if faint, it is looked at again in a zoomed
+          crop, as the float pass's faint peaks are, by int8 first (``_floor_verify``). A larger one from SEARCH_SLACK times the
           threshold gets a float look as the upright faces do, and stays as ``describe`` would keep it: the float
           finds where the float model sees it, else int8's without landmarks if clear (recall first)."""
         parts = [self._floor_look(rgb, img, scale, looks, floor)]
@@ -124,4 +127,19 @@ class FloorPass:
             alone.append(larger.take(~seen & (larger.scores >= self.threshold)))
         kept = _Found.concat(alone)
         kept.landmarks = np.full_like(kept.landmarks, np.nan)
-        return [*parts, kept, self._verify(rgb, found.take(small & ~clear), scale, 0, described=floor)]
+        return [*parts, kept, self._floor_verify(rgb, found.take(small & ~clear), scale, floor)]
+
+    def _floor_verify(self, rgb: np.ndarray, faint: _Found, scale: float, floor: Searched) -> _Found:
+        """The faint small peaks ``faint`` looked at again in zoomed crops (``_verify``): first by the int8 model,
+        then by the float model only in the crops where int8 saw a face from FLOOR_VERIFY_SLACK times the
+        threshold. Almost every faint peak is nothing, and a face zoomed to VERIFY_FACE px is rarely a faint
+        peak for either model."""
+        seen = self._verify(rgb, faint, scale, 0, searching=self.threshold * self.FLOOR_VERIFY_SLACK)
+        if not len(seen.scores):
+            return seen
+        widths = faint.boxes[:, 2] - faint.boxes[:, 0]
+        half = self.VERIFY_SIDE / np.minimum(self.VERIFY_FACE / np.maximum(widths, 1.0), self.max_zoom) / 2
+        centres = (faint.boxes[:, :2] + faint.boxes[:, 2:]) / 2
+        found = (seen.boxes[:, :2] + seen.boxes[:, 2:]) / 2
+        hit = (np.abs(found[None, :, :] - centres[:, None, :]) <= half[:, None, None]).all(axis=2).any(axis=1)
+        return self._verify(rgb, faint.take(hit), scale, 0, described=floor)
