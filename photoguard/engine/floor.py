@@ -60,7 +60,7 @@ class FloorPass:
     # of 12 MP photos). Where those looks cover this share of the picture, the float model searches it whole.
     FLOOR_LOOK_SHARE = 0.5
     # int8's zoomed look at a faint peak sends it on to the float model's from this times the threshold: at 0.8
-    # (SEARCH_SLACK) one 24 px face and one 16 px of bench_floor's dense 48 MP scenes were lost, at 0.4 none.
+    # (SEARCH_SLACK) one 24 px face and two of 16 px on bench_floor's two dense 48 MP scenes were lost, at 0.4 none.
     FLOOR_VERIFY_SLACK = 0.4
 
     def _tiles(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
