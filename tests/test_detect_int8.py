@@ -223,3 +223,22 @@ def test_the_floors_faint_peaks_are_looked_at_again_by_int8_first(detectors, mon
     assert crops["int8"] > 50 and crops["float"] < crops["int8"] / 4, crops
     theirs = floating.detect(rgb)
     assert all(any(covers(f.box, t) for f in theirs) for t in truth)
+
+
+def test_what_the_floors_int8_finds_become(detectors):
+    """A face wide enough to identify that only the floor found gets the float model's look (its box, score and
+    landmarks); a clear small one stays as int8 found it, without landmarks; a faint peak on nothing goes."""
+    int8, _ = detectors
+    rgb, truth = facekit.scene(4000, 3000, [("hopper", 1000, 1000, 90), ("astronaut", 2500, 1500, 22)], seed=3)
+    scale = int8.floor_scale(4000, 3000)
+    img = _resize(rgb, scale, bilinear_from=0.5)
+    floor = candidates.float_search()
+    boxes = np.array([truth[0], truth[1], (3000, 300, 3022, 322)], float)
+    found = candidates._Found.of(boxes, np.array([0.5, 0.6, 0.05]), np.tile([10.0, 10.0], (3, 5)), floor)
+    kept = candidates._Found.concat(int8._floor_finds(rgb, img, scale, found, candidates._Found.empty(), [], floor))
+    described = [i for i, b in enumerate(kept.boxes) if iou(tuple(b), truth[0]) > 0.5]
+    assert len(described) == 1 and kept.scores[described[0]] != pytest.approx(0.5)   # the float model's score
+    assert np.isfinite(kept.landmarks[described[0]]).all()
+    small = [i for i, b in enumerate(kept.boxes) if tuple(b) == truth[1]]
+    assert len(small) == 1 and kept.scores[small[0]] == 0.6 and np.isnan(kept.landmarks[small[0]]).all()
+    assert len(kept.scores) == 2
