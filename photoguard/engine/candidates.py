@@ -169,6 +169,11 @@ def _same_face(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (iou >= 0.3) | (inside & (ratio >= 0.33))
 
 
+def _meets(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)): box a[i] and box b[j] are one face, whichever is the smaller (``_same_face`` both ways)."""
+    return _same_face(a, b) | _same_face(b, a).T
+
+
 def _clusters(found: _Found) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """Greedy clustering by score: (the best candidate, every candidate of its cluster, the ones that describe
     the face), as indices into ``found``; see ``_merge``."""
@@ -177,8 +182,7 @@ def _clusters(found: _Found) -> list[tuple[int, np.ndarray, np.ndarray]]:
     boxes = found.boxes[order]
     turns = found.turn_of()[order]
     bw = boxes[:, 2] - boxes[:, 0]
-    same = _same_face(boxes, boxes)
-    same = same | same.T
+    same = _meets(boxes, boxes)
     taken = np.zeros(n, bool)
     out = []
     for i in range(n):
@@ -310,13 +314,13 @@ def describe(found: _Found, searched: list[tuple[Searched, int]], look: Look, wi
         for which, rect in groups:
             near = np.array([mine[i] for i in which])
             part = look(s, rect, turn, near)
-            floats.append(part.take((_same_face(near, part.boxes) | _same_face(part.boxes, near).T).any(axis=0)))
+            floats.append(part.take(_meets(near, part.boxes).any(axis=0)))
     described = _Found.concat(floats)
     # The int8 finds the float model saw are replaced; one it did not see goes where its face has other finds,
     # stays (without landmarks) where it has none; a proposal it did not see goes.
     unseen = refine.copy()
     if len(described.scores):
-        unseen &= ~(_same_face(found.boxes, described.boxes) | _same_face(described.boxes, found.boxes).T).any(axis=1)
+        unseen &= ~_meets(found.boxes, described.boxes).any(axis=1)
     keep = ~refine & ~proposal
     for _, members, _ in clusters:
         alone = unseen[members] & ~proposal[members]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from photoguard.engine.candidates import Searched, _Found, _grid_rect, _join, _same_face, float_search
+from photoguard.engine.candidates import Searched, _Found, _grid_rect, _join, _meets, float_search
 
 
 class FloorPass:
@@ -95,7 +95,7 @@ class FloorPass:
             boxes, scores, marks = self.centerface.run(img[y0:y1, x0:x1], min(self.proposal_threshold, self.FLOOR_PROPOSAL))
             keep = boxes[:, 2] - boxes[:, 0] < self.FLOOR_KEEP
             boxes = (boxes + [x0, y0, x0, y0]) / scale
-            keep &= (_same_face(faces, boxes) | _same_face(boxes, faces).T).any(axis=0)
+            keep &= _meets(faces, boxes).any(axis=0)
             looked.append(_Found.of(boxes[keep], scores[keep], ((marks + np.tile([x0, y0], 5)) / scale)[keep], floor))
         return _Found.concat(self._confirm(rgb, _Found.concat(looked), scale, 0, described=floor))
 
@@ -114,7 +114,7 @@ class FloorPass:
           finds where the float model sees it, else int8's without landmarks if clear (recall first)."""
         parts = [self._floor_look(rgb, img, scale, looks, floor)]
         if len(found.scores) and len(upright.scores):
-            known = (_same_face(found.boxes, upright.boxes) | _same_face(upright.boxes, found.boxes).T).any(axis=1)
+            known = _meets(found.boxes, upright.boxes).any(axis=1)
             found = found.take(~known)
         small = (found.boxes[:, 2] - found.boxes[:, 0]) * scale < self.PROPOSAL_MAX_PX
         clear = found.scores >= self.threshold
@@ -122,7 +122,7 @@ class FloorPass:
         larger = found.take(~small & (found.scores >= self.search_threshold))
         if len(larger.scores):
             floats = self._floor_look(rgb, img, scale, self._floor_looks(img, scale, larger.boxes), floor)
-            seen = (_same_face(larger.boxes, floats.boxes) | _same_face(floats.boxes, larger.boxes).T).any(axis=1)
+            seen = _meets(larger.boxes, floats.boxes).any(axis=1)
             parts.append(floats)
             alone.append(larger.take(~seen & (larger.scores >= self.threshold)))
         kept = _Found.concat(alone)
