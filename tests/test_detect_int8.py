@@ -242,3 +242,22 @@ def test_what_the_floors_int8_finds_become(detectors):
     small = [i for i, b in enumerate(kept.boxes) if tuple(b) == truth[1]]
     assert len(small) == 1 and kept.scores[small[0]] == 0.6 and np.isnan(kept.landmarks[small[0]]).all()
     assert len(kept.scores) == 2
+
+
+def test_a_floor_find_half_over_a_known_face_is_kept(detectors):
+    """The floor's int8 find of a face the upright passes found goes; a second face half behind it (one face by
+    the merge's rule, but reaching well beyond its box) stays, so the merged box covers both."""
+    int8, _ = detectors
+    rgb, _ = facekit.scene(4000, 3000, [("hopper", 1000, 1000, 100)], seed=3)
+    scale = int8.floor_scale(4000, 3000)
+    floor = candidates.float_search()
+    known = candidates._Found.of(np.array([[1000.0, 1000, 1100, 1100]]), np.array([0.9]), np.zeros((1, 10)), floor)
+    boxes = np.array([[1002.0, 998, 1103, 1101],     # the same face, boxed by int8
+                      [1080, 1040, 1118, 1078]])   # another, small, its centre inside the first's box
+    found = candidates._Found.of(boxes, np.array([0.8, 0.7]), np.tile([10.0, 10.0], (2, 5)), floor)
+    assert int8._known(boxes, known.boxes).tolist() == [True, False]
+    kept = candidates._Found.concat(int8._floor_finds(rgb, _resize(rgb, scale, bilinear_from=0.5), scale, found,
+                                                      known, [], floor))
+    assert any(covers(tuple(b), (1080, 1040, 1118, 1078)) for b in kept.boxes)
+    faces = candidates._merge(candidates._Found.concat([known, kept]), 4000, 3000)
+    assert any(covers(f.box, (1080, 1040, 1118, 1078)) and covers(f.box, (1000, 1000, 1100, 1100)) for f in faces)
