@@ -261,3 +261,13 @@ def test_a_floor_find_half_over_a_known_face_is_kept(detectors):
     assert any(covers(tuple(b), (1080, 1040, 1118, 1078)) for b in kept.boxes)
     faces = candidates._merge(candidates._Found.concat([known, kept]), 4000, 3000)
     assert any(covers(f.box, (1080, 1040, 1118, 1078)) and covers(f.box, (1000, 1000, 1100, 1100)) for f in faces)
+
+
+def test_hog_finds_are_no_proposals_whatever_the_threshold():
+    """A HOG find scores from 0.5: with detect.threshold set above that it is still kept, as before int8."""
+    image = np.zeros((400, 400, 3), np.uint8)
+    hog = candidates._Found(np.array([[100.0, 100, 160, 160]]), np.array([0.55]), np.full((1, 10), np.nan),
+                            np.ones(1, dtype=np.int8))
+    out = candidates.describe(hog, [(candidates.scaled(image, 1.0), 0)], lambda *a: candidates._Found.empty(),
+                              400, 400, 0.6)
+    assert out.boxes.tolist() == [[100.0, 100, 160, 160]]

@@ -273,9 +273,11 @@ def describe(found: _Found, searched: list[tuple[Searched, int]], look: Look, wi
     An int8 find the float model does not see is left out where its face has other finds, as a float search
     would not have had it; a face only the int8 model found stays (recall first) with its box and score, but no
     landmarks: the encoder then looks again itself. Finds of a float search (their input ``described``) are
-    kept as they are. A proposal (an int8 score below ``threshold``) stays only
-    where the float model sees it."""
-    proposal = found.scores < threshold
+    kept as they are, and so are HOG's. A proposal (an int8 score below ``threshold``) stays only where the float
+    model sees it."""
+    floated = np.array([s is not None and s.described for s in found.seen_of()], bool)
+    searched_int8 = (found.source == 0) & ~floated   # HOG's finds and the float searches' are no proposals
+    proposal = (found.scores < threshold) & searched_int8
     refine = np.zeros(len(found.scores), bool)
     turns = found.turn_of()
     faces: list[tuple[np.ndarray, set[int]]] = []   # the faces to describe: union box, turns to look at
@@ -290,7 +292,7 @@ def describe(found: _Found, searched: list[tuple[Searched, int]], look: Look, wi
         looks = {0, int(turns[chosen[0]])}
         refine[members[np.isin(turns[members], list(looks))]] = True
         faces.append((box, looks))
-    refine &= (found.source == 0) & ~np.array([s is not None and s.described for s in found.seen_of()], bool)
+    refine &= searched_int8
     if not faces:
         return found.take(~proposal)
     floats: list[_Found] = []
