@@ -255,7 +255,7 @@ def test_a_floor_find_half_over_a_known_face_is_kept(detectors):
     boxes = np.array([[1002.0, 998, 1103, 1101],     # the same face, boxed by int8
                       [1080, 1040, 1118, 1078]])   # another, small, its centre inside the first's box
     found = candidates._Found.of(boxes, np.array([0.8, 0.7]), np.tile([10.0, 10.0], (2, 5)), floor)
-    assert int8._known(boxes, known.boxes).tolist() == [True, False]
+    assert candidates._stands_for(boxes, known.boxes).any(axis=1).tolist() == [True, False]
     kept = candidates._Found.concat(int8._floor_finds(rgb, _resize(rgb, scale, bilinear_from=0.5), scale, found,
                                                       known, [], floor))
     assert any(covers(tuple(b), (1080, 1040, 1118, 1078)) for b in kept.boxes)
@@ -271,3 +271,17 @@ def test_hog_finds_are_no_proposals_whatever_the_threshold():
     out = candidates.describe(hog, [(candidates.scaled(image, 1.0), 0)], lambda *a: candidates._Found.empty(),
                               400, 400, 0.6)
     assert out.boxes.tolist() == [[100.0, 100, 160, 160]]
+
+
+def test_an_int8_find_reaching_beyond_the_float_face_is_kept():
+    """An int8 find alone in its cluster whose box the float model's find there does not cover (another face half
+    behind it) stays, without landmarks, so that the merged box covers it."""
+    image = np.zeros((400, 400, 3), np.uint8)
+    seen = candidates.scaled(image, 1.0)
+    found = candidates._Found.of(np.array([[138.0, 100, 178, 130]]), np.array([0.6]), np.tile([150.0, 110], (1, 5)),
+                                 seen)
+    floats = candidates._Found.of(np.array([[80.0, 80, 160, 160]]), np.array([0.9]), np.tile([120.0, 120], (1, 5)),
+                                  seen)
+    out = candidates.describe(found, [(seen, 0)], lambda *a: floats, 400, 400, 0.3)
+    faces = candidates._merge(out, 400, 400)
+    assert [f.box for f in faces] == [(80, 80, 178, 160)]   # the union: both wholly inside

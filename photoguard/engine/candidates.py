@@ -174,6 +174,20 @@ def _meets(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _same_face(a, b) | _same_face(b, a).T
 
 
+# One find stands for another only if the other lies within its box grown by this share of its size on each side
+# (a 1.3x obscured area reaches 0.15 beyond): a second face half behind the first, which ``_same_face`` also calls
+# one face, reaches farther, and must keep a box of its own to be covered.
+REACH = 0.15
+
+
+def _stands_for(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)): box b[j] stands for box a[i]: one face, and a[i] lies within b[j]'s REACH."""
+    grow = np.tile(b[:, 2:] - b[:, :2], 2) * REACH
+    lo, hi = b[:, :2] - grow[:, :2], b[:, 2:] + grow[:, 2:]
+    within = (a[:, None, :2] >= lo[None]).all(axis=2) & (a[:, None, 2:] <= hi[None]).all(axis=2)
+    return _meets(a, b) & within
+
+
 def _clusters(found: _Found) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """Greedy clustering by score: (the best candidate, every candidate of its cluster, the ones that describe
     the face), as indices into ``found``; see ``_merge``."""
@@ -274,7 +288,8 @@ def describe(found: _Found, searched: list[tuple[Searched, int]], look: Look, wi
     would not have had it; a face only the int8 model found stays (recall first) with its box and score, but no
     landmarks: the encoder then looks again itself. Finds of a float search (their input ``described``) are
     kept as they are, and so are HOG's. A proposal (an int8 score below ``threshold``) stays only where the float
-    model sees it."""
+    model sees it. The float model sees an int8 find where one of its finds stands for it (``_stands_for``): a find
+    reaching well beyond the float box of the same face is part of another face, and is kept as unseen."""
     floated = np.array([s is not None and s.described for s in found.seen_of()], bool)
     searched_int8 = (found.source == 0) & ~floated   # HOG's finds and the float searches' are no proposals
     proposal = (found.scores < threshold) & searched_int8
@@ -322,7 +337,7 @@ def describe(found: _Found, searched: list[tuple[Searched, int]], look: Look, wi
     # stays (without landmarks) where it has none; a proposal it did not see goes.
     unseen = refine.copy()
     if len(described.scores):
-        unseen &= ~_meets(found.boxes, described.boxes).any(axis=1)
+        unseen &= ~_stands_for(found.boxes, described.boxes).any(axis=1)
     keep = ~refine & ~proposal
     for _, members, _ in clusters:
         alone = unseen[members] & ~proposal[members]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from photoguard.engine.candidates import Searched, _Found, _grid_rect, _join, _meets, float_search
+from photoguard.engine.candidates import Searched, _Found, _grid_rect, _join, _meets, _stands_for, float_search
 
 
 class FloorPass:
@@ -106,7 +106,7 @@ class FloorPass:
         * The upright passes' faces the floor describes get the float model's finds in the floor's picture, from
           a look at each (``looks``).
         * Any other find of a face the upright passes (``upright``, their float finds) found adds nothing
-          (``_known``).
+          (``candidates._stands_for``).
         * The rest are faces only the floor sees. A small one (under PROPOSAL_MAX_PX there: too small to
           identify) stays, if clear, with int8's box and score but no landmarks (as ``candidates.describe`` keeps a
           face only int8 found: the encoder looks for them itself); if faint, it is looked at again in a zoomed
@@ -115,7 +115,7 @@ class FloorPass:
           finds where the float model sees it, else int8's without landmarks if clear (recall first)."""
         parts = [self._floor_look(rgb, img, scale, looks, floor)]
         if len(found.scores) and len(upright.scores):
-            found = found.take(~self._known(found.boxes, upright.boxes))
+            found = found.take(~_stands_for(found.boxes, upright.boxes).any(axis=1))
         small = (found.boxes[:, 2] - found.boxes[:, 0]) * scale < self.PROPOSAL_MAX_PX
         clear = found.scores >= self.threshold
         alone = [found.take(small & clear)]
@@ -143,16 +143,3 @@ class FloorPass:
         found = (seen.boxes[:, :2] + seen.boxes[:, 2:]) / 2
         hit = (np.abs(found[None, :, :] - centres[:, None, :]) <= half[:, None, None]).all(axis=2).any(axis=1)
         return self._verify(rgb, faint.take(hit), scale, 0, described=floor)
-
-    # A find is one of a known face only if it lies within that face's box grown by this share of its size on
-    # each side (a 1.3x obscured area reaches 0.15 beyond): a second face half behind the first, which
-    # ``_same_face`` also calls one face, reaches farther and stays, so the merged box covers it as before.
-    KNOWN_REACH = 0.15
-
-    def _known(self, boxes: np.ndarray, known: np.ndarray) -> np.ndarray:
-        """Which of ``boxes`` are finds of a face in ``known`` (photo pixels): one face and within its reach."""
-        size = np.tile(known[:, 2:] - known[:, :2], 2) * self.KNOWN_REACH
-        lo, hi = known[:, :2] - size[:, :2], known[:, 2:] + size[:, 2:]
-        within = (boxes[:, None, :2] >= lo[None]).all(axis=2) & (boxes[:, None, 2:] <= hi[None]).all(axis=2)
-        return (_meets(boxes, known) & within).any(axis=1)
-
