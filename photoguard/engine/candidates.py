@@ -67,10 +67,9 @@ class Searched:
     described: bool = False          # searched by the float model: its finds need no look
 
 
-def scaled(image: np.ndarray, scale: float, x0: float = 0.0, y0: float = 0.0,
-           confirm: tuple[np.ndarray, float] | None = None) -> Searched:
-    """An input that is (a part, from ``x0, y0`` in its own pixels, of) the turned photo scaled by ``scale``."""
-    return Searched(image, np.array([[1 / scale, 0, x0 / scale], [0, 1 / scale, y0 / scale], [0, 0, 1]]), confirm)
+def scaled(image: np.ndarray, scale: float, confirm: tuple[np.ndarray, float] | None = None) -> Searched:
+    """An input that is the turned photo scaled by ``scale``."""
+    return Searched(image, np.array([[1 / scale, 0, 0], [0, 1 / scale, 0], [0, 0, 1]]), confirm)
 
 
 def float_search() -> Searched:
@@ -137,12 +136,7 @@ def _unturn(found: _Found, turns: int, width: int, height: int) -> _Found:
     """Boxes and landmarks found in the photo turned by ``turns`` quarter turns, back in the photo."""
     if turns % 4 == 0 or len(found.scores) == 0:
         return found
-    back = np.linalg.inv(turn_matrix(turns, width, height))[:2]
-    a = np.c_[found.boxes[:, :2], np.ones(len(found.scores))] @ back.T
-    b = np.c_[found.boxes[:, 2:], np.ones(len(found.scores))] @ back.T
-    boxes = np.c_[np.minimum(a, b), np.maximum(a, b)]
-    points = found.landmarks.reshape(-1, 2)
-    marks = (np.c_[points, np.ones(len(points))] @ back.T).reshape(-1, 10)
+    boxes, marks = mapped(found.boxes, found.landmarks, np.linalg.inv(turn_matrix(turns, width, height)))
     return _Found(boxes, found.scores, marks, found.source, np.full(len(found.scores), turns % 4, dtype=np.int8),
                   found.seen)
 
