@@ -28,9 +28,9 @@ class SeesHalf(FaceDetector):
         super().__init__()
         self.landmarks = landmarks
 
-    def detect(self, rgb):
+    def detect(self, rgb, main_copy=None):
         return [replace(f, right=f.left + f.width // 2, landmarks=f.landmarks if self.landmarks else None)
-                for f in super().detect(rgb)]
+                for f in super().detect(rgb, main_copy)]
 
 
 def photo() -> tuple[np.ndarray, tuple[int, int, int, int]]:

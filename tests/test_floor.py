@@ -19,7 +19,7 @@ from photoguard.flow.pipeline import Processor
 from photoguard.flow.recheck import recheck_outbox
 from photoguard.flow.review import render_preview
 from photoguard.flow.release import release
-from photoguard.photos.save import shrink_to
+from photoguard.photos.shrink import shrink_to
 from photoguard.store.config import ConfigError, load_settings
 from photoguard.store.db import connect
 from photoguard.store.home import open_home

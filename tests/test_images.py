@@ -314,7 +314,7 @@ def test_a_second_rendering_is_shrunk_only_where_it_differs_with_the_same_result
     shrunk only there, and gives the same numbers, bit for bit, as shrinking it whole."""
     import cv2
 
-    from photoguard.photos.save import shrink_to
+    from photoguard.photos.shrink import shrink_to
 
     rng = np.random.default_rng(height + width)
     first = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
@@ -335,6 +335,33 @@ def test_a_second_rendering_is_shrunk_only_where_it_differs_with_the_same_result
         assert sum(areas) == 2 * height * width
     else:
         assert sum(areas) < 0.05 * height * width
+
+
+@pytest.mark.parametrize("height, width, size", [(3024, 4032, (1280, 960)), (2448, 3264, (1280, 960)),
+                                                 (1944, 2592, (1280, 960)), (4000, 6000, (1280, 853)),
+                                                 (3001, 4001, None)])
+def test_a_search_shrinks_blocks_of_any_whole_size_again(height, width, size):
+    """For a search (``bitwise=False``) a picture is split into blocks whose shrunk size is whole, not only a power
+    of two (4032 px to 1280: 63 px to 20; 6000 x 4000 to 1280 x 853: strips 75 px wide to 16): the same numbers as
+    shrinking it whole. 4001 x 3001 does not split at all: shrunk whole."""
+    import cv2
+
+    from photoguard.photos.shrink import _blocks, shrink_to
+
+    rng = np.random.default_rng(width)
+    first = cv2.GaussianBlur(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), (0, 0), 1.5)
+    second = first.copy()
+    second[700:990, 900:1130] = rng.integers(0, 255, (290, 230, 3), dtype=np.uint8)
+    shrunk_first = shrink_to(first, 1280)
+
+    again = shrink_to(second, 1280, like=(first, shrunk_first), bitwise=False)
+
+    assert np.array_equal(again, shrink_to(second, 1280))
+    assert _blocks(width, height, shrunk_first.shape[1::-1]) is None   # no power-of-two split for the outbox's
+    if size is None:
+        assert _blocks(width, height, shrunk_first.shape[1::-1], bitwise=False) is None
+    else:
+        assert shrunk_first.shape[1::-1] == size and _blocks(width, height, size, bitwise=False) is not None
 
 
 def test_an_opencv_older_than_4_11_decodes_the_same_pixels(monkeypatch):

@@ -326,8 +326,8 @@ class FirstLookMisses(FaceDetector):
         self.only_rightmost = only_rightmost
         self.whole_second_look = whole_second_look
 
-    def detect(self, rgb):
-        faces = super().detect(rgb)
+    def detect(self, rgb, main_copy=None):
+        faces = super().detect(rgb, main_copy)
         self.looks += 1
         if self.looks == 1 and faces:
             if self.only_rightmost:
@@ -336,8 +336,8 @@ class FirstLookMisses(FaceDetector):
             return [f for f in faces if f.left < rgb.shape[1] // 2]
         return faces
 
-    def detect_confident(self, rgb, threshold, changed=None):
-        return super().detect_confident(rgb, threshold, None if self.whole_second_look else changed)
+    def detect_confident(self, rgb, threshold, changed=None, like=None):
+        return super().detect_confident(rgb, threshold, None if self.whole_second_look else changed, like)
 
 
 def test_face_found_only_on_second_look_goes_to_review(home):

@@ -92,6 +92,38 @@ def test_search_around_obscured_areas_sees_what_the_whole_search_sees_there():
     assert any(f.left > 1900 for f in whole) and not any(f.left > 1900 for f in near)
 
 
+@pytest.mark.parametrize("width, height", [(4032, 3024), (2250, 4000)])
+def test_the_second_look_shrinks_again_only_what_was_obscured(width, height, monkeypatch):
+    """The picture the second look searches is the photo the first look searched but for its obscured areas: its
+    copy at the main pass's scale is the first look's (``main_copy``) with only those blocks shrunk again, the
+    same pixels as shrinking it whole (63 px blocks to 20 px here, not a power of two), so the same finds."""
+    import cv2
+
+    from photoguard.engine.obscure import obscure_face, obscured_area
+    from photoguard.photos.shrink import shrink_to
+
+    detector = FaceDetector()
+    rgb, _ = scene(width, height, [("astronaut", 900, 1100, 260), ("hopper", 1260, 1150, 240)], seed=8)
+    main_copy = detector.main_copy(rgb)
+    faces = detector.detect(rgb, main_copy)
+    ada = min(faces, key=lambda f: f.left)
+    out = rgb.copy()
+    obscure_face(out, ada, rng=np.random.default_rng(0))
+    area = obscured_area(out.shape, ada)
+    whole = detector.detect_confident(out, 0.3, [area])
+    shrunk: list[int] = []
+    real = cv2.resize
+    monkeypatch.setattr(cv2, "resize", lambda src, *a, **k: shrunk.append(src.shape[0] * src.shape[1]) or real(src, *a, **k))
+
+    again = detector.detect_confident(out, 0.3, [area], like=(rgb, main_copy))
+
+    assert [(f.box, f.score) for f in again] == [(f.box, f.score) for f in whole] and len(again) >= 1
+    copy_px = main_copy.shape[0] * main_copy.shape[1]
+    assert sum(shrunk) - copy_px < 0.05 * width * height   # the obscured blocks (and the 320 px copy of the copy)
+    assert np.array_equal(shrink_to(out, 1280, (rgb, main_copy), bitwise=False), cv2.resize(out, main_copy.shape[1::-1],
+                                                                                           interpolation=cv2.INTER_AREA))
+
+
 def test_pipeline_second_look_searches_around_obscured_faces_and_release_searches_all(processor):
     """Faces on record may be an older version's: the second look at release or at a re-check (``verify``)
     searches the whole picture; the pipeline's own, right after its first look, only around what it obscured."""

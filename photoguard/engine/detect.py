@@ -24,6 +24,7 @@ from photoguard.engine.candidates import (FaceBox, Searched, _Found, _merge, _un
                                          scaled)
 from photoguard.engine.centerface import CenterFace
 from photoguard.engine.floor import FloorPass
+from photoguard.photos.shrink import shrink_to
 
 __all__ = ["UNRECOGNISABLE_PX", "FaceBox", "FaceDetector", "floor_px", "published_scale"]
 
@@ -351,7 +352,8 @@ class FaceDetector(FloorPass):
     CONTEXT_PX = 64
 
     def detect_confident(self, rgb: np.ndarray, threshold: float,
-                         changed: Sequence[tuple[int, int, int, int]] | None = None) -> list[FaceBox]:
+                         changed: Sequence[tuple[int, int, int, int]] | None = None,
+                         like: tuple[np.ndarray, np.ndarray] | None = None) -> list[FaceBox]:
         """Only clear faces: the float CenterFace's main and frame-filling passes at ``threshold``, without the
         zoomed re-check of faint candidates or HOG. For a second look at a finished picture, where
         only a confident new face matters; finding every faint face is ``detect``'s job.
@@ -360,7 +362,10 @@ class FaceDetector(FloorPass):
         searched. The main pass then looks only around them: a find centred within CONTEXT_PX of an area
         (at the main pass's scale) is kept, from a crop giving it CONTEXT_PX more of the picture, so that it
         scores as in the whole pass. Farther away, a change moves CenterFace's heat map by less than 0.01:
-        a clear face there was clear in the searched photo too. No area: nothing to search."""
+        a clear face there was clear in the searched photo too. No area: nothing to search.
+
+        ``like``: (the searched photo, its ``main_copy``). ``rgb``'s own copy is then that one with only the blocks
+        where the two differ shrunk again (``shrink.shrink_to``, ``bitwise=False``), not the whole photo."""
         rgb = np.ascontiguousarray(rgb)
         h, w = rgb.shape[:2]
         long = max(h, w)
@@ -368,7 +373,8 @@ class FaceDetector(FloorPass):
         if changed is not None and not changed:
             return []
         crops = crops_around(changed or [], base, w, h, self.CONTEXT_PX)
-        base_img = _resize(rgb, base)
+        # (shrink_to shrinks as _resize does: the same size, by area averaging.)
+        base_img = _resize(rgb, base) if like is None else shrink_to(rgb, self.base_side, like, bitwise=False)
         if changed is None or sum(c.area for c in crops) > 0.75 * w * h:   # crops dearer than the whole pass
             found = [self._float_pass(base_img, base, threshold)]
         else:
@@ -399,16 +405,23 @@ class FaceDetector(FloorPass):
         found = _Found(boxes, scores, marks, np.zeros(len(scores), dtype=np.int8))
         return _merge(found, rgb.shape[1], rgb.shape[0])
 
-    def detect(self, rgb: np.ndarray) -> list[FaceBox]:
+    def main_copy(self, rgb: np.ndarray) -> np.ndarray:
+        """``rgb`` as the main pass searches it: at most ``base_side`` px on its long side (area-averaged), or
+        ``rgb`` itself. Made once for ``detect`` and the second look (``detect_confident(like=)``) of a photo."""
+        return _resize(np.ascontiguousarray(rgb), min(1.0, self.base_side / max(rgb.shape[:2])))
+
+    def detect(self, rgb: np.ndarray, main_copy: np.ndarray | None = None) -> list[FaceBox]:
         """All faces in an RGB uint8 (H, W, 3) array, at any quarter turn, best first. Low threshold:
-        over-finding is safe."""
+        over-finding is safe. ``main_copy``: ``self.main_copy(rgb)``, if already made."""
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected an RGB image (H, W, 3), got shape {rgb.shape}")
         rgb = np.ascontiguousarray(rgb)
         h, w = rgb.shape[:2]
         base = min(1.0, self.base_side / max(h, w))
         # Every smaller copy is made from this one: resizing 12 MP costs as much as a pass.
-        upright = _resize(rgb, base)
+        upright = self.main_copy(rgb) if main_copy is None else main_copy
+        if upright.shape[:2] != (round(h * base), round(w * base)) and base < 1:
+            raise ValueError(f"main_copy is {upright.shape[1]}x{upright.shape[0]}, not this photo's main copy")
         turned_base = min(base, self.turned_side / max(h, w))
         found = []
         searched: list[tuple[Searched, int]] = []   # every input the passes searched, and its quarter turns

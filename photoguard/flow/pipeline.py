@@ -36,7 +36,8 @@ from photoguard.photos.durable import (_write_text_atomic, display_name, drop_fo
                                        publish, safe_name, staged_copy)
 from photoguard.photos.images import MAX_FILE_BYTES, ImageError, LoadedImage, load_image, sha256_file
 from photoguard.photos.intake import NotAPhotoFile, Snapshot, Source, StillChanging, release_source, take_snapshot
-from photoguard.photos.save import save_stripped_jpeg, shrink_to
+from photoguard.photos.save import save_stripped_jpeg
+from photoguard.photos.shrink import shrink_to
 from photoguard.rules.consent import ChildConsent
 from photoguard.rules.decide import (SECOND_LOOK_REASON, SHOWN, Action, _consent_json, decide, question_words,
                                      questions_to_ask)
@@ -128,7 +129,7 @@ class Processor(SetAside, SecondLooks):
         after obscuring and after the second look (which looks at the full-size picture), and shrinking
         never brings back what was obscured. With the detector's floor (detect.floor_px), a face too
         small to be found is at most detect.UNRECOGNISABLE_PX wide here. ``like``: (another rendering of the
-        same photo, its published picture): only where the two differ is shrunk again (``save.shrink_to``),
+        same photo, its published picture): only where the two differ is shrunk again (``shrink.shrink_to``),
         with the same result."""
         return shrink_to(rendered, self.settings.outbox_max_side, like)
 
@@ -206,14 +207,14 @@ class Processor(SetAside, SecondLooks):
             raise
 
     def _decide_and_look(self, rgb: np.ndarray, faces: list[FaceBox], identities: list[Identity],
-                         channels: Sequence[str], today: date, seed: int,
+                         channels: Sequence[str], today: date, seed: int, main_copy: np.ndarray | None = None,
                          ) -> tuple[dict[str, list[Action]], dict[tuple[bool, ...], np.ndarray], str | None]:
         """Decide, render each channel's picture and look at it again; returns the decision, the renders
         and why the photo needs a person (or None).
 
         A face found only on the second look joins ``faces`` (and ``identities``) as unknown, so it is
         obscured in every picture, recorded and re-checked like any face; the pictures are then made
-        and looked at again, a few times at most.
+        and looked at again, a few times at most. ``main_copy``: ``rgb`` as the first look's main pass searched it.
         """
         problems: list[str] = []
         in_original: dict[tuple[int, int, int, int], bool] = {}
@@ -229,7 +230,8 @@ class Processor(SetAside, SecondLooks):
                 if shown in renders:
                     continue
                 renders[shown] = self.render(rgb, faces, shown, seed)
-                look = self.second_look(renders[shown], faces, shown, rgb, in_original, around_obscured=True, seen=seen)
+                look = self.second_look(renders[shown], faces, shown, rgb, in_original, around_obscured=True, seen=seen,
+                                        original_copy=main_copy)
                 look.missed = [m for m in look.missed if not any(same_face(m.box, o.box) for o in missed)]
                 missed += look.missed
                 if look.problem():
@@ -267,10 +269,11 @@ class Processor(SetAside, SecondLooks):
         height, width = rgb.shape[:2]
         channels = self.settings.channels
         # Numbered as the manager reads the photo: left to right (then top to bottom), on every page and in the CLI.
-        faces = sorted(self.detector.detect(rgb), key=lambda f: (f.box[0], f.box[1]))
+        main_copy = self.detector.main_copy(rgb)   # the first look's, and the second look's beginning
+        faces = sorted(self.detector.detect(rgb, main_copy), key=lambda f: (f.box[0], f.box[1]))
         identities = list(self.identify(rgb, faces))
         seed = secrets.randbits(63)
-        decision, renders, problem = self._decide_and_look(rgb, faces, identities, channels, today, seed)
+        decision, renders, problem = self._decide_and_look(rgb, faces, identities, channels, today, seed, main_copy)
         questions = questions_to_ask(identities, [f.width for f in faces], self.consents, channels, today,
                                      ask_from=self.settings.match_ask_from, min_face_px=self.settings.min_face_px,
                                      ask_standout=self.settings.match_ask_standout)

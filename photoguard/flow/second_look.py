@@ -26,7 +26,8 @@ class SecondLooks:
 
     def second_look(self, rendered: np.ndarray, faces: Sequence[FaceBox], shown: Sequence[bool],
                     original: np.ndarray, in_original: dict[tuple[int, int, int, int], bool] | None = None,
-                    *, around_obscured: bool = False, seen: Seen | None = None) -> SecondLook:
+                    *, around_obscured: bool = False, seen: Seen | None = None,
+                    original_copy: np.ndarray | None = None) -> SecondLook:
         """Look again at a finished picture before anyone can publish it.
 
         A face found that is neither one we show nor one we obscured, and that is there in the
@@ -38,6 +39,9 @@ class SecondLooks:
         own first look), so only around the obscured areas can the picture hold a clear face the first look
         did not: the main search looks there only, for half the time or less. Otherwise (faces on record,
         perhaps from an older version or other settings) the whole picture is searched again.
+
+        ``original_copy``: ``original`` as the main pass searched it (``FaceDetector.main_copy``): the picture's own
+        is then shrunk again only where it differs from the original.
         """
         if in_original is None:
             in_original = {}
@@ -52,7 +56,8 @@ class SecondLooks:
         if around_obscured:
             changed = [a for f in hidden_faces if (a := obscured_area(rendered.shape, f, self.settings.obscure_grow))]
         threshold = max(self.settings.detect_threshold, SECOND_LOOK_SCORE)
-        for found in detector.detect_confident(rendered, threshold, changed):
+        like = (original, original_copy) if original_copy is not None else None
+        for found in detector.detect_confident(rendered, threshold, changed, like):
             box = found.box
             if any(same_face(box, k) for k in known) or any(same_face(box, m.box) for m in missed):
                 continue
