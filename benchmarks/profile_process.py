@@ -76,11 +76,18 @@ def main() -> None:
 
 
 # The stages of one photo, by the function that does each (cumulative time; some include others: the second
-# look's detection is in "second look", not in "detection").
+# look's detection is in "second look", not in "detection"; the floor pass's zoomed looks are in both its line
+# and "zoomed looks"; the second look's float searches are in "float searches" too).
 STAGES = [
     ("snapshot (copy, hash, fsync)", "intake.py", "take_snapshot"),
     ("decode + turn upright", "images.py", "load_image"),
     ("detection (every pass)", "detect.py", "detect"),
+    ("  of it: floor pass (int8 tiles, looks)", "floor.py", "_floor_pass"),
+    ("  of it: turned searches (int8)", "detect.py", "_cf"),
+    ("  float searches (also 2nd look's)", "detect.py", "_float_pass"),
+    ("  zoomed looks at faint peaks (all)", "detect.py", "_verify"),
+    ("  float looks at int8 finds", "detect.py", "_look"),
+    ("  HOG", "detect.py", "_hog_pass"),
     ("identify (SFace)", "pipeline.py", "identify"),
     ("render (obscure)", "pipeline.py", "render"),
     ("second look", "second_look.py", "second_look"),
@@ -98,7 +105,7 @@ def stages(profile: cProfile.Profile, photos: int) -> str:
     lines = ["\n--- seconds per photo by stage ---\n"]
     for label, file, func in STAGES:
         total = sum(v[3] for (f, _, name), v in stats.items() if f.endswith(file) and name == func)
-        lines.append(f"{label:<34} {total / max(photos, 1):6.3f}\n")
+        lines.append(f"{label:<40} {total / max(photos, 1):6.3f}\n")
     return "".join(lines)
 
 
