@@ -373,8 +373,7 @@ class FaceDetector(FloorPass):
         if changed is not None and not changed:
             return []
         crops = crops_around(changed or [], base, w, h, self.CONTEXT_PX)
-        # (shrink_to shrinks as _resize does: the same size, by area averaging.)
-        base_img = _resize(rgb, base) if like is None else shrink_to(rgb, self.base_side, like, bitwise=False)
+        base_img = shrink_to(rgb, self.base_side, like, bitwise=False)
         if changed is None or sum(c.area for c in crops) > 0.75 * w * h:   # crops dearer than the whole pass
             found = [self._float_pass(base_img, base, threshold)]
         else:
@@ -408,7 +407,7 @@ class FaceDetector(FloorPass):
     def main_copy(self, rgb: np.ndarray) -> np.ndarray:
         """``rgb`` as the main pass searches it: at most ``base_side`` px on its long side (area-averaged), or
         ``rgb`` itself. Made once for ``detect`` and the second look (``detect_confident(like=)``) of a photo."""
-        return _resize(np.ascontiguousarray(rgb), min(1.0, self.base_side / max(rgb.shape[:2])))
+        return shrink_to(np.ascontiguousarray(rgb), self.base_side)
 
     def detect(self, rgb: np.ndarray, main_copy: np.ndarray | None = None) -> list[FaceBox]:
         """All faces in an RGB uint8 (H, W, 3) array, at any quarter turn, best first. Low threshold:
@@ -420,14 +419,14 @@ class FaceDetector(FloorPass):
         base = min(1.0, self.base_side / max(h, w))
         # Every smaller copy is made from this one: resizing 12 MP costs as much as a pass.
         upright = self.main_copy(rgb) if main_copy is None else main_copy
-        if upright.shape[:2] != (round(h * base), round(w * base)) and base < 1:
+        if upright.shape != (rgb.shape if base >= 1 else (max(1, round(h * base)), max(1, round(w * base)), 3)):
             raise ValueError(f"main_copy is {upright.shape[1]}x{upright.shape[0]}, not this photo's main copy")
         turned_base = min(base, self.turned_side / max(h, w))
         found = []
         searched: list[tuple[Searched, int]] = []   # every input the passes searched, and its quarter turns
         for photo in (rgb, *_hard_to_see(rgb)):
             if photo is not rgb:
-                upright = _resize(photo, base)
+                upright = self.main_copy(photo)
             small = upright if turned_base == base else _resize(upright, turned_base / base)
             copies = self._copies(upright, base, max(h, w))
             upright_finds = _Found.empty()
