@@ -38,7 +38,7 @@ class FloorPass:
         upright = upright.take(upright.source == 0)
         widths = (upright.boxes[:, 2] - upright.boxes[:, 0]) * scale
         described = upright.boxes[(widths >= self.PROPOSAL_MAX_PX) & (widths < self.FLOOR_KEEP)]
-        looks = self._floor_looks(img, scale, described)
+        looks = self._floor_looks(img, scale, described) if self.int8 else []
         h, w = img.shape[:2]
         int8 = self.int8 and sum((r[2] - r[0]) * (r[3] - r[1]) for _, r in looks) < self.FLOOR_LOOK_SHARE * w * h
         model = self.searcher if int8 else self.centerface
