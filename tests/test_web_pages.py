@@ -349,3 +349,23 @@ def test_an_uploaded_photo_keeps_the_day_it_was_taken_without_its_metadata(clien
     [kept] = [p for p in (web.home.enrol / "ada").iterdir() if p.name.startswith("baby")]
     assert not Image.open(kept).getexif()                       # no metadata in PhotoGuard's copy
     assert "kept, not used now: taken more than a year before Ada" in client.get("/children/ada").text
+
+
+def test_today_says_when_it_lists_only_the_latest_photos(client, web):
+    """More photos today than the table lists: the page says the table holds the latest, so that none seems lost."""
+    from test_watch import tiny_jpeg
+
+    from photoguard.flow.pipeline import Processor
+
+    def done_today() -> int:
+        line = re.search(r"Since midnight: (\d+) went straight to Ready to post, (\d+)", client.get("/").text)
+        return int(line.group(1)) + int(line.group(2))
+
+    assert "latest:" not in client.get("/").text
+    processor = Processor(web.home)
+    while done_today() <= 8:
+        path = web.home.inbox / f"more{done_today()}.jpg"
+        path.write_bytes(tiny_jpeg(done_today()))
+        processor.process(path)
+    text = client.get("/").text
+    assert "The 8 latest:" in text and text.count("<tr><td>") == 8
